@@ -1,0 +1,35 @@
+# The single entry point for building, running and testing Strata.
+GO ?= go
+
+.PHONY: all build run test fmt-check vet bench docs clean
+
+all: build
+
+build:
+	$(GO) build -o bin/strata ./cmd/strata
+
+# Starts Strata with embedded defaults: HTTP on 127.0.0.1:8080, data under ./data.
+run:
+	$(GO) run ./cmd/strata server
+
+# Everything CI runs: formatting, vet, the config-reference drift check and all tests
+# (unit and integration, with the race detector).
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Regenerates docs/configuration.md from the code (TestConfigReferenceUpToDate fails when stale).
+docs:
+	$(GO) run ./cmd/strata config-reference > docs/configuration.md
+
+clean:
+	rm -rf bin

@@ -1,0 +1,90 @@
+// Command strata is the one Strata binary: `strata server` runs the service, `strata
+// version` prints the build. See docs/configuration.md for every option.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stratametrics/strata/internal/app"
+	"github.com/stratametrics/strata/internal/version"
+)
+
+const usage = `Strata: a self-hosted, multi-tenant, Prometheus-compatible metrics service
+that speaks the API of Amazon Managed Service for Prometheus.
+
+Usage:
+  strata server [flags]       run the service (strata server --help lists every flag)
+  strata version              print the version
+  strata config-reference     print docs/configuration.md, generated from the code
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "server":
+		return runServer(args[1:], stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version.Get())
+		return 0
+	case "config-reference":
+		doc, err := app.ConfigReference()
+		if err != nil {
+			fmt.Fprintln(stderr, "strata:", err)
+			return 1
+		}
+		fmt.Fprint(stdout, doc)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("strata server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: strata server [flags]\n\nRuns Strata. With no flags every component runs in this process with embedded\ndefaults: data under ./data, HTTP on 127.0.0.1:8080.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	cfg, err := app.Load(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "strata:", err)
+		return 2
+	}
+	logger := app.NewLogger(cfg.Log, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("starting strata", "err", err)
+		return 1
+	}
+	logger.Info("strata started", "version", version.Get().Version, "addr", a.Addr(), "data_dir", cfg.DataDir)
+	if err := a.Run(ctx); err != nil {
+		logger.Error("strata stopped with an error", "err", err)
+		return 1
+	}
+	logger.Info("strata stopped")
+	return 0
+}

@@ -1,0 +1,173 @@
+// Package integration starts the real strata binary and drives it with real clients.
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// strataBin is the binary built once for all tests.
+var strataBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strata-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	strataBin = filepath.Join(dir, "strata")
+	build := exec.Command("go", "build", "-race", "-o", strataBin, "../cmd/strata")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building strata:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTool returns the path of a client binary, skipping the test when it is absent —
+// except under CI=true, where every client must be installed and the test fails instead.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed; CI must run this test (.ci/run installs it)", name)
+		}
+		t.Skipf("%s is not installed: skipping (install it to run this test)", name)
+	}
+	return p
+}
+
+// proc is a running strata server.
+type proc struct {
+	cmd  *exec.Cmd
+	URL  string
+	done chan struct{}
+	mu   sync.Mutex
+	log  strings.Builder
+}
+
+var listenRe = regexp.MustCompile(`msg="server listening".* addr=(\S+)`)
+
+// startStrata starts `strata server` with args on a free port and waits until it listens.
+// It is killed when the test ends.
+func startStrata(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(strataBin, append([]string{"server", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID=", "STRATA_ROOT_SECRET_ACCESS_KEY=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listenRe.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case <-p.done:
+		t.Fatalf("strata exited before listening:\n%s", p.Log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("strata did not listen within 30s:\n%s", p.Log())
+	}
+	return p
+}
+
+// Log is what the server has written to stderr so far.
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// kill ends the process with SIGKILL (no graceful shutdown) and waits for it.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// stop ends the process with SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("strata did not stop on SIGINT:\n%s", p.Log())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("strata exited with %d on SIGINT:\n%s", code, p.Log())
+	}
+}
+
+// awsCLI runs `aws amp ...` against the server and returns stdout, stderr and the exit code.
+func awsCLI(t *testing.T, url string, args ...string) (string, string, int) {
+	t.Helper()
+	bin := requireTool(t, "aws")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"amp"}, args...), "--endpoint-url", url, "--output", "json")...)
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID=AKIDSTRATATEST00001",
+		"AWS_SECRET_ACCESS_KEY=strata-test-secret-key-000000000000000",
+		"AWS_SESSION_TOKEN=",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(home, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_PAGER=",
+		"HOME="+home,
+	)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running aws %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}

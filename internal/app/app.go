@@ -1,0 +1,144 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thanos-io/objstore"
+
+	"github.com/stratametrics/strata/internal/auth"
+	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/controlplane"
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/version"
+)
+
+// NewLogger builds the process logger from the log block.
+func NewLogger(cfg LogConfig, w *os.File) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// App is a running set of components.
+type App struct {
+	cfg      *Config
+	logger   *slog.Logger
+	reg      *prometheus.Registry
+	bkt      objstore.Bucket
+	store    *meta.Store
+	server   *server.Server
+	recon    *controlplane.Reconciler
+	rootCred *auth.Credential
+}
+
+// New opens the bucket, loads the metadata and binds the listener. Nothing runs until Run.
+func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	root, ok, err := auth.RootFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	if ok {
+		a.rootCred = &root
+		// Authentication lands with the auth issue; until then requests need not be signed.
+		logger.Info("root access key configured", "access_key_id", root.AccessKeyID)
+	}
+	a.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	info := version.Get()
+	promauto.With(a.reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_build_info",
+		Help: "A metric with a constant 1 value labeled by the version, revision and Go version Strata was built from.",
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(info.Version, info.Revision, info.GoVersion).Set(1)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	a.bkt, err = bucket.New(cfg.Bucket, cfg.DataDir, logger)
+	if err != nil {
+		return nil, fmt.Errorf("opening bucket: %w", err)
+	}
+	a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := a.store.Load(lctx); err != nil {
+		_ = a.bkt.Close()
+		return nil, fmt.Errorf("loading metadata from the bucket: %w", err)
+	}
+
+	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, err
+	}
+	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
+		Region:               cfg.Region,
+		AccountID:            cfg.AccountID,
+		ExternalURL:          a.server.ExternalURL(),
+		DefaultRetentionDays: cfg.Limits.RetentionPeriodDays,
+	}, a.store, logger.With("component", "controlplane"))
+	for _, r := range api.Routes() {
+		a.server.Handle(r.Operation, r.Method+" "+r.Pattern, r.Handler)
+	}
+	a.recon = controlplane.NewReconciler(a.store, nil, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
+	return a, nil
+}
+
+// Addr is the address the server listens on.
+func (a *App) Addr() string { return a.server.Addr().String() }
+
+// Run serves until ctx is done. Stop order: the HTTP server stops accepting requests and
+// drains first, then the background loops stop, then the bucket closes. A background loop
+// that fails stops the whole process.
+func (a *App) Run(ctx context.Context) error {
+	srvCtx, stopServer := context.WithCancel(ctx)
+	defer stopServer()
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		bgErr error
+	)
+	for name, run := range map[string]func(context.Context) error{
+		"meta":       a.store.Run,
+		"reconciler": a.recon.Run,
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(bgCtx); err != nil {
+				a.logger.Error("component failed", "component", name, "err", err)
+				mu.Lock()
+				bgErr = errors.Join(bgErr, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				stopServer()
+			}
+		}()
+	}
+	err := a.server.Run(srvCtx)
+	stopBackground()
+	wg.Wait()
+	if cerr := a.bkt.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing bucket: %w", cerr))
+	}
+	return errors.Join(err, bgErr)
+}

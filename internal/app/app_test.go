@@ -1,0 +1,282 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func load(t *testing.T, args ...string) *Config {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg, err := Load(fs, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := load(t)
+	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.DataDir != "./data" || cfg.Region != "us-east-1" ||
+		cfg.Bucket.Backend != "filesystem" || cfg.Target != "all" || cfg.Limits.RetentionPeriodDays != 150 {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestFlagsOverrideFileOverridesDefaults(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "strata.yaml")
+	if err := os.WriteFile(file, []byte(`
+region: eu-west-1
+data_dir: /from/file
+server:
+  listen: 127.0.0.1:9999
+bucket:
+  s3:
+    bucket: from-file
+meta:
+  poll_interval: 7s
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := load(t, "--config.file", file, "--data-dir", "/from/flag", "-meta.poll-interval=9s")
+	if cfg.Region != "eu-west-1" || cfg.Server.Listen != "127.0.0.1:9999" || cfg.Bucket.S3.Bucket != "from-file" {
+		t.Fatalf("file values not applied: %+v", cfg)
+	}
+	if cfg.DataDir != "/from/flag" || cfg.Meta.PollInterval != 9*time.Second {
+		t.Fatalf("flags did not win: data dir %q poll %v", cfg.DataDir, cfg.Meta.PollInterval)
+	}
+	if cfg.AccountID != "000000000000" {
+		t.Fatalf("default lost: %q", cfg.AccountID)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("regoin: us-east-1\n"), 0o644)
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := Load(fs, []string{"--config.file", bad}); err == nil || !strings.Contains(err.Error(), "regoin") {
+		t.Fatalf("misspelt key: %v", err)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := Load(fs, []string{"--config.file", filepath.Join(dir, "missing.yaml")}); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--region", "moon"}, "region"},
+		{[]string{"--account-id", "12"}, "account_id"},
+		{[]string{"--target", "nope"}, "target"},
+		{[]string{"--bucket.backend", "s3"}, "bucket"},
+		{[]string{"--listen", "nope"}, "server"},
+		{[]string{"--meta.poll-interval", "0s"}, "meta"},
+		{[]string{"--log.level", "loud"}, "log.level"},
+	} {
+		err := load(t, tc.args...).Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+}
+
+// The reference in docs/ is generated from the code; this fails when they drift.
+func TestConfigReferenceUpToDate(t *testing.T) {
+	want, err := ConfigReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatal("docs/configuration.md is out of date: run `make docs`")
+	}
+	opts, _ := Options()
+	for _, must := range []string{"listen", "data-dir", "config.file", "bucket.backend", "bucket.filesystem.dir", "bucket.s3.endpoint", "region", "account-id", "external-url"} {
+		found := false
+		for _, o := range opts {
+			found = found || o.Flag.Name == must
+		}
+		if !found {
+			t.Errorf("flag --%s missing from the reference", must)
+		}
+	}
+}
+
+type running struct {
+	app    *App
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, args ...string) *running {
+	t.Helper()
+	cfg := load(t, append([]string{"--listen", "127.0.0.1:0", "--log.level", "error"}, args...)...)
+	a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{app: a, url: "http://" + a.Addr(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	<-r.done
+}
+
+func (r *running) client() *amp.Client {
+	return amp.New(amp.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(r.url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE0000001", "secret-secret-secret", ""),
+	})
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServerEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, "--data-dir", dir)
+	ctx := context.Background()
+	c := r.client()
+
+	if code, body := get(t, r.url+"/-/healthy"); code != 200 || !strings.Contains(body, "Healthy") {
+		t.Fatalf("healthy: %d %q", code, body)
+	}
+	if code, _ := get(t, r.url+"/-/ready"); code != 200 {
+		t.Fatalf("ready: %d", code)
+	}
+	out, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("persist")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.WorkspaceId)
+	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) { o.MinDelay = 10 * time.Millisecond; o.MaxDelay = 100 * time.Millisecond })
+	if err := w.Wait(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := c.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId})
+	if want := r.url + "/workspaces/" + id + "/"; aws.ToString(d.Workspace.PrometheusEndpoint) != want {
+		t.Fatalf("prometheusEndpoint %q, want %q", aws.ToString(d.Workspace.PrometheusEndpoint), want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bucket", "meta", "workspaces", id+".json")); err != nil {
+		t.Fatalf("workspace object not in the default bucket under the data dir: %v", err)
+	}
+
+	code, body := get(t, r.url+"/nope")
+	if code != 404 || !strings.Contains(body, "GET /nope") {
+		t.Fatalf("unknown route: %d %q", code, body)
+	}
+	code, metrics := get(t, r.url+"/metrics")
+	if code != 200 {
+		t.Fatalf("metrics: %d", code)
+	}
+	for _, want := range []string{
+		`strata_http_requests_total{method="POST",route="CreateWorkspace",status="202"} 1`,
+		`strata_http_requests_total{method="GET",route="unknown",status="404"} 1`,
+		`strata_http_request_duration_seconds_count{method="POST",route="CreateWorkspace"} 1`,
+		`strata_build_info{`,
+		`strata_meta_workspaces 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Restart on the same data dir: the workspace is still there, ACTIVE.
+	r.stop()
+	r2 := start(t, "--data-dir", dir)
+	d, err = r2.client().DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(d.Workspace.Alias) != "persist" || d.Workspace.Status.StatusCode != "ACTIVE" {
+		t.Fatalf("after restart: %+v", d.Workspace)
+	}
+}
+
+func TestTwoServersShareOneBucket(t *testing.T) {
+	bkt := t.TempDir()
+	a := start(t, "--data-dir", t.TempDir(), "--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms")
+	b := start(t, "--data-dir", t.TempDir(), "--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms")
+	ctx := context.Background()
+	out, err := a.client().CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("shared")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client().DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId}); err != nil {
+		t.Fatalf("b describes a's workspace: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := b.client().ListWorkspaces(ctx, &amp.ListWorkspacesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Workspaces) == 1 && l.Workspaces[0].Status.StatusCode == "ACTIVE" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b lists %+v", l.Workspaces)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := b.client().DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: out.WorkspaceId}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		l, err := a.client().ListWorkspaces(ctx, &amp.ListWorkspacesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Workspaces) == 0 {
+			break
+		}
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("a still lists %+v", l.Workspaces)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,608 @@
+// Package controlplane serves the AMP control-plane API (REST-JSON, API version 2020-08-01,
+// signing name aps) over the metadata store. Start from API: Routes lists every operation
+// it serves with its method and path pattern; Reconciler moves workspaces through their
+// states (CREATING → ACTIVE, DELETING → gone) in the background.
+//
+//	client ── HTTP ──▶ API handler ──▶ validate ──▶ meta.Store (bucket object + cache)
+//	                                                      │ Changes()
+//	                                   Reconciler ◀───────┘ ──▶ Lifecycle hooks
+package controlplane
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratametrics/strata/internal/awsapi"
+	"github.com/stratametrics/strata/internal/meta"
+)
+
+// Config configures the control plane.
+type Config struct {
+	// MaxRequestBodyBytes caps a control-plane request body.
+	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
+	// MaxWorkspaces caps the workspaces of the server; zero means no cap.
+	MaxWorkspaces int `yaml:"max_workspaces"`
+}
+
+// RegisterFlags registers the flags under "controlplane.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.Int64Var(&c.MaxRequestBodyBytes, "controlplane.max-request-body-bytes", 4<<20, "Largest control-plane request body accepted, in bytes; larger ones get 400 ValidationException.")
+	f.IntVar(&c.MaxWorkspaces, "controlplane.max-workspaces", 0, "Most workspaces the server holds; CreateWorkspace beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.MaxRequestBodyBytes < 1024 {
+		return errors.New("max request body must be at least 1024 bytes")
+	}
+	if c.MaxWorkspaces < 0 {
+		return errors.New("max workspaces must not be negative")
+	}
+	return nil
+}
+
+// Env is what the control plane needs to know about the server it runs in.
+type Env struct {
+	Region    string
+	AccountID string
+	// ExternalURL is the base URL clients reach the server at, without a trailing slash.
+	ExternalURL string
+	// DefaultRetentionDays is reported for workspaces that set no retention.
+	DefaultRetentionDays int
+}
+
+// Route is one operation of the API.
+type Route struct {
+	// Operation is the AMP operation name; the IAM action is "aps:" + Operation.
+	Operation string
+	Method    string
+	// Pattern is a net/http ServeMux path pattern.
+	Pattern string
+	Handler http.HandlerFunc
+}
+
+// API serves the control-plane operations.
+type API struct {
+	cfg    Config
+	env    Env
+	store  *meta.Store
+	logger *slog.Logger
+	now    func() time.Time
+	newID  func() string
+}
+
+// New returns the API over store.
+func New(cfg Config, env Env, store *meta.Store, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{
+		cfg:    cfg,
+		env:    env,
+		store:  store,
+		logger: logger,
+		now:    time.Now,
+		newID:  func() string { return "ws-" + uuid.NewString() },
+	}
+}
+
+// Routes lists the operations served, for the HTTP server to mount.
+func (a *API) Routes() []Route {
+	return []Route{
+		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace)},
+		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces)},
+		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace)},
+		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace)},
+		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias)},
+		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration)},
+		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration)},
+		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource)},
+		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource)},
+		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource)},
+	}
+}
+
+// wrap turns an error-returning handler into an http.HandlerFunc that writes errors in
+// the AWS shape. Unexpected errors are logged and answered 500 without details.
+func (a *API) wrap(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		e := awsapi.As(err)
+		if e == nil {
+			a.logger.Error("control-plane request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			e = awsapi.Internal()
+		}
+		awsapi.WriteError(w, e)
+	}
+}
+
+func (a *API) workspaceARN(id string) string {
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.env.Region, a.env.AccountID, id)
+}
+
+func (a *API) prometheusEndpoint(id string) string {
+	return a.env.ExternalURL + "/workspaces/" + id + "/"
+}
+
+func workspaceNotFound(id string) error {
+	return awsapi.NotFound("Workspace", id, "workspace %s not found", id)
+}
+
+// getWorkspace loads the workspace named in the path.
+func (a *API) getWorkspace(r *http.Request) (meta.Workspace, error) {
+	id := r.PathValue("workspaceId")
+	if err := validateWorkspaceID(id); err != nil {
+		return meta.Workspace{}, err
+	}
+	ws, err := a.store.GetWorkspace(r.Context(), id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return meta.Workspace{}, workspaceNotFound(id)
+	}
+	return ws, err
+}
+
+// updateWorkspace applies fn to the workspace in the path and maps store errors.
+func (a *API) updateWorkspace(r *http.Request, fn func(*meta.Workspace) error) (meta.Workspace, error) {
+	id := r.PathValue("workspaceId")
+	if err := validateWorkspaceID(id); err != nil {
+		return meta.Workspace{}, err
+	}
+	ws, err := a.store.UpdateWorkspace(r.Context(), id, fn)
+	if errors.Is(err, meta.ErrNotFound) {
+		return meta.Workspace{}, workspaceNotFound(id)
+	}
+	return ws, err
+}
+
+func requireStatus(ws *meta.Workspace, op string, allowed ...string) error {
+	for _, s := range allowed {
+		if ws.Status == s {
+			return nil
+		}
+	}
+	return awsapi.Conflict("Workspace", ws.ID, "%s is not allowed while workspace %s is %s", op, ws.ID, ws.Status)
+}
+
+func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) error {
+	var req createWorkspaceRequest
+	if err := awsapi.ReadJSON(r, a.cfg.MaxRequestBodyBytes, &req); err != nil {
+		return err
+	}
+	if err := validateAlias("alias", req.Alias); err != nil {
+		return err
+	}
+	if err := validateClientToken(req.ClientToken); err != nil {
+		return err
+	}
+	if err := validateTags(req.Tags); err != nil {
+		return err
+	}
+	if err := validateKMSKeyARN(req.KMSKeyARN); err != nil {
+		return err
+	}
+	hash := requestHash(req)
+	if req.ClientToken != nil {
+		if ws, ok := a.store.FindByClientToken(*req.ClientToken); ok {
+			if ws.RequestHash != hash {
+				return awsapi.Conflict("Workspace", ws.ID, "clientToken %q was already used to create workspace %s with other parameters", *req.ClientToken, ws.ID)
+			}
+			awsapi.WriteJSON(w, http.StatusAccepted, a.createResponse(ws))
+			return nil
+		}
+	}
+	if a.cfg.MaxWorkspaces > 0 && len(a.store.ListWorkspaces()) >= a.cfg.MaxWorkspaces {
+		return awsapi.QuotaExceeded("Workspace", "", "L-003DB6FF", "the limit of %d workspaces is reached; delete a workspace or raise -controlplane.max-workspaces", a.cfg.MaxWorkspaces)
+	}
+	now := a.now().UTC()
+	id := a.newID()
+	ws := meta.Workspace{
+		ID:          id,
+		ARN:         a.workspaceARN(id),
+		Status:      meta.StatusCreating,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		Tags:        req.Tags,
+		RequestHash: hash,
+		Configuration: meta.Configuration{
+			Status: meta.StatusActive,
+		},
+	}
+	if req.Alias != nil {
+		ws.Alias = *req.Alias
+	}
+	if req.ClientToken != nil {
+		ws.ClientToken = *req.ClientToken
+	}
+	if req.KMSKeyARN != nil {
+		ws.KMSKeyARN = *req.KMSKeyARN
+	}
+	if err := a.store.CreateWorkspace(r.Context(), ws); err != nil {
+		return fmt.Errorf("creating workspace: %w", err)
+	}
+	a.logger.Info("workspace created", "workspace", id, "alias", ws.Alias)
+	awsapi.WriteJSON(w, http.StatusAccepted, a.createResponse(ws))
+	return nil
+}
+
+func (a *API) createResponse(ws meta.Workspace) createWorkspaceResponse {
+	return createWorkspaceResponse{
+		WorkspaceID: ws.ID,
+		ARN:         ws.ARN,
+		Status:      workspaceStatus{StatusCode: ws.Status},
+		Tags:        ws.Tags,
+		KMSKeyARN:   ws.KMSKeyARN,
+	}
+}
+
+// requestHash identifies the parameters of a create, for clientToken idempotency.
+func requestHash(req createWorkspaceRequest) string {
+	req.ClientToken = nil
+	b, _ := json.Marshal(req) // maps marshal with sorted keys: the hash is stable
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (a *API) describeWorkspace(w http.ResponseWriter, r *http.Request) error {
+	ws, err := a.getWorkspace(r)
+	if err != nil {
+		return err
+	}
+	awsapi.WriteJSON(w, http.StatusOK, describeWorkspaceResponse{Workspace: workspaceDescription{
+		WorkspaceID:        ws.ID,
+		Alias:              ws.Alias,
+		ARN:                ws.ARN,
+		Status:             workspaceStatus{StatusCode: ws.Status},
+		PrometheusEndpoint: a.prometheusEndpoint(ws.ID),
+		CreatedAt:          awsapi.Timestamp(ws.CreatedAt),
+		Tags:               ws.Tags,
+		KMSKeyARN:          ws.KMSKeyARN,
+	}})
+	return nil
+}
+
+const (
+	defaultMaxResults = 100
+	maxMaxResults     = 1000
+)
+
+func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	maxResults := defaultMaxResults
+	if v := q.Get("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxMaxResults {
+			return awsapi.Validation("maxResults", "maxResults must be an integer from 1 to %d, got %q", maxMaxResults, v)
+		}
+		maxResults = n
+	}
+	var alias *string
+	if q.Has("alias") {
+		v := q.Get("alias")
+		alias = &v
+		if err := validateAlias("alias", alias); err != nil {
+			return err
+		}
+	}
+	var after *pageKey
+	if v := q.Get("nextToken"); v != "" {
+		k, err := decodePageKey(v)
+		if err != nil {
+			return awsapi.Validation("nextToken", "nextToken is not a token returned by ListWorkspaces")
+		}
+		after = &k
+	}
+
+	resp := listWorkspacesResponse{Workspaces: []workspaceSummary{}}
+	for _, ws := range a.store.ListWorkspaces() {
+		if after != nil && !after.before(ws) {
+			continue
+		}
+		if alias != nil && !strings.HasPrefix(ws.Alias, *alias) {
+			continue
+		}
+		if len(resp.Workspaces) == maxResults {
+			last := resp.Workspaces[len(resp.Workspaces)-1]
+			resp.NextToken = pageKey{CreatedAt: time.Time(last.CreatedAt), ID: last.WorkspaceID}.encode()
+			break
+		}
+		resp.Workspaces = append(resp.Workspaces, workspaceSummary{
+			WorkspaceID: ws.ID,
+			Alias:       ws.Alias,
+			ARN:         ws.ARN,
+			Status:      workspaceStatus{StatusCode: ws.Status},
+			CreatedAt:   awsapi.Timestamp(ws.CreatedAt),
+			Tags:        ws.Tags,
+			KMSKeyARN:   ws.KMSKeyARN,
+		})
+	}
+	awsapi.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// pageKey is the position after which the next page of ListWorkspaces starts. Workspaces
+// list oldest first, so pages stay stable while workspaces are created.
+type pageKey struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+func (k pageKey) encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.CreatedAt.UnixNano(), 10) + "/" + k.ID))
+}
+
+func decodePageKey(s string) (pageKey, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return pageKey{}, err
+	}
+	ns, id, ok := strings.Cut(string(b), "/")
+	if !ok || id == "" {
+		return pageKey{}, errors.New("malformed page key")
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil {
+		return pageKey{}, err
+	}
+	return pageKey{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
+}
+
+// before reports whether ws sorts after the key, i.e. belongs to a later page.
+func (k pageKey) before(ws meta.Workspace) bool {
+	if c := ws.CreatedAt.Compare(k.CreatedAt); c != 0 {
+		return c > 0
+	}
+	return ws.ID > k.ID
+}
+
+func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
+	if v := r.URL.Query(); v.Has("clientToken") {
+		t := v.Get("clientToken")
+		if err := validateClientToken(&t); err != nil {
+			return err
+		}
+	}
+	_, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
+		if ws.Status == meta.StatusDeleting {
+			return awsapi.Conflict("Workspace", ws.ID, "workspace %s is already being deleted", ws.ID)
+		}
+		ws.Status = meta.StatusDeleting
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.logger.Info("workspace deletion requested", "workspace", r.PathValue("workspaceId"))
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (a *API) updateWorkspaceAlias(w http.ResponseWriter, r *http.Request) error {
+	var req updateWorkspaceAliasRequest
+	if err := awsapi.ReadJSON(r, a.cfg.MaxRequestBodyBytes, &req); err != nil {
+		return err
+	}
+	if err := validateAlias("alias", req.Alias); err != nil {
+		return err
+	}
+	if err := validateClientToken(req.ClientToken); err != nil {
+		return err
+	}
+	_, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
+		if err := requireStatus(ws, "UpdateWorkspaceAlias", meta.StatusActive); err != nil {
+			return err
+		}
+		ws.Alias = ""
+		if req.Alias != nil {
+			ws.Alias = *req.Alias
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) describeWorkspaceConfiguration(w http.ResponseWriter, r *http.Request) error {
+	ws, err := a.getWorkspace(r)
+	if err != nil {
+		return err
+	}
+	c := ws.Configuration
+	out := workspaceConfigurationDescription{
+		Status:                workspaceConfigurationStatus{StatusCode: c.Status, StatusReason: c.StatusReason},
+		RetentionPeriodInDays: c.RetentionPeriodInDays,
+	}
+	if out.Status.StatusCode == "" {
+		out.Status.StatusCode = meta.StatusActive
+	}
+	if out.RetentionPeriodInDays == 0 {
+		out.RetentionPeriodInDays = a.env.DefaultRetentionDays
+	}
+	for _, l := range c.LimitsPerLabelSet {
+		maxSeries := l.MaxSeries
+		out.LimitsPerLabelSet = append(out.LimitsPerLabelSet, limitsPerLabelSet{
+			Limits:   &limitsPerLabelSetEntry{MaxSeries: &maxSeries},
+			LabelSet: l.LabelSet,
+		})
+	}
+	awsapi.WriteJSON(w, http.StatusOK, describeWorkspaceConfigurationResponse{WorkspaceConfiguration: out})
+	return nil
+}
+
+func (a *API) updateWorkspaceConfiguration(w http.ResponseWriter, r *http.Request) error {
+	var req updateWorkspaceConfigurationRequest
+	if err := awsapi.ReadJSON(r, a.cfg.MaxRequestBodyBytes, &req); err != nil {
+		return err
+	}
+	if err := validateClientToken(req.ClientToken); err != nil {
+		return err
+	}
+	if req.LimitsPerLabelSet == nil && req.RetentionPeriodInDays == nil {
+		return awsapi.Validation("limitsPerLabelSet", "specify at least one of limitsPerLabelSet or retentionPeriodInDays")
+	}
+	if err := validateRetention(req.RetentionPeriodInDays); err != nil {
+		return err
+	}
+	if err := validateLimitsPerLabelSet(req.LimitsPerLabelSet); err != nil {
+		return err
+	}
+	ws, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
+		if err := requireStatus(ws, "UpdateWorkspaceConfiguration", meta.StatusActive); err != nil {
+			return err
+		}
+		if ws.Configuration.Status == meta.StatusUpdating {
+			return awsapi.Conflict("WorkspaceConfiguration", ws.ID, "the configuration of workspace %s is being updated; retry when it is ACTIVE", ws.ID)
+		}
+		if req.RetentionPeriodInDays != nil {
+			ws.Configuration.RetentionPeriodInDays = *req.RetentionPeriodInDays
+		}
+		if req.LimitsPerLabelSet != nil {
+			// The list replaces the previous one, as in AMP.
+			ls := make([]meta.LimitsPerLabelSet, 0, len(req.LimitsPerLabelSet))
+			for _, l := range req.LimitsPerLabelSet {
+				var maxSeries int64
+				if l.Limits.MaxSeries != nil {
+					maxSeries = *l.Limits.MaxSeries
+				}
+				ls = append(ls, meta.LimitsPerLabelSet{LabelSet: l.LabelSet, MaxSeries: maxSeries})
+			}
+			ws.Configuration.LimitsPerLabelSet = ls
+		}
+		ws.Configuration.Status = meta.StatusUpdating
+		ws.Configuration.StatusReason = ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	awsapi.WriteJSON(w, http.StatusAccepted, updateWorkspaceConfigurationResponse{
+		Status: workspaceConfigurationStatus{StatusCode: ws.Configuration.Status},
+	})
+	return nil
+}
+
+// resourceFromARN resolves a tagging ARN to a workspace id of this server.
+func (a *API) resourceFromARN(arn string) (string, error) {
+	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:", a.env.Region, a.env.AccountID)
+	rest, ok := strings.CutPrefix(arn, prefix)
+	if !ok {
+		if !strings.HasPrefix(arn, "arn:") || strings.Count(arn, ":") < 5 {
+			return "", awsapi.Validation("resourceArn", "resourceArn %q is not an ARN", arn)
+		}
+		return "", awsapi.NotFound("Resource", arn, "resource %s not found in region %s of account %s", arn, a.env.Region, a.env.AccountID)
+	}
+	id, ok := strings.CutPrefix(rest, "workspace/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", awsapi.NotFound("Resource", arn, "resource %s not found", arn)
+	}
+	return id, nil
+}
+
+func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
+	arn := r.PathValue("resourceArn")
+	var req tagResourceRequest
+	if err := awsapi.ReadJSON(r, a.cfg.MaxRequestBodyBytes, &req); err != nil {
+		return err
+	}
+	if req.Tags == nil {
+		return awsapi.Validation("tags", "tags is required")
+	}
+	if err := validateTags(req.Tags); err != nil {
+		return err
+	}
+	id, err := a.resourceFromARN(arn)
+	if err != nil {
+		return err
+	}
+	_, err = a.store.UpdateWorkspace(r.Context(), id, func(ws *meta.Workspace) error {
+		merged := make(map[string]string, len(ws.Tags)+len(req.Tags))
+		for k, v := range ws.Tags {
+			merged[k] = v
+		}
+		for k, v := range req.Tags {
+			merged[k] = v
+		}
+		if len(merged) > maxTags {
+			return awsapi.Validation("tags", "a resource may have at most %d tags; this request would give it %d", maxTags, len(merged))
+		}
+		ws.Tags = merged
+		return nil
+	})
+	if errors.Is(err, meta.ErrNotFound) {
+		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
+	}
+	if err != nil {
+		return err
+	}
+	awsapi.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
+	arn := r.PathValue("resourceArn")
+	keys := r.URL.Query()["tagKeys"]
+	if len(keys) == 0 {
+		return awsapi.Validation("tagKeys", "tagKeys is required")
+	}
+	for _, k := range keys {
+		if err := validateTagKey("tagKeys", k); err != nil {
+			return err
+		}
+	}
+	id, err := a.resourceFromARN(arn)
+	if err != nil {
+		return err
+	}
+	_, err = a.store.UpdateWorkspace(r.Context(), id, func(ws *meta.Workspace) error {
+		for _, k := range keys {
+			delete(ws.Tags, k)
+		}
+		return nil
+	})
+	if errors.Is(err, meta.ErrNotFound) {
+		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
+	}
+	if err != nil {
+		return err
+	}
+	awsapi.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (a *API) listTagsForResource(w http.ResponseWriter, r *http.Request) error {
+	arn := r.PathValue("resourceArn")
+	id, err := a.resourceFromARN(arn)
+	if err != nil {
+		return err
+	}
+	ws, err := a.store.GetWorkspace(r.Context(), id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
+	}
+	if err != nil {
+		return err
+	}
+	tags := ws.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	awsapi.WriteJSON(w, http.StatusOK, listTagsForResourceResponse{Tags: tags})
+	return nil
+}

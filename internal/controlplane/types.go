@@ -1,0 +1,102 @@
+package controlplane
+
+import "github.com/stratametrics/strata/internal/awsapi"
+
+// Wire shapes of the AMP REST-JSON API. Pointers mark members that may be absent, so an
+// omitted member and an empty one can be told apart where the model cares.
+
+type workspaceStatus struct {
+	StatusCode string `json:"statusCode"`
+}
+
+type createWorkspaceRequest struct {
+	Alias       *string           `json:"alias"`
+	ClientToken *string           `json:"clientToken"`
+	Tags        map[string]string `json:"tags"`
+	KMSKeyARN   *string           `json:"kmsKeyArn"`
+}
+
+type createWorkspaceResponse struct {
+	WorkspaceID string            `json:"workspaceId"`
+	ARN         string            `json:"arn"`
+	Status      workspaceStatus   `json:"status"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	KMSKeyARN   string            `json:"kmsKeyArn,omitempty"`
+}
+
+type workspaceDescription struct {
+	WorkspaceID        string            `json:"workspaceId"`
+	Alias              string            `json:"alias,omitempty"`
+	ARN                string            `json:"arn"`
+	Status             workspaceStatus   `json:"status"`
+	PrometheusEndpoint string            `json:"prometheusEndpoint,omitempty"`
+	CreatedAt          awsapi.Timestamp  `json:"createdAt"`
+	Tags               map[string]string `json:"tags,omitempty"`
+	KMSKeyARN          string            `json:"kmsKeyArn,omitempty"`
+}
+
+type describeWorkspaceResponse struct {
+	Workspace workspaceDescription `json:"workspace"`
+}
+
+type workspaceSummary struct {
+	WorkspaceID string            `json:"workspaceId"`
+	Alias       string            `json:"alias,omitempty"`
+	ARN         string            `json:"arn"`
+	Status      workspaceStatus   `json:"status"`
+	CreatedAt   awsapi.Timestamp  `json:"createdAt"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	KMSKeyARN   string            `json:"kmsKeyArn,omitempty"`
+}
+
+type listWorkspacesResponse struct {
+	Workspaces []workspaceSummary `json:"workspaces"`
+	NextToken  string             `json:"nextToken,omitempty"`
+}
+
+type updateWorkspaceAliasRequest struct {
+	Alias       *string `json:"alias"`
+	ClientToken *string `json:"clientToken"`
+}
+
+type tagResourceRequest struct {
+	Tags map[string]string `json:"tags"`
+}
+
+type listTagsForResourceResponse struct {
+	Tags map[string]string `json:"tags"`
+}
+
+type limitsPerLabelSetEntry struct {
+	MaxSeries *int64 `json:"maxSeries,omitempty"`
+}
+
+type limitsPerLabelSet struct {
+	Limits   *limitsPerLabelSetEntry `json:"limits"`
+	LabelSet map[string]string       `json:"labelSet"`
+}
+
+type workspaceConfigurationStatus struct {
+	StatusCode   string `json:"statusCode"`
+	StatusReason string `json:"statusReason,omitempty"`
+}
+
+type workspaceConfigurationDescription struct {
+	Status                workspaceConfigurationStatus `json:"status"`
+	LimitsPerLabelSet     []limitsPerLabelSet          `json:"limitsPerLabelSet,omitempty"`
+	RetentionPeriodInDays int                          `json:"retentionPeriodInDays,omitempty"`
+}
+
+type describeWorkspaceConfigurationResponse struct {
+	WorkspaceConfiguration workspaceConfigurationDescription `json:"workspaceConfiguration"`
+}
+
+type updateWorkspaceConfigurationRequest struct {
+	ClientToken           *string             `json:"clientToken"`
+	LimitsPerLabelSet     []limitsPerLabelSet `json:"limitsPerLabelSet"`
+	RetentionPeriodInDays *int                `json:"retentionPeriodInDays"`
+}
+
+type updateWorkspaceConfigurationResponse struct {
+	Status workspaceConfigurationStatus `json:"status"`
+}

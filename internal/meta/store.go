@@ -1,0 +1,456 @@
+// Package meta keeps the AMP resources (workspaces now; rule groups, alertmanager
+// definitions and policies later) as one JSON object each in the bucket, with an in-memory
+// cache. Start from Store.
+//
+// Every process of a cluster that shares the bucket sees the same state: a process reads
+// through to the bucket on a cache miss and polls the bucket every poll interval for
+// objects other processes wrote or deleted. Within a process, writes are serialized; across
+// processes the last writer of one object wins (the filesystem and S3 backends offer no
+// compare-and-set; distributed mode moves elections that need consensus elsewhere).
+package meta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thanos-io/objstore"
+)
+
+// ErrNotFound is returned for a resource that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned when creating a resource whose id is taken.
+var ErrExists = errors.New("already exists")
+
+// workspacesDir holds one object per workspace: meta/workspaces/<id>.json.
+const workspacesDir = "meta/workspaces/"
+
+// maxObjectBytes bounds what a read of one metadata object may take.
+const maxObjectBytes = 16 << 20
+
+// Config configures the metadata store.
+type Config struct {
+	// PollInterval is how often the bucket is listed for changes made by other processes.
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// RegisterFlags registers the flags under "meta.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.PollInterval, "meta.poll-interval", 3*time.Second, "How often to list the bucket for resources created, changed or deleted by other processes.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.PollInterval <= 0 {
+		return errors.New("poll interval must be positive")
+	}
+	return nil
+}
+
+type entry struct {
+	ws      Workspace
+	modTime time.Time // the object's last-modified time when read from a listing
+}
+
+// Store is the metadata store. All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	bkt    objstore.Bucket
+	logger *slog.Logger
+	now    func() time.Time
+	m      *storeMetrics
+
+	// writeMu serializes read-modify-write cycles of this process.
+	writeMu sync.Mutex
+
+	mu sync.RWMutex // guards the fields below
+	// workspaces is the cache, by id.
+	workspaces map[string]*entry
+	// localChange records when this process last wrote or deleted an id, so a poll that
+	// started before that change cannot undo it with what it listed earlier.
+	localChange map[string]time.Time
+	loaded      bool
+
+	changes chan struct{}
+}
+
+type storeMetrics struct {
+	workspaces   prometheus.GaugeFunc
+	polls        *prometheus.CounterVec
+	pollDuration prometheus.Histogram
+}
+
+// New returns a Store on bkt. Call Load (or Run) before serving reads.
+func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) *Store {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg:         cfg,
+		bkt:         bkt,
+		logger:      logger,
+		now:         time.Now,
+		workspaces:  map[string]*entry{},
+		localChange: map[string]time.Time{},
+		changes:     make(chan struct{}, 1),
+	}
+	f := promauto.With(reg)
+	s.m = &storeMetrics{
+		workspaces: f.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_meta_workspaces",
+			Help: "Workspaces known to this process's metadata cache.",
+		}, func() float64 {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			return float64(len(s.workspaces))
+		}),
+		polls: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_meta_polls_total",
+			Help: "Listings of the bucket for metadata changes, by outcome.",
+		}, []string{"outcome"}),
+		pollDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:                        "strata_meta_poll_duration_seconds",
+			Help:                        "Time taken to list the bucket and refresh the metadata cache.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}),
+	}
+	return s
+}
+
+// Changes signals (without blocking the sender, coalescing bursts) after the cache changed,
+// whether by this process or by a poll. There is one channel per store: one consumer.
+func (s *Store) Changes() <-chan struct{} { return s.changes }
+
+func (s *Store) notify() {
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the first full load has completed.
+func (s *Store) Ready() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.loaded
+}
+
+// Load reads every object from the bucket into the cache.
+func (s *Store) Load(ctx context.Context) error {
+	if err := s.poll(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.loaded = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Run polls the bucket until ctx is done. It loads first if Load was not called.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.Ready() {
+		for {
+			err := s.Load(ctx)
+			if err == nil {
+				break
+			}
+			s.logger.Error("loading metadata from the bucket", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(s.cfg.PollInterval):
+			}
+		}
+	}
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.poll(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("polling the bucket for metadata changes", "err", err)
+			}
+		}
+	}
+}
+
+// poll lists the workspaces in the bucket and brings the cache in line with it.
+func (s *Store) poll(ctx context.Context) (err error) {
+	start := s.now()
+	defer func() {
+		s.m.pollDuration.Observe(time.Since(start).Seconds())
+		outcome := "success"
+		if err != nil {
+			outcome = "failure"
+		}
+		s.m.polls.WithLabelValues(outcome).Inc()
+	}()
+
+	listed := map[string]time.Time{}
+	withTimes := slices.Contains(s.bkt.SupportedIterOptions(), objstore.UpdatedAt)
+	visit := func(a objstore.IterObjectAttributes) error {
+		id, ok := idFromObject(a.Name)
+		if !ok {
+			return nil
+		}
+		var mod time.Time
+		if withTimes {
+			mod, _ = a.LastModified()
+		}
+		listed[id] = mod
+		return nil
+	}
+	if withTimes {
+		err = s.bkt.IterWithAttributes(ctx, workspacesDir, visit, objstore.WithUpdatedAt())
+	} else {
+		err = s.bkt.Iter(ctx, workspacesDir, func(name string) error {
+			return visit(objstore.IterObjectAttributes{Name: name})
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("listing workspaces: %w", err)
+	}
+
+	// Read what is new or changed since we last read it, outside the lock.
+	type read struct {
+		ws  Workspace
+		mod time.Time
+	}
+	var reads []read
+	s.mu.RLock()
+	var toRead []string
+	for id, mod := range listed {
+		e, ok := s.workspaces[id]
+		if !ok || mod.IsZero() || !mod.Equal(e.modTime) {
+			toRead = append(toRead, id)
+		}
+	}
+	s.mu.RUnlock()
+	for _, id := range toRead {
+		ws, err := s.readWorkspace(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			delete(listed, id)
+			continue
+		}
+		if err != nil {
+			// A bad object must not hide the others; it is retried at the next poll.
+			s.logger.Warn("reading workspace object", "workspace", id, "err", err)
+			continue
+		}
+		reads = append(reads, read{ws: ws, mod: listed[id]})
+	}
+
+	changed := false
+	s.mu.Lock()
+	for _, r := range reads {
+		if s.localChange[r.ws.ID].After(start) {
+			continue // this process changed it after the listing began: ours is newer
+		}
+		old, ok := s.workspaces[r.ws.ID]
+		if !ok || !sameJSON(old.ws, r.ws) {
+			changed = true
+		}
+		s.workspaces[r.ws.ID] = &entry{ws: r.ws, modTime: r.mod}
+	}
+	for id := range s.workspaces {
+		if _, ok := listed[id]; ok || s.localChange[id].After(start) {
+			continue
+		}
+		delete(s.workspaces, id)
+		changed = true
+	}
+	for id, t := range s.localChange {
+		if t.Before(start) {
+			delete(s.localChange, id)
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.notify()
+	}
+	return nil
+}
+
+func sameJSON(a, b Workspace) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+func objectName(id string) string { return workspacesDir + id + ".json" }
+
+func idFromObject(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, workspacesDir)
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, ".json")
+	return id, ok && id != "" && !strings.Contains(id, "/")
+}
+
+func (s *Store) readWorkspace(ctx context.Context, id string) (Workspace, error) {
+	rc, err := s.bkt.Get(ctx, objectName(id))
+	if err != nil {
+		if s.bkt.IsObjNotFoundErr(err) {
+			return Workspace{}, ErrNotFound
+		}
+		return Workspace{}, fmt.Errorf("reading workspace %s: %w", id, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, maxObjectBytes))
+	if err != nil {
+		return Workspace{}, fmt.Errorf("reading workspace %s: %w", id, err)
+	}
+	var ws Workspace
+	if err := json.Unmarshal(body, &ws); err != nil {
+		return Workspace{}, fmt.Errorf("decoding workspace %s: %w", id, err)
+	}
+	if ws.ID != id {
+		return Workspace{}, fmt.Errorf("workspace object %s holds id %q", id, ws.ID)
+	}
+	return ws, nil
+}
+
+func (s *Store) writeWorkspace(ctx context.Context, ws Workspace) error {
+	body, err := json.MarshalIndent(ws, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding workspace %s: %w", ws.ID, err)
+	}
+	if err := s.bkt.Upload(ctx, objectName(ws.ID), bytes.NewReader(body)); err != nil {
+		return fmt.Errorf("writing workspace %s: %w", ws.ID, err)
+	}
+	return nil
+}
+
+// GetWorkspace returns a copy of the workspace with id. A cache miss reads through to the
+// bucket, so a workspace another process just created is found before the next poll.
+func (s *Store) GetWorkspace(ctx context.Context, id string) (Workspace, error) {
+	s.mu.RLock()
+	e, ok := s.workspaces[id]
+	var ws Workspace
+	if ok {
+		ws = e.ws.Clone()
+	}
+	s.mu.RUnlock()
+	if ok {
+		return ws, nil
+	}
+	ws, err := s.readWorkspace(ctx, id)
+	if err != nil {
+		return Workspace{}, err
+	}
+	s.mu.Lock()
+	if _, ok := s.workspaces[id]; !ok {
+		s.workspaces[id] = &entry{ws: ws}
+	}
+	s.mu.Unlock()
+	return ws.Clone(), nil
+}
+
+// ListWorkspaces returns copies of all workspaces, oldest first (ties by id).
+func (s *Store) ListWorkspaces() []Workspace {
+	s.mu.RLock()
+	out := make([]Workspace, 0, len(s.workspaces))
+	for _, e := range s.workspaces {
+		out = append(out, e.ws.Clone())
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Workspace) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// FindByClientToken returns the workspace created with token, if any.
+func (s *Store) FindByClientToken(token string) (Workspace, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.workspaces {
+		if e.ws.ClientToken == token {
+			return e.ws.Clone(), true
+		}
+	}
+	return Workspace{}, false
+}
+
+// CreateWorkspace stores a new workspace. It fails with ErrExists when the id is taken.
+func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.GetWorkspace(ctx, ws.ID); err == nil {
+		return fmt.Errorf("workspace %s: %w", ws.ID, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if ws.UpdatedAt.IsZero() {
+		ws.UpdatedAt = ws.CreatedAt
+	}
+	if err := s.writeWorkspace(ctx, ws); err != nil {
+		return err
+	}
+	s.put(ws)
+	return nil
+}
+
+// UpdateWorkspace applies fn to the latest stored copy of the workspace and stores the
+// result. When fn returns an error nothing is written and that error is returned.
+func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	// Read the bucket, not the cache: another process may have changed it since our poll.
+	ws, err := s.readWorkspace(ctx, id)
+	if err != nil {
+		return Workspace{}, err
+	}
+	if err := fn(&ws); err != nil {
+		return Workspace{}, err
+	}
+	ws.ID = id
+	ws.UpdatedAt = s.now().UTC()
+	if err := s.writeWorkspace(ctx, ws); err != nil {
+		return Workspace{}, err
+	}
+	s.put(ws)
+	return ws.Clone(), nil
+}
+
+// DeleteWorkspace removes the workspace's object. Deleting a missing one is not an error.
+func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
+		return fmt.Errorf("deleting workspace %s: %w", id, err)
+	}
+	s.mu.Lock()
+	delete(s.workspaces, id)
+	s.localChange[id] = s.now()
+	s.mu.Unlock()
+	s.notify()
+	return nil
+}
+
+func (s *Store) put(ws Workspace) {
+	s.mu.Lock()
+	s.workspaces[ws.ID] = &entry{ws: ws.Clone()}
+	s.localChange[ws.ID] = s.now()
+	s.mu.Unlock()
+	s.notify()
+}

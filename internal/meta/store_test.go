@@ -1,0 +1,222 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/stratametrics/strata/internal/bucket"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	b, err := bucket.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{PollInterval: 10 * time.Millisecond}, b, nil, prometheus.NewRegistry())
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func ws(id string, created time.Time) Workspace {
+	return Workspace{ID: id, ARN: "arn:" + id, Status: StatusActive, CreatedAt: created, Tags: map[string]string{"k": "v"}}
+}
+
+func TestCreateGetUpdateDelete(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, t.TempDir())
+	now := time.Now().UTC()
+	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	got, err := s.GetWorkspace(ctx, "ws-1")
+	if err != nil || got.Tags["k"] != "v" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	// Returned copies are the caller's: changing them does not change the store.
+	got.Tags["k"] = "changed"
+	again, _ := s.GetWorkspace(ctx, "ws-1")
+	if again.Tags["k"] != "v" {
+		t.Fatal("a returned workspace aliases the cache")
+	}
+	boom := errors.New("refused")
+	if _, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "x"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("update error: %v", err)
+	}
+	if g, _ := s.GetWorkspace(ctx, "ws-1"); g.Alias != "" {
+		t.Fatal("a refused update was applied")
+	}
+	up, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "new"; return nil })
+	if err != nil || up.Alias != "new" || !up.UpdatedAt.After(now) {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	if _, err := s.UpdateWorkspace(ctx, "ws-none", func(*Workspace) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of missing: %v", err)
+	}
+	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetWorkspace(ctx, "ws-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
+		t.Fatalf("deleting twice: %v", err)
+	}
+}
+
+func TestPersistsAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	base := time.Now().UTC()
+	for i := range 5 {
+		if err := s.CreateWorkspace(ctx, ws(fmt.Sprintf("ws-%d", i), base.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.DeleteWorkspace(ctx, "ws-2")
+	s2 := newStore(t, dir)
+	var ids []string
+	for _, w := range s2.ListWorkspaces() {
+		ids = append(ids, w.ID)
+	}
+	if got := strings.Join(ids, ","); got != "ws-0,ws-1,ws-3,ws-4" {
+		t.Fatalf("after restart: %s", got)
+	}
+	if !s2.Ready() {
+		t.Fatal("not ready after Load")
+	}
+}
+
+func TestTwoStoresOnOneBucket(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	a, b := newStore(t, dir), newStore(t, dir)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = b.Run(ctx) }()
+	defer wg.Wait()
+	defer cancel()
+
+	if err := a.CreateWorkspace(ctx, ws("ws-a", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	// Read-through: b finds it at once by id.
+	if _, err := b.GetWorkspace(ctx, "ws-a"); err != nil {
+		t.Fatalf("b by id: %v", err)
+	}
+	if err := a.CreateWorkspace(ctx, ws("ws-b", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return len(b.ListWorkspaces()) == 2 }, "b lists both workspaces")
+	if _, err := a.UpdateWorkspace(ctx, "ws-b", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		w, err := b.GetWorkspace(ctx, "ws-b")
+		return err == nil && w.Alias == "renamed"
+	}, "b sees the new alias")
+	if err := a.DeleteWorkspace(ctx, "ws-a"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b drops the deleted workspace")
+	// b's Changes channel fired for those changes.
+	select {
+	case <-b.Changes():
+	default:
+		t.Fatal("no change notification")
+	}
+}
+
+func TestCorruptObjectDoesNotHideOthers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	if err := s.CreateWorkspace(ctx, ws("ws-good", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.bkt.Upload(ctx, objectName("ws-bad"), strings.NewReader("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.bkt.Upload(ctx, objectName("ws-liar"), strings.NewReader(`{"id":"ws-other"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newStore(t, dir)
+	if l := s2.ListWorkspaces(); len(l) != 1 || l[0].ID != "ws-good" {
+		t.Fatalf("list with corrupt objects: %+v", l)
+	}
+	if _, err := s2.GetWorkspace(ctx, "ws-bad"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("get of corrupt object: %v", err)
+	}
+}
+
+func TestConcurrentUpdatesAreSerialized(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, t.TempDir())
+	if err := s.CreateWorkspace(ctx, ws("ws-1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	const n = 40
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error {
+				w.Tags[fmt.Sprintf("t%d", i)] = "v"
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+			_ = s.ListWorkspaces()
+		}()
+	}
+	wg.Wait()
+	w, _ := s.GetWorkspace(ctx, "ws-1")
+	if len(w.Tags) != n+1 {
+		t.Fatalf("lost updates: %d tags, want %d", len(w.Tags), n+1)
+	}
+}
+
+func TestFindByClientToken(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, t.TempDir())
+	w := ws("ws-1", time.Now())
+	w.ClientToken = "tok"
+	if err := s.CreateWorkspace(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.FindByClientToken("tok"); !ok || got.ID != "ws-1" {
+		t.Fatalf("find: %v %v", got, ok)
+	}
+	if _, ok := s.FindByClientToken("other"); ok {
+		t.Fatal("found an unknown token")
+	}
+}
+
+func eventually(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
