@@ -192,7 +192,10 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := aws.ToString(out.WorkspaceId)
-	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) { o.MinDelay = 10 * time.Millisecond; o.MaxDelay = 100 * time.Millisecond })
+	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) {
+		o.MinDelay = 10 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
 	if err := w.Wait(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,10 @@ func defaultConfig() Config { return Config{MaxRequestBodyBytes: 4 << 20} }
 
 func waitActive(t *testing.T, c *amp.Client, id string) {
 	t.Helper()
-	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) { o.MinDelay = 10 * time.Millisecond; o.MaxDelay = 50 * time.Millisecond })
+	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) {
+		o.MinDelay = 10 * time.Millisecond
+		o.MaxDelay = 50 * time.Millisecond
+	})
 	if err := w.Wait(context.Background(), &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(id)}, 5*time.Second); err != nil {
 		t.Fatalf("waiting for %s to be ACTIVE: %v", id, err)
 	}
@@ -277,7 +280,10 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	apiError(t, err, awsapi.ConflictException)
 
 	f.hook.set(false, false)
-	w := amp.NewWorkspaceDeletedWaiter(c, func(o *amp.WorkspaceDeletedWaiterOptions) { o.MinDelay = 10 * time.Millisecond; o.MaxDelay = 50 * time.Millisecond })
+	w := amp.NewWorkspaceDeletedWaiter(c, func(o *amp.WorkspaceDeletedWaiterOptions) {
+		o.MinDelay = 10 * time.Millisecond
+		o.MaxDelay = 50 * time.Millisecond
+	})
 	if err := w.Wait(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(id)}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,10 @@ type Workspace struct {
 // Configuration is a workspace's configuration (DescribeWorkspaceConfiguration).
 type Configuration struct {
 	// RetentionPeriodInDays zero means the server default.
-	RetentionPeriodInDays int                `json:"retentionPeriodInDays,omitempty"`
+	RetentionPeriodInDays int                 `json:"retentionPeriodInDays,omitempty"`
 	LimitsPerLabelSet     []LimitsPerLabelSet `json:"limitsPerLabelSet,omitempty"`
-	Status                string             `json:"status,omitempty"`
-	StatusReason          string             `json:"statusReason,omitempty"`
+	Status                string              `json:"status,omitempty"`
+	StatusReason          string              `json:"statusReason,omitempty"`
 }
 
 // LimitsPerLabelSet caps the active series that match a label set.
