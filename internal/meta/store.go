@@ -37,6 +37,9 @@ var ErrExists = errors.New("already exists")
 // workspacesDir holds one object per workspace: meta/workspaces/<id>.json.
 const workspacesDir = "meta/workspaces/"
 
+// recentWindow is how long after its listed modification time an object is re-read.
+const recentWindow = 5 * time.Second
+
 // maxObjectBytes bounds what a read of one metadata object may take.
 const maxObjectBytes = 16 << 20
 
@@ -236,7 +239,10 @@ func (s *Store) poll(ctx context.Context) (err error) {
 	var toRead []string
 	for id, mod := range listed {
 		e, ok := s.workspaces[id]
-		if !ok || mod.IsZero() || !mod.Equal(e.modTime) {
+		// Listings may give modification times to the second only (S3 does): an object
+		// rewritten within the second we last read it lists the same time, so anything
+		// changed in the last few seconds (allowing for clock skew) is read again.
+		if !ok || mod.IsZero() || !mod.Equal(e.modTime) || start.Sub(mod) < recentWindow {
 			toRead = append(toRead, id)
 		}
 	}
