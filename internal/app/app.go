@@ -17,8 +17,12 @@ import (
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/controlplane"
+	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
 )
 
@@ -42,7 +46,30 @@ type App struct {
 	store    *meta.Store
 	server   *server.Server
 	recon    *controlplane.Reconciler
+	limits   *limits.Overrides
+	ingester *ingester.Ingester
+	distrib  *distributor.Distributor
 	rootCred *auth.Credential
+}
+
+// workspaceHooks tells the data path about workspace lifecycle changes.
+type workspaceHooks struct {
+	ing *ingester.Ingester
+	dis *distributor.Distributor
+}
+
+func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
+	return h.ing.Provision(ctx, ws)
+}
+
+func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) error {
+	return h.ing.Reconfigure(ctx, ws)
+}
+
+// Deprovision stops ingestion before removing data.
+func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
+	h.dis.DeleteWorkspace(id)
+	return h.ing.Deprovision(ctx, id)
 }
 
 // New opens the bucket, loads the metadata and binds the listener. Nothing runs until Run.
@@ -85,6 +112,27 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("loading metadata from the bucket: %w", err)
 	}
 
+	a.limits, err = limits.NewOverrides(cfg.Limits, logger.With("component", "limits"), a.reg)
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, fmt.Errorf("loading limits: %w", err)
+	}
+	use := usage.New(a.reg)
+	a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, use, logger.With("component", "ingester"), a.reg)
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, err
+	}
+	a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, a.ingester, use, a.bkt, logger.With("component", "distributor"), a.reg)
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, err
+	}
+	if err := a.distrib.LoadHA(lctx); err != nil {
+		_ = a.bkt.Close()
+		return nil, err
+	}
+
 	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
 	if err != nil {
 		_ = a.bkt.Close()
@@ -99,16 +147,22 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	for _, r := range api.Routes() {
 		a.server.Handle(r.Operation, r.Method+" "+r.Pattern, r.Handler)
 	}
-	a.recon = controlplane.NewReconciler(a.store, nil, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
+	a.server.Handle("RemoteWrite", "POST /workspaces/{workspaceId}/api/v1/remote_write", a.distrib)
+	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib}}
+	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 	return a, nil
 }
 
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.server.Addr().String() }
 
+// Ingester returns the ingester, for tests that read what was stored.
+func (a *App) Ingester() *ingester.Ingester { return a.ingester }
+
 // Run serves until ctx is done. Stop order: the HTTP server stops accepting requests and
-// drains first, then the background loops stop, then the bucket closes. A background loop
-// that fails stops the whole process.
+// drains first; then the background loops stop — the distributor persists its HA
+// elections and the ingester closes every TSDB — then the bucket closes. A background
+// loop that fails stops the whole process.
 func (a *App) Run(ctx context.Context) error {
 	srvCtx, stopServer := context.WithCancel(ctx)
 	defer stopServer()
@@ -119,8 +173,11 @@ func (a *App) Run(ctx context.Context) error {
 		bgErr error
 	)
 	for name, run := range map[string]func(context.Context) error{
-		"meta":       a.store.Run,
-		"reconciler": a.recon.Run,
+		"meta":        a.store.Run,
+		"reconciler":  a.recon.Run,
+		"limits":      a.limits.Run,
+		"distributor": a.distrib.Run,
+		"ingester":    a.ingester.Run,
 	} {
 		wg.Add(1)
 		go func() {

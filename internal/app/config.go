@@ -18,6 +18,8 @@ import (
 
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/controlplane"
+	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/server"
@@ -44,6 +46,8 @@ type Config struct {
 	Bucket       bucket.Config       `yaml:"bucket"`
 	Meta         meta.Config         `yaml:"meta"`
 	ControlPlane controlplane.Config `yaml:"controlplane"`
+	Distributor  distributor.Config  `yaml:"distributor"`
+	Ingester     ingester.Config     `yaml:"ingester"`
 	Limits       limits.Config       `yaml:"limits"`
 }
 
@@ -66,6 +70,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Bucket.RegisterFlags(f)
 	c.Meta.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Ingester.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 }
 
@@ -98,6 +104,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
+		"distributor": &c.Distributor, "ingester": &c.Ingester,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -37,7 +37,14 @@ func Options() ([]Option, error) {
 		for i := 0; i < t.NumField(); i++ {
 			sf := t.Field(i)
 			fv := v.Field(i)
-			tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+			tagParts := strings.Split(sf.Tag.Get("yaml"), ",")
+			tag := tagParts[0]
+			if tag == "" && len(tagParts) > 1 && tagParts[1] == "inline" {
+				if err := walk(fv, prefix); err != nil {
+					return err
+				}
+				continue
+			}
 			if tag == "-" {
 				if f, ok := byAddr[fv.Addr().Pointer()]; ok {
 					opts = append(opts, Option{Flag: f, Type: typeName(sf.Type)})

@@ -111,6 +111,9 @@ func (a *API) Routes() []Route {
 		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource)},
 		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource)},
 		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource)},
+		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy)},
+		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy)},
+		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy)},
 	}
 }
 

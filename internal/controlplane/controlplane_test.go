@@ -638,3 +638,56 @@ func TestRawRequestErrors(t *testing.T) {
 		t.Fatalf("create: %d %v", status, body)
 	}
 }
+
+func TestResourcePolicy(t *testing.T) {
+	f := newFixture(t, t.TempDir(), defaultConfig())
+	ctx := context.Background()
+	out, err := f.client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.WorkspaceId
+	waitActive(t, f.client, aws.ToString(id))
+	_, err = f.client.DescribeResourcePolicy(ctx, &amp.DescribeResourcePolicyInput{WorkspaceId: id})
+	apiError(t, err, awsapi.ResourceNotFoundException)
+
+	doc := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"CentralWrite","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":"aps:RemoteWrite","Resource":%q}]}`, aws.ToString(out.Arn))
+	put, err := f.client.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: id, PolicyDocument: aws.String(doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.PolicyStatus != types.WorkspacePolicyStatusCodeActive || aws.ToString(put.RevisionId) == "" {
+		t.Fatalf("put: %+v", put)
+	}
+	got, err := f.client.DescribeResourcePolicy(ctx, &amp.DescribeResourcePolicyInput{WorkspaceId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(got.PolicyDocument) != doc || aws.ToString(got.RevisionId) != aws.ToString(put.RevisionId) {
+		t.Fatalf("describe: %+v", got)
+	}
+	// Optimistic concurrency: a stale revision is refused, the current one accepted.
+	_, err = f.client.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: id, PolicyDocument: aws.String(doc), RevisionId: aws.String("stale")})
+	apiError(t, err, awsapi.ConflictException)
+	put2, err := f.client.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: id, PolicyDocument: aws.String(doc), RevisionId: put.RevisionId})
+	if err != nil || aws.ToString(put2.RevisionId) == aws.ToString(put.RevisionId) {
+		t.Fatalf("update with the current revision: %+v %v", put2, err)
+	}
+	// Invalid documents name the problem.
+	for _, bad := range []string{`not json`, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"aps:*","Resource":"*"}]}`} {
+		_, err = f.client.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: id, PolicyDocument: aws.String(bad)})
+		ae := apiError(t, err, awsapi.ValidationException)
+		if !strings.Contains(ae.ErrorMessage(), "policyDocument") {
+			t.Fatalf("message %q", ae.ErrorMessage())
+		}
+	}
+	_, err = f.client.DeleteResourcePolicy(ctx, &amp.DeleteResourcePolicyInput{WorkspaceId: id, RevisionId: put.RevisionId})
+	apiError(t, err, awsapi.ConflictException)
+	if _, err := f.client.DeleteResourcePolicy(ctx, &amp.DeleteResourcePolicyInput{WorkspaceId: id, RevisionId: put2.RevisionId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.DescribeResourcePolicy(ctx, &amp.DescribeResourcePolicyInput{WorkspaceId: id})
+	apiError(t, err, awsapi.ResourceNotFoundException)
+	_, err = f.client.DeleteResourcePolicy(ctx, &amp.DeleteResourcePolicyInput{WorkspaceId: id})
+	apiError(t, err, awsapi.ResourceNotFoundException)
+}

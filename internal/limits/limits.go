@@ -1,28 +1,131 @@
-// Package limits is the one place to read a per-workspace limit. Defaults are AMP's
-// published quotas; later issues add per-workspace overrides from the operator's runtime
-// file and from UpdateWorkspaceConfiguration.
+// Package limits is the one place to read a per-workspace limit. Start from Overrides:
+// For(workspace) returns the limits in force for a workspace — the server-wide defaults
+// (flags under "limits.", AMP's published quotas) overlaid with the operator's runtime
+// file, which is reloaded without a restart. Limits that AMP lets a workspace set itself
+// (retention, limitsPerLabelSet) come from UpdateWorkspaceConfiguration via the metadata
+// store and are read where they apply.
 package limits
 
 import (
+	"bytes"
 	"errors"
 	"flag"
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
-// Config holds the server-wide defaults.
-type Config struct {
-	// RetentionPeriodDays is how long samples are kept when a workspace sets no retention.
+// Limits are the limits of one workspace. Zero means "no limit" for the caps, except where
+// the field says otherwise.
+type Limits struct {
+	// IngestionRate is the sustained samples/s (samples, histograms and exemplars) per workspace.
+	IngestionRate float64 `yaml:"ingestion_rate"`
+	// IngestionBurstSize is how many samples a workspace may send at once above the rate.
+	IngestionBurstSize int `yaml:"ingestion_burst_size"`
+	// MaxActiveSeries caps series with a sample in the last ActiveSeriesWindow.
+	MaxActiveSeries int `yaml:"max_active_series"`
+	// MaxActiveSeriesPerMetric caps active series of one metric name.
+	MaxActiveSeriesPerMetric int `yaml:"max_active_series_per_metric"`
+	MaxLabelNamesPerSeries   int `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength       int `yaml:"max_label_name_length"`
+	MaxLabelValueLength      int `yaml:"max_label_value_length"`
+	// MaxSampleAge refuses samples older than now minus this (greater_than_max_sample_age).
+	MaxSampleAge time.Duration `yaml:"max_sample_age"`
+	// CreationGracePeriod refuses samples further than this in the future.
+	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+	// OutOfOrderTimeWindow accepts samples this much older than a series' newest one.
+	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
+	// MaxHAClusters caps the HA clusters (replica groups) per workspace.
+	MaxHAClusters int `yaml:"max_ha_clusters"`
+	// MaxExemplars is the size of the workspace's in-memory exemplar buffer; 0 disables exemplars.
+	MaxExemplars int `yaml:"max_exemplars"`
+	// RetentionPeriodDays applies to workspaces that set no retention of their own.
 	RetentionPeriodDays int `yaml:"retention_period_days"`
 }
 
-// RegisterFlags registers the flags under "limits.".
-func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&c.RetentionPeriodDays, "limits.retention-period-days", 150, "Retention period, in days, of workspaces that set none with UpdateWorkspaceConfiguration (AMP's default is 150).")
+// MaxOutOfOrderTimeWindow is AMP's upper bound for the out-of-order window.
+const MaxOutOfOrderTimeWindow = 10 * time.Minute
+
+// RegisterFlags registers the defaults under "limits.".
+func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	f.Float64Var(&l.IngestionRate, "limits.ingestion-rate", 70000, "Samples per second a workspace may ingest, sustained (AMP: 70,000). Over it, remote write answers 429. 0 means no limit.")
+	f.IntVar(&l.IngestionBurstSize, "limits.ingestion-burst-size", 1000000, "Samples a workspace may ingest at once above the rate (AMP: 1,000,000).")
+	f.IntVar(&l.MaxActiveSeries, "limits.max-active-series", 1000000, "Active series per workspace (AMP: 1,000,000); new series beyond it are refused with 429, existing ones keep ingesting. 0 means no limit.")
+	f.IntVar(&l.MaxActiveSeriesPerMetric, "limits.max-active-series-per-metric", 200000, "Active series per metric name per workspace (AMP: 200,000). 0 means no limit.")
+	f.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", 70, "Labels per series, the metric name included (AMP: 70). 0 means no limit.")
+	f.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", 1024, "Longest label name, in bytes. 0 means no limit.")
+	f.IntVar(&l.MaxLabelValueLength, "limits.max-label-value-length", 2048, "Longest label value, in bytes. 0 means no limit.")
+	f.DurationVar(&l.MaxSampleAge, "limits.max-sample-age", time.Hour, "Samples older than this are refused (greater_than_max_sample_age). 0 means no limit.")
+	f.DurationVar(&l.CreationGracePeriod, "limits.creation-grace-period", 10*time.Minute, "Samples further than this in the future are refused (too_far_in_future). 0 means no limit.")
+	f.DurationVar(&l.OutOfOrderTimeWindow, "limits.out-of-order-time-window", time.Minute, "How far behind a series' newest sample an older one is still accepted (AMP: 60s, at most 10m).")
+	f.IntVar(&l.MaxHAClusters, "limits.max-ha-clusters", 500, "HA clusters (replica groups) per workspace (AMP: 500). 0 means no limit.")
+	f.IntVar(&l.MaxExemplars, "limits.max-exemplars", 100000, "Exemplars kept in memory per workspace; 0 disables exemplar storage.")
+	f.IntVar(&l.RetentionPeriodDays, "limits.retention-period-days", 150, "Retention period, in days, of workspaces that set none with UpdateWorkspaceConfiguration (AMP's default is 150).")
 }
 
-// Validate checks the configuration.
-func (c *Config) Validate() error {
-	if c.RetentionPeriodDays < 1 {
-		return errors.New("retention period must be at least one day")
+// Validate checks the limits.
+func (l *Limits) Validate() error {
+	switch {
+	case l.IngestionRate < 0:
+		return errors.New("ingestion_rate must not be negative")
+	case l.IngestionBurstSize < 0:
+		return errors.New("ingestion_burst_size must not be negative")
+	case l.IngestionRate > 0 && l.IngestionBurstSize == 0:
+		return errors.New("ingestion_burst_size must be positive when ingestion_rate is set")
+	case l.MaxActiveSeries < 0 || l.MaxActiveSeriesPerMetric < 0 || l.MaxLabelNamesPerSeries < 0 ||
+		l.MaxLabelNameLength < 0 || l.MaxLabelValueLength < 0 || l.MaxHAClusters < 0 || l.MaxExemplars < 0:
+		return errors.New("limits must not be negative")
+	case l.MaxSampleAge < 0 || l.CreationGracePeriod < 0:
+		return errors.New("max_sample_age and creation_grace_period must not be negative")
+	case l.OutOfOrderTimeWindow < 0 || l.OutOfOrderTimeWindow > MaxOutOfOrderTimeWindow:
+		return fmt.Errorf("out_of_order_time_window must be between 0 and %s", MaxOutOfOrderTimeWindow)
+	case l.RetentionPeriodDays < 1 || l.RetentionPeriodDays > 1095:
+		return errors.New("retention_period_days must be between 1 and 1095")
 	}
 	return nil
+}
+
+// RuntimeConfig is the operator's runtime file: per-workspace overrides of the defaults.
+// Only the fields a workspace sets change; the rest keep the defaults.
+//
+//	overrides:
+//	  ws-1234...:
+//	    ingestion_rate: 200000
+//	    max_active_series: 5000000
+type RuntimeConfig struct {
+	Overrides map[string]yaml.Node `yaml:"overrides"`
+}
+
+// ParseRuntimeConfig parses a runtime file over defaults and validates every override.
+func ParseRuntimeConfig(body []byte, defaults Limits) (map[string]*Limits, error) {
+	var rc RuntimeConfig
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rc); err != nil && err.Error() != "EOF" {
+		return nil, fmt.Errorf("parsing runtime config: %w", err)
+	}
+	out := make(map[string]*Limits, len(rc.Overrides))
+	for ws, node := range rc.Overrides {
+		l := defaults
+		if err := decodeStrict(&node, &l); err != nil {
+			return nil, fmt.Errorf("overrides of %s: %w", ws, err)
+		}
+		if err := l.Validate(); err != nil {
+			return nil, fmt.Errorf("overrides of %s: %w", ws, err)
+		}
+		out[ws] = &l
+	}
+	return out, nil
+}
+
+// decodeStrict decodes a YAML node refusing unknown fields (Node.Decode has no such option).
+func decodeStrict(node *yaml.Node, v any) error {
+	b, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }

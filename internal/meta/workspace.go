@@ -33,6 +33,15 @@ type Workspace struct {
 	// StatusReason says why a workspace is in CREATION_FAILED.
 	StatusReason  string        `json:"statusReason,omitempty"`
 	Configuration Configuration `json:"configuration"`
+	// ResourcePolicy is the workspace's resource-based policy; nil when none.
+	ResourcePolicy *ResourcePolicy `json:"resourcePolicy,omitempty"`
+}
+
+// ResourcePolicy is a workspace's resource-based policy (PutResourcePolicy).
+type ResourcePolicy struct {
+	Document   string    `json:"document"`
+	RevisionID string    `json:"revisionId"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // Configuration is a workspace's configuration (DescribeWorkspaceConfiguration).
@@ -57,6 +66,10 @@ func (w Workspace) Clone() Workspace {
 	w.Configuration.LimitsPerLabelSet = slices.Clone(w.Configuration.LimitsPerLabelSet)
 	for i, l := range w.Configuration.LimitsPerLabelSet {
 		w.Configuration.LimitsPerLabelSet[i].LabelSet = maps.Clone(l.LabelSet)
+	}
+	if w.ResourcePolicy != nil {
+		rp := *w.ResourcePolicy
+		w.ResourcePolicy = &rp
 	}
 	return w
 }

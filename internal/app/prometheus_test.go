@@ -1,0 +1,115 @@
+package app
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// requirePrometheus returns Debian's prometheus binary, skipping when it is absent except
+// under CI=true, where .ci/run installs it.
+func requirePrometheus(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("prometheus")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("prometheus is not installed; .ci/run installs it (apt-get install prometheus)")
+		}
+		t.Skip("prometheus is not installed: skipping the real-sender test (apt-get install prometheus)")
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// A real Prometheus scrapes itself and remote-writes to a workspace: its up and
+// prometheus_tsdb_head_series series arrive, and its HA external labels are deduplicated.
+func TestRealPrometheusRemoteWrite(t *testing.T) {
+	bin := requirePrometheus(t)
+	r := start(t, "--data-dir", t.TempDir())
+	ws := newWorkspace(t, r)
+
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  external_labels:
+    cluster: e2e
+    __replica__: replica-a
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["%s"]
+remote_write:
+  - url: %s
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+`, addr, rwURL(r, ws))
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "--config.file", cfgFile, "--storage.tsdb.path", filepath.Join(dir, "data"),
+		"--web.listen-address", addr)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+
+	want := []string{
+		`{__name__="up", cluster="e2e", instance="` + addr + `", job="prometheus"}`,
+		`prometheus_tsdb_head_series`,
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := stored(t, r, ws, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "up|prometheus_tsdb_head_series"))
+		var keys []string
+		for k := range got {
+			keys = append(keys, k)
+		}
+		all := strings.Join(keys, "\n")
+		if strings.Contains(all, want[0]) && strings.Contains(all, want[1]) {
+			if strings.Contains(all, "__replica__") {
+				t.Fatalf("the replica label was stored: %s", all)
+			}
+			for k, v := range got {
+				if strings.HasPrefix(k, `{__name__="up"`) && v[len(v)-1].v != 1 {
+					t.Fatalf("up is %v", v)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("Prometheus' series did not arrive; stored: %s\nprometheus log:\n%s", all, log)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,544 @@
+// Package distributor receives Prometheus remote write: it decodes the request, validates
+// every series, deduplicates HA replica pairs, applies the workspace's ingestion rate and
+// hands the rest to the ingesters. Start from Distributor; it is stateless but for the HA
+// elections, which it persists in the bucket so they survive a restart.
+//
+//	POST /workspaces/<id>/api/v1/remote_write
+//	  ─▶ workspace ACTIVE? ─▶ body ≤ limit? (413) ─▶ decode v1/v2 (415/413/400)
+//	  ─▶ HA: drop non-elected replicas (2xx for them)
+//	  ─▶ validate labels and sample age per series (bad ones: 400, the rest kept)
+//	  ─▶ ingestion rate (429) ─▶ Pusher.Push (series limits: 429) ─▶ 204
+package distributor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/thanos-io/objstore"
+
+	"github.com/stratametrics/strata/internal/hatracker"
+	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/ratelimit"
+	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/usage"
+)
+
+// Config configures the distributor.
+type Config struct {
+	// MaxRequestBodyBytes caps a remote write body as sent (compressed); AMP's is 1 MiB.
+	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
+	// MaxDecodedBodyBytes caps a body once decompressed, so a snappy bomb costs nothing.
+	MaxDecodedBodyBytes int              `yaml:"max_decoded_body_bytes"`
+	HATracker           hatracker.Config `yaml:"ha_tracker"`
+}
+
+// RegisterFlags registers the flags under "distributor." and "ha-tracker.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.Int64Var(&c.MaxRequestBodyBytes, "distributor.max-request-body-bytes", 1<<20, "Largest remote write body accepted as sent (compressed), in bytes (AMP: 1 MiB); larger ones get 413.")
+	f.IntVar(&c.MaxDecodedBodyBytes, "distributor.max-decoded-body-bytes", 32<<20, "Largest remote write body accepted once decompressed, in bytes; checked before decompressing.")
+	c.HATracker.RegisterFlags(f)
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.MaxRequestBodyBytes < 1024 || c.MaxDecodedBodyBytes < 1024 {
+		return errors.New("request body limits must be at least 1024 bytes")
+	}
+	if err := c.HATracker.Validate(); err != nil {
+		return fmt.Errorf("ha_tracker: %w", err)
+	}
+	return nil
+}
+
+// Pusher stores validated requests: the ingester, in process or behind the ingest log.
+type Pusher interface {
+	Push(ctx context.Context, workspace string, req *remotewrite.Request, opts ingester.PushOptions) (ingester.PushResult, error)
+}
+
+// Workspaces tells whether a workspace may receive data.
+type Workspaces interface {
+	GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
+}
+
+// haObject is where the HA elections are persisted.
+const haObject = "meta/ha-tracker/elections.json"
+
+// Distributor serves remote write. Safe for concurrent use.
+type Distributor struct {
+	cfg        Config
+	decoder    *remotewrite.Decoder
+	rate       *ratelimit.Limiter
+	ha         *hatracker.Tracker
+	limits     *limits.Overrides
+	workspaces Workspaces
+	pusher     Pusher
+	usage      *usage.Metrics
+	bkt        objstore.Bucket
+	logger     *slog.Logger
+	now        func() time.Time
+	m          *metrics
+
+	statusMu sync.RWMutex
+	status   map[string]statusEntry // workspace status cache, refreshed every few seconds
+}
+
+type statusEntry struct {
+	status  string
+	checked time.Time
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	haGroups *prometheus.GaugeVec
+}
+
+// New returns a distributor. bkt holds the persisted HA elections.
+func New(cfg Config, lim *limits.Overrides, ws Workspaces, pusher Pusher, use *usage.Metrics, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ha, err := hatracker.New(cfg.HATracker, lim)
+	if err != nil {
+		return nil, fmt.Errorf("creating HA tracker: %w", err)
+	}
+	f := promauto.With(reg)
+	d := &Distributor{
+		cfg:        cfg,
+		decoder:    remotewrite.NewDecoder(remotewrite.Options{MaxDecodedSize: cfg.MaxDecodedBodyBytes}),
+		rate:       ratelimit.New(0),
+		ha:         ha,
+		limits:     lim,
+		workspaces: ws,
+		pusher:     pusher,
+		usage:      use,
+		bkt:        bkt,
+		logger:     logger,
+		now:        time.Now,
+		status:     map[string]statusEntry{},
+		m: &metrics{
+			requests: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "strata_distributor_requests_total",
+				Help: "Remote write requests, by protocol version and status code.",
+			}, []string{"version", "status"}),
+			haGroups: f.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "strata_workspace_ha_clusters",
+				Help: "HA clusters (replica groups) with an elected replica, per workspace.",
+			}, []string{"workspace"}),
+		},
+	}
+	return d, nil
+}
+
+// LoadHA restores the persisted HA elections; call before serving.
+func (d *Distributor) LoadHA(ctx context.Context) error {
+	rc, err := d.bkt.Get(ctx, haObject)
+	if err != nil {
+		if d.bkt.IsObjNotFoundErr(err) {
+			return nil
+		}
+		return fmt.Errorf("reading HA elections: %w", err)
+	}
+	defer rc.Close()
+	var entries []hatracker.Entry
+	if err := json.NewDecoder(rc).Decode(&entries); err != nil {
+		// A corrupt file must not stop ingestion: elections start over.
+		d.logger.Error("HA elections object is corrupt; starting without elections", "err", err)
+		return nil
+	}
+	d.ha.Restore(entries)
+	d.logger.Info("HA elections restored", "clusters", len(entries))
+	return nil
+}
+
+// Run persists HA elections when they change and garbage-collects idle state until ctx
+// is done, then persists a last time.
+func (d *Distributor) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	gc := time.NewTicker(time.Minute)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.persistHA(context.Background())
+			return nil
+		case <-t.C:
+			d.persistHA(ctx)
+		case <-gc.C:
+			now := d.now()
+			d.ha.GC(now)
+			d.rate.GC(now, 10*time.Minute)
+		}
+	}
+}
+
+func (d *Distributor) persistHA(ctx context.Context) {
+	if len(d.ha.Changes()) == 0 {
+		return
+	}
+	entries := d.ha.Snapshot()
+	body, err := json.Marshal(entries)
+	if err == nil {
+		err = d.bkt.Upload(ctx, haObject, bytes.NewReader(body))
+	}
+	if err != nil {
+		d.logger.Warn("persisting HA elections; will retry", "err", err)
+		// Put the change back so the next tick retries.
+		d.ha.Restore(entries)
+		return
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if !seen[e.Workspace] {
+			seen[e.Workspace] = true
+			d.m.haGroups.WithLabelValues(e.Workspace).Set(float64(d.ha.Clusters(e.Workspace)))
+		}
+	}
+}
+
+// DeleteWorkspace forgets a deleted workspace's HA and rate-limit state.
+func (d *Distributor) DeleteWorkspace(id string) {
+	d.ha.DeleteWorkspace(id)
+	d.rate.Delete(id)
+	d.m.haGroups.DeleteLabelValues(id)
+	d.statusMu.Lock()
+	delete(d.status, id)
+	d.statusMu.Unlock()
+}
+
+// workspaceStatus returns the workspace's status, cached for a few seconds so the hot
+// path does not copy workspace records.
+func (d *Distributor) workspaceStatus(ctx context.Context, id string) (string, error) {
+	now := d.now()
+	d.statusMu.RLock()
+	e, ok := d.status[id]
+	d.statusMu.RUnlock()
+	if ok && now.Sub(e.checked) < 2*time.Second {
+		return e.status, nil
+	}
+	ws, err := d.workspaces.GetWorkspace(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	d.statusMu.Lock()
+	d.status[id] = statusEntry{status: ws.Status, checked: now}
+	d.statusMu.Unlock()
+	return ws.Status, nil
+}
+
+// httpError is an answer other than success, with the text Prometheus' senders log.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (d *Distributor) reply(w http.ResponseWriter, v remotewrite.Version, status int, msg string, written [3]int) {
+	if v == remotewrite.V2 {
+		h := w.Header()
+		h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written[0]))
+		h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written[1]))
+		h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(written[2]))
+	}
+	version := "unknown"
+	if v != 0 {
+		version = v.String()
+	}
+	d.m.requests.WithLabelValues(version, strconv.Itoa(status)).Inc()
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ServeHTTP handles POST /workspaces/{workspaceId}/api/v1/remote_write.
+func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("workspaceId")
+	ctx := r.Context()
+	status, err := d.workspaceStatus(ctx, id)
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		d.reply(w, 0, http.StatusNotFound, fmt.Sprintf("workspace %s not found", id), [3]int{})
+		return
+	case err != nil:
+		d.logger.Error("looking up workspace", "workspace", id, "err", err)
+		d.reply(w, 0, http.StatusInternalServerError, "looking up the workspace failed; retry", [3]int{})
+		return
+	case status != meta.StatusActive && status != meta.StatusCreating:
+		d.reply(w, 0, http.StatusNotFound, fmt.Sprintf("workspace %s is %s and accepts no data", id, status), [3]int{})
+		return
+	}
+
+	limit := d.cfg.MaxRequestBodyBytes
+	if r.ContentLength > limit {
+		d.reply(w, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes (distributor.max-request-body-bytes)", r.ContentLength, limit), [3]int{})
+		return
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		d.reply(w, 0, http.StatusBadRequest, "reading the request body: "+err.Error(), [3]int{})
+		return
+	}
+	if int64(buf.Len()) > limit {
+		d.reply(w, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes (distributor.max-request-body-bytes)", limit), [3]int{})
+		return
+	}
+	req, err := d.decoder.DecodeBody(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), buf.Bytes())
+	if err != nil {
+		code := http.StatusBadRequest
+		switch {
+		case errors.Is(err, remotewrite.ErrUnsupportedContentType), errors.Is(err, remotewrite.ErrUnsupportedContentEncoding):
+			code = http.StatusUnsupportedMediaType
+		case errors.Is(err, remotewrite.ErrBodyTooLarge):
+			code = http.StatusRequestEntityTooLarge
+		}
+		d.reply(w, 0, code, err.Error(), [3]int{})
+		return
+	}
+	defer req.Release()
+	v := req.Version
+	res, herr := d.push(ctx, id, req)
+	written := [3]int{res.Samples, res.Histograms, res.Exemplars}
+	if herr != nil {
+		if herr.status == http.StatusTooManyRequests && res.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(res.retryAfter.Seconds()))))
+		}
+		d.reply(w, v, herr.status, herr.msg, written)
+		return
+	}
+	d.reply(w, v, http.StatusNoContent, "", written)
+}
+
+type pushOutcome struct {
+	ingester.PushResult
+	retryAfter time.Duration
+}
+
+// push runs the request through HA dedup, validation and limits, and stores the rest.
+func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Request) (pushOutcome, *httpError) {
+	var out pushOutcome
+	lim := d.limits.For(id)
+	now := d.now()
+	haCfg := d.cfg.HATracker
+	var (
+		invalid     *invalidSeries
+		invalidAt   string
+		haUsed      bool
+		lastCluster []byte
+		lastReplica []byte
+		lastAccept  bool
+		haErr       error
+	)
+	minT, maxT := int64(math.MinInt64), int64(math.MaxInt64)
+	if lim.MaxSampleAge > 0 {
+		minT = now.Add(-lim.MaxSampleAge).UnixMilli()
+	}
+	if lim.CreationGracePeriod > 0 {
+		maxT = now.Add(lim.CreationGracePeriod).UnixMilli()
+	}
+	kept := req.Series[:0]
+	samples := 0
+	for idx := range req.Series {
+		s := req.Series[idx]
+		n := len(s.Samples) + len(s.Histograms)
+
+		// HA deduplication: one decision per distinct (cluster, replica) run.
+		var cluster, replica []byte
+		for name, value := range s.Labels() {
+			switch string(name) {
+			case haCfg.ClusterLabel:
+				cluster = value
+			case haCfg.ReplicaLabel:
+				replica = value
+			}
+		}
+		if len(cluster) > 0 && len(replica) > 0 {
+			haUsed = true
+			if !bytes.Equal(cluster, lastCluster) || !bytes.Equal(replica, lastReplica) {
+				dec, err := d.ha.Decide(id, string(cluster), string(replica), now)
+				lastCluster, lastReplica = cluster, replica
+				if err != nil {
+					haErr = err
+					lastAccept = false
+				} else {
+					lastAccept = dec.Action == hatracker.Accept
+				}
+			}
+			if !lastAccept {
+				if haErr != nil {
+					d.usage.Discard(id, usage.HAClusterLimit, n)
+				} else {
+					d.usage.Discard(id, usage.HANonElectedReplica, n)
+				}
+				continue
+			}
+		}
+
+		if bad := validateLabels(&s, lim); bad != nil {
+			d.usage.Discard(id, bad.reason, n)
+			if invalid == nil {
+				invalid, invalidAt = bad, seriesString(&s)
+			}
+			continue
+		}
+		// Sample age, per sample: drop the too old and the too new, keep the rest.
+		var old, future int
+		s.Samples, old, future = filterSamples(s.Samples, minT, maxT)
+		var hOld, hFuture int
+		s.Histograms, hOld, hFuture = filterHistograms(s.Histograms, minT, maxT)
+		if old, future = old+hOld, future+hFuture; old+future > 0 {
+			d.usage.Discard(id, usage.GreaterThanMaxSampleAge, old)
+			d.usage.Discard(id, usage.TooFarInFuture, future)
+			if invalid == nil {
+				r := usage.GreaterThanMaxSampleAge
+				if old == 0 {
+					r = usage.TooFarInFuture
+				}
+				invalid, invalidAt = ageError(r, lim), seriesString(&s)
+			}
+		}
+		if len(s.Samples)+len(s.Histograms) == 0 && len(s.Exemplars) == 0 {
+			continue
+		}
+		samples += len(s.Samples) + len(s.Histograms)
+		kept = append(kept, s)
+	}
+	req.Series = kept
+
+	if haErr != nil && len(kept) == 0 {
+		d.usage.Throttled.WithLabelValues(id, usage.QuotaHAClusters).Inc()
+		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file", haErr)}
+	}
+
+	if samples > 0 && lim.IngestionRate > 0 {
+		ok, wait := d.rate.AllowN(id, now, samples, lim.IngestionRate, lim.IngestionBurstSize)
+		if !ok {
+			d.usage.Discard(id, usage.RateLimited, samples)
+			if wait == ratelimit.Never {
+				return out, &httpError{http.StatusBadRequest, fmt.Sprintf("request of %d samples exceeds the ingestion burst size of %d for workspace %s; send smaller requests", samples, lim.IngestionBurstSize, id)}
+			}
+			d.usage.Throttled.WithLabelValues(id, usage.QuotaIngestionRate).Inc()
+			out.retryAfter = wait
+			return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s; retry later, or raise ingestion_rate for this workspace in the runtime limits file", lim.IngestionRate, lim.IngestionBurstSize, id)}
+		}
+	}
+
+	if len(kept) > 0 {
+		opts := ingester.PushOptions{}
+		if haUsed {
+			opts.DropLabel = haCfg.ReplicaLabel
+		}
+		res, err := d.pusher.Push(ctx, id, req, opts)
+		if err != nil {
+			if errors.Is(err, ingester.ErrWorkspaceDeleted) {
+				return out, &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is deleted", id)}
+			}
+			d.logger.Error("storing remote write request", "workspace", id, "err", err)
+			return out, &httpError{http.StatusInternalServerError, "storing the samples failed, nothing was stored; retry"}
+		}
+		out.PushResult = res
+	}
+	stored := fmt.Sprintf("%d samples, %d histograms and %d exemplars of this request were stored", out.Samples, out.Histograms, out.Exemplars)
+	if out.Limited != nil {
+		d.usage.Throttled.WithLabelValues(id, out.LimitedQuota).Inc()
+		return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("%v; %s", out.Limited, stored)}
+	}
+	if invalid != nil {
+		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%s: %s for series %s; %s", invalid.reason, invalid.msg, invalidAt, stored)}
+	}
+	if out.Invalid != nil {
+		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; %s", out.Invalid, stored)}
+	}
+	return out, nil
+}
+
+func ageError(r usage.Reason, lim *limits.Limits) *invalidSeries {
+	if r == usage.GreaterThanMaxSampleAge {
+		return &invalidSeries{r, fmt.Sprintf("sample is older than the maximum sample age of %s (max_sample_age)", lim.MaxSampleAge)}
+	}
+	return &invalidSeries{r, fmt.Sprintf("sample is more than %s in the future (creation_grace_period)", lim.CreationGracePeriod)}
+}
+
+// filterSamples keeps samples within [minT, maxT], in place, and counts the others.
+func filterSamples(ss []remotewrite.Sample, minT, maxT int64) (kept []remotewrite.Sample, old, future int) {
+	for i, smp := range ss {
+		if smp.Timestamp < minT || smp.Timestamp > maxT {
+			// Slow path from the first sample out of range on.
+			kept = ss[:i]
+			for _, smp := range ss[i:] {
+				switch {
+				case smp.Timestamp < minT:
+					old++
+				case smp.Timestamp > maxT:
+					future++
+				default:
+					kept = append(kept, smp)
+				}
+			}
+			return kept, old, future
+		}
+	}
+	return ss, 0, 0
+}
+
+// filterHistograms is filterSamples for histograms.
+func filterHistograms(hs []remotewrite.Histogram, minT, maxT int64) (kept []remotewrite.Histogram, old, future int) {
+	for i := range hs {
+		if hs[i].Timestamp < minT || hs[i].Timestamp > maxT {
+			kept = hs[:i]
+			for j := i; j < len(hs); j++ {
+				switch {
+				case hs[j].Timestamp < minT:
+					old++
+				case hs[j].Timestamp > maxT:
+					future++
+				default:
+					kept = append(kept, hs[j])
+				}
+			}
+			return kept, old, future
+		}
+	}
+	return hs, 0, 0
+}
+
+// seriesString renders a series' labels for messages.
+func seriesString(s *remotewrite.Series) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	first := true
+	for name, value := range s.Labels() {
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.Write(name)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(string(value)))
+	}
+	b.WriteByte('}')
+	return b.String()
+}

@@ -1,0 +1,426 @@
+// Package ingester stores samples: one Prometheus TSDB per workspace under the data
+// directory, with its WAL, out-of-order window, native histograms and exemplars. Start from
+// Ingester: Push writes a decoded remote-write request to a workspace, Querier reads one.
+//
+// The write path is replayable — the same request applied twice stores nothing twice
+// (identical samples are no-ops in the TSDB) — because distributed mode will feed
+// ingesters from a replicated log and replay it after a crash.
+//
+//	Push(workspace, req) ─▶ userDB (opened lazily) ─▶ for each series:
+//	     raw label bytes ──▶ refs cache hit? ──yes──▶ append by ref (no label work)
+//	                              │ no
+//	                              ▼
+//	            build labels, check active-series limits, append, cache ref
+//
+// Active series (AMP's definition: a sample in the last 2 hours) are counted per
+// workspace, per metric name and per limitsPerLabelSet label set; new series beyond a
+// limit are refused while existing ones keep ingesting.
+package ingester
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/usage"
+)
+
+// Config configures the ingester.
+type Config struct {
+	TSDB TSDBConfig `yaml:"tsdb"`
+	// IdleTimeout closes a workspace's TSDB after this long without writes or reads; it
+	// reopens (replaying its WAL) on the next use. Zero keeps TSDBs open.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ActiveSeriesWindow is how recent a series' last sample must be for it to be active.
+	ActiveSeriesWindow time.Duration `yaml:"active_series_window"`
+}
+
+// TSDBConfig configures the per-workspace TSDBs.
+type TSDBConfig struct {
+	// Dir holds one TSDB per workspace. Empty means <data-dir>/tsdb.
+	Dir string `yaml:"dir"`
+	// BlockRange is the time range of the blocks cut from the head.
+	BlockRange     time.Duration `yaml:"block_range"`
+	WALCompression bool          `yaml:"wal_compression"`
+}
+
+// RegisterFlags registers the flags under "ingester." and "tsdb.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.TSDB.Dir, "tsdb.dir", "", "Directory of the per-workspace TSDBs. Empty means <data-dir>/tsdb.")
+	f.DurationVar(&c.TSDB.BlockRange, "tsdb.block-range", 2*time.Hour, "Time range of the blocks cut from a workspace's head.")
+	f.BoolVar(&c.TSDB.WALCompression, "tsdb.wal-compression", true, "Compress the WAL (snappy).")
+	f.DurationVar(&c.IdleTimeout, "ingester.idle-timeout", time.Hour, "Close a workspace's TSDB after this long without writes or reads; it reopens on the next use. 0 keeps TSDBs open.")
+	f.DurationVar(&c.ActiveSeriesWindow, "ingester.active-series-window", 2*time.Hour, "A series is active while its newest sample arrived within this window (AMP: 2h).")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.TSDB.BlockRange < time.Minute || c.TSDB.BlockRange%time.Minute != 0 {
+		return errors.New("tsdb.block_range must be a whole number of minutes, at least one")
+	}
+	if c.IdleTimeout < 0 {
+		return errors.New("idle_timeout must not be negative")
+	}
+	if c.ActiveSeriesWindow <= 0 {
+		return errors.New("active_series_window must be positive")
+	}
+	return nil
+}
+
+// Workspaces is what the ingester needs to know about workspaces: their configuration.
+type Workspaces interface {
+	GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
+}
+
+// ErrWorkspaceDeleted is returned for a workspace whose data is being or was removed.
+var ErrWorkspaceDeleted = errors.New("workspace is deleted")
+
+// Ingester holds the TSDBs of all workspaces. Safe for concurrent use.
+type Ingester struct {
+	cfg        Config
+	dir        string
+	limits     *limits.Overrides
+	workspaces Workspaces
+	usage      *usage.Metrics
+	logger     *slog.Logger
+	now        func() time.Time
+	m          *metrics
+
+	mu sync.Mutex // guards dbs and deleted
+	// dbs are the open TSDBs by workspace. An entry whose open is in progress has a
+	// non-nil opening channel.
+	dbs     map[string]*userDB
+	deleted map[string]bool
+}
+
+type metrics struct {
+	openDBs      prometheus.GaugeFunc
+	opens        prometheus.Counter
+	activeSeries *prometheus.GaugeVec
+	seriesLimit  *prometheus.GaugeVec
+	dbReg        *prometheus.Registry
+}
+
+// New returns an ingester storing under cfg.TSDB.Dir (or dataDir/tsdb).
+func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, use *usage.Metrics, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	dir := cfg.TSDB.Dir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "tsdb")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating TSDB directory: %w", err)
+	}
+	i := &Ingester{
+		cfg:        cfg,
+		dir:        dir,
+		limits:     lim,
+		workspaces: ws,
+		usage:      use,
+		logger:     logger,
+		now:        time.Now,
+		dbs:        map[string]*userDB{},
+		deleted:    map[string]bool{},
+	}
+	f := promauto.With(reg)
+	i.m = &metrics{
+		openDBs: f.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ingester_open_tsdbs",
+			Help: "Workspace TSDBs open in this process.",
+		}, func() float64 {
+			i.mu.Lock()
+			defer i.mu.Unlock()
+			return float64(len(i.dbs))
+		}),
+		opens: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_tsdb_opens_total",
+			Help: "Workspace TSDBs opened (WAL replayed), lazily on first use.",
+		}),
+		activeSeries: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_workspace_active_series",
+			Help: "Series with a sample in the active-series window (AMP: 2h), per workspace.",
+		}, []string{"workspace"}),
+		seriesLimit: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_workspace_active_series_limit",
+			Help: "The active series limit in force, per workspace (0: none).",
+		}, []string{"workspace"}),
+	}
+	return i, nil
+}
+
+var workspaceDirRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
+
+// get returns the open TSDB of workspace, opening it (and replaying its WAL) if needed.
+// The caller must call release on the returned userDB.
+func (i *Ingester) get(ctx context.Context, workspace string) (*userDB, error) {
+	if !workspaceDirRe.MatchString(workspace) {
+		return nil, fmt.Errorf("invalid workspace id %q", workspace)
+	}
+	for {
+		i.mu.Lock()
+		if i.deleted[workspace] {
+			i.mu.Unlock()
+			return nil, ErrWorkspaceDeleted
+		}
+		u, ok := i.dbs[workspace]
+		if !ok {
+			u = &userDB{id: workspace, opening: make(chan struct{}), mu: &i.mu}
+			i.dbs[workspace] = u
+			i.mu.Unlock()
+			err := i.open(ctx, u)
+			i.mu.Lock()
+			if err != nil {
+				delete(i.dbs, workspace)
+			}
+			close(u.opening)
+			u.opening = nil
+			if err == nil {
+				u.acquire()
+			}
+			i.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return u, nil
+		}
+		if ch := u.opening; ch != nil {
+			i.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		u.acquire()
+		i.mu.Unlock()
+		return u, nil
+	}
+}
+
+func (i *Ingester) open(ctx context.Context, u *userDB) error {
+	ws, err := i.workspaces.GetWorkspace(ctx, u.id)
+	if err != nil {
+		return fmt.Errorf("reading workspace %s: %w", u.id, err)
+	}
+	lim := i.limits.For(u.id)
+	retentionDays := ws.Configuration.RetentionPeriodInDays
+	if retentionDays == 0 {
+		retentionDays = lim.RetentionPeriodDays
+	}
+	retention := time.Duration(retentionDays) * 24 * time.Hour
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = retention.Milliseconds()
+	opts.MinBlockDuration = i.cfg.TSDB.BlockRange.Milliseconds()
+	// Until blocks are shipped to the bucket, the local TSDB keeps everything and
+	// compacts as Prometheus does: blocks up to a tenth of the retention, at most 31 days.
+	opts.MaxBlockDuration = max(opts.MinBlockDuration, min(retention/10, 31*24*time.Hour).Milliseconds())
+	opts.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
+	opts.EnableExemplarStorage = lim.MaxExemplars > 0
+	opts.MaxExemplars = int64(lim.MaxExemplars)
+	opts.EnableMetadataWALRecords = true
+	if i.cfg.TSDB.WALCompression {
+		opts.WALCompression = compression.Snappy
+	}
+	start := time.Now()
+	db, err := tsdb.Open(filepath.Join(i.dir, u.id), i.logger.With("workspace", u.id), nil, opts, nil)
+	if err != nil {
+		return fmt.Errorf("opening TSDB of workspace %s: %w", u.id, err)
+	}
+	u.db = db
+	u.active = newActiveSeries(ws.Configuration.LimitsPerLabelSet)
+	u.touch(i.now())
+	i.m.opens.Inc()
+	i.logger.Info("workspace TSDB opened", "workspace", u.id, "series", db.Head().NumSeries(), "duration", time.Since(start))
+	return nil
+}
+
+// Querier returns a querier over [mint, maxt] of workspace. A workspace never written to
+// has an empty TSDB. The querier must be closed.
+func (i *Ingester) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
+	u, err := i.get(ctx, workspace)
+	if err != nil {
+		return nil, err
+	}
+	u.touch(i.now())
+	q, err := u.db.Querier(mint, maxt)
+	if err != nil {
+		u.release()
+		return nil, err
+	}
+	return &releasingQuerier{Querier: q, release: u.release}, nil
+}
+
+// releasingQuerier keeps its userDB open until closed.
+type releasingQuerier struct {
+	storage.Querier
+	release func()
+	once    sync.Once
+}
+
+func (q *releasingQuerier) Close() error {
+	err := q.Querier.Close()
+	q.once.Do(q.release)
+	return err
+}
+
+// Provision implements controlplane.Lifecycle: TSDBs open lazily, nothing to do.
+func (i *Ingester) Provision(context.Context, meta.Workspace) error { return nil }
+
+// Reconfigure implements controlplane.Lifecycle: applies a new limitsPerLabelSet.
+func (i *Ingester) Reconfigure(_ context.Context, ws meta.Workspace) error {
+	if u := i.openDB(ws.ID); u != nil {
+		u.active.setLabelSets(ws.Configuration.LimitsPerLabelSet)
+	}
+	return nil
+}
+
+// Deprovision implements controlplane.Lifecycle: stops ingestion for the workspace, closes
+// its TSDB once in-flight requests finish and removes its data.
+func (i *Ingester) Deprovision(ctx context.Context, id string) error {
+	if !workspaceDirRe.MatchString(id) {
+		return fmt.Errorf("invalid workspace id %q", id)
+	}
+	i.mu.Lock()
+	i.deleted[id] = true
+	u, ok := i.dbs[id]
+	i.mu.Unlock()
+	if ok {
+		if err := i.closeDB(ctx, u); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(i.dir, id)); err != nil {
+		return fmt.Errorf("removing TSDB of workspace %s: %w", id, err)
+	}
+	i.m.activeSeries.DeleteLabelValues(id)
+	i.m.seriesLimit.DeleteLabelValues(id)
+	i.usage.DeleteWorkspace(id)
+	i.logger.Info("workspace data removed", "workspace", id)
+	return nil
+}
+
+// closeDB waits for users of u to finish, then closes and forgets it.
+func (i *Ingester) closeDB(ctx context.Context, u *userDB) error {
+	for {
+		i.mu.Lock()
+		if u.opening != nil {
+			ch := u.opening
+			i.mu.Unlock()
+			<-ch
+			continue
+		}
+		if u.users == 0 {
+			if cur, ok := i.dbs[u.id]; ok && cur == u {
+				delete(i.dbs, u.id)
+			}
+			i.mu.Unlock()
+			break
+		}
+		i.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if u.db == nil {
+		return nil
+	}
+	if err := u.db.Close(); err != nil {
+		return fmt.Errorf("closing TSDB of workspace %s: %w", u.id, err)
+	}
+	return nil
+}
+
+// Run closes idle TSDBs and refreshes active-series counts until ctx is done, then closes
+// every TSDB. Stop order: the HTTP server stops first, so no push is in flight here.
+func (i *Ingester) Run(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return i.closeAll()
+		case <-t.C:
+			i.housekeeping(ctx)
+		}
+	}
+}
+
+func (i *Ingester) housekeeping(ctx context.Context) {
+	now := i.now()
+	i.mu.Lock()
+	var all []*userDB
+	for _, u := range i.dbs {
+		if u.opening == nil {
+			all = append(all, u)
+		}
+	}
+	i.mu.Unlock()
+	for _, u := range all {
+		u.active.purge(now.Add(-i.cfg.ActiveSeriesWindow))
+		i.m.activeSeries.WithLabelValues(u.id).Set(float64(u.active.total()))
+		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(i.limits.For(u.id).MaxActiveSeries))
+		if i.cfg.IdleTimeout > 0 && now.Sub(u.lastUsed()) > i.cfg.IdleTimeout {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := i.closeDB(cctx, u); err != nil {
+				i.logger.Warn("closing idle workspace TSDB", "workspace", u.id, "err", err)
+			} else {
+				i.logger.Info("idle workspace TSDB closed", "workspace", u.id)
+			}
+			cancel()
+		}
+	}
+}
+
+func (i *Ingester) closeAll() error {
+	i.mu.Lock()
+	var all []*userDB
+	for _, u := range i.dbs {
+		all = append(all, u)
+	}
+	i.mu.Unlock()
+	var errs []error
+	for _, u := range all {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		errs = append(errs, i.closeDB(ctx, u))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// ActiveSeries returns the active series of workspace, or 0 when its TSDB is not open.
+func (i *Ingester) ActiveSeries(workspace string) int {
+	if u := i.openDB(workspace); u != nil {
+		return u.active.total()
+	}
+	return 0
+}
+
+// openDB returns the workspace's TSDB if it is open (not opening), without acquiring it.
+func (i *Ingester) openDB(workspace string) *userDB {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if u, ok := i.dbs[workspace]; ok && u.opening == nil {
+		return u
+	}
+	return nil
+}

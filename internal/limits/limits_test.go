@@ -1,0 +1,119 @@
+package limits
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func defaults(t *testing.T) Config {
+	t.Helper()
+	var c Config
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	return c
+}
+
+func TestDefaultsAreAMPQuotas(t *testing.T) {
+	c := defaults(t)
+	l := c.Limits
+	if l.IngestionRate != 70000 || l.IngestionBurstSize != 1000000 || l.MaxActiveSeries != 1000000 ||
+		l.MaxActiveSeriesPerMetric != 200000 || l.MaxLabelNamesPerSeries != 70 || l.RetentionPeriodDays != 150 ||
+		l.OutOfOrderTimeWindow != time.Minute || l.MaxHAClusters != 500 || l.MaxSampleAge != time.Hour {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseRuntimeConfig(t *testing.T) {
+	c := defaults(t)
+	m, err := ParseRuntimeConfig([]byte("overrides:\n  ws-a:\n    ingestion_rate: 5\n    max_active_series: 10\n  ws-b: {}\n"), c.Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["ws-a"].IngestionRate != 5 || m["ws-a"].MaxActiveSeries != 10 || m["ws-a"].MaxActiveSeriesPerMetric != 200000 {
+		t.Fatalf("ws-a: %+v", m["ws-a"])
+	}
+	if *m["ws-b"] != c.Limits {
+		t.Fatalf("ws-b: %+v", m["ws-b"])
+	}
+	for body, want := range map[string]string{
+		"overrides:\n  ws-a:\n    ingestion_rat: 5\n":              "ingestion_rat",
+		"overrides:\n  ws-a:\n    out_of_order_time_window: 11m\n": "out_of_order_time_window",
+		"overrides:\n  ws-a:\n    ingestion_rate: -1\n":            "ingestion_rate",
+		"overrids: {}\n": "overrids",
+		"overrides:\n  ws-a:\n    retention_period_days: 0\n": "retention_period_days",
+		"overrides:\n  ws-a:\n    max_active_series: many\n":  "many",
+	} {
+		if _, err := ParseRuntimeConfig([]byte(body), c.Limits); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error naming %s", body, err, want)
+		}
+	}
+}
+
+func TestOverridesReloadKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rt.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("overrides:\n  ws-a:\n    ingestion_rate: 5\n")
+	c := defaults(t)
+	c.RuntimeConfigFile = file
+	c.RuntimeConfigReloadPeriod = 10 * time.Millisecond
+	o, err := NewOverrides(c, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.For("ws-a").IngestionRate != 5 || o.For("ws-other").IngestionRate != 70000 {
+		t.Fatal("initial load")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = o.Run(ctx) }()
+	defer wg.Wait()
+	defer cancel()
+	write("overrides:\n  ws-a:\n    ingestion_rate: 7\n")
+	waitFor(t, func() bool { return o.For("ws-a").IngestionRate == 7 })
+	write("overrides: [broken")
+	time.Sleep(100 * time.Millisecond)
+	if o.For("ws-a").IngestionRate != 7 {
+		t.Fatal("a bad file replaced the last good limits")
+	}
+	write("overrides: {}\n")
+	waitFor(t, func() bool { return o.For("ws-a").IngestionRate == 70000 })
+
+	// A bad file at start is a configuration error.
+	write("nope: 1\n")
+	if _, err := NewOverrides(c, nil, prometheus.NewRegistry()); err == nil {
+		t.Fatal("bad file accepted at start")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

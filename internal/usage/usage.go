@@ -1,0 +1,121 @@
+// Package usage records what each workspace ingests, discards and is throttled for, in the
+// shape of AMP's vended usage metrics: every series has a workspace label. The distributor
+// and the ingester write to one Metrics; /metrics exposes it, and the query issue makes the
+// same figures queryable with PromQL.
+package usage
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Reason is why samples were discarded. Names follow AMP's (Cortex's) discard reasons.
+type Reason uint8
+
+// Discard reasons.
+const (
+	MissingMetricName Reason = iota
+	MetricNameInvalid
+	LabelInvalid
+	DuplicateLabelNames
+	MaxLabelNamesPerSeries
+	LabelNameTooLong
+	LabelValueTooLong
+	GreaterThanMaxSampleAge
+	TooFarInFuture
+	SampleOutOfOrder
+	SampleTooOld
+	NewValueForTimestamp
+	InvalidNativeHistogram
+	PerUserSeriesLimit
+	PerMetricSeriesLimit
+	PerLabelSetSeriesLimit
+	RateLimited
+	HAClusterLimit
+	HANonElectedReplica
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	MissingMetricName:       "missing_metric_name",
+	MetricNameInvalid:       "metric_name_invalid",
+	LabelInvalid:            "label_invalid",
+	DuplicateLabelNames:     "duplicate_label_names",
+	MaxLabelNamesPerSeries:  "max_label_names_per_series",
+	LabelNameTooLong:        "label_name_too_long",
+	LabelValueTooLong:       "label_value_too_long",
+	GreaterThanMaxSampleAge: "greater_than_max_sample_age",
+	TooFarInFuture:          "too_far_in_future",
+	SampleOutOfOrder:        "sample-out-of-order",
+	SampleTooOld:            "sample-too-old",
+	NewValueForTimestamp:    "new-value-for-timestamp",
+	InvalidNativeHistogram:  "invalid_native_histogram",
+	PerUserSeriesLimit:      "per_user_series_limit",
+	PerMetricSeriesLimit:    "per_metric_series_limit",
+	PerLabelSetSeriesLimit:  "per_labelset_series_limit",
+	RateLimited:             "rate_limited",
+	HAClusterLimit:          "too_many_ha_clusters",
+	HANonElectedReplica:     "ha_non_elected_replica",
+}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Quotas named in throttled-request counts.
+const (
+	QuotaIngestionRate = "ingestion_rate"
+	QuotaActiveSeries  = "active_series"
+	QuotaSeriesMetric  = "active_series_per_metric"
+	QuotaSeriesLabels  = "active_series_per_label_set"
+	QuotaHAClusters    = "ha_clusters"
+)
+
+// Metrics are the per-workspace usage counters. Safe for concurrent use.
+type Metrics struct {
+	Samples    *prometheus.CounterVec
+	Histograms *prometheus.CounterVec
+	Exemplars  *prometheus.CounterVec
+	Discarded  *prometheus.CounterVec
+	Throttled  *prometheus.CounterVec
+}
+
+// New registers the usage metrics with reg.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		Samples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_ingested_samples_total",
+			Help: "Float samples stored, per workspace.",
+		}, []string{"workspace"}),
+		Histograms: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_ingested_histograms_total",
+			Help: "Native histogram samples stored, per workspace.",
+		}, []string{"workspace"}),
+		Exemplars: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_ingested_exemplars_total",
+			Help: "Exemplars stored, per workspace.",
+		}, []string{"workspace"}),
+		Discarded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_discarded_samples_total",
+			Help: "Samples refused or dropped, per workspace and reason.",
+		}, []string{"workspace", "reason"}),
+		Throttled: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_throttled_requests_total",
+			Help: "Remote write requests answered 429, per workspace and the quota that was hit.",
+		}, []string{"workspace", "quota"}),
+	}
+}
+
+// Discard counts n samples of workspace discarded for reason.
+func (m *Metrics) Discard(workspace string, reason Reason, n int) {
+	if n > 0 {
+		m.Discarded.WithLabelValues(workspace, reason.String()).Add(float64(n))
+	}
+}
+
+// DeleteWorkspace forgets every series of workspace.
+func (m *Metrics) DeleteWorkspace(workspace string) {
+	l := prometheus.Labels{"workspace": workspace}
+	for _, v := range []*prometheus.CounterVec{m.Samples, m.Histograms, m.Exemplars, m.Discarded, m.Throttled} {
+		v.DeletePartialMatch(l)
+	}
+}
