@@ -367,6 +367,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 
 func (i *Ingester) housekeeping(ctx context.Context) {
 	now := i.now()
+	i.usage.UpdateRates(now)
 	i.mu.Lock()
 	var all []*userDB
 	for _, u := range i.dbs {

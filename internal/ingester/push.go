@@ -166,13 +166,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		}
 		a.mu.Unlock()
 	}
-	i.usage.Samples.WithLabelValues(workspace).Add(float64(res.Samples))
-	if res.Histograms > 0 {
-		i.usage.Histograms.WithLabelValues(workspace).Add(float64(res.Histograms))
-	}
-	if res.Exemplars > 0 {
-		i.usage.Exemplars.WithLabelValues(workspace).Add(float64(res.Exemplars))
-	}
+	i.usage.Ingested(workspace, res.Samples, res.Histograms, res.Exemplars)
 	return res, nil
 }
 

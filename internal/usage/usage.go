@@ -5,6 +5,10 @@
 package usage
 
 import (
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -76,6 +80,11 @@ type Metrics struct {
 	Exemplars  *prometheus.CounterVec
 	Discarded  *prometheus.CounterVec
 	Throttled  *prometheus.CounterVec
+	Rate       *prometheus.GaugeVec
+
+	mu       sync.Mutex // guards the fields below
+	counts   map[string]*atomic.Int64
+	lastRate time.Time
 }
 
 // New registers the usage metrics with reg.
@@ -102,6 +111,45 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "strata_workspace_throttled_requests_total",
 			Help: "Remote write requests answered 429, per workspace and the quota that was hit.",
 		}, []string{"workspace", "quota"}),
+		Rate: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_workspace_ingestion_rate_samples_per_second",
+			Help: "Samples and histograms stored per second, per workspace, over the last update interval (AMP's IngestionRate).",
+		}, []string{"workspace"}),
+		counts: map[string]*atomic.Int64{},
+	}
+}
+
+// Ingested counts what a request stored for workspace.
+func (m *Metrics) Ingested(workspace string, samples, histograms, exemplars int) {
+	m.Samples.WithLabelValues(workspace).Add(float64(samples))
+	if histograms > 0 {
+		m.Histograms.WithLabelValues(workspace).Add(float64(histograms))
+	}
+	if exemplars > 0 {
+		m.Exemplars.WithLabelValues(workspace).Add(float64(exemplars))
+	}
+	m.mu.Lock()
+	c, ok := m.counts[workspace]
+	if !ok {
+		c = new(atomic.Int64)
+		m.counts[workspace] = c
+	}
+	m.mu.Unlock()
+	c.Add(int64(samples + histograms))
+}
+
+// UpdateRates sets the ingestion-rate gauges from what was stored since the last call.
+func (m *Metrics) UpdateRates(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	elapsed := now.Sub(m.lastRate).Seconds()
+	first := m.lastRate.IsZero()
+	m.lastRate = now
+	for ws, c := range m.counts {
+		n := c.Swap(0)
+		if !first && elapsed > 0 {
+			m.Rate.WithLabelValues(ws).Set(float64(n) / elapsed)
+		}
 	}
 }
 
@@ -118,4 +166,8 @@ func (m *Metrics) DeleteWorkspace(workspace string) {
 	for _, v := range []*prometheus.CounterVec{m.Samples, m.Histograms, m.Exemplars, m.Discarded, m.Throttled} {
 		v.DeletePartialMatch(l)
 	}
+	m.Rate.DeletePartialMatch(l)
+	m.mu.Lock()
+	delete(m.counts, workspace)
+	m.mu.Unlock()
 }
