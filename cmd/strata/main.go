@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/stratametrics/strata/internal/app"
+	"github.com/stratametrics/strata/internal/loadgen"
 	"github.com/stratametrics/strata/internal/version"
 )
 
@@ -21,6 +22,7 @@ that speaks the API of Amazon Managed Service for Prometheus.
 
 Usage:
   strata server [flags]       run the service (strata server --help lists every flag)
+  strata loadgen [flags]      send realistic remote-write traffic and report (--help for flags)
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
 `
@@ -37,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "loadgen":
+		return loadgen.Main(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.Get())
 		return 0
