@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/app"
 	"github.com/stratametrics/strata/internal/loadgen"
+	"github.com/stratametrics/strata/internal/sigv4proxy"
 	"github.com/stratametrics/strata/internal/version"
 )
 
@@ -22,6 +23,7 @@ that speaks the API of Amazon Managed Service for Prometheus.
 
 Usage:
   strata server [flags]       run the service (strata server --help lists every flag)
+  strata sigv4-proxy [flags]  sign requests with AWS SigV4 and forward them (for curl, Grafana)
   strata loadgen [flags]      send realistic remote-write traffic and report (--help for flags)
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
@@ -39,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "sigv4-proxy":
+		return sigv4proxy.Main(args[1:], stdout, stderr)
 	case "loadgen":
 		return loadgen.Main(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

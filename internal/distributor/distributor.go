@@ -350,6 +350,7 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		lastCluster []byte
 		lastReplica []byte
 		lastAccept  bool
+		lastErr     error
 		haErr       error
 	)
 	minT, maxT := int64(math.MinInt64), int64(math.MaxInt64)
@@ -365,30 +366,21 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		s := req.Series[idx]
 		n := len(s.Samples) + len(s.Histograms)
 
-		// HA deduplication: one decision per distinct (cluster, replica) run.
-		var cluster, replica []byte
-		for name, value := range s.Labels() {
-			switch string(name) {
-			case haCfg.ClusterLabel:
-				cluster = value
-			case haCfg.ReplicaLabel:
-				replica = value
-			}
-		}
+		cluster, replica, bad := scanLabels(&s, lim, haCfg.ClusterLabel, haCfg.ReplicaLabel)
+		// HA deduplication first, one decision per distinct (cluster, replica) run: a
+		// non-elected replica's series are dropped even when invalid.
 		if len(cluster) > 0 && len(replica) > 0 {
 			haUsed = true
 			if !bytes.Equal(cluster, lastCluster) || !bytes.Equal(replica, lastReplica) {
 				dec, err := d.ha.Decide(id, string(cluster), string(replica), now)
-				lastCluster, lastReplica = cluster, replica
-				if err != nil {
+				lastCluster, lastReplica, lastErr = cluster, replica, err
+				if err != nil && haErr == nil {
 					haErr = err
-					lastAccept = false
-				} else {
-					lastAccept = dec.Action == hatracker.Accept
 				}
+				lastAccept = err == nil && dec.Action == hatracker.Accept
 			}
 			if !lastAccept {
-				if haErr != nil {
+				if lastErr != nil {
 					d.usage.Discard(id, usage.HAClusterLimit, n)
 				} else {
 					d.usage.Discard(id, usage.HANonElectedReplica, n)
@@ -396,8 +388,7 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 				continue
 			}
 		}
-
-		if bad := validateLabels(&s, lim); bad != nil {
+		if bad != nil {
 			d.usage.Discard(id, bad.reason, n)
 			if invalid == nil {
 				invalid, invalidAt = bad, seriesString(&s)

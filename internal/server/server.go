@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -32,6 +33,8 @@ type Config struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// EnablePprof serves Go's profiler under /debug/pprof/, unauthenticated.
+	EnablePprof bool `yaml:"enable_pprof"`
 }
 
 // RegisterFlags registers the server flags.
@@ -41,6 +44,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ReadHeaderTimeout, "server.read-header-timeout", 10*time.Second, "Time allowed to read a request's headers.")
 	f.DurationVar(&c.IdleTimeout, "server.idle-timeout", 2*time.Minute, "How long an idle keep-alive connection stays open.")
 	f.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 30*time.Second, "How long in-flight requests may run after a stop signal.")
+	f.BoolVar(&c.EnablePprof, "server.enable-pprof", false, "Serve Go's profiler under /debug/pprof/ (unauthenticated: only on trusted listeners).")
 }
 
 // Validate checks the configuration.
@@ -112,6 +116,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	}))
 	s.Handle("ready", "GET /-/ready", http.HandlerFunc(s.serveReady))
 	s.Handle("metrics", "GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	if cfg.EnablePprof {
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return s, nil
 }
 
