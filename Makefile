@@ -27,9 +27,11 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Regenerates docs/configuration.md from the code (TestConfigReferenceUpToDate fails when stale).
+# Regenerates docs/configuration.md and docs/security.md from the code (tests fail when stale).
 docs:
 	$(GO) run ./cmd/strata config-reference > docs/configuration.md
+	STRATA_ROOT_ACCESS_KEY_ID=AKIDDOCSGENERATOR0001 STRATA_ROOT_SECRET_ACCESS_KEY=docs-generator-secret-000000 \
+		$(GO) run ./cmd/strata security-reference > docs/security.md
 
 clean:
 	rm -rf bin

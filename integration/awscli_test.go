@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,4 +153,69 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 	p.stop(t)
+}
+
+func TestAWSCLIRejectedSignature(t *testing.T) {
+	requireTool(t, "aws")
+	p := startStrata(t, "--data-dir", t.TempDir())
+	_, stderr, code := awsCLIWith(t, p.URL, []string{"AWS_SECRET_ACCESS_KEY=not-the-right-secret-0000000000"}, "list-workspaces")
+	if code == 0 || !strings.Contains(stderr, "InvalidSignatureException") {
+		t.Fatalf("wrong secret: exit %d, %s", code, stderr)
+	}
+	_, stderr, code = awsCLIWith(t, p.URL, []string{"AWS_ACCESS_KEY_ID=AKIDUNKNOWN000000001"}, "list-workspaces")
+	if code == 0 || !strings.Contains(stderr, "UnrecognizedClientException") {
+		t.Fatalf("unknown key: exit %d, %s", code, stderr)
+	}
+}
+
+// curl, which cannot sign, reaches the API through `strata sigv4-proxy`.
+func TestSigningProxyWithCurl(t *testing.T) {
+	curl := requireTool(t, "curl")
+	p := startStrata(t, "--data-dir", t.TempDir())
+	proxyAddr := freeAddr(t)
+	cmd := exec.Command(strataBin, "sigv4-proxy", "--listen", proxyAddr, "--upstream", p.URL, "--region", "us-east-1")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootKeyID, "AWS_SECRET_ACCESS_KEY="+rootSecret, "AWS_SESSION_TOKEN=",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
+	var proxyLog strings.Builder
+	cmd.Stderr = &proxyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + proxyAddr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/-/healthy"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not start: %s", proxyLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(curl, append([]string{"-sS", "--fail-with-body", "--noproxy", "*"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s\nproxy log:\n%s", args, err, out, proxyLog.String())
+		}
+		return string(out)
+	}
+	var created workspaceJSON
+	if err := json.Unmarshal([]byte(run("-XPOST", "-H", "Content-Type: application/json", "-d", `{"alias":"via-proxy"}`, base+"/workspaces")), &created); err != nil || created.WorkspaceID == "" {
+		t.Fatalf("create through the proxy: %v %+v", err, created)
+	}
+	if out := run(base + "/workspaces?alias=via"); !strings.Contains(out, created.WorkspaceID) {
+		t.Fatalf("list through the proxy: %s", out)
+	}
+	q := run("-G", "--data-urlencode", `query=count(up{job="a b"}) or vector(42)`, base+"/workspaces/"+created.WorkspaceID+"/api/v1/query")
+	if !strings.Contains(q, `"42"`) {
+		t.Fatalf("query through the proxy: %s", q)
+	}
+	// Without the proxy, curl is refused.
+	out, _ := exec.Command(curl, "-sS", "--noproxy", "*", p.URL+"/workspaces").CombinedOutput()
+	if !strings.Contains(string(out), "Missing Authentication Token") {
+		t.Fatalf("unsigned curl: %s", out)
+	}
 }

@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -23,10 +27,10 @@ import (
 // createWorkspace creates a workspace over plain HTTP and waits until it is ACTIVE.
 func createWorkspace(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Post(url+"/workspaces", "application/json", bytes.NewReader([]byte(`{"alias":"crash"}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := []byte(`{"alias":"crash"}`)
+	req, _ := http.NewRequest(http.MethodPost, url+"/workspaces", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp := signedDo(t, req, body)
 	var out struct{ WorkspaceID string }
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
@@ -34,10 +38,8 @@ func createWorkspace(t *testing.T, url string) string {
 	resp.Body.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(url + "/workspaces/" + out.WorkspaceID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req, _ := http.NewRequest(http.MethodGet, url+"/workspaces/"+out.WorkspaceID, nil)
+		resp := signedDo(t, req, nil)
 		var d struct {
 			Workspace struct{ Status struct{ StatusCode string } }
 		}
@@ -51,6 +53,13 @@ func createWorkspace(t *testing.T, url string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// sign signs req with the root key, for use off the test goroutine.
+func sign(req *http.Request, body []byte) {
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: rootKeyID, SecretAccessKey: rootSecret}
+	_ = v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now())
 }
 
 // Every sample answered 2xx survives kill -9: the WAL holds it and replays on restart.
@@ -83,9 +92,11 @@ func TestAcknowledgedSamplesSurviveKill9(t *testing.T) {
 					})
 				}
 				b, _ := req.Marshal()
-				hreq, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(snappy.Encode(nil, b)))
+				body := snappy.Encode(nil, b)
+				hreq, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 				hreq.Header.Set("Content-Type", "application/x-protobuf")
 				hreq.Header.Set("Content-Encoding", "snappy")
+				sign(hreq, body)
 				resp, err := client.Do(hreq)
 				if err != nil {
 					return // the server is gone
@@ -109,11 +120,14 @@ func TestAcknowledgedSamplesSurviveKill9(t *testing.T) {
 
 	// Restart: the TSDB opens (and replays its WAL) on first use; then stop cleanly.
 	p2 := startStrata(t, "--data-dir", dataDir)
-	resp, err := http.Post(p2.URL+"/workspaces/"+ws+"/api/v1/remote_write", "application/x-protobuf", bytes.NewReader(snappy.Encode(nil, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	empty := snappy.Encode(nil, nil)
+	req, _ := http.NewRequest(http.MethodPost, p2.URL+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(empty))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	resp := signedDo(t, req, empty)
 	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("write after restart: %d", resp.StatusCode)
+	}
 	p2.stop(t)
 
 	db, err := tsdb.OpenDBReadOnly(filepath.Join(dataDir, "tsdb", ws), "", nil)

@@ -4,8 +4,12 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +18,34 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // strataBin is the binary built once for all tests.
 var strataBin string
+
+// The root key the servers under test run with; the clients sign with it.
+const (
+	rootKeyID  = "AKIDSTRATAINTEGRATE1"
+	rootSecret = "strata-integration-secret-000000000000000"
+)
+
+// signedDo sends req signed with the root key (SigV4, service aps, us-east-1).
+func signedDo(t *testing.T, req *http.Request, body []byte) *http.Response {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: rootKeyID, SecretAccessKey: rootSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "strata-integration-")
@@ -67,7 +95,7 @@ var listenRe = regexp.MustCompile(`msg="server listening".* addr=(\S+)`)
 func startStrata(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(strataBin, append([]string{"server", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID=", "STRATA_ROOT_SECRET_ACCESS_KEY=")
+	cmd.Env = append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID="+rootKeyID, "STRATA_ROOT_SECRET_ACCESS_KEY="+rootSecret)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,14 +169,31 @@ func (p *proc) stop(t *testing.T) {
 // awsCLI runs `aws amp ...` against the server and returns stdout, stderr and the exit code.
 func awsCLI(t *testing.T, url string, args ...string) (string, string, int) {
 	t.Helper()
+	return awsCLIWith(t, url, nil, args...)
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free at the time of the call.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// awsCLIWith is awsCLI with extra environment variables (later ones win).
+func awsCLIWith(t *testing.T, url string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	bin := requireTool(t, "aws")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(append([]string{"amp"}, args...), "--endpoint-url", url, "--output", "json")...)
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID=AKIDSTRATATEST00001",
-		"AWS_SECRET_ACCESS_KEY=strata-test-secret-key-000000000000000",
+		"AWS_ACCESS_KEY_ID="+rootKeyID,
+		"AWS_SECRET_ACCESS_KEY="+rootSecret,
 		"AWS_SESSION_TOKEN=",
 		"AWS_DEFAULT_REGION=us-east-1",
 		"AWS_REGION=us-east-1",
@@ -158,6 +203,7 @@ func awsCLI(t *testing.T, url string, args ...string) (string, string, int) {
 		"AWS_PAGER=",
 		"HOME="+home,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

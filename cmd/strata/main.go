@@ -27,6 +27,7 @@ Usage:
   strata loadgen [flags]      send realistic remote-write traffic and report (--help for flags)
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
+  strata security-reference   print docs/security.md (routes, IAM actions, resources)
 `
 
 func main() {
@@ -50,6 +51,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "config-reference":
 		doc, err := app.ConfigReference()
+		if err != nil {
+			fmt.Fprintln(stderr, "strata:", err)
+			return 1
+		}
+		fmt.Fprint(stdout, doc)
+		return 0
+	case "security-reference":
+		doc, err := app.SecurityReference()
 		if err != nil {
 			fmt.Fprintln(stderr, "strata:", err)
 			return 1
@@ -87,6 +96,9 @@ func runServer(args []string, stderr io.Writer) int {
 	if err != nil {
 		logger.Error("starting strata", "err", err)
 		return 1
+	}
+	if text := a.RootKeyInstructions(); text != "" {
+		fmt.Fprintln(stderr, text)
 	}
 	logger.Info("strata started", "version", version.Get().Version, "addr", a.Addr(), "data_dir", cfg.DataDir)
 	if err := a.Run(ctx); err != nil {

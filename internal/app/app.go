@@ -3,9 +3,13 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,10 +25,19 @@ import (
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
 )
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("strata server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // NewLogger builds the process logger from the log block.
 func NewLogger(cfg LogConfig, w *os.File) *slog.Logger {
@@ -39,17 +52,34 @@ func NewLogger(cfg LogConfig, w *os.File) *slog.Logger {
 
 // App is a running set of components.
 type App struct {
-	cfg      *Config
-	logger   *slog.Logger
-	reg      *prometheus.Registry
-	bkt      objstore.Bucket
-	store    *meta.Store
-	server   *server.Server
-	recon    *controlplane.Reconciler
-	limits   *limits.Overrides
-	ingester *ingester.Ingester
-	distrib  *distributor.Distributor
-	rootCred *auth.Credential
+	cfg       *Config
+	logger    *slog.Logger
+	reg       *prometheus.Registry
+	bkt       objstore.Bucket
+	store     *meta.Store
+	server    *server.Server
+	recon     *controlplane.Reconciler
+	limits    *limits.Overrides
+	ingester  *ingester.Ingester
+	distrib   *distributor.Distributor
+	auth      *auth.Auth
+	resources *resources
+	routes    []RouteAction
+	query     *query.API
+}
+
+// workspaceExists answers the query API: a workspace exists while it is not deleted.
+type workspaceExists struct{ store *meta.Store }
+
+func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
+	ws, err := w.store.GetWorkspace(ctx, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return ws.Status != meta.StatusDeleting && ws.Status != meta.StatusCreationFailed, nil
 }
 
 // workspaceHooks tells the data path about workspace lifecycle changes.
@@ -77,16 +107,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	root, ok, err := auth.RootFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
 	a := &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
-	if ok {
-		a.rootCred = &root
-		// Authentication lands with the auth issue; until then requests need not be signed.
-		logger.Info("root access key configured", "access_key_id", root.AccessKeyID)
-	}
+	var err error
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -105,6 +127,13 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("opening bucket: %w", err)
 	}
 	a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
+	a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
+	a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir},
+		a.resources, logger.With("component", "auth"), a.reg)
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, fmt.Errorf("setting up authentication: %w", err)
+	}
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := a.store.Load(lctx); err != nil {
@@ -144,10 +173,43 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		ExternalURL:          a.server.ExternalURL(),
 		DefaultRetentionDays: cfg.Limits.RetentionPeriodDays,
 	}, a.store, logger.With("component", "controlplane"))
+	api.Account = callerAccount
 	for _, r := range api.Routes() {
-		a.server.Handle(r.Operation, r.Method+" "+r.Pattern, r.Handler)
+		resource := "*"
+		switch {
+		case strings.Contains(r.Pattern, "{workspaceId}"):
+			resource = "workspace"
+		case strings.Contains(r.Pattern, "{resourceArn}"):
+			resource = "arn"
+		}
+		a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource}, r.Handler)
 	}
-	a.server.Handle("RemoteWrite", "POST /workspaces/{workspaceId}/api/v1/remote_write", a.distrib)
+	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
+		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
+	a.query, err = query.New(cfg.Query, query.Deps{
+		Queryables: a.ingester,
+		Workspaces: workspaceExists{a.store},
+		Metadata:   a.ingester,
+		Exemplars:  a.ingester,
+		HeadStats:  a.ingester,
+		Principal: func(r *http.Request) string {
+			if p, ok := auth.PrincipalFromContext(r.Context()); ok {
+				return p.ARN
+			}
+			return ""
+		},
+		Logger:     logger.With("component", "query"),
+		Registerer: a.reg,
+	})
+	if err != nil {
+		_ = a.bkt.Close()
+		return nil, fmt.Errorf("setting up the query API: %w", err)
+	}
+	for _, r := range a.query.Routes() {
+		// The route name in metrics is the path: several paths share one IAM action.
+		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
+		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+	}
 	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib}}
 	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 	return a, nil
@@ -155,6 +217,19 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.server.Addr().String() }
+
+// route mounts h behind authentication; Routes lists what was mounted.
+func (a *App) route(r RouteAction, h http.Handler) {
+	a.routes = append(a.routes, r)
+	a.server.Handle(r.Operation, r.Method+" "+r.Pattern, a.authenticated(r, h))
+}
+
+// Routes lists every authenticated route with its IAM action (docs/security.md).
+func (a *App) Routes() []RouteAction { return a.routes }
+
+// RootKeyInstructions says where the generated root key is and how to use it; empty
+// when the root key came from the environment or there is none.
+func (a *App) RootKeyInstructions() string { return a.auth.RootKeyInstructions() }
 
 // Ingester returns the ingester, for tests that read what was stored.
 func (a *App) Ingester() *ingester.Ingester { return a.ingester }
@@ -178,6 +253,7 @@ func (a *App) Run(ctx context.Context) error {
 		"limits":      a.limits.Run,
 		"distributor": a.distrib.Run,
 		"ingester":    a.ingester.Run,
+		"auth":        a.auth.Run,
 	} {
 		wg.Add(1)
 		go func() {
@@ -194,6 +270,12 @@ func (a *App) Run(ctx context.Context) error {
 	err := a.server.Run(srvCtx)
 	stopBackground()
 	wg.Wait()
+	if cerr := a.query.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the query API: %w", cerr))
+	}
+	if cerr := a.auth.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the audit log: %w", cerr))
+	}
 	if cerr := a.bkt.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing bucket: %w", cerr))
 	}

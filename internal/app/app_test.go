@@ -126,6 +126,27 @@ func TestConfigReferenceUpToDate(t *testing.T) {
 	}
 }
 
+func TestSecurityReferenceUpToDate(t *testing.T) {
+	t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
+	t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)
+	want, err := SecurityReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatal("docs/security.md is out of date: run `make docs`")
+	}
+	for _, action := range []string{"aps:CreateWorkspace", "aps:RemoteWrite", "aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata", "aps:PutResourcePolicy"} {
+		if !strings.Contains(want, action) {
+			t.Errorf("no route with %s", action)
+		}
+	}
+}
+
 type running struct {
 	app    *App
 	url    string
@@ -133,8 +154,16 @@ type running struct {
 	done   chan error
 }
 
+// The root key every test server runs with; clients sign with it.
+const (
+	testKeyID  = "AKIDSTRATATEST000001"
+	testSecret = "strata-test-secret-0000000000000000000000"
+)
+
 func start(t *testing.T, args ...string) *running {
 	t.Helper()
+	t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
+	t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)
 	cfg := load(t, append([]string{"--listen", "127.0.0.1:0", "--log.level", "error"}, args...)...)
 	a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
 	if err != nil {
@@ -160,7 +189,7 @@ func (r *running) client() *amp.Client {
 	return amp.New(amp.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(r.url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE0000001", "secret-secret-secret", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""),
 	})
 }
 

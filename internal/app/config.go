@@ -16,12 +16,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/server"
 )
 
@@ -43,11 +45,13 @@ type Config struct {
 	Log       LogConfig `yaml:"log"`
 
 	Server       server.Config       `yaml:"server"`
+	Auth         auth.Config         `yaml:"auth"`
 	Bucket       bucket.Config       `yaml:"bucket"`
 	Meta         meta.Config         `yaml:"meta"`
 	ControlPlane controlplane.Config `yaml:"controlplane"`
 	Distributor  distributor.Config  `yaml:"distributor"`
 	Ingester     ingester.Config     `yaml:"ingester"`
+	Query        query.Config        `yaml:"query"`
 	Limits       limits.Config       `yaml:"limits"`
 }
 
@@ -67,11 +71,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
 	c.Server.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
 	c.Meta.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
+	c.Query.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 }
 
@@ -103,8 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: unknown format %q", c.Log.Format)
 	}
 	for name, v := range map[string]interface{ Validate() error }{
-		"server": &c.Server, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester,
+		"server": &c.Server, "auth": &c.Auth, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
+		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/golang/snappy"
@@ -27,6 +30,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/sigv4"
 )
 
 // newWorkspace creates an ACTIVE workspace and returns its id.
@@ -62,6 +66,7 @@ func promClient(t *testing.T, target string, msg remoteapi.WriteMessageType) rem
 		URL:           &config_util.URL{URL: u},
 		Timeout:       model.Duration(10 * time.Second),
 		WriteProtoMsg: msg,
+		SigV4Config:   &sigv4.SigV4Config{Region: "us-east-1", AccessKey: testKeyID, SecretKey: config_util.Secret(testSecret)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,12 +83,25 @@ func encodeV1(t *testing.T, req *prompb.WriteRequest) []byte {
 	return snappy.Encode(nil, b)
 }
 
-// post sends a raw remote-write body and returns the status and response text.
+// post sends a raw remote-write body, signed with the test root key, and returns the
+// status and response text.
 func post(t *testing.T, target, contentType string, body []byte) (int, string, http.Header) {
+	t.Helper()
+	return postAs(t, &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}, target, contentType, body)
+}
+
+// postAs is post signed with creds; nil creds send the request unsigned.
+func postAs(t *testing.T, creds *aws.Credentials, target, contentType string, body []byte) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", "snappy")
+	sum := sha256.Sum256(body)
+	if creds != nil {
+		if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

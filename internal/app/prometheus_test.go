@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/internal/sigv4proxy"
 )
 
 // requirePrometheus returns Debian's prometheus binary, skipping when it is absent except
@@ -44,6 +49,22 @@ func TestRealPrometheusRemoteWrite(t *testing.T) {
 	r := start(t, "--data-dir", t.TempDir())
 	ws := newWorkspace(t, r)
 
+	// Debian's Prometheus 2.42 accepts a sigv4 block but sends requests unsigned (its
+	// build replaces the signer with a pass-through), so it signs through the signing
+	// proxy, as AMP users without SigV4 in their sender do.
+	p, err := sigv4proxy.New(context.Background(), sigv4proxy.Config{
+		Upstream:    r.url,
+		Region:      "us-east-1",
+		Service:     "aps",
+		Credentials: credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(p)
+	defer proxy.Close()
+	defer p.Close()
+
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfg := fmt.Sprintf(`
@@ -62,7 +83,7 @@ remote_write:
       batch_send_deadline: 1s
       min_backoff: 100ms
       max_backoff: 1s
-`, addr, rwURL(r, ws))
+`, addr, proxy.URL+"/workspaces/"+ws+"/api/v1/remote_write")
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,10 @@ type Route struct {
 
 // API serves the control-plane operations.
 type API struct {
+	// Account returns the account of the request's authenticated principal; nil or ""
+	// means the server's default account. Set before serving.
+	Account func(r *http.Request) string
+
 	cfg    Config
 	env    Env
 	store  *meta.Store
@@ -134,8 +138,27 @@ func (a *API) wrap(h func(w http.ResponseWriter, r *http.Request) error) http.Ha
 	}
 }
 
-func (a *API) workspaceARN(id string) string {
-	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.env.Region, a.env.AccountID, id)
+func (a *API) workspaceARN(account, id string) string {
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.env.Region, account, id)
+}
+
+// callerAccount is the account of the authenticated caller, or the server's default
+// account when the request carries no principal (authentication off in unit tests).
+func (a *API) callerAccount(r *http.Request) string {
+	if a.Account != nil {
+		if acct := a.Account(r); acct != "" {
+			return acct
+		}
+	}
+	return a.env.AccountID
+}
+
+// accountOf is the account owning ws.
+func (a *API) accountOf(ws *meta.Workspace) string {
+	if ws.AccountID != "" {
+		return ws.AccountID
+	}
+	return a.env.AccountID
 }
 
 func (a *API) prometheusEndpoint(id string) string {
@@ -200,7 +223,7 @@ func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 	}
 	hash := requestHash(req)
 	if req.ClientToken != nil {
-		if ws, ok := a.store.FindByClientToken(*req.ClientToken); ok {
+		if ws, ok := a.store.FindByClientToken(*req.ClientToken); ok && a.accountOf(&ws) == a.callerAccount(r) {
 			if ws.RequestHash != hash {
 				return awsapi.Conflict("Workspace", ws.ID, "clientToken %q was already used to create workspace %s with other parameters", *req.ClientToken, ws.ID)
 			}
@@ -208,6 +231,7 @@ func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+	account := a.callerAccount(r)
 	if a.cfg.MaxWorkspaces > 0 && len(a.store.ListWorkspaces()) >= a.cfg.MaxWorkspaces {
 		return awsapi.QuotaExceeded("Workspace", "", "L-003DB6FF", "the limit of %d workspaces is reached; delete a workspace or raise -controlplane.max-workspaces", a.cfg.MaxWorkspaces)
 	}
@@ -215,7 +239,8 @@ func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 	id := a.newID()
 	ws := meta.Workspace{
 		ID:          id,
-		ARN:         a.workspaceARN(id),
+		AccountID:   account,
+		ARN:         a.workspaceARN(account, id),
 		Status:      meta.StatusCreating,
 		CreatedAt:   now,
 		UpdatedAt:   now,
@@ -311,7 +336,11 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	resp := listWorkspacesResponse{Workspaces: []workspaceSummary{}}
+	account := a.callerAccount(r)
 	for _, ws := range a.store.ListWorkspaces() {
+		if a.accountOf(&ws) != account {
+			continue // ListWorkspaces lists the caller's own account, as in AWS
+		}
 		if after != nil && !after.before(ws) {
 			continue
 		}
@@ -501,19 +530,27 @@ func (a *API) updateWorkspaceConfiguration(w http.ResponseWriter, r *http.Reques
 	return nil
 }
 
-// resourceFromARN resolves a tagging ARN to a workspace id of this server.
-func (a *API) resourceFromARN(arn string) (string, error) {
-	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:", a.env.Region, a.env.AccountID)
-	rest, ok := strings.CutPrefix(arn, prefix)
-	if !ok {
-		if !strings.HasPrefix(arn, "arn:") || strings.Count(arn, ":") < 5 {
-			return "", awsapi.Validation("resourceArn", "resourceArn %q is not an ARN", arn)
-		}
-		return "", awsapi.NotFound("Resource", arn, "resource %s not found in region %s of account %s", arn, a.env.Region, a.env.AccountID)
+// resourceFromARN resolves a tagging ARN to a workspace id of this server. The workspace
+// must exist under exactly that ARN (its region and owning account).
+func (a *API) resourceFromARN(r *http.Request, arn string) (string, error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] == "" {
+		return "", awsapi.Validation("resourceArn", "resourceArn %q is not an ARN", arn)
 	}
-	id, ok := strings.CutPrefix(rest, "workspace/")
+	notFound := awsapi.NotFound("Resource", arn, "resource %s not found", arn)
+	if parts[2] != "aps" || parts[3] != a.env.Region {
+		return "", notFound
+	}
+	id, ok := strings.CutPrefix(parts[5], "workspace/")
 	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", awsapi.NotFound("Resource", arn, "resource %s not found", arn)
+		return "", notFound
+	}
+	ws, err := a.store.GetWorkspace(r.Context(), id)
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && ws.ARN != arn) {
+		return "", notFound
+	}
+	if err != nil {
+		return "", err
 	}
 	return id, nil
 }
@@ -530,7 +567,7 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
 	if err := validateTags(req.Tags); err != nil {
 		return err
 	}
-	id, err := a.resourceFromARN(arn)
+	id, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}
@@ -569,7 +606,7 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	id, err := a.resourceFromARN(arn)
+	id, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}
@@ -591,7 +628,7 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listTagsForResource(w http.ResponseWriter, r *http.Request) error {
 	arn := r.PathValue("resourceArn")
-	id, err := a.resourceFromARN(arn)
+	id, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,11 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	st.stale = slices0(st.stale, n)
 	st.newRefs = st.newRefs[:0]
 
+	for k := range req.Metadata { // v1: request-level, by metric family
+		md := &req.Metadata[k]
+		u.meta.add(string(md.MetricFamilyName), toMetadata(*md))
+	}
+
 	// One read lock for the whole request: look up every series' cached ref.
 	a := u.active
 	a.mu.RLock()
@@ -117,6 +122,10 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 				continue
 			}
 			metric = lbls.Get(labels.MetricName)
+			if md := s.Metadata(); md.Type != remotewrite.MetricTypeUnknown || len(md.Help) > 0 {
+				// v2 metadata travels with every series; read it for new series only.
+				u.meta.add(metric, toMetadata(md))
+			}
 			st.lbl = s.AppendLabels(st.lbl[:0])
 			if r := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric); r != nil {
 				res.limit(i, workspace, s, r)

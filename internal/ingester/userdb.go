@@ -14,6 +14,7 @@ type userDB struct {
 	db *tsdb.DB
 	// active counts active series and caches series refs by raw label bytes.
 	active *activeSeries
+	meta   metadataStore
 
 	// opening is closed when the open in progress finishes; nil once open.
 	// users counts get callers that have not released. Both are guarded by Ingester.mu.

@@ -368,6 +368,18 @@ func (s *Store) GetWorkspace(ctx context.Context, id string) (Workspace, error) 
 	return ws.Clone(), nil
 }
 
+// PeekWorkspace returns the cached workspace without copying its maps, for hot paths
+// that only read. The maps must not be modified. It does not read through to the bucket.
+func (s *Store) PeekWorkspace(id string) (Workspace, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.workspaces[id]
+	if !ok {
+		return Workspace{}, false
+	}
+	return e.ws, true
+}
+
 // ListWorkspaces returns copies of all workspaces, oldest first (ties by id).
 func (s *Store) ListWorkspaces() []Workspace {
 	s.mu.RLock()

@@ -18,7 +18,10 @@ const (
 // Workspace is the stored form of an AMP workspace. It is Strata's own format, not the
 // API shape: the control plane maps between the two.
 type Workspace struct {
-	ID        string            `json:"id"`
+	ID string `json:"id"`
+	// AccountID owns the workspace; empty in records written before accounts, meaning
+	// the server's default account.
+	AccountID string            `json:"accountId,omitempty"`
 	Alias     string            `json:"alias,omitempty"`
 	ARN       string            `json:"arn"`
 	Status    string            `json:"status"`

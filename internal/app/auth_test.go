@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// Authentication and authorization through the whole server: identities from a file,
+// per-workspace grants, and the cross-account central-monitoring grant of the seed.
+func TestAuthorizationEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	ids := filepath.Join(dir, "identities.yaml")
+	r := start(t, "--data-dir", dir, "--account-id", "111111111111")
+	wsA, wsB := newWorkspace(t, r), newWorkspace(t, r)
+	arnA := "arn:aws:aps:us-east-1:111111111111:workspace/" + wsA
+	if err := os.WriteFile(ids, []byte(fmt.Sprintf(`
+accounts:
+  - id: "222222222222"
+    name: central
+users:
+  - name: writer-a
+    account: "111111111111"
+    access_keys: [{id: AKIDWRITERA000000001, secret: writer-a-secret-000000000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": %q}]}
+  - name: central
+    account: "222222222222"
+    access_keys: [{id: AKIDCENTRAL000000001, secret: central-secret-0000000000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["aps:RemoteWrite", "aps:DescribeWorkspace"], "Resource": "*"}]}
+`, arnA)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	r = start(t, "--data-dir", dir, "--account-id", "111111111111", "--auth.identities-file", ids)
+
+	writerA := &aws.Credentials{AccessKeyID: "AKIDWRITERA000000001", SecretAccessKey: "writer-a-secret-000000000000"}
+	central := &aws.Credentials{AccessKeyID: "AKIDCENTRAL000000001", SecretAccessKey: "central-secret-0000000000000"}
+	body := func() []byte {
+		return encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			{Labels: ts("m"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}}})
+	}
+	expect := func(who string, creds *aws.Credentials, ws string, status int, inMsg string) {
+		t.Helper()
+		code, msg, hdr := postAs(t, creds, rwURL(r, ws), "application/x-protobuf", body())
+		if code != status || !strings.Contains(msg, inMsg) {
+			t.Fatalf("%s writing %s: %d %s (x-amzn-ErrorType %q), want %d containing %q", who, ws, code, msg, hdr.Get("x-amzn-ErrorType"), status, inMsg)
+		}
+	}
+	expect("unsigned", nil, wsA, 403, "Missing Authentication Token")
+	expect("wrong secret", &aws.Credentials{AccessKeyID: writerA.AccessKeyID, SecretAccessKey: "not-the-secret-00000000000"}, wsA, 403, "signature")
+	expect("unknown key", &aws.Credentials{AccessKeyID: "AKIDNOBODY0000000001", SecretAccessKey: "whatever-secret-00000000"}, wsA, 403, "")
+	expect("writer-a", writerA, wsA, 204, "")
+	expect("writer-a", writerA, wsB, 403, "User: arn:aws:iam::111111111111:user/writer-a is not authorized to perform: aps:RemoteWrite on resource: arn:aws:aps:us-east-1:111111111111:workspace/"+wsB)
+
+	// writer-a cannot use the control plane at all.
+	ctx := context.Background()
+	asWriter := amp.New(amp.Options{Region: "us-east-1", BaseEndpoint: aws.String(r.url),
+		Credentials: credentials.NewStaticCredentialsProvider(writerA.AccessKeyID, writerA.SecretAccessKey, "")})
+	if _, err := asWriter.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(wsA)}); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("writer-a describing: %v", err)
+	}
+	if _, err := asWriter.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{}); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("writer-a creating: %v", err)
+	}
+
+	// Cross-account: account 222222222222's central user needs a resource policy on A.
+	expect("central before the grant", central, wsA, 403, "because no resource-based policy allows")
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"222222222222"},"Action":"aps:RemoteWrite","Resource":%q}]}`, arnA)
+	if _, err := r.client().PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: aws.String(wsA), PolicyDocument: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	expect("central after the grant", central, wsA, 204, "")
+	expect("central on B", central, wsB, 403, "not authorized")
+	asCentral := amp.New(amp.Options{Region: "us-east-1", BaseEndpoint: aws.String(r.url),
+		Credentials: credentials.NewStaticCredentialsProvider(central.AccessKeyID, central.SecretAccessKey, "")})
+	if _, err := asCentral.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(wsA)}); err == nil {
+		t.Fatal("the grant of RemoteWrite let central describe the workspace")
+	}
+	// Each account lists its own workspaces.
+	l, err := asCentral.ListWorkspaces(ctx, &amp.ListWorkspacesInput{})
+	if err == nil && len(l.Workspaces) != 0 {
+		t.Fatalf("central lists account 111111111111's workspaces: %+v", l.Workspaces)
+	}
+	if got := stored(t, r, wsA); len(got[`{__name__="m"}`]) != 2 {
+		t.Fatalf("stored in A: %v", got)
+	}
+	if got := stored(t, r, wsB); len(got) != 0 {
+		t.Fatalf("stored in B: %v", got)
+	}
+}
+
+func TestGeneratedRootKey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", "")
+	t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", "")
+	cfg := load(t, "--listen", "127.0.0.1:0", "--data-dir", dir, "--log.level", "error")
+	a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.bkt.Close() }()
+	text := a.RootKeyInstructions()
+	file := filepath.Join(dir, "root-credentials")
+	if !strings.Contains(text, file) || !strings.Contains(text, "export AWS_ACCESS_KEY_ID=") {
+		t.Fatalf("instructions: %s", text)
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("root key file: %v %v", st, err)
+	}
+	secret, _ := os.ReadFile(file)
+	for _, line := range strings.Split(string(secret), "\n") {
+		if v, ok := strings.CutPrefix(line, "aws_secret_access_key = "); ok && strings.Contains(text, v) {
+			t.Fatal("the instructions print the secret")
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// queryAPI sends a signed GET to the workspace's Prometheus API and decodes the answer.
+func queryAPI(t *testing.T, r *running, ws, path string, params url.Values) (int, map[string]any) {
+	t.Helper()
+	u := r.url + "/workspaces/" + ws + "/api/v1/" + path
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	sum := sha256.Sum256(nil)
+	creds := aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: not JSON: %s", path, b)
+	}
+	return resp.StatusCode, out
+}
+
+func TestQueryWhatWasWritten(t *testing.T) {
+	r := start(t, "--data-dir", t.TempDir())
+	ws := newWorkspace(t, r)
+	now := time.Now().Truncate(time.Second)
+	var series []prompb.TimeSeries
+	for i := range 3 {
+		series = append(series, prompb.TimeSeries{
+			Labels:  ts("http_requests_total", "job", "api", "instance", fmt.Sprint(i)),
+			Samples: []prompb.Sample{{Value: float64(10 * i), Timestamp: now.Add(-time.Minute).UnixMilli()}, {Value: float64(10*i + 60), Timestamp: now.UnixMilli()}},
+		})
+	}
+	code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{
+		Timeseries: series,
+		Metadata:   []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "http_requests_total", Help: "Requests."}},
+	}))
+	if code != 204 {
+		t.Fatalf("write: %d %s", code, msg)
+	}
+	at := fmt.Sprint(now.Unix())
+
+	code, out := queryAPI(t, r, ws, "query", url.Values{"query": {"sum(http_requests_total)"}, "time": {at}})
+	res := out["data"].(map[string]any)["result"].([]any)
+	if code != 200 || len(res) != 1 || res[0].(map[string]any)["value"].([]any)[1] != "210" {
+		t.Fatalf("instant query: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "query_range", url.Values{"query": {"http_requests_total"}, "start": {fmt.Sprint(now.Add(-time.Minute).Unix())}, "end": {at}, "step": {"60"}})
+	if code != 200 || len(out["data"].(map[string]any)["result"].([]any)) != 3 {
+		t.Fatalf("range query: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "series", url.Values{"match[]": {`{job="api"}`}})
+	if code != 200 || len(out["data"].([]any)) != 3 {
+		t.Fatalf("series: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "labels", nil)
+	if code != 200 || fmt.Sprint(out["data"]) != "[__name__ instance job]" {
+		t.Fatalf("labels: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "label/instance/values", nil)
+	if code != 200 || fmt.Sprint(out["data"]) != "[0 1 2]" {
+		t.Fatalf("label values: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "metadata", nil)
+	if code != 200 || !strings.Contains(fmt.Sprint(out["data"]), "counter") {
+		t.Fatalf("metadata: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "status/tsdb", nil)
+	if code != 200 || !strings.Contains(fmt.Sprint(out["data"]), "http_requests_total") {
+		t.Fatalf("status/tsdb: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, ws, "query", url.Values{"query": {"sum(("}})
+	if code != 400 || out["errorType"] != "bad_data" {
+		t.Fatalf("bad query: %d %v", code, out)
+	}
+	code, _ = queryAPI(t, r, "ws-00000000-0000-0000-0000-000000000000", "query", url.Values{"query": {"up"}})
+	if code != 404 {
+		t.Fatalf("unknown workspace: %d", code)
+	}
+	_, metrics := get(t, r.url+"/metrics")
+	if want := fmt.Sprintf(`strata_workspace_query_samples_processed_total{workspace="%s"}`, ws); !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}

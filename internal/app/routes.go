@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/stratametrics/strata/internal/auth"
+	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/meta"
+)
+
+// RouteAction is one route's IAM action and how to find the resource it acts on; the
+// server registers every route through it so that docs/security.md and the code agree.
+type RouteAction struct {
+	Operation string // route name in metrics
+	Method    string
+	Pattern   string
+	Action    string // IAM action, e.g. aps:RemoteWrite
+	// Resource says where the ARN comes from: "workspace" (the {workspaceId} path
+	// value), "arn" (the {resourceArn} path value) or "*" (no resource type).
+	Resource  string
+	DataPlane bool
+}
+
+// resources answers auth's questions about resources from the metadata store.
+type resources struct {
+	store     *meta.Store
+	region    string
+	accountID string
+
+	mu       sync.Mutex
+	policies map[string]*policy.Policy // parsed resource policies, by revision id
+}
+
+func newResources(store *meta.Store, region, accountID string) *resources {
+	return &resources{store: store, region: region, accountID: accountID, policies: map[string]*policy.Policy{}}
+}
+
+// workspaceARN is the ARN of the workspace in the request path: the stored one when the
+// workspace exists, else one in the server's default account (the handler answers 404
+// when the caller is allowed to ask).
+func (r *resources) workspaceARN(req *http.Request) string {
+	id := req.PathValue("workspaceId")
+	if ws, ok := r.store.PeekWorkspace(id); ok {
+		return ws.ARN
+	}
+	if ws, err := r.store.GetWorkspace(req.Context(), id); err == nil {
+		return ws.ARN
+	}
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", r.region, r.accountID, id)
+}
+
+// workspaceOf finds the workspace an AMP ARN belongs to (workspace/<id>, or
+// rulegroupsnamespace/<id>/<name> and the like, which are governed by their workspace).
+func (r *resources) workspaceOf(arn string) (meta.Workspace, bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[2] != "aps" {
+		return meta.Workspace{}, false
+	}
+	kind, rest, ok := strings.Cut(parts[5], "/")
+	if !ok || kind == "" {
+		return meta.Workspace{}, false
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	ws, ok := r.store.PeekWorkspace(id)
+	// The region and account in the ARN must be the workspace's own.
+	if !ok || !strings.HasPrefix(ws.ARN, strings.Join(parts[:5], ":")+":") {
+		return meta.Workspace{}, false
+	}
+	return ws, true
+}
+
+func (r *resources) ResourcePolicy(_ context.Context, arn string) (*policy.Policy, error) {
+	ws, ok := r.workspaceOf(arn)
+	if !ok || ws.ResourcePolicy == nil {
+		return nil, nil
+	}
+	rev := ws.ResourcePolicy.RevisionID
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.policies[rev]; ok {
+		return p, nil
+	}
+	p, err := policy.ParseResourcePolicy([]byte(ws.ResourcePolicy.Document))
+	if err != nil {
+		return nil, fmt.Errorf("resource policy of workspace %s: %w", ws.ID, err)
+	}
+	if len(r.policies) > 10000 {
+		clear(r.policies) // a crude bound; policies change rarely
+	}
+	r.policies[rev] = p
+	return p, nil
+}
+
+func (r *resources) ResourceTags(_ context.Context, arn string) (map[string]string, error) {
+	if ws, ok := r.workspaceOf(arn); ok {
+		return ws.Tags, nil
+	}
+	return nil, nil
+}
+
+// authenticated wraps h with authentication and authorization for route.
+func (a *App) authenticated(route RouteAction, h http.Handler) http.Handler {
+	info := auth.RouteInfo{Action: route.Action, DataPlane: route.DataPlane}
+	switch route.Resource {
+	case "workspace":
+		info.Resource = a.resources.workspaceARN
+	case "arn":
+		info.Resource = func(r *http.Request) string { return r.PathValue("resourceArn") }
+	}
+	return a.auth.Wrap(info, h)
+}
+
+// callerAccount is the authenticated caller's account, for handlers that act in it.
+func callerAccount(r *http.Request) string {
+	if p, ok := auth.PrincipalFromContext(r.Context()); ok {
+		return p.AccountID
+	}
+	return ""
+}

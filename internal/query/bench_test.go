@@ -1,0 +1,123 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+const (
+	benchSeries  = 10_000
+	benchScrapes = 240 // one hour at 15s
+)
+
+// newBenchAPI returns an API over a TSDB holding benchSeries counters of one hour at 15s
+// (2.4M samples), with the handler of every route by path.
+func newBenchAPI(b *testing.B) map[string]http.HandlerFunc {
+	b.Helper()
+	db := openTSDB(b)
+	app := db.AppenderV2(context.Background())
+	for i := range benchSeries {
+		ls := labels.FromStrings("__name__", "bench_requests_total",
+			"job", fmt.Sprintf("job-%d", i%10), "instance", fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256))
+		var ref storage.SeriesRef
+		for j := range benchScrapes {
+			var err error
+			if ref, err = app.Append(ref, ls, 0, fixtureTime(j), float64(j*(i%7+1)), nil, nil, storage.AppendV2Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	store := newStore()
+	store.add(testWS, db)
+	a, err := New(testConfig(), Deps{Queryables: store, Workspaces: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Close() })
+	h := map[string]http.HandlerFunc{}
+	for _, r := range a.Routes() {
+		if r.Method == http.MethodGet {
+			h[strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/api/v1/")] = r.Handler
+		}
+	}
+	return h
+}
+
+// benchRequest serves GET route with params; label, if set, is the {name} of the route.
+func benchRequest(b *testing.B, h map[string]http.HandlerFunc, route string, params url.Values, label ...string) {
+	b.Helper()
+	handler := h[route]
+	path := strings.ReplaceAll(route, "{name}", strings.Join(label, ""))
+	req := httptest.NewRequest(http.MethodGet, "/workspaces/"+testWS+"/api/v1/"+path+"?"+params.Encode(), nil)
+	req.SetPathValue("workspaceId", testWS)
+	if len(label) > 0 {
+		req.SetPathValue("name", label[0])
+	}
+	var size int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		handler(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+		size = w.Body.Len()
+	}
+	b.ReportMetric(float64(size), "resp-bytes")
+}
+
+func BenchmarkQueryInstant(b *testing.B) {
+	h := newBenchAPI(b)
+	ts := at(50 * time.Minute)
+	for _, c := range []struct{ name, q string }{
+		{"selector_10k_series", "bench_requests_total"},
+		{"sum_by_job_rate_5m", "sum by (job) (rate(bench_requests_total[5m]))"},
+		{"topk_rate_5m", "topk(5, rate(bench_requests_total[5m]))"},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchRequest(b, h, "query", p("query", c.q, "time", ts)) })
+	}
+}
+
+func BenchmarkQueryRange(b *testing.B) {
+	h := newBenchAPI(b)
+	for _, c := range []struct{ name, q string }{
+		{"sum_by_job_rate_5m_1h_step60", "sum by (job) (rate(bench_requests_total[5m]))"},
+		{"selector_10k_series_1h_step60", "bench_requests_total"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			benchRequest(b, h, "query_range", p("query", c.q, "start", tZero, "end", tEnd, "step", "60"))
+		})
+	}
+}
+
+func BenchmarkQueryMetadataEndpoints(b *testing.B) {
+	h := newBenchAPI(b)
+	b.Run("series_10k", func(b *testing.B) { benchRequest(b, h, "series", p("match[]", "bench_requests_total")) })
+	b.Run("labels", func(b *testing.B) { benchRequest(b, h, "labels", nil) })
+	b.Run("label_values_instance", func(b *testing.B) { benchRequest(b, h, "label/{name}/values", nil, "instance") })
+}
+
+// BenchmarkAppendMatrix measures the encoder alone on a range query's answer of 10k series
+// of 61 points.
+func BenchmarkAppendMatrix(b *testing.B) {
+	m := benchMatrix(benchSeries, 61)
+	buf := appendMatrix(nil, m)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendMatrix(buf[:0], m)
+	}
+}

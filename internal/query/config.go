@@ -1,0 +1,138 @@
+package query
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// AMP's published query quotas, the defaults of Config.
+const (
+	DefaultTimeout                 = 60 * time.Second
+	DefaultMaxSamples              = 50_000_000
+	DefaultMaxSeries               = 1_000_000
+	DefaultMaxConcurrent           = 20
+	DefaultMaxQueued               = 100
+	DefaultMaxInstantQueryLookback = 32 * 24 * time.Hour
+	DefaultMaxRangeQueryLength     = 95 * 24 * time.Hour
+)
+
+// Config configures the query API. The limits here are the server-wide defaults; Limits
+// may override them per workspace.
+type Config struct {
+	// Timeout bounds a request, its wait for a query slot included. A request's own
+	// timeout parameter can only shorten it.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxSamples caps the samples a query holds in memory at once (Prometheus'
+	// --query.max-samples, AMP's "query samples" quota). Zero means no limit.
+	MaxSamples int `yaml:"max_samples"`
+	// MaxSeries caps the series a request reads from storage, summed over its selectors.
+	// Zero means no limit.
+	MaxSeries int `yaml:"max_series"`
+	// MaxConcurrent is how many requests of one workspace read data at once.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxQueued is how many more requests of one workspace wait for a slot; beyond it
+	// requests are refused with 429. Zero means none wait.
+	MaxQueued int `yaml:"max_queued"`
+	// MaxInstantQueryLookback refuses instant queries whose selectors reach this far back
+	// or further. Zero means no limit.
+	MaxInstantQueryLookback time.Duration `yaml:"max_instant_query_lookback"`
+	// MaxRangeQueryLength refuses range queries reading a longer time range. Zero means
+	// no limit.
+	MaxRangeQueryLength time.Duration `yaml:"max_range_query_length"`
+	// LookbackDelta is how far back PromQL looks for a sample at each step.
+	LookbackDelta time.Duration `yaml:"lookback_delta"`
+	// DefaultEvaluationInterval is the step of subqueries that set none (`x[1h:]`).
+	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
+	// EnableExperimentalFunctions admits PromQL's experimental functions and modifiers.
+	EnableExperimentalFunctions bool `yaml:"enable_experimental_functions"`
+	// SlowQueryLogThreshold logs requests that take at least this long. Zero disables
+	// the log.
+	SlowQueryLogThreshold time.Duration `yaml:"slow_query_log_threshold"`
+}
+
+// RegisterFlags registers the flags under "query.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.Timeout, "query.timeout", DefaultTimeout, "Longest a query request may take, waiting for a slot included (AMP: 60s); over it the request answers 422 \"query timed out - consider simplifying your query\".")
+	f.IntVar(&c.MaxSamples, "query.max-samples", DefaultMaxSamples, "Most samples a query may hold in memory at once (AMP: 50,000,000); over it the query answers 422. 0 means no limit.")
+	f.IntVar(&c.MaxSeries, "query.max-series", DefaultMaxSeries, "Most series a request may read from storage, summed over its selectors; over it the request answers 422. 0 means no limit.")
+	f.IntVar(&c.MaxConcurrent, "query.max-concurrent", DefaultMaxConcurrent, "Requests of one workspace that read data at the same time; more wait in a queue.")
+	f.IntVar(&c.MaxQueued, "query.max-queued", DefaultMaxQueued, "Requests of one workspace that may wait for a slot; beyond it requests answer 429. 0 means none wait.")
+	f.DurationVar(&c.MaxInstantQueryLookback, "query.max-instant-query-lookback", DefaultMaxInstantQueryLookback, "Instant queries whose selectors reach back this far or further answer 422 (AMP: 32 days). 0 means no limit.")
+	f.DurationVar(&c.MaxRangeQueryLength, "query.max-range-query-length", DefaultMaxRangeQueryLength, "Range queries reading a longer time range answer 422 (AMP: 95 days). 0 means no limit.")
+	f.DurationVar(&c.LookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back PromQL looks for the latest sample of a series at each step.")
+	f.DurationVar(&c.DefaultEvaluationInterval, "query.default-evaluation-interval", time.Minute, "Step of PromQL subqueries that set none.")
+	f.BoolVar(&c.EnableExperimentalFunctions, "query.enable-experimental-functions", false, "Admit PromQL's experimental functions and modifiers.")
+	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.LookbackDelta <= 0 {
+		return errors.New("lookback_delta must be positive")
+	}
+	if c.DefaultEvaluationInterval <= 0 {
+		return errors.New("default_evaluation_interval must be positive")
+	}
+	if c.SlowQueryLogThreshold < 0 {
+		return errors.New("slow_query_log_threshold must not be negative")
+	}
+	if err := c.Limits().Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Limits returns the configured defaults as QueryLimits.
+func (c *Config) Limits() QueryLimits {
+	return QueryLimits{
+		Timeout:                 c.Timeout,
+		MaxSamples:              c.MaxSamples,
+		MaxSeries:               c.MaxSeries,
+		MaxConcurrent:           c.MaxConcurrent,
+		MaxQueued:               c.MaxQueued,
+		MaxInstantQueryLookback: c.MaxInstantQueryLookback,
+		MaxRangeQueryLength:     c.MaxRangeQueryLength,
+	}
+}
+
+// QueryLimits are the query limits of one workspace. See Config for each field's meaning;
+// zero means "no limit" except for Timeout and MaxConcurrent, which must be positive.
+type QueryLimits struct {
+	Timeout                 time.Duration
+	MaxSamples              int
+	MaxSeries               int
+	MaxConcurrent           int
+	MaxQueued               int
+	MaxInstantQueryLookback time.Duration
+	MaxRangeQueryLength     time.Duration
+}
+
+// Validate checks the limits.
+func (l QueryLimits) Validate() error {
+	switch {
+	case l.Timeout <= 0:
+		return errors.New("timeout must be positive")
+	case l.MaxConcurrent <= 0:
+		return errors.New("max_concurrent must be positive")
+	case l.MaxSamples < 0 || l.MaxSeries < 0 || l.MaxQueued < 0:
+		return errors.New("max_samples, max_series and max_queued must not be negative")
+	case l.MaxInstantQueryLookback < 0 || l.MaxRangeQueryLength < 0:
+		return fmt.Errorf("max_instant_query_lookback and max_range_query_length must not be negative")
+	}
+	return nil
+}
+
+// Limits gives the query limits in force for a workspace. It is called once per request,
+// so an implementation backed by a reloadable overrides file takes effect at the next
+// request. Implementations must be safe for concurrent use.
+type Limits interface {
+	QueryLimits(workspace string) QueryLimits
+}
+
+// StaticLimits applies the same limits to every workspace.
+type StaticLimits QueryLimits
+
+// QueryLimits implements Limits.
+func (l StaticLimits) QueryLimits(string) QueryLimits { return QueryLimits(l) }

@@ -1,0 +1,57 @@
+package query
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+func TestConfigFlags(t *testing.T) {
+	cfg := testConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	want := QueryLimits{
+		Timeout: 60 * time.Second, MaxSamples: 50_000_000, MaxSeries: 1_000_000,
+		MaxConcurrent: 20, MaxQueued: 100,
+		MaxInstantQueryLookback: 32 * 24 * time.Hour, MaxRangeQueryLength: 95 * 24 * time.Hour,
+	}
+	if got := cfg.Limits(); got != want {
+		t.Fatalf("default limits = %+v, want %+v", got, want)
+	}
+	if cfg.LookbackDelta != 5*time.Minute || cfg.EnableExperimentalFunctions || cfg.SlowQueryLogThreshold != 10*time.Second {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	fs := newFlagSet()
+	cfg.RegisterFlags(fs)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !strings.HasPrefix(f.Name, "query.") {
+			t.Errorf("flag %s is not under query.", f.Name)
+		}
+	})
+	if n != 11 {
+		t.Errorf("%d flags, want one per Config field (11)", n)
+	}
+
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Timeout = 0 },
+		func(c *Config) { c.MaxConcurrent = 0 },
+		func(c *Config) { c.MaxSamples = -1 },
+		func(c *Config) { c.MaxQueued = -1 },
+		func(c *Config) { c.LookbackDelta = 0 },
+		func(c *Config) { c.MaxRangeQueryLength = -time.Second },
+		func(c *Config) { c.SlowQueryLogThreshold = -time.Second },
+		func(c *Config) { c.DefaultEvaluationInterval = 0 },
+	} {
+		c := testConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("invalid config %+v validated", c)
+		}
+	}
+}

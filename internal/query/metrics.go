@@ -1,0 +1,46 @@
+package query
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	// samplesProcessed is AMP's billing unit, Query Samples Processed: the
+	// totalQueryableSamples of each successful PromQL query.
+	samplesProcessed *prometheus.CounterVec
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	rejected         *prometheus.CounterVec
+	queued           *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		samplesProcessed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_query_samples_processed_total",
+			Help: "Query samples processed (AMP's billing unit: the totalQueryableSamples of successful PromQL queries), per workspace.",
+		}, []string{"workspace"}),
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_query_requests_total",
+			Help: "Query API requests per workspace, endpoint and outcome (success or the errorType answered).",
+		}, []string{"workspace", "endpoint", "outcome"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "strata_query_request_duration_seconds",
+			Help:                            "Time to answer a query API request, per endpoint.",
+			Buckets:                         prometheus.ExponentialBuckets(0.001, 4, 9),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: 0,
+		}, []string{"endpoint"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_query_rejected_total",
+			Help: "Query requests refused by a query limit, per workspace and limit.",
+		}, []string{"workspace", "limit"}),
+		queued: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_workspace_queries_queued",
+			Help: "Query requests waiting for a slot, per workspace.",
+		}, []string{"workspace"}),
+	}
+}
