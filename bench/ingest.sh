@@ -39,7 +39,10 @@ PY
 echo "| server | accepted samples/s | CPU-s per million samples | peak RSS | run |"
 echo "|---|---|---|---|---|"
 
-# Strata: a workspace whose maximum sample age covers the backfill, no rate limit.
+# Strata: SigV4 on (loadgen signs with the root key from the environment), a workspace
+# whose maximum sample age covers the backfill and without a rate limit.
+export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
+export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 mkdir -p "$work/strata-data"
 echo "overrides: {}" > "$work/rt.yaml"
 "$work/strata" server --listen 127.0.0.1:18191 --data-dir "$work/strata-data" \
@@ -47,10 +50,12 @@ echo "overrides: {}" > "$work/rt.yaml"
 	--log.level warn 2> "$work/strata.log" &
 spid=$!
 for _ in $(seq 50); do curl -sf 127.0.0.1:18191/-/ready >/dev/null && break; sleep 0.1; done
-ws=$(curl -sf -XPOST 127.0.0.1:18191/workspaces -d '{"alias":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+ws=$(curl -sf -XPOST 127.0.0.1:18191/workspaces -d '{"alias":"bench"}' \
+	--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+	-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
 printf 'overrides:\n  %s:\n    max_sample_age: 4h\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n' "$ws" > "$work/rt.yaml"
 sleep 2
-measure strata "$spid" "http://127.0.0.1:18191/workspaces/$ws/api/v1/remote_write"
+measure strata "$spid" "http://127.0.0.1:18191/workspaces/$ws/api/v1/remote_write" --sigv4
 kill "$spid"; wait "$spid" 2>/dev/null || true
 
 printf 'global:\n  scrape_interval: 1m\n' > "$work/prom.yml"

@@ -497,3 +497,30 @@ func TestDeleteWorkspaceRemovesData(t *testing.T) {
 		t.Fatal("/metrics still has series of the deleted workspace")
 	}
 }
+
+func TestHAClusterLimit(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "runtime.yaml")
+	writeOverrides(t, rc, "overrides: {}\n")
+	r := start(t, "--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms")
+	ws := newWorkspace(t, r)
+	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_ha_clusters: 1\n", ws))
+	time.Sleep(300 * time.Millisecond)
+	send := func(cluster string) (int, string) {
+		code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			{Labels: ts("m", "cluster", cluster, "__replica__", "a"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+			{Labels: ts("plain"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+		}}))
+		return code, msg
+	}
+	if code, msg := send("one"); code != 204 {
+		t.Fatalf("first cluster: %d %s", code, msg)
+	}
+	code, msg := send("two")
+	if code != 400 || !strings.Contains(msg, "limit of 1 clusters") || !strings.Contains(msg, "max_ha_clusters") || !strings.Contains(msg, "1 samples") {
+		t.Fatalf("second cluster: %d %s", code, msg)
+	}
+	if got := stored(t, r, ws); len(got[`{__name__="plain"}`]) != 2 || got[`{__name__="m", cluster="two"}`] != nil {
+		t.Fatalf("stored: %v", got)
+	}
+}

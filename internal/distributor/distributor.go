@@ -419,10 +419,6 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	}
 	req.Series = kept
 
-	if haErr != nil && len(kept) == 0 {
-		d.usage.Throttled.WithLabelValues(id, usage.QuotaHAClusters).Inc()
-		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file", haErr)}
-	}
 
 	if samples > 0 && lim.IngestionRate > 0 {
 		ok, wait := d.rate.AllowN(id, now, samples, lim.IngestionRate, lim.IngestionBurstSize)
@@ -456,6 +452,10 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	if out.Limited != nil {
 		d.usage.Throttled.WithLabelValues(id, out.LimitedQuota).Inc()
 		return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("%v; %s", out.Limited, stored)}
+	}
+	if haErr != nil {
+		d.usage.Throttled.WithLabelValues(id, usage.QuotaHAClusters).Inc()
+		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file; %s", haErr, stored)}
 	}
 	if invalid != nil {
 		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%s: %s for series %s; %s", invalid.reason, invalid.msg, invalidAt, stored)}
