@@ -419,7 +419,6 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	}
 	req.Series = kept
 
-
 	if samples > 0 && lim.IngestionRate > 0 {
 		ok, wait := d.rate.AllowN(id, now, samples, lim.IngestionRate, lim.IngestionBurstSize)
 		if !ok {
