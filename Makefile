@@ -1,7 +1,7 @@
 # The single entry point for building, running and testing Strata.
 GO ?= go
 
-.PHONY: all build run test fmt-check vet bench docs clean
+.PHONY: all build run test fmt-check vet bench docs clean fuzz-smoke
 
 all: build
 
@@ -26,6 +26,24 @@ vet:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Runs every fuzz target briefly (CI runs this after the tests); FUZZTIME=5m for longer.
+FUZZTIME ?= 8s
+FUZZ_TARGETS = \
+	./internal/auth/sigv4:FuzzParseAuthorization \
+	./internal/auth/sigv4:FuzzCanonicalRequest \
+	./internal/auth/sigv4:FuzzVerify \
+	./internal/auth/policy:FuzzParse \
+	./internal/auth:FuzzParseIdentities \
+	./internal/remotewrite:FuzzDecodeV1 \
+	./internal/remotewrite:FuzzDecodeV2 \
+	./internal/query:FuzzParseTime
+fuzz-smoke:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Regenerates docs/configuration.md and docs/security.md from the code (tests fail when stale).
 docs:
