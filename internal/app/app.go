@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/auth"
@@ -26,6 +27,7 @@ import (
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
+	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
@@ -66,6 +68,27 @@ type App struct {
 	resources *resources
 	routes    []RouteAction
 	query     *query.API
+	exporter  *usage.Exporter
+	decoder   *remotewrite.Decoder
+}
+
+// writeInternal stores a request in a workspace without authentication or quotas: Strata
+// writing its own usage series.
+func (a *App) writeInternal(ctx context.Context, workspace string, req *prompb.WriteRequest) error {
+	b, err := req.Marshal()
+	if err != nil {
+		return err
+	}
+	r, err := a.decoder.Decode(remotewrite.V1, b)
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	res, err := a.ingester.Push(ctx, workspace, r, ingester.PushOptions{})
+	if err != nil {
+		return err
+	}
+	return errors.Join(res.Invalid, res.Limited)
 }
 
 // workspaceExists answers the query API: a workspace exists while it is not deleted.
@@ -189,6 +212,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.query, err = query.New(cfg.Query, query.Deps{
 		Queryables: a.ingester,
 		Workspaces: workspaceExists{a.store},
+		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
 		Metadata:   a.ingester,
 		Exemplars:  a.ingester,
 		HeadStats:  a.ingester,
@@ -205,6 +229,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		_ = a.bkt.Close()
 		return nil, fmt.Errorf("setting up the query API: %w", err)
 	}
+	a.decoder = remotewrite.NewDecoder(remotewrite.Options{})
+	a.exporter = usage.NewExporter(cfg.Usage, a.reg, a.writeInternal, logger.With("component", "usage"))
 	for _, r := range a.query.Routes() {
 		// The route name in metrics is the path: several paths share one IAM action.
 		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
@@ -254,6 +280,7 @@ func (a *App) Run(ctx context.Context) error {
 		"distributor": a.distrib.Run,
 		"ingester":    a.ingester.Run,
 		"auth":        a.auth.Run,
+		"usage":       a.exporter.Run,
 	} {
 		wg.Add(1)
 		go func() {

@@ -25,6 +25,7 @@ import (
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/usage"
 )
 
 // Targets a process can run.
@@ -53,6 +54,7 @@ type Config struct {
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
 	Limits       limits.Config       `yaml:"limits"`
+	Usage        usage.ExportConfig  `yaml:"usage"`
 }
 
 // LogConfig configures logging.
@@ -79,6 +81,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
+	c.Usage.RegisterFlags(f)
 }
 
 var (
@@ -110,7 +113,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query,
+		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "usage": &c.Usage,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,67 @@ func TestQueryWhatWasWritten(t *testing.T) {
 	_, metrics := get(t, r.url+"/metrics")
 	if want := fmt.Sprintf(`strata_workspace_query_samples_processed_total{workspace="%s"}`, ws); !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+func TestQueryLimitsPerWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "runtime.yaml")
+	writeOverrides(t, rc, "overrides: {}\n")
+	r := start(t, "--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms")
+	limited, free := newWorkspace(t, r), newWorkspace(t, r)
+	now := time.Now()
+	for _, ws := range []string{limited, free} {
+		var series []prompb.TimeSeries
+		for i := range 3 {
+			series = append(series, prompb.TimeSeries{Labels: ts("m", "i", fmt.Sprint(i)), Samples: []prompb.Sample{{Value: 1, Timestamp: now.UnixMilli()}}})
+		}
+		if code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: series})); code != 204 {
+			t.Fatalf("write: %d %s", code, msg)
+		}
+	}
+	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_query_series: 2\n", limited))
+	time.Sleep(300 * time.Millisecond)
+	params := url.Values{"query": {"m"}, "time": {fmt.Sprint(now.Unix() + 1)}}
+	code, out := queryAPI(t, r, limited, "query", params)
+	if code != 422 || !strings.Contains(fmt.Sprint(out["error"]), "series") {
+		t.Fatalf("over the workspace's series limit: %d %v", code, out)
+	}
+	if code, out := queryAPI(t, r, free, "query", params); code != 200 {
+		t.Fatalf("the other workspace: %d %v", code, out)
+	}
+}
+
+// The usage series are written into a monitoring workspace and answer PromQL, so the
+// seed's quota alerts (active series against the limit, discards by reason) work.
+func TestUsageQueryableInMonitoringWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, "--data-dir", dir)
+	mon, tenant := newWorkspace(t, r), newWorkspace(t, r)
+	r.stop()
+	r = start(t, "--data-dir", dir, "--usage.monitoring-workspace", mon, "--usage.interval", "1s", "--ingester.active-series-window", "2h")
+	now := time.Now()
+	code, msg, _ := post(t, rwURL(r, tenant), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: ts("m"), Samples: []prompb.Sample{{Value: 1, Timestamp: now.UnixMilli()}}},
+		{Labels: ts("bad-name"), Samples: []prompb.Sample{{Value: 1, Timestamp: now.UnixMilli()}}},
+	}}))
+	if code != 400 {
+		t.Fatalf("write: %d %s", code, msg)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q := fmt.Sprintf(`sum by (reason) (strata_workspace_discarded_samples_total{workspace=%q})`, tenant)
+		code, out := queryAPI(t, r, mon, "query", url.Values{"query": {q}})
+		if code == 200 && strings.Contains(fmt.Sprint(out["data"]), "metric_name_invalid") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage not queryable in the monitoring workspace: %d %v", code, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, out := queryAPI(t, r, mon, "query", url.Values{"query": {fmt.Sprintf(`strata_workspace_ingested_samples_total{workspace=%q}`, tenant)}})
+	if code != 200 || !strings.Contains(fmt.Sprint(out["data"]), `value:[`) {
+		t.Fatalf("ingested samples: %d %v", code, out)
 	}
 }

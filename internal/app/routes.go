@@ -9,7 +9,9 @@ import (
 
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/query"
 )
 
 // RouteAction is one route's IAM action and how to find the resource it acts on; the
@@ -100,6 +102,31 @@ func (r *resources) ResourceTags(_ context.Context, arn string) (map[string]stri
 		return ws.Tags, nil
 	}
 	return nil, nil
+}
+
+// queryLimits overlays the per-workspace query limits of the runtime file on the
+// server-wide --query.* settings.
+type queryLimits struct {
+	base      query.QueryLimits
+	overrides *limits.Overrides
+}
+
+func (q queryLimits) QueryLimits(workspace string) query.QueryLimits {
+	out := q.base
+	l := q.overrides.For(workspace)
+	if l.QueryTimeout > 0 {
+		out.Timeout = l.QueryTimeout
+	}
+	if l.MaxQuerySamples > 0 {
+		out.MaxSamples = l.MaxQuerySamples
+	}
+	if l.MaxQuerySeries > 0 {
+		out.MaxSeries = l.MaxQuerySeries
+	}
+	if l.MaxConcurrentQueries > 0 {
+		out.MaxConcurrent = l.MaxConcurrentQueries
+	}
+	return out
 }
 
 // authenticated wraps h with authentication and authorization for route.

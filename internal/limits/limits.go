@@ -42,6 +42,12 @@ type Limits struct {
 	MaxExemplars int `yaml:"max_exemplars"`
 	// RetentionPeriodDays applies to workspaces that set no retention of their own.
 	RetentionPeriodDays int `yaml:"retention_period_days"`
+
+	// Query limits; zero means the server-wide --query.* setting.
+	QueryTimeout         time.Duration `yaml:"query_timeout"`
+	MaxQuerySamples      int           `yaml:"max_query_samples"`
+	MaxQuerySeries       int           `yaml:"max_query_series"`
+	MaxConcurrentQueries int           `yaml:"max_concurrent_queries"`
 }
 
 // MaxOutOfOrderTimeWindow is AMP's upper bound for the out-of-order window.
@@ -61,6 +67,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.OutOfOrderTimeWindow, "limits.out-of-order-time-window", time.Minute, "How far behind a series' newest sample an older one is still accepted (AMP: 60s, at most 10m).")
 	f.IntVar(&l.MaxHAClusters, "limits.max-ha-clusters", 500, "HA clusters (replica groups) per workspace (AMP: 500). 0 means no limit.")
 	f.IntVar(&l.MaxExemplars, "limits.max-exemplars", 100000, "Exemplars kept in memory per workspace; 0 disables exemplar storage.")
+	f.DurationVar(&l.QueryTimeout, "limits.query-timeout", 0, "Query timeout of a workspace. 0 means --query.timeout; set per workspace in the runtime file.")
+	f.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", 0, "Samples a query may hold in memory. 0 means --query.max-samples.")
+	f.IntVar(&l.MaxQuerySeries, "limits.max-query-series", 0, "Series a query may read. 0 means --query.max-series.")
+	f.IntVar(&l.MaxConcurrentQueries, "limits.max-concurrent-queries", 0, "Queries of a workspace run at once; more wait in a queue. 0 means --query.max-concurrent.")
 	f.IntVar(&l.RetentionPeriodDays, "limits.retention-period-days", 150, "Retention period, in days, of workspaces that set none with UpdateWorkspaceConfiguration (AMP's default is 150).")
 }
 
@@ -80,6 +90,8 @@ func (l *Limits) Validate() error {
 		return errors.New("max_sample_age and creation_grace_period must not be negative")
 	case l.OutOfOrderTimeWindow < 0 || l.OutOfOrderTimeWindow > MaxOutOfOrderTimeWindow:
 		return fmt.Errorf("out_of_order_time_window must be between 0 and %s", MaxOutOfOrderTimeWindow)
+	case l.QueryTimeout < 0 || l.MaxQuerySamples < 0 || l.MaxQuerySeries < 0 || l.MaxConcurrentQueries < 0:
+		return errors.New("query limits must not be negative")
 	case l.RetentionPeriodDays < 1 || l.RetentionPeriodDays > 1095:
 		return errors.New("retention_period_days must be between 1 and 1095")
 	}
