@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,12 +34,17 @@ users:
     access_keys: [{id: AKIDWRITERA000000001, secret: writer-a-secret-000000000000}]
     inline_policies:
       - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": %q}]}
+  - name: only-a
+    account: "111111111111"
+    access_keys: [{id: AKIDONLYA00000000001, secret: only-a-secret-0000000000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:*", "Resource": %q}]}
   - name: central
     account: "222222222222"
     access_keys: [{id: AKIDCENTRAL000000001, secret: central-secret-0000000000000}]
     inline_policies:
       - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["aps:RemoteWrite", "aps:DescribeWorkspace"], "Resource": "*"}]}
-`, arnA)), 0o600); err != nil {
+`, arnA, arnA)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r.stop()
@@ -62,6 +68,24 @@ users:
 	expect("unknown key", &aws.Credentials{AccessKeyID: "AKIDNOBODY0000000001", SecretAccessKey: "whatever-secret-00000000"}, wsA, 403, "")
 	expect("writer-a", writerA, wsA, 204, "")
 	expect("writer-a", writerA, wsB, 403, "User: arn:aws:iam::111111111111:user/writer-a is not authorized to perform: aps:RemoteWrite on resource: arn:aws:aps:us-east-1:111111111111:workspace/"+wsB)
+
+	// only-a may do anything on A and nothing on B: neither read, nor write, nor describe.
+	onlyA := &aws.Credentials{AccessKeyID: "AKIDONLYA00000000001", SecretAccessKey: "only-a-secret-0000000000000"}
+	expect("only-a", onlyA, wsA, 204, "")
+	expect("only-a", onlyA, wsB, 403, "not authorized to perform: aps:RemoteWrite")
+	for ws, want := range map[string]int{wsA: 200, wsB: 403} {
+		if code, out := queryAPIAs(t, onlyA, r, ws, "query", url.Values{"query": {"m"}}); code != want {
+			t.Fatalf("only-a querying %s: %d %v", ws, code, out)
+		}
+	}
+	asOnlyA := amp.New(amp.Options{Region: "us-east-1", BaseEndpoint: aws.String(r.url),
+		Credentials: credentials.NewStaticCredentialsProvider(onlyA.AccessKeyID, onlyA.SecretAccessKey, "")})
+	if _, err := asOnlyA.DescribeWorkspace(context.Background(), &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(wsA)}); err != nil {
+		t.Fatalf("only-a describing A: %v", err)
+	}
+	if _, err := asOnlyA.DescribeWorkspace(context.Background(), &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(wsB)}); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("only-a describing B: %v", err)
+	}
 
 	// writer-a cannot use the control plane at all.
 	ctx := context.Background()
@@ -92,7 +116,7 @@ users:
 	if err == nil && len(l.Workspaces) != 0 {
 		t.Fatalf("central lists account 111111111111's workspaces: %+v", l.Workspaces)
 	}
-	if got := stored(t, r, wsA); len(got[`{__name__="m"}`]) != 2 {
+	if got := stored(t, r, wsA); len(got[`{__name__="m"}`]) != 3 {
 		t.Fatalf("stored in A: %v", got)
 	}
 	if got := stored(t, r, wsB); len(got) != 0 {

@@ -22,14 +22,19 @@ import (
 // queryAPI sends a signed GET to the workspace's Prometheus API and decodes the answer.
 func queryAPI(t *testing.T, r *running, ws, path string, params url.Values) (int, map[string]any) {
 	t.Helper()
+	return queryAPIAs(t, &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}, r, ws, path, params)
+}
+
+// queryAPIAs is queryAPI signed with creds.
+func queryAPIAs(t *testing.T, creds *aws.Credentials, r *running, ws, path string, params url.Values) (int, map[string]any) {
+	t.Helper()
 	u := r.url + "/workspaces/" + ws + "/api/v1/" + path
 	if len(params) > 0 {
 		u += "?" + params.Encode()
 	}
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	sum := sha256.Sum256(nil)
-	creds := aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
