@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("loading limits: %w", err)
 	}
 	use := usage.New(a.reg)
-	a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, use, logger.With("component", "ingester"), a.reg)
+	a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, a.bkt, use, logger.With("component", "ingester"), a.reg)
 	if err != nil {
 		_ = a.bkt.Close()
 		return nil, err

@@ -29,11 +29,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
+	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
@@ -57,6 +59,11 @@ type TSDBConfig struct {
 	// BlockRange is the time range of the blocks cut from the head.
 	BlockRange     time.Duration `yaml:"block_range"`
 	WALCompression bool          `yaml:"wal_compression"`
+	// LocalRetention keeps blocks on local disk this long after their time range ends,
+	// once they are uploaded to the bucket.
+	LocalRetention time.Duration `yaml:"local_retention"`
+	// ShipInterval is how often new blocks are uploaded to the bucket.
+	ShipInterval time.Duration `yaml:"ship_interval"`
 }
 
 // RegisterFlags registers the flags under "ingester." and "tsdb.".
@@ -64,6 +71,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.TSDB.Dir, "tsdb.dir", "", "Directory of the per-workspace TSDBs. Empty means <data-dir>/tsdb.")
 	f.DurationVar(&c.TSDB.BlockRange, "tsdb.block-range", 2*time.Hour, "Time range of the blocks cut from a workspace's head.")
 	f.BoolVar(&c.TSDB.WALCompression, "tsdb.wal-compression", true, "Compress the WAL (snappy).")
+	f.DurationVar(&c.TSDB.LocalRetention, "tsdb.local-retention", 13*time.Hour, "How long blocks stay on local disk once uploaded to the bucket (counted from their end).")
+	f.DurationVar(&c.TSDB.ShipInterval, "tsdb.ship-interval", 30*time.Second, "How often blocks cut from the head are uploaded to the bucket; failed uploads are retried then.")
 	f.DurationVar(&c.IdleTimeout, "ingester.idle-timeout", time.Hour, "Close a workspace's TSDB after this long without writes or reads; it reopens on the next use. 0 keeps TSDBs open.")
 	f.DurationVar(&c.ActiveSeriesWindow, "ingester.active-series-window", 2*time.Hour, "A series is active while its newest sample arrived within this window (AMP: 2h).")
 }
@@ -72,6 +81,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.TSDB.BlockRange < time.Minute || c.TSDB.BlockRange%time.Minute != 0 {
 		return errors.New("tsdb.block_range must be a whole number of minutes, at least one")
+	}
+	if c.TSDB.LocalRetention < 0 || c.TSDB.ShipInterval <= 0 {
+		return errors.New("tsdb.local_retention must not be negative and tsdb.ship_interval must be positive")
 	}
 	if c.IdleTimeout < 0 {
 		return errors.New("idle_timeout must not be negative")
@@ -96,6 +108,8 @@ type Ingester struct {
 	dir        string
 	limits     *limits.Overrides
 	workspaces Workspaces
+	bkt        objstore.Bucket // nil: blocks stay local (unit tests)
+	ship       shipper
 	usage      *usage.Metrics
 	logger     *slog.Logger
 	now        func() time.Time
@@ -109,15 +123,16 @@ type Ingester struct {
 }
 
 type metrics struct {
-	openDBs      prometheus.GaugeFunc
-	opens        prometheus.Counter
-	activeSeries *prometheus.GaugeVec
-	seriesLimit  *prometheus.GaugeVec
-	dbReg        *prometheus.Registry
+	openDBs        prometheus.GaugeFunc
+	opens          prometheus.Counter
+	activeSeries   *prometheus.GaugeVec
+	seriesLimit    *prometheus.GaugeVec
+	blocksShipped  prometheus.Counter
+	uploadFailures prometheus.Counter
 }
 
 // New returns an ingester storing under cfg.TSDB.Dir (or dataDir/tsdb).
-func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, use *usage.Metrics, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, bkt objstore.Bucket, use *usage.Metrics, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,6 +148,8 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, use *
 		dir:        dir,
 		limits:     lim,
 		workspaces: ws,
+		bkt:        bkt,
+		ship:       shipper{shipped: map[string]map[ulid.ULID]bool{}},
 		usage:      use,
 		logger:     logger,
 		now:        time.Now,
@@ -157,6 +174,14 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, use *
 			Name: "strata_workspace_active_series",
 			Help: "Series with a sample in the active-series window (AMP: 2h), per workspace.",
 		}, []string{"workspace"}),
+		blocksShipped: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_blocks_shipped_total",
+			Help: "Blocks uploaded to the bucket.",
+		}),
+		uploadFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_block_upload_failures_total",
+			Help: "Failed attempts to upload a workspace's blocks (retried every ship interval).",
+		}),
 		seriesLimit: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_workspace_active_series_limit",
 			Help: "The active series limit in force, per workspace (0: none).",
@@ -225,13 +250,13 @@ func (i *Ingester) open(ctx context.Context, u *userDB) error {
 	if retentionDays == 0 {
 		retentionDays = lim.RetentionPeriodDays
 	}
-	retention := time.Duration(retentionDays) * 24 * time.Hour
+	_ = retentionDays // retention applies in the bucket (compactor)
 	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = retention.Milliseconds()
+	opts.RetentionDuration = i.cfg.TSDB.LocalRetention.Milliseconds()
 	opts.MinBlockDuration = i.cfg.TSDB.BlockRange.Milliseconds()
-	// Until blocks are shipped to the bucket, the local TSDB keeps everything and
-	// compacts as Prometheus does: blocks up to a tenth of the retention, at most 31 days.
-	opts.MaxBlockDuration = max(opts.MinBlockDuration, min(retention/10, 31*24*time.Hour).Milliseconds())
+	// Blocks go to the bucket as cut from the head; the compactor merges them there.
+	opts.MaxBlockDuration = opts.MinBlockDuration
+	opts.BlocksToDelete = i.blocksToDelete(u.id)
 	opts.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
 	opts.EnableExemplarStorage = lim.MaxExemplars > 0
 	opts.MaxExemplars = int64(lim.MaxExemplars)
@@ -350,17 +375,27 @@ func (i *Ingester) closeDB(ctx context.Context, u *userDB) error {
 	return nil
 }
 
-// Run closes idle TSDBs and refreshes active-series counts until ctx is done, then closes
-// every TSDB. Stop order: the HTTP server stops first, so no push is in flight here.
+// Run closes idle TSDBs, refreshes active-series counts and uploads new blocks until ctx
+// is done, then closes every TSDB and uploads once more. Stop order: the HTTP server
+// stops first, so no push is in flight here.
 func (i *Ingester) Run(ctx context.Context) error {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
+	ship := time.NewTicker(i.cfg.TSDB.ShipInterval)
+	defer ship.Stop()
+	_ = i.ShipOnce(ctx) // blocks left from before a crash
 	for {
 		select {
 		case <-ctx.Done():
-			return i.closeAll()
+			err := i.closeAll()
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = i.ShipOnce(sctx)
+			return err
 		case <-t.C:
 			i.housekeeping(ctx)
+		case <-ship.C:
+			_ = i.ShipOnce(ctx)
 		}
 	}
 }

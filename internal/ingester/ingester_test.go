@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 
 	"github.com/stratametrics/strata/internal/limits"
@@ -51,13 +52,24 @@ func defaultLimits(t *testing.T, mod func(*limits.Limits)) *limits.Overrides {
 
 func newIngester(t *testing.T, cfg Config, lim *limits.Overrides, ws fakeWorkspaces) *Ingester {
 	t.Helper()
+	return newIngesterWithBucket(t, cfg, lim, ws, nil)
+}
+
+func newIngesterWithBucket(t *testing.T, cfg Config, lim *limits.Overrides, ws fakeWorkspaces, bkt objstore.Bucket) *Ingester {
+	t.Helper()
 	if cfg.TSDB.BlockRange == 0 {
 		cfg.TSDB.BlockRange = 2 * time.Hour
 	}
 	if cfg.ActiveSeriesWindow == 0 {
 		cfg.ActiveSeriesWindow = 2 * time.Hour
 	}
-	i, err := New(cfg, t.TempDir(), lim, ws, usage.New(prometheus.NewRegistry()), nil, prometheus.NewRegistry())
+	if cfg.TSDB.LocalRetention == 0 {
+		cfg.TSDB.LocalRetention = 13 * time.Hour
+	}
+	if cfg.TSDB.ShipInterval == 0 {
+		cfg.TSDB.ShipInterval = time.Minute
+	}
+	i, err := New(cfg, t.TempDir(), lim, ws, bkt, usage.New(prometheus.NewRegistry()), nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
