@@ -2,8 +2,10 @@ package blocks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,3 +113,50 @@ func TestUploadListDownloadDelete(t *testing.T) {
 }
 
 func bytesReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func TestImport(t *testing.T) {
+	ctx := context.Background()
+	bkt, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := writeBlock(t, t.TempDir(), 4, 1000)
+	m, err := Import(ctx, bkt, "ws-1", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := List(ctx, bkt, "ws-1"); len(l) != 1 || l[0].Meta.ULID != m.ULID {
+		t.Fatalf("after import: %+v", l)
+	}
+
+	// A block whose meta.json lies about its contents is refused and not uploaded.
+	bad := writeBlock(t, t.TempDir(), 2, 1000)
+	meta, _ := ReadLocalMeta(bad)
+	meta.Stats.NumSamples++
+	b, _ := json.Marshal(meta)
+	if err := os.WriteFile(filepath.Join(bad, MetaFilename), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(ctx, bkt, "ws-1", bad); err == nil || !strings.Contains(err.Error(), "meta.json says") {
+		t.Fatalf("lying meta.json: %v", err)
+	}
+	// A corrupted index is refused.
+	corrupt := writeBlock(t, t.TempDir(), 2, 1000)
+	if err := os.WriteFile(filepath.Join(corrupt, IndexFilename), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(ctx, bkt, "ws-1", corrupt); err == nil {
+		t.Fatal("corrupt index accepted")
+	}
+	// A directory not named after its block is refused.
+	renamed := filepath.Join(t.TempDir(), "not-a-ulid")
+	if err := os.Rename(writeBlock(t, t.TempDir(), 1, 1000), renamed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(ctx, bkt, "ws-1", renamed); err == nil {
+		t.Fatal("misnamed block accepted")
+	}
+	if l, _ := List(ctx, bkt, "ws-1"); len(l) != 1 {
+		t.Fatalf("refused imports reached the bucket: %+v", l)
+	}
+}
