@@ -22,7 +22,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -391,7 +390,7 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		if bad != nil {
 			d.usage.Discard(id, bad.reason, n)
 			if invalid == nil {
-				invalid, invalidAt = bad, seriesString(&s)
+				invalid, invalidAt = bad, s.String()
 			}
 			continue
 		}
@@ -408,7 +407,7 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 				if old == 0 {
 					r = usage.TooFarInFuture
 				}
-				invalid, invalidAt = ageError(r, lim), seriesString(&s)
+				invalid, invalidAt = ageError(r, lim), s.String()
 			}
 		}
 		if len(s.Samples)+len(s.Histograms) == 0 && len(s.Exemplars) == 0 {
@@ -513,22 +512,4 @@ func filterHistograms(hs []remotewrite.Histogram, minT, maxT int64) (kept []remo
 		}
 	}
 	return hs, 0, 0
-}
-
-// seriesString renders a series' labels for messages.
-func seriesString(s *remotewrite.Series) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	first := true
-	for name, value := range s.Labels() {
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		b.Write(name)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(string(value)))
-	}
-	b.WriteByte('}')
-	return b.String()
 }

@@ -296,7 +296,7 @@ func (r *PushResult) sampleError(i *Ingester, workspace string, err error, n int
 	}
 	i.usage.Discard(workspace, reason, n)
 	if r.Invalid == nil {
-		r.Invalid = fmt.Errorf("%s: %w for series %s", reason, err, seriesString(s))
+		r.Invalid = fmt.Errorf("%s: %w for series %s", reason, err, s.String())
 	}
 }
 
@@ -317,26 +317,9 @@ func (r *PushResult) limit(i *Ingester, workspace string, s *remotewrite.Series,
 	}
 	i.usage.Discard(workspace, reason, len(s.Samples)+len(s.Histograms))
 	if r.Limited == nil {
-		r.Limited = fmt.Errorf("%s (series %s)", ref.msg, seriesString(s))
+		r.Limited = fmt.Errorf("%s (series %s)", ref.msg, s.String())
 		r.LimitedQuota = ref.quota
 	}
-}
-
-// seriesString renders a request series' labels for messages, in wire order.
-func seriesString(s *remotewrite.Series) string {
-	b := make([]byte, 0, 128)
-	b = append(b, '{')
-	first := true
-	for name, value := range s.Labels() {
-		if !first {
-			b = append(b, ", "...)
-		}
-		first = false
-		b = append(b, name...)
-		b = append(b, '=')
-		b = fmt.Appendf(b, "%q", value)
-	}
-	return string(append(b, '}'))
 }
 
 // buildLabels returns the series' sorted labels without drop (when not empty).

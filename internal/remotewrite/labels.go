@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -319,4 +320,21 @@ func finishLabels(b *labels.ScratchBuilder) (labels.Labels, error) {
 // copies what it keeps (see SetUnsafeAdd), so nothing outlives b.
 func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// String renders the series' labels in wire order, {name="value", ...}, for messages.
+func (s *Series) String() string {
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	first := true
+	for name, value := range s.Labels() {
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = append(b, name...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, string(value))
+	}
+	return string(append(b, '}'))
 }

@@ -1,0 +1,53 @@
+package storegateway
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config configures the store-gateway.
+type Config struct {
+	// Dir caches the blocks downloaded from the bucket, one directory per workspace.
+	// Empty means <data-dir>/store-gateway.
+	Dir string `yaml:"dir"`
+	// DiskBudgetBytes bounds the bytes of blocks kept in Dir; beyond it whole blocks are
+	// evicted, least recently used first. Blocks read by an open querier are never
+	// evicted, so a query wider than the budget still runs (over budget until it closes).
+	// Zero means no limit.
+	DiskBudgetBytes int64 `yaml:"disk_budget_bytes"`
+	// SyncInterval is how often each known workspace's block list is read from the bucket.
+	// A workspace is also synced on its first query.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// DownloadConcurrency bounds the blocks one query downloads at a time.
+	DownloadConcurrency int `yaml:"download_concurrency"`
+}
+
+// Defaults.
+const (
+	DefaultDiskBudgetBytes     = 10 << 30
+	DefaultSyncInterval        = time.Minute
+	DefaultDownloadConcurrency = 4
+)
+
+// RegisterFlags registers the flags under "store-gateway.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Dir, "store-gateway.dir", "", "Directory caching blocks downloaded from the bucket. Empty means <data-dir>/store-gateway.")
+	f.Int64Var(&c.DiskBudgetBytes, "store-gateway.disk-budget-bytes", DefaultDiskBudgetBytes, "Bytes of blocks kept in the store-gateway directory; beyond it the least recently used blocks not being read are removed. 0 means no limit.")
+	f.DurationVar(&c.SyncInterval, "store-gateway.sync-interval", DefaultSyncInterval, "How often each workspace's block list is refreshed from the bucket.")
+	f.IntVar(&c.DownloadConcurrency, "store-gateway.download-concurrency", DefaultDownloadConcurrency, "Blocks one query downloads from the bucket at a time.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.DiskBudgetBytes < 0 {
+		return errors.New("disk_budget_bytes must not be negative")
+	}
+	if c.SyncInterval <= 0 {
+		return errors.New("sync_interval must be positive")
+	}
+	if c.DownloadConcurrency < 1 {
+		return errors.New("download_concurrency must be at least 1")
+	}
+	return nil
+}
