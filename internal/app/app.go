@@ -132,6 +132,14 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	}
 	a := &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
 	var err error
+	// On failure, close what was opened so far, newest first.
+	var closers []func() error
+	fail := func(err error) (*App, error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+		return nil, err
+	}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -149,47 +157,43 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening bucket: %w", err)
 	}
+	closers = append(closers, a.bkt.Close)
 	a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
 	a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
 	a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir},
 		a.resources, logger.With("component", "auth"), a.reg)
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, fmt.Errorf("setting up authentication: %w", err)
+		return fail(fmt.Errorf("setting up authentication: %w", err))
 	}
+	closers = append(closers, a.auth.Close)
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := a.store.Load(lctx); err != nil {
-		_ = a.bkt.Close()
-		return nil, fmt.Errorf("loading metadata from the bucket: %w", err)
+		return fail(fmt.Errorf("loading metadata from the bucket: %w", err))
 	}
 
 	a.limits, err = limits.NewOverrides(cfg.Limits, logger.With("component", "limits"), a.reg)
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, fmt.Errorf("loading limits: %w", err)
+		return fail(fmt.Errorf("loading limits: %w", err))
 	}
 	use := usage.New(a.reg)
 	a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, a.bkt, use, logger.With("component", "ingester"), a.reg)
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, err
+		return fail(err)
 	}
 	a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, a.ingester, use, a.bkt, logger.With("component", "distributor"), a.reg)
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := a.distrib.LoadHA(lctx); err != nil {
-		_ = a.bkt.Close()
-		return nil, err
+		return fail(err)
 	}
 
 	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, err
+		return fail(err)
 	}
+	closers = append(closers, a.server.Close)
 	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
 		Region:               cfg.Region,
 		AccountID:            cfg.AccountID,
@@ -226,8 +230,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		Registerer: a.reg,
 	})
 	if err != nil {
-		_ = a.bkt.Close()
-		return nil, fmt.Errorf("setting up the query API: %w", err)
+		return fail(fmt.Errorf("setting up the query API: %w", err))
 	}
 	a.decoder = remotewrite.NewDecoder(remotewrite.Options{})
 	a.exporter = usage.NewExporter(cfg.Usage, a.reg, a.writeInternal, logger.With("component", "usage"))

@@ -163,3 +163,14 @@ func (i *Ingester) blocksToDelete(ws string) tsdb.BlocksToDeleteFunc {
 		return out
 	}
 }
+
+// Compact cuts the blocks the workspace's head is due for now (the TSDB otherwise does so
+// about once a minute), for tests and operators who want data in the bucket sooner.
+func (i *Ingester) Compact(ctx context.Context, workspace string) error {
+	u, err := i.get(ctx, workspace)
+	if err != nil {
+		return err
+	}
+	defer u.release()
+	return u.db.Compact(ctx)
+}

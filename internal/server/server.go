@@ -126,6 +126,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	return s, nil
 }
 
+// Close releases the listener of a server that will not Run.
+func (s *Server) Close() error { return s.listener.Close() }
+
 // Addr is the address the server listens on (with the port chosen, when it was 0).
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
