@@ -29,6 +29,7 @@ import (
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
 )
@@ -69,6 +70,7 @@ type App struct {
 	routes    []RouteAction
 	query     *query.API
 	exporter  *usage.Exporter
+	sg        *storegateway.StoreGateway
 	decoder   *remotewrite.Decoder
 }
 
@@ -109,6 +111,7 @@ func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
 type workspaceHooks struct {
 	ing *ingester.Ingester
 	dis *distributor.Distributor
+	sg  *storegateway.StoreGateway
 }
 
 func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
@@ -122,7 +125,10 @@ func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) erro
 // Deprovision stops ingestion before removing data.
 func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
 	h.dis.DeleteWorkspace(id)
-	return h.ing.Deprovision(ctx, id)
+	if err := h.ing.Deprovision(ctx, id); err != nil {
+		return err
+	}
+	return h.sg.DeleteWorkspace(id)
 }
 
 // New opens the bucket, loads the metadata and binds the listener. Nothing runs until Run.
@@ -189,6 +195,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return fail(err)
 	}
 
+	a.sg, err = storegateway.New(cfg.StoreGateway, cfg.DataDir, a.bkt, logger.With("component", "store-gateway"), a.reg)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, a.sg.Close)
+
 	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
 	if err != nil {
 		return fail(err)
@@ -214,7 +226,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
 	a.query, err = query.New(cfg.Query, query.Deps{
-		Queryables: a.ingester,
+		Queryables: mergedStorage{ing: a.ingester, sg: a.sg},
 		Workspaces: workspaceExists{a.store},
 		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
 		Metadata:   a.ingester,
@@ -239,7 +251,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
 		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
 	}
-	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib}}
+	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg}}
 	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 	return a, nil
 }
@@ -284,6 +296,7 @@ func (a *App) Run(ctx context.Context) error {
 		"ingester":    a.ingester.Run,
 		"auth":        a.auth.Run,
 		"usage":       a.exporter.Run,
+		"storegw":     a.sg.Run,
 	} {
 		wg.Add(1)
 		go func() {

@@ -25,6 +25,7 @@ import (
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/usage"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 	Distributor  distributor.Config  `yaml:"distributor"`
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
+	StoreGateway storegateway.Config `yaml:"store_gateway"`
 	Limits       limits.Config       `yaml:"limits"`
 	Usage        usage.ExportConfig  `yaml:"usage"`
 }
@@ -80,6 +82,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Usage.RegisterFlags(f)
 }
@@ -113,7 +116,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "usage": &c.Usage,
+		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "usage": &c.Usage,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -32,4 +32,10 @@
 // sample per series and timestamp, so duplicates from overlapping blocks (compaction
 // sources and their result, or replicas) are returned once. Two different values at the
 // same timestamp, which no correct writer produces, yield one of them.
+//
+// Not built (yet): index headers and chunks fetched by range from the bucket instead of
+// whole blocks (Thanos' and Cortex's way of serving more history than the local disk
+// holds), sharding workspaces or blocks over several store-gateways, and discovering
+// workspaces by listing the bucket: a workspace is known once it is queried, synced or
+// found in the local cache at start.
 package storegateway

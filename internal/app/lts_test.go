@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/stratametrics/strata/internal/blocks"
+	"github.com/stratametrics/strata/internal/bucket"
+)
+
+// rangeSamples returns the raw samples of series m{i="<i>"} over the last window at t,
+// read through the query API, as "ts:value" strings.
+func rangeSamples(t *testing.T, r *running, ws string, at time.Time, window time.Duration, i int) []string {
+	t.Helper()
+	code, out := queryAPI(t, r, ws, "query", url.Values{
+		"query": {fmt.Sprintf(`lts{i="%d"}[%ds]`, i, int(window.Seconds()))},
+		"time":  {fmt.Sprint(at.Unix())},
+	})
+	if code != 200 {
+		t.Fatalf("query: %d %v", code, out)
+	}
+	res := out["data"].(map[string]any)["result"].([]any)
+	if len(res) != 1 {
+		t.Fatalf("series %d: %d results", i, len(res))
+	}
+	var got []string
+	for _, v := range res[0].(map[string]any)["values"].([]any) {
+		p := v.([]any)
+		got = append(got, fmt.Sprintf("%v:%v", p[0], p[1]))
+	}
+	return got
+}
+
+// Blocks reach the bucket; queries across the ingester/bucket boundary return every
+// sample once; a new process on an empty data directory serves all history from the bucket.
+func TestLongTermStorage(t *testing.T) {
+	dir, bktDir := t.TempDir(), t.TempDir()
+	rc := filepath.Join(dir, "runtime.yaml")
+	writeOverrides(t, rc, "overrides: {}\n")
+	args := []string{"--bucket.filesystem.dir", bktDir, "--tsdb.block-range", "1m", "--tsdb.local-retention", "1m",
+		"--tsdb.ship-interval", "100ms", "--store-gateway.sync-interval", "100ms",
+		"--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms"}
+	r := start(t, append([]string{"--data-dir", dir}, args...)...)
+	ws := newWorkspace(t, r)
+	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 2h\n", ws))
+	time.Sleep(200 * time.Millisecond)
+
+	// 3 series, a sample every 15s for the last 30 minutes.
+	end := time.Now().Truncate(15 * time.Second)
+	start0 := end.Add(-30 * time.Minute)
+	want := map[int][]string{}
+	for ts := start0; !ts.After(end); ts = ts.Add(15 * time.Second) {
+		var series []prompb.TimeSeries
+		for i := range 3 {
+			v := float64(ts.Unix()%1000) + float64(i)
+			series = append(series, prompb.TimeSeries{Labels: ts2("lts", "i", fmt.Sprint(i)), Samples: []prompb.Sample{{Value: v, Timestamp: ts.UnixMilli()}}})
+			want[i] = append(want[i], fmt.Sprintf("%v:%v", float64(ts.UnixMilli())/1000, fmt.Sprint(v)))
+		}
+		if code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: series})); code != 204 {
+			t.Fatalf("write: %d %s", code, msg)
+		}
+	}
+	ctx := context.Background()
+	for range 40 { // each compaction cuts what the head is due for
+		if err := r.app.Ingester().Compact(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.app.Ingester().ShipOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bkt, err := bucket.NewFilesystem(bktDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBucket, err := blocks.List(ctx, bkt, ws)
+	if err != nil || len(inBucket) < 20 {
+		t.Fatalf("%d blocks in the bucket (%v), want one per minute", len(inBucket), err)
+	}
+	if err := r.app.sg.SyncWorkspace(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	at := end.Add(time.Second)
+	for i := range 3 {
+		if got := rangeSamples(t, r, ws, at, 40*time.Minute, i); strings.Join(got, " ") != strings.Join(want[i], " ") {
+			t.Fatalf("series %d across the boundary:\n got  %d samples %v\n want %d samples %v", i, len(got), got, len(want[i]), want[i])
+		}
+	}
+
+	// A new process with an empty data directory and the same bucket serves everything
+	// the bucket holds: exactly the samples before the newest block's end (the rest was
+	// still in the old process's head).
+	r.stop()
+	inBucket, _ = blocks.List(ctx, bkt, ws)
+	var bucketMax int64
+	for _, b := range inBucket {
+		bucketMax = max(bucketMax, b.Meta.MaxTime)
+	}
+	r2 := start(t, append([]string{"--data-dir", t.TempDir()}, args...)...)
+	for i := range 3 {
+		var wantBucket []string
+		for k, s := range want[i] {
+			if start0.Add(time.Duration(k)*15*time.Second).UnixMilli() < bucketMax {
+				wantBucket = append(wantBucket, s)
+			}
+		}
+		if got := rangeSamples(t, r2, ws, at, 40*time.Minute, i); strings.Join(got, " ") != strings.Join(wantBucket, " ") {
+			t.Fatalf("series %d from the bucket alone:\n got  %d samples\n want %d samples", i, len(got), len(wantBucket))
+		}
+	}
+}
+
+func ts2(name string, lbls ...string) []prompb.Label { return ts(name, lbls...) }

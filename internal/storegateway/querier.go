@@ -1,0 +1,77 @@
+package storegateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Querier returns a querier over the workspace's blocks in the bucket that overlap
+// [mint, maxt], as of the workspace's last sync (the first query of a workspace syncs it).
+// Blocks are downloaded on first use; overlapping blocks are merged and identical samples
+// returned once (see the package documentation). A block deleted from the bucket since
+// the last sync is skipped. The querier holds its blocks until Close, which must be
+// called; like a TSDB querier, it may be used from one goroutine at a time.
+func (sg *StoreGateway) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
+	w, err := sg.workspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	if err := sg.ensureSynced(ctx, w); err != nil {
+		return nil, err
+	}
+	var ids []ulid.ULID
+	sg.mu.Lock()
+	for _, b := range w.blocks {
+		// A block covers [mint, maxt), the query [mint, maxt]. The same test as
+		// Prometheus' DB, so that even an inverted range answers as a local TSDB would.
+		if b.mint <= maxt && mint < b.maxt {
+			ids = append(ids, b.id)
+		}
+	}
+	sg.mu.Unlock()
+	held, err := sg.acquireAll(ctx, workspace, ids)
+	if err != nil {
+		return nil, err
+	}
+	qs := make([]storage.Querier, 0, len(held))
+	for _, lb := range held {
+		q, err := tsdb.NewBlockQuerier(lb.block, mint, maxt)
+		if err != nil {
+			for _, q := range qs {
+				err = errors.Join(err, q.Close())
+			}
+			sg.release(held)
+			return nil, err
+		}
+		qs = append(qs, q)
+	}
+	sg.m.queryBlocks.Observe(float64(len(held)))
+	sg.m.blocksTouched.Add(float64(len(held)))
+	return &querier{
+		Querier: storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge),
+		sg:      sg,
+		held:    held,
+	}, nil
+}
+
+// querier is the merged block querier plus the references that keep its blocks open.
+type querier struct {
+	storage.Querier
+	sg   *StoreGateway
+	held []*localBlock // nil once closed
+}
+
+// Close closes the block queriers, then gives the blocks back. A second Close is a no-op.
+func (q *querier) Close() error {
+	if q.held == nil {
+		return nil
+	}
+	err := q.Querier.Close()
+	q.sg.release(q.held)
+	q.held = nil
+	return err
+}
