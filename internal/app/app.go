@@ -21,6 +21,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingester"
@@ -71,6 +72,7 @@ type App struct {
 	query     *query.API
 	exporter  *usage.Exporter
 	sg        *storegateway.StoreGateway
+	compactor *compactor.Compactor
 	decoder   *remotewrite.Decoder
 }
 
@@ -109,9 +111,10 @@ func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
 
 // workspaceHooks tells the data path about workspace lifecycle changes.
 type workspaceHooks struct {
-	ing *ingester.Ingester
-	dis *distributor.Distributor
-	sg  *storegateway.StoreGateway
+	ing  *ingester.Ingester
+	dis  *distributor.Distributor
+	sg   *storegateway.StoreGateway
+	comp *compactor.Compactor
 }
 
 func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
@@ -128,7 +131,11 @@ func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
 	if err := h.ing.Deprovision(ctx, id); err != nil {
 		return err
 	}
-	return h.sg.DeleteWorkspace(id)
+	if err := h.sg.DeleteWorkspace(id); err != nil {
+		return err
+	}
+	// Every object of the workspace in the bucket goes with it, as in AMP.
+	return h.comp.DeleteWorkspace(ctx, id)
 }
 
 // New opens the bucket, loads the metadata and binds the listener. Nothing runs until Run.
@@ -201,6 +208,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	}
 	closers = append(closers, a.sg.Close)
 
+	a.compactor, err = compactor.New(cfg.Compactor, cfg.DataDir, a.bkt, retentions{store: a.store, limits: a.limits},
+		logger.With("component", "compactor"), a.reg, time.Now)
+	if err != nil {
+		return fail(err)
+	}
+
 	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
 	if err != nil {
 		return fail(err)
@@ -226,7 +239,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
 	a.query, err = query.New(cfg.Query, query.Deps{
-		Queryables: mergedStorage{ing: a.ingester, sg: a.sg},
+		Queryables: mergedStorage{ing: a.ingester, sg: a.sg, retentions: retentions{store: a.store, limits: a.limits}},
 		Workspaces: workspaceExists{a.store},
 		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
 		Metadata:   a.ingester,
@@ -251,7 +264,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
 		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
 	}
-	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg}}
+	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor}}
 	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 	return a, nil
 }
@@ -297,6 +310,7 @@ func (a *App) Run(ctx context.Context) error {
 		"auth":        a.auth.Run,
 		"usage":       a.exporter.Run,
 		"storegw":     a.sg.Run,
+		"compactor":   a.compactor.Run,
 	} {
 		wg.Add(1)
 		go func() {

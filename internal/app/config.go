@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingester"
@@ -55,6 +56,7 @@ type Config struct {
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
 	StoreGateway storegateway.Config `yaml:"store_gateway"`
+	Compactor    compactor.Config    `yaml:"compactor"`
 	Limits       limits.Config       `yaml:"limits"`
 	Usage        usage.ExportConfig  `yaml:"usage"`
 }
@@ -83,6 +85,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Usage.RegisterFlags(f)
 }
@@ -116,7 +119,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "usage": &c.Usage,
+		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

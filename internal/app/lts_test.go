@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
@@ -118,3 +121,105 @@ func TestLongTermStorage(t *testing.T) {
 }
 
 func ts2(name string, lbls ...string) []prompb.Label { return ts(name, lbls...) }
+
+// Retention deletes exactly the blocks past a workspace's retention, and deleting the
+// workspace leaves no object of it in the bucket.
+func TestRetentionAndWorkspaceDeletion(t *testing.T) {
+	dir, bktDir := t.TempDir(), t.TempDir()
+	rc := filepath.Join(dir, "runtime.yaml")
+	writeOverrides(t, rc, "overrides: {}\n")
+	r := start(t, "--data-dir", dir, "--bucket.filesystem.dir", bktDir, "--tsdb.block-range", "1m", "--tsdb.local-retention", "1m",
+		"--tsdb.ship-interval", "1h", "--compactor.deletion-delay", "0s", "--compactor.interval", "1h",
+		"--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms")
+	ws := newWorkspace(t, r)
+	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 72h\n", ws))
+	time.Sleep(200 * time.Millisecond)
+	ctx := context.Background()
+	now := time.Now()
+	write := func(name string, from time.Time, n int) {
+		for k := range n {
+			ts := from.Add(time.Duration(k) * 15 * time.Second)
+			if code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+				{Labels: ts2(name), Samples: []prompb.Sample{{Value: float64(k), Timestamp: ts.UnixMilli()}}}}})); code != 204 {
+				t.Fatalf("write %s: %d %s", name, code, msg)
+			}
+		}
+	}
+	write("old", now.Add(-50*time.Hour), 12)
+	write("fresh", now.Add(-10*time.Minute), 30)
+	cutAndShip := func() {
+		t.Helper()
+		for range 20 {
+			if err := r.app.Ingester().Compact(ctx, ws); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.app.Ingester().ShipOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.app.Ingester().Compact(ctx, ws); err != nil { // lets the TSDB drop shipped local blocks
+			t.Fatal(err)
+		}
+	}
+	cutAndShip()
+	bkt, _ := bucket.NewFilesystem(bktDir)
+	before, _ := blocks.List(ctx, bkt, ws)
+	cutoff := now.Add(-24 * time.Hour).UnixMilli()
+	var old, fresh int
+	for _, b := range before {
+		if b.Meta.MaxTime < cutoff {
+			old++
+		} else {
+			fresh++
+		}
+	}
+	if old == 0 || fresh == 0 {
+		t.Fatalf("want old and fresh blocks in the bucket, got %d and %d", old, fresh)
+	}
+
+	if _, err := r.client().UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(ws), RetentionPeriodInDays: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for range 2 { // mark, then delete (no delay)
+		if err := r.app.compactor.CompactOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := blocks.List(ctx, bkt, ws)
+	var samplesFresh int
+	for _, b := range after {
+		if b.Meta.MaxTime < cutoff {
+			t.Fatalf("block %s [%d, %d) past retention is still in the bucket", b.Meta.ULID, b.Meta.MinTime, b.Meta.MaxTime)
+		}
+		if b.DeletionMark == nil {
+			samplesFresh += int(b.Meta.Stats.NumSamples)
+		}
+	}
+	if samplesFresh == 0 {
+		t.Fatal("retention deleted the fresh blocks too")
+	}
+	if err := r.app.sg.SyncWorkspace(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	code, out := queryAPI(t, r, ws, "query", url.Values{"query": {"count_over_time(old[3d])"}})
+	if code != 200 || len(out["data"].(map[string]any)["result"].([]any)) != 0 {
+		t.Fatalf("samples past retention are still queryable: %d %v", code, out)
+	}
+
+	if _, err := r.client().DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(ws)}); err != nil {
+		t.Fatal(err)
+	}
+	w := amp.NewWorkspaceDeletedWaiter(r.client(), func(o *amp.WorkspaceDeletedWaiterOptions) {
+		o.MinDelay = 10 * time.Millisecond
+		o.MaxDelay = 50 * time.Millisecond
+	})
+	if err := w.Wait(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(ws)}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	_ = bkt.Iter(ctx, ws+"/", func(n string) error { left = append(left, n); return nil }, objstore.WithRecursiveIter())
+	if len(left) != 0 {
+		t.Fatalf("objects of the deleted workspace remain: %v", left)
+	}
+}

@@ -2,10 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/storegateway"
 )
 
@@ -13,12 +17,19 @@ import (
 // disk) and the store-gateway (blocks in the bucket) at once. The two overlap for the
 // local retention window; identical samples are returned once, so a query across the
 // boundary is continuous, without gaps or doubles.
+//
+// Samples older than the workspace's retention are not returned, even while a local copy
+// of their block outlives the bucket's (the compactor deletes in the bucket).
 type mergedStorage struct {
-	ing *ingester.Ingester
-	sg  *storegateway.StoreGateway
+	ing        *ingester.Ingester
+	sg         *storegateway.StoreGateway
+	retentions retentions
 }
 
 func (m mergedStorage) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
+	if ret, ok, err := m.retentions.Retention(ctx, workspace); err == nil && ok && ret > 0 {
+		mint = max(mint, time.Now().Add(-ret).UnixMilli())
+	}
 	iq, err := m.ing.Querier(ctx, workspace, mint, maxt)
 	if err != nil {
 		return nil, err
@@ -29,4 +40,30 @@ func (m mergedStorage) Querier(ctx context.Context, workspace string, mint, maxt
 		return nil, err
 	}
 	return storage.NewMergeQuerier([]storage.Querier{iq, sq}, nil, storage.ChainedSeriesMerge), nil
+}
+
+// retentions tells the compactor each workspace's retention: its own
+// (UpdateWorkspaceConfiguration), else the runtime file's or the server default. A workspace
+// that is gone or being deleted does not exist: its blocks are removed.
+type retentions struct {
+	store  *meta.Store
+	limits *limits.Overrides
+}
+
+func (r retentions) Retention(ctx context.Context, id string) (time.Duration, bool, error) {
+	ws, err := r.store.GetWorkspace(ctx, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if ws.Status == meta.StatusDeleting {
+		return 0, false, nil
+	}
+	days := ws.Configuration.RetentionPeriodInDays
+	if days == 0 {
+		days = r.limits.For(id).RetentionPeriodDays
+	}
+	return time.Duration(days) * 24 * time.Hour, true, nil
 }

@@ -332,6 +332,10 @@ func (i *Ingester) Deprovision(ctx context.Context, id string) error {
 			return err
 		}
 	}
+	// Wait for a ship pass in progress, so no upload of this workspace outlives it.
+	i.ship.mu.Lock()
+	delete(i.ship.shipped, id)
+	i.ship.mu.Unlock()
 	if err := os.RemoveAll(filepath.Join(i.dir, id)); err != nil {
 		return fmt.Errorf("removing TSDB of workspace %s: %w", id, err)
 	}

@@ -1,0 +1,59 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/stratametrics/strata/internal/meta"
+)
+
+// Workspaces is what the compactor needs from the metadata store. Implementations must be
+// safe for concurrent use.
+type Workspaces interface {
+	// Retention returns how long the workspace keeps samples (its retentionPeriodInDays,
+	// or the server default when it set none; zero keeps them forever) and whether the
+	// workspace exists. A workspace being deleted does not exist. The answer must not
+	// come from a stale cache alone: "does not exist" removes the workspace's data, so a
+	// workspace another process just created must be found (meta.Store reads through to
+	// the bucket on a cache miss). An error skips the workspace for this run.
+	Retention(ctx context.Context, workspace string) (retention time.Duration, exists bool, err error)
+}
+
+// StoreWorkspaces answers Retention from the metadata store.
+type StoreWorkspaces struct {
+	Store interface {
+		GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
+	}
+	// DefaultRetention applies to workspaces that set no retention (AMP: 150 days,
+	// --limits.retention-period-days).
+	DefaultRetention time.Duration
+}
+
+// Retention implements Workspaces.
+func (s StoreWorkspaces) Retention(ctx context.Context, id string) (time.Duration, bool, error) {
+	ws, err := s.Store.GetWorkspace(ctx, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if ws.Status == meta.StatusDeleting {
+		return 0, false, nil
+	}
+	if d := ws.Configuration.RetentionPeriodInDays; d > 0 {
+		return time.Duration(d) * 24 * time.Hour, true, nil
+	}
+	return s.DefaultRetention, true, nil
+}
+
+// StaticWorkspaces is a fixed set of workspaces and their retention (zero: forever), for
+// tests and tools. It must not be modified while in use.
+type StaticWorkspaces map[string]time.Duration
+
+// Retention implements Workspaces.
+func (s StaticWorkspaces) Retention(_ context.Context, id string) (time.Duration, bool, error) {
+	r, ok := s[id]
+	return r, ok, nil
+}
