@@ -16,6 +16,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
 // rangeSamples returns the raw samples of series m{i="<i>"} over the last window at t,
@@ -44,12 +45,35 @@ func rangeSamples(t *testing.T, r *running, ws string, at time.Time, window time
 // Blocks reach the bucket; queries across the ingester/bucket boundary return every
 // sample once; a new process on an empty data directory serves all history from the bucket.
 func TestLongTermStorage(t *testing.T) {
-	dir, bktDir := t.TempDir(), t.TempDir()
+	bktDir := t.TempDir()
+	bkt, err := bucket.NewFilesystem(bktDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testLongTermStorage(t, bkt, "--bucket.filesystem.dir", bktDir)
+}
+
+// The same on S3 (versitygw).
+func TestLongTermStorageS3(t *testing.T) {
+	cfg := s3server.Start(t)
+	bkt, err := bucket.New(bucket.Config{Backend: bucket.BackendS3, S3: cfg}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bkt.Close() })
+	testLongTermStorage(t, bkt, "--bucket.backend", "s3", "--bucket.s3.endpoint", cfg.Endpoint, "--bucket.s3.bucket", cfg.Bucket,
+		"--bucket.s3.region", cfg.Region, "--bucket.s3.access-key-id", cfg.AccessKeyID, "--bucket.s3.secret-access-key", cfg.SecretAccessKey,
+		"--bucket.s3.insecure")
+}
+
+func testLongTermStorage(t *testing.T, bkt objstore.Bucket, bucketArgs ...string) {
+	dir := t.TempDir()
 	rc := filepath.Join(dir, "runtime.yaml")
 	writeOverrides(t, rc, "overrides: {}\n")
-	args := []string{"--bucket.filesystem.dir", bktDir, "--tsdb.block-range", "1m", "--tsdb.local-retention", "1m",
+	args := []string{"--tsdb.block-range", "1m", "--tsdb.local-retention", "1m",
 		"--tsdb.ship-interval", "100ms", "--store-gateway.sync-interval", "100ms",
 		"--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms"}
+	args = append(args, bucketArgs...)
 	r := start(t, append([]string{"--data-dir", dir}, args...)...)
 	ws := newWorkspace(t, r)
 	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 2h\n", ws))
@@ -77,10 +101,6 @@ func TestLongTermStorage(t *testing.T) {
 		}
 	}
 	if err := r.app.Ingester().ShipOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bkt, err := bucket.NewFilesystem(bktDir)
-	if err != nil {
 		t.Fatal(err)
 	}
 	inBucket, err := blocks.List(ctx, bkt, ws)
