@@ -452,7 +452,6 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("%v; %s", out.Limited, stored)}
 	}
 	if haErr != nil {
-		d.usage.Throttled.WithLabelValues(id, usage.QuotaHAClusters).Inc()
 		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file; %s", haErr, stored)}
 	}
 	if invalid != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/usage"
 )
 
 // seriesEntry is one active series. Several raw label encodings (keys) may point at one
@@ -138,15 +139,15 @@ type refusal struct {
 // Call with a.mu held for reading at least.
 func (a *activeSeries) admit(metric string, maxTotal, maxPerMetric int, sets []uint16) *refusal {
 	if maxTotal > 0 && len(a.byRef) >= maxTotal {
-		return &refusal{quota: "active_series", msg: fmt.Sprintf("per-workspace series limit of %d exceeded; raise max_active_series for this workspace in the runtime limits file, or send fewer series", maxTotal)}
+		return &refusal{quota: usage.QuotaActiveSeries, msg: fmt.Sprintf("per-workspace series limit of %d exceeded; raise max_active_series for this workspace in the runtime limits file, or send fewer series", maxTotal)}
 	}
 	if maxPerMetric > 0 && a.perMetric[metric] >= maxPerMetric {
-		return &refusal{quota: "active_series_per_metric", msg: fmt.Sprintf("per-metric series limit of %d exceeded for metric %s; raise max_active_series_per_metric for this workspace in the runtime limits file, or reduce the metric's cardinality", maxPerMetric, metric)}
+		return &refusal{quota: usage.QuotaSeriesMetric, msg: fmt.Sprintf("per-metric series limit of %d exceeded for metric %s; raise max_active_series_per_metric for this workspace in the runtime limits file, or reduce the metric's cardinality", maxPerMetric, metric)}
 	}
 	for _, i := range sets {
 		s := a.sets[i]
 		if s.maxSeries > 0 && a.perSet[i] >= s.maxSeries {
-			return &refusal{quota: "active_series_per_label_set", msg: fmt.Sprintf("per-labelset series limit of %d exceeded for label set %s; raise it with UpdateWorkspaceConfiguration (limitsPerLabelSet)", s.maxSeries, s.name)}
+			return &refusal{quota: usage.QuotaSeriesLabels, msg: fmt.Sprintf("per-labelset series limit of %d exceeded for label set %s; raise it with UpdateWorkspaceConfiguration (limitsPerLabelSet)", s.maxSeries, s.name)}
 		}
 	}
 	return nil

@@ -70,7 +70,6 @@ const (
 	QuotaActiveSeries  = "active_series"
 	QuotaSeriesMetric  = "active_series_per_metric"
 	QuotaSeriesLabels  = "active_series_per_label_set"
-	QuotaHAClusters    = "ha_clusters"
 )
 
 // Metrics are the per-workspace usage counters. Safe for concurrent use.
