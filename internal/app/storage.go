@@ -14,9 +14,10 @@ import (
 )
 
 // mergedStorage reads a workspace from the ingester (head and recent blocks on local
-// disk) and the store-gateway (blocks in the bucket) at once. The two overlap for the
-// local retention window; identical samples are returned once, so a query across the
-// boundary is continuous, without gaps or doubles.
+// disk) and the store-gateway (blocks in the bucket) at once. Bucket blocks whose data the
+// ingester still has locally are skipped; what still overlaps (say a compacted block
+// partly local) returns identical samples once, so a query across the boundary is
+// continuous, without gaps or doubles.
 //
 // Samples older than the workspace's retention are not returned, even while a local copy
 // of their block outlives the bucket's (the compactor deletes in the bucket).
@@ -34,7 +35,8 @@ func (m mergedStorage) Querier(ctx context.Context, workspace string, mint, maxt
 	if err != nil {
 		return nil, err
 	}
-	sq, err := m.sg.Querier(ctx, workspace, mint, maxt)
+	// Bucket blocks the ingester still holds locally are read from local disk only.
+	sq, err := m.sg.QuerierSkipping(ctx, workspace, mint, maxt, m.ing.LocalBlocks(workspace))
 	if err != nil {
 		_ = iq.Close()
 		return nil, err

@@ -174,3 +174,22 @@ func (i *Ingester) Compact(ctx context.Context, workspace string) error {
 	defer u.release()
 	return u.db.Compact(ctx)
 }
+
+// LocalBlocks returns a test for the blocks the workspace's TSDB holds on local disk (by
+// ULID, with the blocks they were compacted from), so readers can skip the bucket copies.
+// Call it after opening the querier whose view it must match.
+func (i *Ingester) LocalBlocks(workspace string) func(ulid.ULID) bool {
+	u := i.openDB(workspace)
+	if u == nil {
+		return nil
+	}
+	set := map[ulid.ULID]bool{}
+	for _, b := range u.db.Blocks() {
+		m := b.Meta()
+		set[m.ULID] = true
+		for _, s := range m.Compaction.Sources {
+			set[s] = true
+		}
+	}
+	return func(id ulid.ULID) bool { return set[id] }
+}

@@ -16,6 +16,13 @@ import (
 // the last sync is skipped. The querier holds its blocks until Close, which must be
 // called; like a TSDB querier, it may be used from one goroutine at a time.
 func (sg *StoreGateway) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
+	return sg.QuerierSkipping(ctx, workspace, mint, maxt, nil)
+}
+
+// QuerierSkipping is Querier without the blocks whose every source block local holds:
+// their samples are on the caller's local disk already (the ingester's copies of the
+// blocks it uploaded), so reading them twice would only cost. local may be nil.
+func (sg *StoreGateway) QuerierSkipping(ctx context.Context, workspace string, mint, maxt int64, local func(ulid.ULID) bool) (storage.Querier, error) {
 	w, err := sg.workspace(workspace)
 	if err != nil {
 		return nil, err
@@ -28,7 +35,7 @@ func (sg *StoreGateway) Querier(ctx context.Context, workspace string, mint, max
 	for _, b := range w.blocks {
 		// A block covers [mint, maxt), the query [mint, maxt]. The same test as
 		// Prometheus' DB, so that even an inverted range answers as a local TSDB would.
-		if b.mint <= maxt && mint < b.maxt {
+		if b.mint <= maxt && mint < b.maxt && !allLocal(b, local) {
 			ids = append(ids, b.id)
 		}
 	}
@@ -74,4 +81,20 @@ func (q *querier) Close() error {
 	q.sg.release(q.held)
 	q.held = nil
 	return err
+}
+
+// allLocal reports whether local holds every source of b.
+func allLocal(b blockRange, local func(ulid.ULID) bool) bool {
+	if local == nil {
+		return false
+	}
+	if len(b.sources) == 0 {
+		return local(b.id)
+	}
+	for _, s := range b.sources {
+		if !local(s) {
+			return false
+		}
+	}
+	return true
 }

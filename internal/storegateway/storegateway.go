@@ -66,6 +66,8 @@ type workspace struct {
 
 // blockRange is a listed block: its id and its time range [mint, maxt).
 type blockRange struct {
+	// sources are the ingester blocks merged into this one (itself for an uncompacted block).
+	sources []ulid.ULID
 	id         ulid.ULID
 	mint, maxt int64
 }
@@ -250,7 +252,7 @@ func (sg *StoreGateway) sync(ctx context.Context, w *workspace) error {
 	ranges := make([]blockRange, len(list))
 	live := make(map[ulid.ULID]struct{}, len(list))
 	for i, b := range list {
-		ranges[i] = blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime}
+		ranges[i] = blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime, sources: b.Meta.Compaction.Sources}
 		live[b.Meta.ULID] = struct{}{}
 	}
 
