@@ -67,7 +67,7 @@ type workspace struct {
 // blockRange is a listed block: its id and its time range [mint, maxt).
 type blockRange struct {
 	// sources are the ingester blocks merged into this one (itself for an uncompacted block).
-	sources []ulid.ULID
+	sources    []ulid.ULID
 	id         ulid.ULID
 	mint, maxt int64
 }
