@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func load(t *testing.T, args ...string) *Config {
+func load(t testing.TB, args ...string) *Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -160,7 +160,7 @@ const (
 	testSecret = "strata-test-secret-0000000000000000000000"
 )
 
-func start(t *testing.T, args ...string) *running {
+func start(t testing.TB, args ...string) *running {
 	t.Helper()
 	t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
 	t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)

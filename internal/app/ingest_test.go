@@ -34,7 +34,7 @@ import (
 )
 
 // newWorkspace creates an ACTIVE workspace and returns its id.
-func newWorkspace(t *testing.T, r *running) string {
+func newWorkspace(t testing.TB, r *running) string {
 	t.Helper()
 	ctx := context.Background()
 	out, err := r.client().CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})

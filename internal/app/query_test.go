@@ -20,13 +20,13 @@ import (
 )
 
 // queryAPI sends a signed GET to the workspace's Prometheus API and decodes the answer.
-func queryAPI(t *testing.T, r *running, ws, path string, params url.Values) (int, map[string]any) {
+func queryAPI(t testing.TB, r *running, ws, path string, params url.Values) (int, map[string]any) {
 	t.Helper()
 	return queryAPIAs(t, &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}, r, ws, path, params)
 }
 
 // queryAPIAs is queryAPI signed with creds.
-func queryAPIAs(t *testing.T, creds *aws.Credentials, r *running, ws, path string, params url.Values) (int, map[string]any) {
+func queryAPIAs(t testing.TB, creds *aws.Credentials, r *running, ws, path string, params url.Values) (int, map[string]any) {
 	t.Helper()
 	u := r.url + "/workspaces/" + ws + "/api/v1/" + path
 	if len(params) > 0 {
