@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/blocks"
@@ -241,5 +245,67 @@ func TestRetentionAndWorkspaceDeletion(t *testing.T) {
 	_ = bkt.Iter(ctx, ws+"/", func(n string) error { left = append(left, n); return nil }, objstore.WithRecursiveIter())
 	if len(left) != 0 {
 		t.Fatalf("objects of the deleted workspace remain: %v", left)
+	}
+}
+
+// A 30-day query on a server that starts on an empty data directory: all history comes
+// from the bucket (30 daily blocks, as the compactor leaves them).
+func TestThirtyDayQueryFromBucket(t *testing.T) {
+	bktDir := t.TempDir()
+	r := start(t, "--data-dir", t.TempDir(), "--bucket.filesystem.dir", bktDir)
+	ws := newWorkspace(t, r)
+	r.stop()
+	bkt, err := bucket.NewFilesystem(bktDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const series, days, step = 5, 30, 60_000
+	end := time.Now().Truncate(24 * time.Hour)
+	start0 := end.Add(-days * 24 * time.Hour)
+	src := t.TempDir()
+	for d := range days {
+		w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), src, 24*time.Hour.Milliseconds())
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := w.Appender(context.Background())
+		from := start0.Add(time.Duration(d) * 24 * time.Hour).UnixMilli()
+		for s := range series {
+			lset := labels.FromStrings("__name__", "month", "i", fmt.Sprint(s))
+			var ref storage.SeriesRef
+			for ts := from; ts < from+24*3600*1000; ts += step {
+				if ref, err = app.Append(ref, lset, ts, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		id, err := w.Flush(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close()
+		if _, err := blocks.Upload(context.Background(), bkt, ws, filepath.Join(src, id.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2 := start(t, "--data-dir", t.TempDir(), "--bucket.filesystem.dir", bktDir)
+	code, out := queryAPI(t, r2, ws, "query", url.Values{
+		"query": {"sum(count_over_time(month[30d]))"},
+		"time":  {fmt.Sprint(end.Unix() - 1)},
+	})
+	want := fmt.Sprint(series * days * 24 * 60)
+	res, _ := out["data"].(map[string]any)["result"].([]any)
+	if code != 200 || len(res) != 1 || res[0].(map[string]any)["value"].([]any)[1] != want {
+		t.Fatalf("30-day count: %d %v, want %s", code, out, want)
+	}
+	code, out = queryAPI(t, r2, ws, "query_range", url.Values{
+		"query": {"sum(month)"}, "start": {fmt.Sprint(start0.Unix())}, "end": {fmt.Sprint(end.Unix() - 60)}, "step": {"3600"},
+	})
+	res, _ = out["data"].(map[string]any)["result"].([]any)
+	if code != 200 || len(res) != 1 || len(res[0].(map[string]any)["values"].([]any)) != days*24 {
+		t.Fatalf("30-day range: %d %d points", code, len(res))
 	}
 }
