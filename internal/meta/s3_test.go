@@ -2,10 +2,7 @@ package meta
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +15,9 @@ import (
 )
 
 // The metadata store on the S3 backend, against a real S3 server (versitygw) that the tests
-// start; skipped when versitygw is not installed, except under CI=true. These mirror the
-// filesystem tests in store_test.go.
+// start; skipped when versitygw is not installed, except under CI=true. The acceptance
+// tests shared with the filesystem backend are in store_test.go (forEachBackend); these are
+// the S3-specific ones.
 
 // newS3Store opens a new bucket client on cfg, as a separate process would, and loads a
 // Store from it.
@@ -57,122 +55,6 @@ func TestS3ListsWithUpdatedAt(t *testing.T) {
 	}
 	if d := time.Since(mod); mod.IsZero() || d < -time.Minute || d > time.Minute {
 		t.Fatalf("listed last-modified time %v", mod)
-	}
-}
-
-func TestS3CreateGetUpdateDelete(t *testing.T) {
-	ctx := context.Background()
-	s := newS3Store(t, s3server.Start(t))
-	now := time.Now().UTC()
-	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); !errors.Is(err, ErrExists) {
-		t.Fatalf("second create: %v", err)
-	}
-	got, err := s.GetWorkspace(ctx, "ws-1")
-	if err != nil || got.Tags["k"] != "v" || !got.CreatedAt.Equal(now) {
-		t.Fatalf("get: %+v %v", got, err)
-	}
-	boom := errors.New("refused")
-	if _, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "x"; return boom }); !errors.Is(err, boom) {
-		t.Fatalf("update error: %v", err)
-	}
-	up, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "new"; return nil })
-	if err != nil || up.Alias != "new" || !up.UpdatedAt.After(now) {
-		t.Fatalf("update: %+v %v", up, err)
-	}
-	if _, err := s.UpdateWorkspace(ctx, "ws-none", func(*Workspace) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("update of missing: %v", err)
-	}
-	if _, err := s.GetWorkspace(ctx, "ws-none"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("get of missing: %v", err)
-	}
-	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetWorkspace(ctx, "ws-1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("get after delete: %v", err)
-	}
-	// S3 deletes of a missing key succeed; the store must not turn that into an error.
-	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
-		t.Fatalf("deleting twice: %v", err)
-	}
-}
-
-func TestS3PersistsAcrossRestart(t *testing.T) {
-	ctx := context.Background()
-	cfg := s3server.Start(t)
-	s := newS3Store(t, cfg)
-	base := time.Now().UTC()
-	for i := range 5 {
-		if err := s.CreateWorkspace(ctx, ws(fmt.Sprintf("ws-%d", i), base.Add(time.Duration(i)*time.Second))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.UpdateWorkspace(ctx, "ws-3", func(w *Workspace) error { w.Alias = "three"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteWorkspace(ctx, "ws-2"); err != nil {
-		t.Fatal(err)
-	}
-	s2 := newS3Store(t, cfg)
-	if !s2.Ready() {
-		t.Fatal("not ready after Load")
-	}
-	var ids []string
-	for _, w := range s2.ListWorkspaces() {
-		ids = append(ids, w.ID)
-	}
-	if got := strings.Join(ids, ","); got != "ws-0,ws-1,ws-3,ws-4" {
-		t.Fatalf("after restart: %s", got)
-	}
-	if w, err := s2.GetWorkspace(ctx, "ws-3"); err != nil || w.Alias != "three" {
-		t.Fatalf("updated workspace after restart: %+v %v", w, err)
-	}
-}
-
-func TestS3TwoStoresOnOneBucket(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := s3server.Start(t)
-	a, b := newS3Store(t, cfg), newS3Store(t, cfg)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
-
-	if err := a.CreateWorkspace(ctx, ws("ws-a", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	// Read-through: b finds it at once by id.
-	if _, err := b.GetWorkspace(ctx, "ws-a"); err != nil {
-		t.Fatalf("b by id: %v", err)
-	}
-	if err := a.CreateWorkspace(ctx, ws("ws-b", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool { return len(b.ListWorkspaces()) == 2 }, "b lists both workspaces")
-	// S3 gives last-modified times to the second. Update in a later second than the create,
-	// so this test covers what the filesystem test covers; a rewrite within the same second
-	// is TestS3RewriteWithinOneSecond.
-	sleepToNextSecond()
-	if _, err := a.UpdateWorkspace(ctx, "ws-b", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool {
-		w, err := b.GetWorkspace(ctx, "ws-b")
-		return err == nil && w.Alias == "renamed"
-	}, "b sees the new alias")
-	if err := a.DeleteWorkspace(ctx, "ws-a"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b drops the deleted workspace")
-	select {
-	case <-b.Changes():
-	default:
-		t.Fatal("no change notification")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,114 +35,148 @@ func ws(id string, created time.Time) Workspace {
 	return Workspace{ID: id, ARN: "arn:" + id, Status: StatusActive, CreatedAt: created, Tags: map[string]string{"k": "v"}}
 }
 
+// opener opens a new Store, as a new process would, on one bucket shared by every store
+// the same opener returns.
+type opener func(t *testing.T) *Store
+
+// forEachBackend runs an acceptance test against every bucket backend: the filesystem, and
+// S3 (versitygw; skipped when it is not installed, except under CI=true).
+func forEachBackend(t *testing.T, test func(t *testing.T, open opener)) {
+	t.Run("filesystem", func(t *testing.T) {
+		dir := t.TempDir()
+		test(t, func(t *testing.T) *Store { return newStore(t, dir) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		cfg := s3server.Start(t)
+		test(t, func(t *testing.T) *Store { return newS3Store(t, cfg) })
+	})
+}
+
 func TestCreateGetUpdateDelete(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, t.TempDir())
-	now := time.Now().UTC()
-	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateWorkspace(ctx, ws("ws-1", now)); !errors.Is(err, ErrExists) {
-		t.Fatalf("second create: %v", err)
-	}
-	got, err := s.GetWorkspace(ctx, "ws-1")
-	if err != nil || got.Tags["k"] != "v" {
-		t.Fatalf("get: %+v %v", got, err)
-	}
-	// Returned copies are the caller's: changing them does not change the store.
-	got.Tags["k"] = "changed"
-	again, _ := s.GetWorkspace(ctx, "ws-1")
-	if again.Tags["k"] != "v" {
-		t.Fatal("a returned workspace aliases the cache")
-	}
-	boom := errors.New("refused")
-	if _, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "x"; return boom }); !errors.Is(err, boom) {
-		t.Fatalf("update error: %v", err)
-	}
-	if g, _ := s.GetWorkspace(ctx, "ws-1"); g.Alias != "" {
-		t.Fatal("a refused update was applied")
-	}
-	up, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "new"; return nil })
-	if err != nil || up.Alias != "new" || !up.UpdatedAt.After(now) {
-		t.Fatalf("update: %+v %v", up, err)
-	}
-	if _, err := s.UpdateWorkspace(ctx, "ws-none", func(*Workspace) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("update of missing: %v", err)
-	}
-	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetWorkspace(ctx, "ws-1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("get after delete: %v", err)
-	}
-	if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
-		t.Fatalf("deleting twice: %v", err)
-	}
+	forEachBackend(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		s := open(t)
+		now := time.Now().UTC()
+		if err := s.CreateWorkspace(ctx, ws("ws-1", now)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateWorkspace(ctx, ws("ws-1", now)); !errors.Is(err, ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+		got, err := s.GetWorkspace(ctx, "ws-1")
+		if err != nil || got.Tags["k"] != "v" || !got.CreatedAt.Equal(now) {
+			t.Fatalf("get: %+v %v", got, err)
+		}
+		// Returned copies are the caller's: changing them does not change the store.
+		got.Tags["k"] = "changed"
+		if again, _ := s.GetWorkspace(ctx, "ws-1"); again.Tags["k"] != "v" {
+			t.Fatal("a returned workspace aliases the cache")
+		}
+		boom := errors.New("refused")
+		if _, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "x"; return boom }); !errors.Is(err, boom) {
+			t.Fatalf("update error: %v", err)
+		}
+		if g, _ := s.GetWorkspace(ctx, "ws-1"); g.Alias != "" {
+			t.Fatal("a refused update was applied")
+		}
+		up, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "new"; return nil })
+		if err != nil || up.Alias != "new" || !up.UpdatedAt.After(now) {
+			t.Fatalf("update: %+v %v", up, err)
+		}
+		if _, err := s.UpdateWorkspace(ctx, "ws-none", func(*Workspace) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("update of missing: %v", err)
+		}
+		if _, err := s.GetWorkspace(ctx, "ws-none"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get of missing: %v", err)
+		}
+		if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetWorkspace(ctx, "ws-1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get after delete: %v", err)
+		}
+		// Deleting a missing object succeeds (S3 answers so); the store must agree.
+		if err := s.DeleteWorkspace(ctx, "ws-1"); err != nil {
+			t.Fatalf("deleting twice: %v", err)
+		}
+	})
 }
 
 func TestPersistsAcrossRestart(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := newStore(t, dir)
-	base := time.Now().UTC()
-	for i := range 5 {
-		if err := s.CreateWorkspace(ctx, ws(fmt.Sprintf("ws-%d", i), base.Add(time.Duration(i)*time.Second))); err != nil {
+	forEachBackend(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		s := open(t)
+		base := time.Now().UTC()
+		for i := range 5 {
+			if err := s.CreateWorkspace(ctx, ws(fmt.Sprintf("ws-%d", i), base.Add(time.Duration(i)*time.Second))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.UpdateWorkspace(ctx, "ws-3", func(w *Workspace) error { w.Alias = "three"; return nil }); err != nil {
 			t.Fatal(err)
 		}
-	}
-	_ = s.DeleteWorkspace(ctx, "ws-2")
-	s2 := newStore(t, dir)
-	var ids []string
-	for _, w := range s2.ListWorkspaces() {
-		ids = append(ids, w.ID)
-	}
-	if got := strings.Join(ids, ","); got != "ws-0,ws-1,ws-3,ws-4" {
-		t.Fatalf("after restart: %s", got)
-	}
-	if !s2.Ready() {
-		t.Fatal("not ready after Load")
-	}
+		if err := s.DeleteWorkspace(ctx, "ws-2"); err != nil {
+			t.Fatal(err)
+		}
+		s2 := open(t)
+		if !s2.Ready() {
+			t.Fatal("not ready after Load")
+		}
+		var ids []string
+		for _, w := range s2.ListWorkspaces() {
+			ids = append(ids, w.ID)
+		}
+		if got := strings.Join(ids, ","); got != "ws-0,ws-1,ws-3,ws-4" {
+			t.Fatalf("after restart: %s", got)
+		}
+		if w, err := s2.GetWorkspace(ctx, "ws-3"); err != nil || w.Alias != "three" {
+			t.Fatalf("updated workspace after restart: %+v %v", w, err)
+		}
+	})
 }
 
 func TestTwoStoresOnOneBucket(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	a, b := newStore(t, dir), newStore(t, dir)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
+	forEachBackend(t, func(t *testing.T, open opener) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		a, b := open(t), open(t)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = b.Run(ctx) }()
+		defer wg.Wait()
+		defer cancel()
 
-	if err := a.CreateWorkspace(ctx, ws("ws-a", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	// Read-through: b finds it at once by id.
-	if _, err := b.GetWorkspace(ctx, "ws-a"); err != nil {
-		t.Fatalf("b by id: %v", err)
-	}
-	if err := a.CreateWorkspace(ctx, ws("ws-b", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool { return len(b.ListWorkspaces()) == 2 }, "b lists both workspaces")
-	if _, err := a.UpdateWorkspace(ctx, "ws-b", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool {
-		w, err := b.GetWorkspace(ctx, "ws-b")
-		return err == nil && w.Alias == "renamed"
-	}, "b sees the new alias")
-	if err := a.DeleteWorkspace(ctx, "ws-a"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b drops the deleted workspace")
-	// b's Changes channel fired for those changes.
-	select {
-	case <-b.Changes():
-	default:
-		t.Fatal("no change notification")
-	}
+		if err := a.CreateWorkspace(ctx, ws("ws-a", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		// Read-through: b finds it at once by id.
+		if _, err := b.GetWorkspace(ctx, "ws-a"); err != nil {
+			t.Fatalf("b by id: %v", err)
+		}
+		if err := a.CreateWorkspace(ctx, ws("ws-b", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() bool { return len(b.ListWorkspaces()) == 2 }, "b lists both workspaces")
+		// S3 gives last-modified times to the second: update in a later second than the
+		// create (a rewrite within the same second is TestS3RewriteWithinOneSecond).
+		sleepToNextSecond()
+		if _, err := a.UpdateWorkspace(ctx, "ws-b", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() bool {
+			w, err := b.GetWorkspace(ctx, "ws-b")
+			return err == nil && w.Alias == "renamed"
+		}, "b sees the new alias")
+		if err := a.DeleteWorkspace(ctx, "ws-a"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b drops the deleted workspace")
+		select {
+		case <-b.Changes():
+		default:
+			t.Fatal("no change notification")
+		}
+	})
 }
 
 func TestCorruptObjectDoesNotHideOthers(t *testing.T) {

@@ -133,3 +133,28 @@ func thresholdParam(r *http.Request, name string) (int64, *apiError) {
 	}
 	return n, nil
 }
+
+// timeRangeParams parses the optional start and end of the metadata endpoints (series,
+// labels, label values, exemplars), defaulting to all time, as Prometheus does.
+func timeRangeParams(r *http.Request) (start, end time.Time, aerr *apiError) {
+	start, err := timeParam(r, "start", minTime)
+	if err != nil {
+		return start, end, invalidParam("start", err)
+	}
+	end, err = timeParam(r, "end", maxTime)
+	if err != nil {
+		return start, end, invalidParam("end", err)
+	}
+	return start, end, nil
+}
+
+// limitedRangeParams parses limit, then start and end (Prometheus' order of checks, so
+// the first invalid parameter is the one named).
+func limitedRangeParams(r *http.Request) (limit int, start, end time.Time, aerr *apiError) {
+	limit, err := limitParam(r.FormValue("limit"))
+	if err != nil {
+		return 0, start, end, invalidParam("limit", err)
+	}
+	start, end, aerr = timeRangeParams(r)
+	return limit, start, end, aerr
+}

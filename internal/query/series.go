@@ -26,17 +26,9 @@ func (a *API) handleSeries(q *request) *apiError {
 	if len(r.Form["match[]"]) == 0 {
 		return badData("no match[] parameter provided")
 	}
-	limit, err := limitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam("limit", err)
-	}
-	start, err := timeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam("start", err)
-	}
-	end, err := timeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam("end", err)
+	limit, start, end, aerr := limitedRangeParams(r)
+	if aerr != nil {
+		return aerr
 	}
 	sets, err := matchersParam(a.parser, r.Form["match[]"])
 	if err != nil {
@@ -103,17 +95,9 @@ func (a *API) handleSeries(q *request) *apiError {
 
 func (a *API) handleLabels(q *request) *apiError {
 	r := q.r
-	limit, err := limitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam("limit", err)
-	}
-	start, err := timeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam("start", err)
-	}
-	end, err := timeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam("end", err)
+	limit, start, end, aerr := limitedRangeParams(r)
+	if aerr != nil {
+		return aerr
 	}
 	sets, err := matchersParam(a.parser, r.Form["match[]"])
 	if err != nil {
@@ -135,17 +119,9 @@ func (a *API) handleLabelValues(q *request) *apiError {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return badData("invalid label name: %q", name)
 	}
-	limit, err := limitParam(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam("limit", err)
-	}
-	start, err := timeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam("start", err)
-	}
-	end, err := timeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam("end", err)
+	limit, start, end, aerr := limitedRangeParams(r)
+	if aerr != nil {
+		return aerr
 	}
 	sets, err := matchersParam(a.parser, r.Form["match[]"])
 	if err != nil {
@@ -216,13 +192,9 @@ func (a *API) labelQuery(q *request, mint, maxt int64, limit int, sets [][]*labe
 
 func (a *API) handleExemplars(q *request) *apiError {
 	r := q.r
-	start, err := timeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam("start", err)
-	}
-	end, err := timeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam("end", err)
+	start, end, aerr := timeRangeParams(r)
+	if aerr != nil {
+		return aerr
 	}
 	if end.Before(start) {
 		return badData("end timestamp must not be before start timestamp")
