@@ -2,78 +2,106 @@
 # Query benchmark, side by side: the same `strata loadgen` data (SERIES series, HOURS hours
 # at a 15 s interval, backfilled) is written to Strata and to Debian's Prometheus 2.42, then
 # the same queries run against both, each REPEAT times; the median latency is printed.
-# Usage: bench/query.sh [series] [hours] [repeat]; LOAD_SECONDS (90) bounds each load, which
-# must finish its backfill within it. Ports 127.0.0.1:18193-18194.
+# Each server is queried over the window its own load ended at.
+# Usage: bench/query.sh [series] [hours] [repeat]; LOAD_SECONDS (3600) bounds each load.
+# Large loads take long (Prometheus takes ~235k samples/s): with BENCH_DIR=dir the data is
+# kept there, PHASE=load only loads (servers stopped after), PHASE=query only queries the
+# data of an earlier load with the current code (PHASE=all, the default, does both).
+# Ports 127.0.0.1:18193-18195.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 series=${1:-10000}
 hours=${2:-24}
 repeat=${3:-5}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+phase=${PHASE:-all}
+if [ -n "${BENCH_DIR:-}" ]; then
+	work=$BENCH_DIR
+	mkdir -p "$work"
+	trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+else
+	work=$(mktemp -d)
+	trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+fi
 go build -o "$work/strata" ./cmd/strata
 
 export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
 export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 sign=(--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
 
-echo "overrides: {}" > "$work/rt.yaml"
+[ "$phase" = query ] || echo "overrides: {}" > "$work/rt.yaml"
 "$work/strata" server --listen 127.0.0.1:18193 --data-dir "$work/strata-data" \
 	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
 	--query.max-samples 500000000 --log.level warn 2> "$work/strata.log" &
-for _ in $(seq 50); do curl -sf 127.0.0.1:18193/-/ready >/dev/null && break; sleep 0.1; done
+for _ in $(seq 3000); do curl -sf 127.0.0.1:18193/-/ready >/dev/null && break; sleep 0.1; done # WAL replay
+if [ "$phase" != query ]; then
 ws=$(curl -sf -XPOST 127.0.0.1:18193/workspaces -d '{"alias":"bench"}' "${sign[@]}" \
 	-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
 printf 'overrides:\n  %s:\n    max_sample_age: %dh\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n    max_active_series: 0\n    max_active_series_per_metric: 0\n' "$ws" $((hours + 2)) > "$work/rt.yaml"
+echo "$ws" > "$work/workspace"
 sleep 2
+fi
+ws=$(cat "$work/workspace")
 
 printf 'global:\n  scrape_interval: 1m\n' > "$work/prom.yml"
 /usr/bin/prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom-data" \
 	--web.listen-address=127.0.0.1:18194 --web.enable-remote-write-receiver \
 	--query.max-samples=500000000 2> "$work/prom.log" &
-for _ in $(seq 50); do curl -sf 127.0.0.1:18194/-/ready >/dev/null && break; sleep 0.1; done
+for _ in $(seq 3000); do curl -sf 127.0.0.1:18194/-/ready >/dev/null && break; sleep 0.1; done # WAL replay
 
 load() { # url [flags]
 	local url=$1; shift
 	"$work/strata" loadgen --url "$url" --active-series "$series" --scrape-interval 15s \
-		--backfill "${hours}h" --duration "${LOAD_SECONDS:-90}s" --concurrency 8 --batch-size 2000 --progress 0 --seed 42 \
+		--backfill "${hours}h" --stop-after-backfill --duration "${LOAD_SECONDS:-3600}s" --concurrency 8 --batch-size 2000 --progress 0 --seed 42 \
 		"$@" > "$work/load.txt" 2>&1 || { cat "$work/load.txt"; exit 1; }
 	grep -E "accepted|run:" "$work/load.txt" | head -3 >&2
 	if grep -q "NOT finished" "$work/load.txt"; then echo "backfill not finished: raise LOAD_SECONDS" >&2; exit 1; fi
 }
-echo "loading $series series x ${hours}h into Strata ..." >&2
-load "http://127.0.0.1:18193/workspaces/$ws/api/v1/remote_write" --sigv4
-echo "loading the same into Prometheus 2.42 ..." >&2
-load "http://127.0.0.1:18194/api/v1/write"
+if [ "$phase" != query ]; then
+	echo "loading $series series x ${hours}h into Strata ..." >&2
+	load "http://127.0.0.1:18193/workspaces/$ws/api/v1/remote_write" --sigv4
+	date +%s > "$work/end-strata"
+	echo "loading the same into Prometheus 2.42 ..." >&2
+	load "http://127.0.0.1:18194/api/v1/write"
+	date +%s > "$work/end-prometheus"
+fi
+[ "$phase" = load ] && exit 0
 
 # Queries to Strata go through the signing proxy (as Grafana without SigV4 would): curl's own
 # --aws-sigv4 (7.88) does not canonicalize query strings as SigV4 requires.
 "$work/strata" sigv4-proxy --listen 127.0.0.1:18195 --upstream http://127.0.0.1:18193 --log.level warn 2> "$work/proxy.log" &
 for _ in $(seq 50); do curl -sf 127.0.0.1:18195/-/healthy >/dev/null && break; sleep 0.1; done
 
-end=$(date +%s)
+end_s=$(cat "$work/end-strata") end_p=$(cat "$work/end-prometheus")
 check() { # fails the benchmark when an endpoint does not answer 200
 	local code
 	code=$(curl -s -o "$work/answer.json" -w '%{http_code}' -G "$@")
 	if [ "$code" != 200 ]; then echo "query failed ($code): $* $(head -c 300 "$work/answer.json")" >&2; exit 1; fi
 }
+at() { # end params...: params with @E@ (end), @H1@ (end - 1h) and @HN@ (end - hours) filled in
+	local e=$1 a; shift
+	for a in "$@"; do a=${a//@E@/$e}; a=${a//@H1@/$((e - 3600))}; echo "${a//@HN@/$((e - hours * 3600))}"; done
+}
+median() { # url params...: the median time_total of $repeat requests
+	for _ in $(seq "$repeat"); do curl -s -o /dev/null -w '%{time_total}\n' -G "$@"; done | sort -n | sed -n "$(( (repeat + 1) / 2 ))p"
+}
 q() { # name path params...
-	local name=$1 path=$2; shift 2
-	local s p
-	check "http://127.0.0.1:18195/workspaces/$ws/api/v1/$path" "$@"
-	check "http://127.0.0.1:18194/api/v1/$path" "$@"
-	s=$(for _ in $(seq "$repeat"); do curl -s -o /dev/null -w '%{time_total}\n' -G \
-		"http://127.0.0.1:18195/workspaces/$ws/api/v1/$path" "$@"; done | sort -n | sed -n "$(( (repeat + 1) / 2 ))p")
-	p=$(for _ in $(seq "$repeat"); do curl -s -o /dev/null -w '%{time_total}\n' -G \
-		"http://127.0.0.1:18194/api/v1/$path" "$@"; done | sort -n | sed -n "$(( (repeat + 1) / 2 ))p")
+	local name=$1 path=$2 s p; shift 2
+	local -a ps pp
+	mapfile -t ps < <(at "$end_s" "$@")
+	mapfile -t pp < <(at "$end_p" "$@")
+	check "http://127.0.0.1:18195/workspaces/$ws/api/v1/$path" "${ps[@]}"
+	check "http://127.0.0.1:18194/api/v1/$path" "${pp[@]}"
+	s=$(median "http://127.0.0.1:18195/workspaces/$ws/api/v1/$path" "${ps[@]}")
+	p=$(median "http://127.0.0.1:18194/api/v1/$path" "${pp[@]}")
 	printf '| %s | %.1f ms | %.1f ms |\n' "$name" "$(echo "$s * 1000" | bc -l)" "$(echo "$p * 1000" | bc -l)"
 }
+rate='sum by (job) (rate(node_cpu_seconds_total[5m]))'
 echo "| query ($series series x ${hours}h at 15s, median of $repeat) | Strata (through sigv4-proxy) | Prometheus 2.42 |"
 echo "|---|---|---|"
-q "instant selector node_load1" query --data-urlencode "query=node_load1" --data-urlencode "time=$end"
-q "sum by (job) (rate(node_cpu_seconds_total[5m]))" query --data-urlencode "query=sum by (job) (rate(node_cpu_seconds_total[5m]))" --data-urlencode "time=$end"
-q "topk(5, rate(node_network_receive_bytes_total[5m]))" query --data-urlencode "query=topk(5, rate(node_network_receive_bytes_total[5m]))" --data-urlencode "time=$end"
-q "1h range, 60s step, sum by (job) (rate(...[5m]))" query_range --data-urlencode "query=sum by (job) (rate(node_cpu_seconds_total[5m]))" --data-urlencode "start=$((end - 3600))" --data-urlencode "end=$end" --data-urlencode "step=60"
-q "${hours}h range, 60s step, sum by (job) (rate(...[5m]))" query_range --data-urlencode "query=sum by (job) (rate(node_cpu_seconds_total[5m]))" --data-urlencode "start=$((end - hours * 3600))" --data-urlencode "end=$end" --data-urlencode "step=60"
-q "/series {__name__=\"node_load1\"}" series --data-urlencode 'match[]=node_load1' --data-urlencode "start=$((end - 3600))" --data-urlencode "end=$end"
-q "/labels" labels --data-urlencode "start=$((end - 3600))" --data-urlencode "end=$end"
+q "instant selector node_load1" query --data-urlencode "query=node_load1" --data-urlencode "time=@E@"
+q "$rate" query --data-urlencode "query=$rate" --data-urlencode "time=@E@"
+q "topk(5, rate(node_network_receive_bytes_total[5m]))" query --data-urlencode "query=topk(5, rate(node_network_receive_bytes_total[5m]))" --data-urlencode "time=@E@"
+q "1h range, 60s step, $rate" query_range --data-urlencode "query=$rate" --data-urlencode "start=@H1@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+q "${hours}h range, 60s step, $rate" query_range --data-urlencode "query=$rate" --data-urlencode "start=@HN@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+q "/series {__name__=\"node_load1\"}" series --data-urlencode 'match[]=node_load1' --data-urlencode "start=@H1@" --data-urlencode "end=@E@"
+q "/labels" labels --data-urlencode "start=@H1@" --data-urlencode "end=@E@"

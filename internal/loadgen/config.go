@@ -40,6 +40,9 @@ type Config struct {
 	// Backfill sends the samples of [now-Backfill, now] first, as fast as the
 	// server takes them, before going real time. Zero: none.
 	Backfill time.Duration
+	// StopAfterBackfill ends the run once the backfill is sent instead of
+	// going real time (benchmarks that only need the data loaded).
+	StopAfterBackfill bool
 	// Duration bounds the sending phase; it must be positive. In-flight
 	// requests then get DrainTimeout to finish; verification has its own bound.
 	Duration time.Duration
@@ -167,6 +170,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Float64Var(&c.Churn, "churn", c.Churn, "Fraction of active series replaced per scrape interval (whole instances rotate, like pod churn); 0 disables.")
 	f.DurationVar(&c.ScrapeInterval, "scrape-interval", c.ScrapeInterval, "One sample per series per interval; timestamps are aligned to it.")
 	f.DurationVar(&c.Backfill, "backfill", c.Backfill, "First send the samples of [now-backfill, now] as fast as possible, then go real time; 0 disables.")
+	f.BoolVar(&c.StopAfterBackfill, "stop-after-backfill", c.StopAfterBackfill, "End the run once the backfill is sent (--duration still bounds it) instead of going real time.")
 	f.DurationVar(&c.Duration, "duration", c.Duration, "How long to send (backfill included); must be > 0. The run always stops by itself.")
 	f.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "Samples per request.")
 	f.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "Workers, each with one request in flight; a series always goes through the same worker.")

@@ -314,6 +314,9 @@ func (w *worker) run() {
 				w.stats.caughtUp, w.stats.caughtUpAfter = true, r.now().Sub(r.start)
 				w.stats.caughtUpSamples = w.stats.acceptedSamples
 			}
+			if r.cfg.StopAfterBackfill {
+				break
+			}
 			if !sleepUntil(r.genCtx, r.now, t) {
 				break
 			}

@@ -518,3 +518,36 @@ func TestTimestamps(t *testing.T) {
 		t.Error("sub-millisecond accepted")
 	}
 }
+
+// TestStopAfterBackfill: the run ends once the backfill is sent, long before
+// --duration, and everything sent is the backfill: each series has one sample
+// per interval of the backfill window and none from real time.
+func TestStopAfterBackfill(t *testing.T) {
+	f, srv := newFakeStore(t)
+	cfg := testConfig(srv.URL + "/api/v1/remote_write")
+	cfg.Duration = time.Hour
+	cfg.StopAfterBackfill = true
+	// A clock that stands still, between two steps: the backfill is exactly steps
+	// (t-2s, t], 20 of them.
+	clock := time.Unix(1_700_000_000, 50_000_000)
+	cfg.Now = func() time.Time { return clock }
+	done := make(chan struct{})
+	var rep Report
+	var err error
+	go func() { defer close(done); rep, err = Run(context.Background(), cfg) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the run did not stop after its backfill")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, nseries := f.total()
+	if rep.AcceptedSamples != int64(total) || rep.BackfillSamples != rep.AcceptedSamples {
+		t.Fatalf("accepted %d, backfill %d, stored %d: want all equal", rep.AcceptedSamples, rep.BackfillSamples, total)
+	}
+	if nseries != cfg.ActiveSeries || total != 20*nseries {
+		t.Fatalf("stored %d samples of %d series: want 20 steps of %d series", total, nseries, cfg.ActiveSeries)
+	}
+}
