@@ -123,6 +123,9 @@ type API struct {
 	slots     *slots
 	now       func() time.Time
 	tune      func(*promql.EngineOpts) // tests adjust the engine options
+	// minStepsPerPart is the fewest steps in a part of a split range query (split.go);
+	// tests lower it to split small queries.
+	minStepsPerPart int
 
 	engMu   sync.Mutex // guards engines
 	engines map[int]*promql.Engine
@@ -141,16 +144,17 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 		return nil, errors.New("query API needs Queryables and Workspaces")
 	}
 	a := &API{
-		cfg:     cfg,
-		deps:    deps,
-		limits:  deps.Limits,
-		logger:  deps.Logger,
-		parser:  parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.EnableExperimentalFunctions}),
-		metrics: newMetrics(deps.Registerer),
-		slots:   newSlots(),
-		now:     time.Now,
-		tune:    tune,
-		engines: map[int]*promql.Engine{},
+		cfg:             cfg,
+		deps:            deps,
+		limits:          deps.Limits,
+		logger:          deps.Logger,
+		parser:          parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.EnableExperimentalFunctions}),
+		metrics:         newMetrics(deps.Registerer),
+		slots:           newSlots(),
+		now:             time.Now,
+		tune:            tune,
+		minStepsPerPart: defaultMinStepsPerPart,
+		engines:         map[int]*promql.Engine{},
 	}
 	if a.limits == nil {
 		a.limits = StaticLimits(cfg.Limits())

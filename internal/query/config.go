@@ -47,6 +47,9 @@ type Config struct {
 	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
 	// EnableExperimentalFunctions admits PromQL's experimental functions and modifiers.
 	EnableExperimentalFunctions bool `yaml:"enable_experimental_functions"`
+	// Parallelism is how many parts of its steps a long range query is evaluated in at
+	// once (split.go). Zero means one per CPU; 1 evaluates every query whole.
+	Parallelism int `yaml:"parallelism"`
 	// SlowQueryLogThreshold logs requests that take at least this long. Zero disables
 	// the log.
 	SlowQueryLogThreshold time.Duration `yaml:"slow_query_log_threshold"`
@@ -64,6 +67,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back PromQL looks for the latest sample of a series at each step.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "query.default-evaluation-interval", time.Minute, "Step of PromQL subqueries that set none.")
 	f.BoolVar(&c.EnableExperimentalFunctions, "query.enable-experimental-functions", false, "Admit PromQL's experimental functions and modifiers.")
+	f.IntVar(&c.Parallelism, "query.parallelism", 0, "Parts a long range query's steps are cut into and evaluated at once, each on a CPU (the answer is the same as evaluated whole). 0 means one per CPU; 1 evaluates every query whole.")
 	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
 }
 
@@ -74,6 +78,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultEvaluationInterval <= 0 {
 		return errors.New("default_evaluation_interval must be positive")
+	}
+	if c.Parallelism < 0 {
+		return errors.New("parallelism must not be negative")
 	}
 	if c.SlowQueryLogThreshold < 0 {
 		return errors.New("slow_query_log_threshold must not be negative")

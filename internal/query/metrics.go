@@ -13,6 +13,7 @@ type metrics struct {
 	duration         *prometheus.HistogramVec
 	rejected         *prometheus.CounterVec
 	queued           *prometheus.GaugeVec
+	split            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,5 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_workspace_queries_queued",
 			Help: "Query requests waiting for a slot, per workspace.",
 		}, []string{"workspace"}),
+		split: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_query_split_queries_total",
+			Help: "Range queries cut into parts of their steps evaluated in parallel (--query.parallelism), by outcome: split (the parts answered) or whole (a part went over its share of the samples limit, so the query ran whole).",
+		}, []string{"outcome"}),
 	}
 }

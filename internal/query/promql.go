@@ -100,23 +100,28 @@ func (a *API) admit(ctx context.Context, q *request) (func(), *apiError) {
 	}
 }
 
-// queryable binds the request's workspace: the engine asks it for a querier over the
-// query's time range. It counts series against the request's budget.
-func (a *API) queryable(ctx context.Context, q *request) storage.Queryable {
+// queryable binds a workspace: the engine asks it for a querier over the query's time
+// range. It counts series against budget.
+func (a *API) queryable(ctx context.Context, ws string, budget *seriesBudget) storage.Queryable {
 	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		return a.querier(ctx, q, mint, maxt)
+		return a.querier(ctx, ws, budget, mint, maxt)
 	})
 }
 
-func (a *API) querier(ctx context.Context, q *request, mint, maxt int64) (storage.Querier, error) {
-	if q.budget == nil {
-		q.budget = &seriesBudget{limit: q.lim.MaxSeries}
-	}
-	qr, err := a.deps.Queryables.Querier(ctx, q.ws, mint, maxt)
+func (a *API) querier(ctx context.Context, ws string, budget *seriesBudget, mint, maxt int64) (storage.Querier, error) {
+	qr, err := a.deps.Queryables.Querier(ctx, ws, mint, maxt)
 	if err != nil {
 		return nil, err
 	}
-	return limitQuerier(qr, q.budget), nil
+	return limitQuerier(qr, budget), nil
+}
+
+// seriesBudget returns the request's budget of series, made on first use.
+func (q *request) seriesBudget() *seriesBudget {
+	if q.budget == nil {
+		q.budget = &seriesBudget{limit: q.lim.MaxSeries}
+	}
+	return q.budget
 }
 
 // constructionError maps an error of NewInstantQuery/NewRangeQuery: a bad query unless
@@ -149,7 +154,7 @@ func (a *API) handleQuery(q *request) *apiError {
 	ctx, cancel := a.deadline(q, p.timeout)
 	defer cancel()
 	q.query = r.FormValue("query")
-	qry, err := a.engineFor(q.lim.MaxSamples).NewInstantQuery(ctx, a.queryable(ctx, q), p.opts, q.query, ts)
+	qry, err := a.engineFor(q.lim.MaxSamples).NewInstantQuery(ctx, a.queryable(ctx, q.ws, q.seriesBudget()), p.opts, q.query, ts)
 	if err != nil {
 		return constructionError(ctx, err)
 	}
@@ -192,7 +197,7 @@ func (a *API) handleQueryRange(q *request) *apiError {
 	ctx, cancel := a.deadline(q, p.timeout)
 	defer cancel()
 	q.query = r.FormValue("query")
-	qry, err := a.engineFor(q.lim.MaxSamples).NewRangeQuery(ctx, a.queryable(ctx, q), p.opts, q.query, start, end, step)
+	qry, err := a.newRangeQuery(ctx, q.ws, q.lim, q.seriesBudget(), p.opts, q.query, start, end, step, p.statsParam != "")
 	if err != nil {
 		return constructionError(ctx, err)
 	}

@@ -42,7 +42,7 @@ func (a *API) handleSeries(q *request) *apiError {
 	}
 	defer release()
 	mint, maxt := timestamp.FromTime(start), timestamp.FromTime(end)
-	qr, err := a.querier(ctx, q, mint, maxt)
+	qr, err := a.querier(ctx, q.ws, q.seriesBudget(), mint, maxt)
 	if err != nil {
 		return execError(ctx, err)
 	}
@@ -145,7 +145,7 @@ func (a *API) labelQuery(q *request, mint, maxt int64, limit int, sets [][]*labe
 		return aerr
 	}
 	defer release()
-	qr, err := a.querier(ctx, q, mint, maxt)
+	qr, err := a.querier(ctx, q.ws, q.seriesBudget(), mint, maxt)
 	if err != nil {
 		return execError(ctx, err)
 	}

@@ -114,7 +114,7 @@ func appendStats(b []byte, stats []index.Stat) []byte {
 func (a *API) statsFromSeries(ctx context.Context, q *request, limit int) (*tsdb.Stats, error) {
 	now := a.now()
 	mint, maxt := timestamp.FromTime(now.Add(-HeadStatsWindow)), timestamp.FromTime(now)
-	qr, err := a.querier(ctx, q, mint, maxt)
+	qr, err := a.querier(ctx, q.ws, q.seriesBudget(), mint, maxt)
 	if err != nil {
 		return nil, err
 	}
