@@ -208,7 +208,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	}
 	closers = append(closers, a.sg.Close)
 
-	a.compactor, err = compactor.New(cfg.Compactor, cfg.DataDir, a.bkt, retentions{store: a.store, limits: a.limits},
+	// Blocks the ingesters still hold locally are compacted once they are gone from
+	// local disk, so that no query reads a sample from both.
+	ccfg := cfg.Compactor
+	ccfg.Hold = cfg.Ingester.TSDB.LocalRetention
+	a.compactor, err = compactor.New(ccfg, cfg.DataDir, a.bkt, retentions{store: a.store, limits: a.limits},
 		logger.With("component", "compactor"), a.reg, time.Now)
 	if err != nil {
 		return fail(err)

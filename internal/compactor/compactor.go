@@ -282,6 +282,7 @@ func (c *Compactor) compactWorkspace(ctx context.Context, ws string) error {
 			Ranges:        c.cfg.BlockRanges,
 			Retention:     retention,
 			DeletionDelay: c.cfg.DeletionDelay,
+			Hold:          c.cfg.Hold,
 			Deleted:       !exists,
 			Blocks:        st.complete,
 			Partial:       st.partial,

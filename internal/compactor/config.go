@@ -28,6 +28,9 @@ type Config struct {
 	// queries that listed it before the mark still find it. Zero deletes marked blocks on
 	// the next run, which can fail queries in flight.
 	DeletionDelay time.Duration `yaml:"deletion_delay"`
+	// Hold leaves blocks ending less than Hold ago uncompacted (PlanInput.Hold). Not a
+	// flag: the server sets it to the ingesters' --tsdb.local-retention.
+	Hold time.Duration `yaml:"-"`
 }
 
 // Defaults.

@@ -47,6 +47,11 @@ type PlanInput struct {
 	Retention time.Duration
 	// DeletionDelay is how long a marked block stays before it is deleted.
 	DeletionDelay time.Duration
+	// Hold leaves blocks ending less than Hold before Now uncompacted: the ingesters
+	// still serve them from local disk, where queries read them instead of the bucket's
+	// copies. A compacted block is read unless all its sources are local, so compacting
+	// them early would make queries read their samples twice.
+	Hold time.Duration
 	// Deleted says the workspace no longer exists: its data goes, nothing is compacted.
 	Deleted bool
 	// Blocks are the complete blocks (with meta.json), marked or not.
@@ -116,7 +121,8 @@ func (p Plan) Empty() bool {
 // ingesters — when a block starts at or after t (ingesters have moved on) or when now ≥
 // t + the smallest range (an idle workspace: its head was cut long ago). Blocks starting
 // in the future prove nothing: a sample with a wild timestamp must not make the window
-// being filled look complete. Late blocks that still land in a compacted window overlap
+// being filled look complete. A window is also held back until Hold has passed since its
+// end (see PlanInput.Hold). Late blocks that still land in a compacted window overlap
 // its block and are merged in by the overlap rule, so completeness only saves work.
 func PlanWorkspace(in PlanInput) Plan {
 	var p Plan
@@ -181,8 +187,8 @@ func PlanWorkspace(in PlanInput) Plan {
 			newest = b.Meta.MinTime
 		}
 	}
-	settle := in.Ranges[0].Milliseconds()
-	complete := func(t int64) bool { return newest >= t || now >= t+settle }
+	settle, hold := in.Ranges[0].Milliseconds(), in.Hold.Milliseconds()
+	complete := func(t int64) bool { return (newest >= t || now >= t+settle) && now >= t+hold }
 
 	slices.SortFunc(live, func(a, b blocks.Block) int {
 		if c := cmp.Compare(a.Meta.MinTime, b.Meta.MinTime); c != 0 {

@@ -26,6 +26,7 @@ var update = flag.Bool("update", false, "rewrite the expected plans in testdata/
 //	now 30h                    the planner's clock, as a time since the epoch
 //	retention 48h              default: none (keep forever)
 //	delay 12h                  deletion delay (default 12h)
+//	hold 13h                   windows ending less than this ago stay (default 0)
 //	deleted                    the workspace no longer exists
 //	block a [0h,2h)            a complete block [mint, maxt) named a
 //	block c [0h,4h) sources=a,b marked=26h
@@ -206,6 +207,8 @@ func (c *planCase) run(t *testing.T) string {
 			nowSet = true
 		case "retention":
 			in.Retention = mustDur(t, f[1])
+		case "hold":
+			in.Hold = mustDur(t, f[1])
 		case "delay":
 			in.DeletionDelay = mustDur(t, f[1])
 		case "deleted":
