@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/stratametrics/strata/internal/blockmerge"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
@@ -41,7 +43,28 @@ func (m mergedStorage) Querier(ctx context.Context, workspace string, mint, maxt
 		_ = iq.Close()
 		return nil, err
 	}
-	return storage.NewMergeQuerier([]storage.Querier{iq, sq}, nil, storage.ChainedSeriesMerge), nil
+	// The bucket's blocks are usually older than all the ingester holds: then a series is
+	// read from one, then the other, without comparing timestamps at every sample.
+	return blockmerge.NewQuerier([]blockmerge.Part{part(iq), part(sq)}), nil
+}
+
+// ranged is a querier that knows the time range of its samples.
+type ranged interface {
+	TimeRange() (mint, maxt int64, ok bool)
+}
+
+// part is q with its time range; the whole time line when q does not know it. A querier
+// without samples gets an empty range that overlaps nothing.
+func part(q storage.Querier) blockmerge.Part {
+	r, ok := q.(ranged)
+	if !ok {
+		return blockmerge.Part{Querier: q, MinT: math.MinInt64, MaxT: math.MaxInt64}
+	}
+	mint, maxt, ok := r.TimeRange()
+	if !ok {
+		return blockmerge.Part{Querier: q, MinT: math.MaxInt64, MaxT: math.MinInt64}
+	}
+	return blockmerge.Part{Querier: q, MinT: mint, MaxT: maxt}
 }
 
 // retentions tells the compactor each workspace's retention: its own

@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -285,12 +286,25 @@ func (i *Ingester) Querier(ctx context.Context, workspace string, mint, maxt int
 		return nil, err
 	}
 	u.touch(i.now())
+	// Taken before the querier: a sample appended in between is newer than the blocks
+	// and head it was taken from, or an out-of-order one racing the query.
+	minT := u.minTime()
 	q, err := u.db.Querier(mint, maxt)
 	if err != nil {
 		u.release()
 		return nil, err
 	}
-	return &releasingQuerier{Querier: q, release: u.release}, nil
+	return &releasingQuerier{Querier: q, release: u.release, minT: minT}, nil
+}
+
+// minTime is the oldest timestamp the workspace's TSDB holds: in its blocks, its head or
+// its out-of-order head; math.MaxInt64 when empty.
+func (u *userDB) minTime() int64 {
+	t := min(u.db.Head().MinTime(), u.db.Head().MinOOOTime())
+	if bs := u.db.Blocks(); len(bs) > 0 {
+		t = min(t, bs[0].Meta().MinTime) // sorted by MinTime
+	}
+	return t
 }
 
 // releasingQuerier keeps its userDB open until closed.
@@ -298,6 +312,13 @@ type releasingQuerier struct {
 	storage.Querier
 	release func()
 	once    sync.Once
+	minT    int64
+}
+
+// TimeRange bounds the samples the querier can return: from the oldest the TSDB held
+// when it was made; ok is false when it held none.
+func (q *releasingQuerier) TimeRange() (mint, maxt int64, ok bool) {
+	return q.minT, math.MaxInt64, q.minT != math.MaxInt64
 }
 
 func (q *releasingQuerier) Close() error {

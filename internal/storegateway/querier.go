@@ -3,10 +3,13 @@ package storegateway
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/stratametrics/strata/internal/blockmerge"
 )
 
 // Querier returns a querier over the workspace's blocks in the bucket that overlap
@@ -44,32 +47,40 @@ func (sg *StoreGateway) QuerierSkipping(ctx context.Context, workspace string, m
 	if err != nil {
 		return nil, err
 	}
-	qs := make([]storage.Querier, 0, len(held))
+	parts := make([]blockmerge.Part, 0, len(held))
+	q := &querier{sg: sg, held: held, minT: math.MaxInt64, maxT: math.MinInt64}
 	for _, lb := range held {
-		q, err := tsdb.NewBlockQuerier(lb.block, mint, maxt)
+		bq, err := tsdb.NewBlockQuerier(lb.block, mint, maxt)
 		if err != nil {
-			for _, q := range qs {
-				err = errors.Join(err, q.Close())
+			for _, p := range parts {
+				err = errors.Join(err, p.Querier.Close())
 			}
 			sg.release(held)
 			return nil, err
 		}
-		qs = append(qs, q)
+		// A block holds [MinTime, MaxTime).
+		m := lb.block.Meta()
+		parts = append(parts, blockmerge.Part{Querier: bq, MinT: m.MinTime, MaxT: m.MaxTime - 1})
+		q.minT, q.maxT = min(q.minT, m.MinTime), max(q.maxT, m.MaxTime-1)
 	}
 	sg.m.queryBlocks.Observe(float64(len(held)))
 	sg.m.blocksTouched.Add(float64(len(held)))
-	return &querier{
-		Querier: storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge),
-		sg:      sg,
-		held:    held,
-	}, nil
+	q.Querier = blockmerge.NewQuerier(parts)
+	return q, nil
 }
 
 // querier is the merged block querier plus the references that keep its blocks open.
 type querier struct {
 	storage.Querier
-	sg   *StoreGateway
-	held []*localBlock // nil once closed
+	sg         *StoreGateway
+	held       []*localBlock // nil once closed
+	minT, maxT int64         // of its blocks' samples
+}
+
+// TimeRange bounds the samples the querier can return: [mint, maxt], inclusive; ok is
+// false when it reads no block.
+func (q *querier) TimeRange() (mint, maxt int64, ok bool) {
+	return q.minT, q.maxT, q.minT <= q.maxT
 }
 
 // Close closes the block queriers, then gives the blocks back. A second Close is a no-op.

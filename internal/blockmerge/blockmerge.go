@@ -1,0 +1,203 @@
+// Package blockmerge merges queriers over parts of a workspace's time line (the blocks
+// of the store-gateway, the ingester and the bucket) into one.
+//
+// Prometheus' chained merge compares timestamps across every part at every sample, which
+// a range query pays for each sample it reads, once per level of merging. Parts whose
+// time ranges do not overlap need none of it: a series' samples are those of the first
+// part, then those of the next. NewQuerier reads such parts one after the other and
+// falls back to the chained merge when ranges overlap (blocks being compacted, HA or
+// late data), so its answers are always Prometheus' merge's.
+package blockmerge
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Part is a querier whose samples all lie in [MinT, MaxT] (milliseconds, inclusive).
+type Part struct {
+	Querier    storage.Querier
+	MinT, MaxT int64
+}
+
+func (p Part) empty() bool { return p.MinT > p.MaxT }
+
+// NewQuerier merges parts: read one after the other in time order when their ranges are
+// pairwise disjoint, else with Prometheus' chained merge. Closing it closes every part.
+func NewQuerier(parts []Part) storage.Querier {
+	qs := make([]storage.Querier, 0, len(parts))
+	// Empty parts (MinT > MaxT) first, then by time.
+	sorted := slices.Clone(parts)
+	slices.SortStableFunc(sorted, func(a, b Part) int {
+		if ea, eb := a.empty(), b.empty(); ea != eb {
+			if ea {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.MinT, b.MinT)
+	})
+	disjoint := true
+	for i, p := range sorted {
+		if i > 0 && !sorted[i-1].empty() && sorted[i-1].MaxT >= p.MinT {
+			disjoint = false
+		}
+		qs = append(qs, p.Querier)
+	}
+	if !disjoint || len(qs) < 2 {
+		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
+	}
+	for i := range qs {
+		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: sorted[i].MaxT}
+	}
+	return storage.NewMergeQuerier(qs, nil, concatMerge)
+}
+
+// rankedQuerier tags its series with its place in time order and its range's end, for
+// concatMerge.
+type rankedQuerier struct {
+	storage.Querier
+	rank int
+	maxT int64
+}
+
+func (q *rankedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &rankedSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), q: q}
+}
+
+type rankedSeriesSet struct {
+	storage.SeriesSet
+	q *rankedQuerier
+}
+
+func (s *rankedSeriesSet) At() storage.Series {
+	return &rankedSeries{Series: s.SeriesSet.At(), q: s.q}
+}
+
+type rankedSeries struct {
+	storage.Series
+	q *rankedQuerier
+}
+
+// concatMerge joins the copies of one series from disjoint parts, in time order.
+func concatMerge(series ...storage.Series) storage.Series {
+	ss := make([]*rankedSeries, len(series))
+	for i, s := range series {
+		ss[i] = s.(*rankedSeries)
+	}
+	slices.SortFunc(ss, func(a, b *rankedSeries) int { return a.q.rank - b.q.rank })
+	return &concatSeries{series: ss}
+}
+
+type concatSeries struct {
+	series []*rankedSeries
+}
+
+func (s *concatSeries) Labels() labels.Labels { return s.series[0].Labels() }
+
+func (s *concatSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	c, ok := it.(*concatIterator[int64])
+	if !ok {
+		c = &concatIterator[int64]{}
+	}
+	its, from := c.its[:0], c.from[:0]
+	for i, rs := range s.series {
+		var old chunkenc.Iterator
+		if i < len(c.its) {
+			old = c.its[i]
+		}
+		its = append(its, rs.Iterator(old))
+		f := int64(minInt64)
+		if i > 0 {
+			// Past the end of the previous part's range.
+			if f = s.series[i-1].q.maxT; f < math.MaxInt64 {
+				f++
+			}
+		}
+		from = append(from, f)
+	}
+	*c = concatIterator[int64]{its: its, from: from}
+	return c
+}
+
+const minInt64 = -1 << 63
+
+// concatIterator reads its iterators one after the other. It starts each one at the end
+// of the previous one's range (from), so that even a sample appended to a later part
+// after the ranges were taken (an out-of-order write racing the query) cannot break the
+// time order PromQL relies on.
+//
+// Its type parameter is always int64: Seek(T) is chunkenc.Iterator's Seek(int64), which
+// go vet's stdmethods check would take for a wrong io.Seeker if spelled with int64.
+type concatIterator[T ~int64] struct {
+	its     []chunkenc.Iterator
+	from    []int64 // its[i] is read from from[i] on
+	i       int
+	started bool // its[i] has been moved
+	err     error
+}
+
+func (c *concatIterator[T]) Next() chunkenc.ValueType {
+	for c.i < len(c.its) {
+		it := c.its[c.i]
+		var vt chunkenc.ValueType
+		if c.started {
+			vt = it.Next()
+		} else {
+			vt, c.started = it.Seek(c.from[c.i]), true
+		}
+		if vt != chunkenc.ValNone {
+			return vt
+		}
+		if !c.advance() {
+			return chunkenc.ValNone
+		}
+	}
+	return chunkenc.ValNone
+}
+
+func (c *concatIterator[T]) Seek(t T) chunkenc.ValueType {
+	for c.i < len(c.its) {
+		// An iterator's Seek does not move back, so neither does this one.
+		vt := c.its[c.i].Seek(max(int64(t), c.from[c.i]))
+		c.started = true
+		if vt != chunkenc.ValNone {
+			return vt
+		}
+		if !c.advance() {
+			return chunkenc.ValNone
+		}
+	}
+	return chunkenc.ValNone
+}
+
+// advance moves on from an exhausted iterator, unless it failed.
+func (c *concatIterator[T]) advance() bool {
+	if c.err = c.its[c.i].Err(); c.err != nil {
+		return false
+	}
+	c.i++
+	c.started = false
+	return true
+}
+
+func (c *concatIterator[T]) At() (int64, float64) { return c.its[c.i].At() }
+
+func (c *concatIterator[T]) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return c.its[c.i].AtHistogram(h)
+}
+
+func (c *concatIterator[T]) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return c.its[c.i].AtFloatHistogram(fh)
+}
+
+func (c *concatIterator[T]) AtT() int64  { return c.its[c.i].AtT() }
+func (c *concatIterator[T]) AtST() int64 { return c.its[c.i].AtST() }
+func (c *concatIterator[T]) Err() error  { return c.err }
