@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/prometheus/util/stats"
 )
 
-// defaultMinStepsPerPart keeps parts big enough that the work split (sample iteration) outweighs
-// what every part repeats (parsing, index lookups).
+// defaultMinStepsPerPart keeps parts big enough that the work split (sample iteration)
+// outweighs what every part repeats (parsing, index lookups).
 const defaultMinStepsPerPart = 30
 
 // A range query is PromQL evaluated independently at each step, so its steps can be cut
@@ -29,6 +29,8 @@ const defaultMinStepsPerPart = 30
 // Not split, so that answer and samples processed stay exact:
 //   - queries with an @ modifier: start() and end() mean the whole query's ends, and
 //     step-invariant parts are evaluated once per query, not once per step;
+//   - queries calling start(), end(), range() or step(), or with range() or step() in a
+//     duration: their values are the whole query's;
 //   - queries with a subquery: a subquery's inner range is evaluated once per query, and
 //     parts would overlap on it;
 //   - queries asking for stats (their timings and per-step counts are the engine's).
@@ -196,12 +198,17 @@ func (s *splitQuery) Cancel() {
 
 // Close releases the parts' and the whole's memory; the answer is invalid after it.
 func (s *splitQuery) Close() {
+	s.closeParts()
+	s.whole.Close()
+}
+
+func (s *splitQuery) closeParts() {
 	for _, q := range s.queries {
 		if q != nil {
 			q.Close()
 		}
 	}
-	s.whole.Close()
+	s.queries = nil
 }
 
 func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
@@ -211,6 +218,7 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 		return res
 	}
 	s.a.metrics.split.WithLabelValues("whole").Inc()
+	s.closeParts() // before the whole query loads samples of its own
 	return s.whole.Exec(ctx)
 }
 
