@@ -44,6 +44,8 @@ func TestRunOrderedAcrossWorkers(t *testing.T) {
 			cfg.Churn = 0.1
 			cfg.MaxRetries = 50
 			cfg.Duration = 2 * time.Second // time to catch up under -race
+			// Retries in flight at the end must finish, not be dropped, on a busy machine.
+			cfg.DrainTimeout = 30 * time.Second
 			rep, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -22,7 +22,7 @@ func TestConfigFlags(t *testing.T) {
 	if got := cfg.Limits(); got != want {
 		t.Fatalf("default limits = %+v, want %+v", got, want)
 	}
-	if cfg.LookbackDelta != 5*time.Minute || cfg.EnableExperimentalFunctions || cfg.SlowQueryLogThreshold != 10*time.Second {
+	if cfg.LookbackDelta != 5*time.Minute || cfg.EnableExperimentalFunctions || cfg.SlowQueryLogThreshold != 10*time.Second || cfg.Parallelism != 0 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	fs := newFlagSet()
@@ -34,8 +34,8 @@ func TestConfigFlags(t *testing.T) {
 			t.Errorf("flag %s is not under query.", f.Name)
 		}
 	})
-	if n != 11 {
-		t.Errorf("%d flags, want one per Config field (11)", n)
+	if n != 12 {
+		t.Errorf("%d flags, want one per Config field (12)", n)
 	}
 
 	for _, mod := range []func(*Config){
@@ -47,6 +47,7 @@ func TestConfigFlags(t *testing.T) {
 		func(c *Config) { c.MaxRangeQueryLength = -time.Second },
 		func(c *Config) { c.SlowQueryLogThreshold = -time.Second },
 		func(c *Config) { c.DefaultEvaluationInterval = 0 },
+		func(c *Config) { c.Parallelism = -1 },
 	} {
 		c := testConfig()
 		mod(&c)
