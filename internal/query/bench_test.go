@@ -20,8 +20,8 @@ const (
 )
 
 // newBenchAPI returns an API over a TSDB holding benchSeries counters of one hour at 15s
-// (2.4M samples), with the handler of every route by path.
-func newBenchAPI(b *testing.B) map[string]http.HandlerFunc {
+// (2.4M samples), with the handler of every route by path. mods adjust the configuration.
+func newBenchAPI(b *testing.B, mods ...func(*Config)) map[string]http.HandlerFunc {
 	b.Helper()
 	db := openTSDB(b)
 	app := db.AppenderV2(context.Background())
@@ -41,7 +41,11 @@ func newBenchAPI(b *testing.B) map[string]http.HandlerFunc {
 	}
 	store := newStore()
 	store.add(testWS, db)
-	a, err := New(testConfig(), Deps{Queryables: store, Workspaces: store})
+	cfg := testConfig()
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	a, err := New(cfg, Deps{Queryables: store, Workspaces: store})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,15 +95,19 @@ func BenchmarkQueryInstant(b *testing.B) {
 	}
 }
 
+// BenchmarkQueryRange runs range queries whole (parallelism=1) and cut into parts of their
+// steps evaluated at once (split.go); parallelism=2 needs two free CPUs to show its gain.
 func BenchmarkQueryRange(b *testing.B) {
-	h := newBenchAPI(b)
-	for _, c := range []struct{ name, q string }{
-		{"sum_by_job_rate_5m_1h_step60", "sum by (job) (rate(bench_requests_total[5m]))"},
-		{"selector_10k_series_1h_step60", "bench_requests_total"},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			benchRequest(b, h, "query_range", p("query", c.q, "start", tZero, "end", tEnd, "step", "60"))
-		})
+	for _, par := range []int{1, 2} {
+		h := newBenchAPI(b, func(c *Config) { c.Parallelism = par })
+		for _, c := range []struct{ name, q string }{
+			{"sum_by_job_rate_5m_1h_step60", "sum by (job) (rate(bench_requests_total[5m]))"},
+			{"selector_10k_series_1h_step60", "bench_requests_total"},
+		} {
+			b.Run(fmt.Sprintf("%s/parallelism=%d", c.name, par), func(b *testing.B) {
+				benchRequest(b, h, "query_range", p("query", c.q, "start", tZero, "end", tEnd, "step", "60"))
+			})
+		}
 	}
 }
 
