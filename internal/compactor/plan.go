@@ -296,53 +296,13 @@ func overlapUnits(sorted []blocks.Block) []unit {
 // the others. A block covers another when its source set is a superset and it is
 // larger (more sources, or the same ones and a larger ULID), so the largest survives.
 func markRedundant(live []blocks.Block, p *Plan) []blocks.Block {
-	sources := func(m *blocks.Meta) []ulid.ULID {
-		if len(m.Compaction.Sources) == 0 {
-			return []ulid.ULID{m.ULID}
-		}
-		return m.Compaction.Sources
-	}
-	var coverers []int // only compacted blocks can cover another
-	for i := range live {
-		if len(sources(&live[i].Meta)) >= 2 {
-			coverers = append(coverers, i)
-		}
-	}
-	if len(coverers) == 0 {
-		return live
-	}
-	sets := make(map[int]map[ulid.ULID]struct{}, len(coverers))
-	for _, i := range coverers {
-		s := map[ulid.ULID]struct{}{}
-		for _, id := range sources(&live[i].Meta) {
-			s[id] = struct{}{}
-		}
-		sets[i] = s
-	}
+	covered := blocks.Covered(live)
 	kept := live[:0:0]
-	for i := range live {
-		xs := sources(&live[i].Meta)
-		covered := false
-		for _, j := range coverers {
-			ys := sets[j]
-			if j == i || len(ys) < len(xs) || (len(ys) == len(xs) && live[j].Meta.ULID.Compare(live[i].Meta.ULID) <= 0) {
-				continue
-			}
-			covered = true
-			for _, id := range xs {
-				if _, ok := ys[id]; !ok {
-					covered = false
-					break
-				}
-			}
-			if covered {
-				break
-			}
-		}
-		if covered {
-			p.Mark = append(p.Mark, Mark{ID: live[i].Meta.ULID, Reason: ReasonRedundant})
+	for i, b := range live {
+		if covered[i] {
+			p.Mark = append(p.Mark, Mark{ID: b.Meta.ULID, Reason: ReasonRedundant})
 		} else {
-			kept = append(kept, live[i])
+			kept = append(kept, b)
 		}
 	}
 	return kept

@@ -2,9 +2,14 @@ package storegateway
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // Blocks the caller holds locally (by ULID or by all their sources) are not read.
@@ -38,5 +43,43 @@ func TestQuerierSkipping(t *testing.T) {
 	}
 	if n := count(func(ulid.ULID) bool { return true }); n != 0 {
 		t.Fatalf("every block local: %d samples from the bucket", n)
+	}
+}
+
+// A block whose sources a compacted block holds (listed until its deletion delay ends) is
+// neither downloaded nor read: the compacted block answers, each sample once.
+func TestCoveredBlocksSkipped(t *testing.T) {
+	bkt := newFSBucket(t)
+	f := newFixture(t)
+	a := f.add(t, "a", floats("m", 0, 2, 0, 1000, 100))
+	b := f.add(t, "b", floats("m", 0, 2, 1000, 2000, 100))
+	c := f.add(t, "c", concat(a.series, b.series))
+	setSources(t, c, a.id, b.id)
+	upload(t, bkt, "ws-1", a, b, c)
+	sg := newSG(t, testConfig(t.TempDir()), bkt)
+	checkRanges(t, sg, "ws-1", reference(t, a, b), timeRange{0, 3000}, timeRange{500, 1500})
+	if got, want := cached(t, sg, "ws-1"), ids(c); !slices.Equal(got, want) {
+		t.Fatalf("downloaded %v, want only the compacted block %v", got, want)
+	}
+}
+
+// setSources makes b a compaction of sources.
+func setSources(t *testing.T, b fixtureBlock, sources ...ulid.ULID) {
+	t.Helper()
+	path := filepath.Join(b.dir, "meta.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m tsdb.BlockMeta
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Compaction.Level, m.Compaction.Sources = 2, sources
+	if raw, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

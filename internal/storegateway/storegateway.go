@@ -249,10 +249,16 @@ func (sg *StoreGateway) sync(ctx context.Context, w *workspace) error {
 		sg.m.syncFailures.Inc()
 		return fmt.Errorf("syncing blocks of workspace %s: %w", w.id, err)
 	}
-	ranges := make([]blockRange, len(list))
+	// A block whose sources another holds (a compaction's sources, listed until their
+	// deletion delay ends) is not read: its samples would be read twice.
+	covered := blocks.Covered(list)
+	ranges := make([]blockRange, 0, len(list))
 	live := make(map[ulid.ULID]struct{}, len(list))
 	for i, b := range list {
-		ranges[i] = blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime, sources: b.Meta.Compaction.Sources}
+		if covered[i] {
+			continue
+		}
+		ranges = append(ranges, blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime, sources: b.Meta.Compaction.Sources})
 		live[b.Meta.ULID] = struct{}{}
 	}
 
