@@ -55,7 +55,11 @@ func NewQuerier(parts []Part) storage.Querier {
 		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	}
 	for i := range qs {
-		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: sorted[i].MaxT}
+		maxT := sorted[i].MaxT
+		if sorted[i].empty() {
+			maxT = minInt64 // bounds nothing after it
+		}
+		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: maxT}
 	}
 	return storage.NewMergeQuerier(qs, nil, concatMerge)
 }
