@@ -274,3 +274,22 @@ func Delete(ctx context.Context, bkt objstore.Bucket, workspace string, id ulid.
 	}
 	return nil
 }
+
+// ValidWorkspace tells whether ws can be a workspace id: a letter or digit, then letters,
+// digits, '-', '.' and '_' (AMP's ids are ws-<uuid>). Such an id names a directory and a
+// bucket prefix safely. A loop, not a regexp: it is on every request's path.
+func ValidWorkspace(ws string) bool {
+	if ws == "" {
+		return false
+	}
+	for i := 0; i < len(ws); i++ {
+		c := ws[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c == '-' || c == '.' || c == '_'):
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,10 +32,6 @@ const maxPasses = 8
 // reservedPrefix holds the metadata store and other system state in the same bucket;
 // it is never a workspace.
 const reservedPrefix = "meta"
-
-// workspaceRe is what a workspace prefix in the bucket may look like (AMP ids are
-// ws-<uuid>); anything else at the top level is not ours to touch.
-var workspaceRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
 
 // Compactor compacts, applies retention to and deletes the blocks of every workspace in
 // the bucket. Start it with Run; CompactOnce and DeleteWorkspace are safe to call
@@ -198,7 +193,7 @@ func (c *Compactor) workspacePrefixes(ctx context.Context) ([]string, error) {
 	var out []string
 	err := c.bkt.Iter(ctx, "", func(name string) error {
 		n, ok := strings.CutSuffix(name, objstore.DirDelim)
-		if ok && n != reservedPrefix && workspaceRe.MatchString(n) {
+		if ok && n != reservedPrefix && blocks.ValidWorkspace(n) {
 			out = append(out, n)
 		}
 		return nil
@@ -533,7 +528,7 @@ func (c *Compactor) purge(ctx context.Context, ws string) error {
 // it, or blocks uploaded afterwards remain; a later run removes those too, after the
 // deletion delay, once the workspace is gone from the metadata store.
 func (c *Compactor) DeleteWorkspace(ctx context.Context, ws string) error {
-	if ws == reservedPrefix || !workspaceRe.MatchString(ws) {
+	if ws == reservedPrefix || !blocks.ValidWorkspace(ws) {
 		return fmt.Errorf("invalid workspace id %q", ws)
 	}
 	c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stratametrics/strata/internal/awsapi"
+	"github.com/stratametrics/strata/internal/blocks"
 )
 
 // Constraints from the AMP model (botocore data/amp/2020-08-01/service-2.json).
@@ -16,7 +17,6 @@ var (
 	tagRe         = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 	kmsKeyARNRe   = regexp.MustCompile(`^arn:aws[-a-z]*:kms:[-a-z0-9]+:[0-9]{12}:key/[-a-f0-9]+$`)
 	labelNameRe   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	workspaceIDRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
 )
 
 const (
@@ -90,7 +90,7 @@ func validateKMSKeyARN(arn *string) error {
 }
 
 func validateWorkspaceID(id string) error {
-	if n := len(id); n < 1 || n > 64 || !workspaceIDRe.MatchString(id) {
+	if n := len(id); n < 1 || n > 64 || !blocks.ValidWorkspace(id) {
 		return awsapi.Validation("workspaceId", "workspaceId %q is not a valid workspace id", id)
 	}
 	return nil

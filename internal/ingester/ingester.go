@@ -26,7 +26,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
@@ -38,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 	"github.com/thanos-io/objstore"
 
+	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/usage"
@@ -191,12 +191,10 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, bkt o
 	return i, nil
 }
 
-var workspaceDirRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
-
 // get returns the open TSDB of workspace, opening it (and replaying its WAL) if needed.
 // The caller must call release on the returned userDB.
 func (i *Ingester) get(ctx context.Context, workspace string) (*userDB, error) {
-	if !workspaceDirRe.MatchString(workspace) {
+	if !blocks.ValidWorkspace(workspace) {
 		return nil, fmt.Errorf("invalid workspace id %q", workspace)
 	}
 	for {
@@ -341,7 +339,7 @@ func (i *Ingester) Reconfigure(_ context.Context, ws meta.Workspace) error {
 // Deprovision implements controlplane.Lifecycle: stops ingestion for the workspace, closes
 // its TSDB once in-flight requests finish and removes its data.
 func (i *Ingester) Deprovision(ctx context.Context, id string) error {
-	if !workspaceDirRe.MatchString(id) {
+	if !blocks.ValidWorkspace(id) {
 		return fmt.Errorf("invalid workspace id %q", id)
 	}
 	i.mu.Lock()

@@ -80,7 +80,7 @@ func (i *Ingester) ShipOnce(ctx context.Context) error {
 	var firstErr error
 	for _, e := range entries {
 		ws := e.Name()
-		if !e.IsDir() || !workspaceDirRe.MatchString(ws) {
+		if !e.IsDir() || !blocks.ValidWorkspace(ws) {
 			continue
 		}
 		i.mu.Lock()

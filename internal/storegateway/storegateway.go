@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -22,8 +21,6 @@ import (
 // ErrClosed is returned by Querier and SyncWorkspace once the store-gateway is closed.
 var ErrClosed = errors.New("store-gateway is closed")
 
-// workspaceRe is what a workspace id must look like to name a directory in Dir.
-var workspaceRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
 
 // StoreGateway serves the workspaces' blocks in the bucket from a local cache of whole
 // blocks. Safe for concurrent use.
@@ -119,7 +116,7 @@ func (sg *StoreGateway) scan() error {
 	}
 	var all []found
 	for _, wd := range wsDirs {
-		if !wd.IsDir() || !workspaceRe.MatchString(wd.Name()) {
+		if !wd.IsDir() || !blocks.ValidWorkspace(wd.Name()) {
 			continue
 		}
 		ws := wd.Name()
@@ -292,7 +289,7 @@ func (sg *StoreGateway) sync(ctx context.Context, w *workspace) error {
 
 // workspace returns the state of ws, creating it if needed.
 func (sg *StoreGateway) workspace(ws string) (*workspace, error) {
-	if !workspaceRe.MatchString(ws) {
+	if !blocks.ValidWorkspace(ws) {
 		return nil, fmt.Errorf("invalid workspace id %q", ws)
 	}
 	sg.mu.Lock()
@@ -313,7 +310,7 @@ func (sg *StoreGateway) workspace(ws string) (*workspace, error) {
 // touch the bucket (the compactor deletes a deleted workspace's objects). A later query
 // of the workspace lists the bucket again.
 func (sg *StoreGateway) DeleteWorkspace(ws string) error {
-	if !workspaceRe.MatchString(ws) {
+	if !blocks.ValidWorkspace(ws) {
 		return fmt.Errorf("invalid workspace id %q", ws)
 	}
 	sg.mu.Lock()
