@@ -76,12 +76,17 @@ type retentions struct {
 }
 
 func (r retentions) Retention(ctx context.Context, id string) (time.Duration, bool, error) {
-	ws, err := r.store.GetWorkspace(ctx, id)
-	if errors.Is(err, meta.ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
+	// Every query asks: the cached workspace, read without copying, when there is one.
+	ws, ok := r.store.PeekWorkspace(id)
+	if !ok {
+		var err error
+		ws, err = r.store.GetWorkspace(ctx, id)
+		if errors.Is(err, meta.ErrNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
 	}
 	if ws.Status == meta.StatusDeleting {
 		return 0, false, nil
