@@ -21,7 +21,6 @@ import (
 // ErrClosed is returned by Querier and SyncWorkspace once the store-gateway is closed.
 var ErrClosed = errors.New("store-gateway is closed")
 
-
 // StoreGateway serves the workspaces' blocks in the bucket from a local cache of whole
 // blocks. Safe for concurrent use.
 //
