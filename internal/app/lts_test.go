@@ -120,6 +120,27 @@ func testLongTermStorage(t *testing.T, bkt objstore.Bucket, bucketArgs ...string
 			t.Fatalf("series %d across the boundary:\n got  %d samples %v\n want %d samples %v", i, len(got), got, len(want[i]), want[i])
 		}
 	}
+	// Once shipped, blocks past the local retention leave the ingester: the older part
+	// of the range is read from the bucket, the newer from the ingester, one after the
+	// other (time-disjoint parts), and still every sample once.
+	if err := r.app.Ingester().Compact(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	local := r.app.Ingester().LocalBlocks(ws)
+	held := 0
+	for _, b := range inBucket {
+		if local(b.Meta.ULID) {
+			held++
+		}
+	}
+	if held == 0 || held == len(inBucket) {
+		t.Fatalf("the ingester holds %d of the %d blocks in the bucket: want some, not all", held, len(inBucket))
+	}
+	for i := range 3 {
+		if got := rangeSamples(t, r, ws, at, 40*time.Minute, i); strings.Join(got, " ") != strings.Join(want[i], " ") {
+			t.Fatalf("series %d from bucket and ingester:\n got  %d samples %v\n want %d samples %v", i, len(got), got, len(want[i]), want[i])
+		}
+	}
 
 	// A new process with an empty data directory and the same bucket serves everything
 	// the bucket holds: exactly the samples before the newest block's end (the rest was
