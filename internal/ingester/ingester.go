@@ -406,10 +406,16 @@ func (i *Ingester) Run(ctx context.Context) error {
 	defer t.Stop()
 	ship := time.NewTicker(i.cfg.TSDB.ShipInterval)
 	defer ship.Stop()
+	// Replaying a WAL takes seconds for a large workspace: do it now rather than in the
+	// first request after a restart. Shutdown waits for an open in progress.
+	var warm sync.WaitGroup
+	warm.Go(func() { i.openAll(ctx) })
+	defer warm.Wait()
 	_ = i.ShipOnce(ctx) // blocks left from before a crash
 	for {
 		select {
 		case <-ctx.Done():
+			warm.Wait()
 			err := i.closeAll()
 			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -420,6 +426,32 @@ func (i *Ingester) Run(ctx context.Context) error {
 		case <-ship.C:
 			_ = i.ShipOnce(ctx)
 		}
+	}
+}
+
+// openAll opens the TSDB of every workspace with a directory, one at a time, until ctx
+// is done. A TSDB unused for --ingester.idle-timeout closes again.
+func (i *Ingester) openAll(ctx context.Context) {
+	entries, err := os.ReadDir(i.dir)
+	if err != nil {
+		i.logger.Warn("listing workspace TSDBs to open", "err", err)
+		return
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		if !e.IsDir() || !blocks.ValidWorkspace(e.Name()) {
+			continue
+		}
+		u, err := i.get(ctx, e.Name())
+		if err != nil {
+			if !errors.Is(err, ErrWorkspaceDeleted) && ctx.Err() == nil {
+				i.logger.Warn("opening workspace TSDB", "workspace", e.Name(), "err", err)
+			}
+			continue
+		}
+		u.release()
 	}
 }
 

@@ -353,3 +353,41 @@ func TestConcurrentPushes(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// After a restart, Run opens the TSDB of every workspace on disk (replaying its WAL)
+// without waiting for a request to ask for it.
+func TestRunOpensTSDBsAtStart(t *testing.T) {
+	ws := fakeWorkspaces{"ws-1": {ID: "ws-1"}, "ws-2": {ID: "ws-2"}}
+	lim := defaultLimits(t, nil)
+	i := newIngester(t, Config{}, lim, ws)
+	ctx := context.Background()
+	for _, w := range []string{"ws-1", "ws-2"} {
+		if _, err := i.Push(ctx, w, request(t, time.Now().UnixMilli(), 1, []string{"m"}), PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := i.closeAll(); err != nil {
+		t.Fatal(err)
+	}
+	j := newIngester(t, Config{TSDB: TSDBConfig{Dir: i.dir}}, lim, ws)
+	if j.openDB("ws-1") != nil || j.openDB("ws-2") != nil {
+		t.Fatal("TSDBs open before Run")
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- j.Run(rctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for j.openDB("ws-1") == nil || j.openDB("ws-2") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("TSDBs not opened by Run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := count(t, j, "ws-2"); got[`{__name__="m"}`] != 1 {
+		t.Fatalf("ws-2 after restart: %v", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
