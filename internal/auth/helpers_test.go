@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/stratametrics/strata/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -188,23 +189,7 @@ func (f *fakeResources) ResourceTags(_ context.Context, arn string) (map[string]
 	return f.tags[arn], f.err
 }
 
-// syncBuffer is an io.Writer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // harness is an Auth in front of AMP-like routes on a real HTTP server.
 type harness struct {

@@ -4,35 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/stratametrics/strata/internal/testutil"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
 
 const prometheusBinary = "/usr/bin/prometheus"
 
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // startPrometheus runs a real Prometheus with its remote write receiver on a
 // free loopback port and returns its base URL. It is killed (by PID) when

@@ -2,8 +2,8 @@ package sigv4proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"github.com/stratametrics/strata/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -167,23 +167,7 @@ func isolateAWSEnv(t *testing.T, kv ...string) (dir string) {
 	return dir
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // testLogger logs at debug level into a buffer that is printed if the test
 // fails.
