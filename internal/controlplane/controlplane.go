@@ -571,7 +571,7 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.store.UpdateWorkspace(r.Context(), id, func(ws *meta.Workspace) error {
+	return a.updateTags(w, r, arn, id, func(ws *meta.Workspace) error {
 		merged := make(map[string]string, len(ws.Tags)+len(req.Tags))
 		for k, v := range ws.Tags {
 			merged[k] = v
@@ -585,14 +585,6 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
 		ws.Tags = merged
 		return nil
 	})
-	if errors.Is(err, meta.ErrNotFound) {
-		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
-	}
-	if err != nil {
-		return err
-	}
-	awsapi.WriteJSON(w, http.StatusOK, struct{}{})
-	return nil
 }
 
 func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
@@ -610,12 +602,17 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.store.UpdateWorkspace(r.Context(), id, func(ws *meta.Workspace) error {
+	return a.updateTags(w, r, arn, id, func(ws *meta.Workspace) error {
 		for _, k := range keys {
 			delete(ws.Tags, k)
 		}
 		return nil
 	})
+}
+
+// updateTags changes the tags of workspace id (named by arn) with fn and answers {}.
+func (a *API) updateTags(w http.ResponseWriter, r *http.Request, arn, id string, fn func(*meta.Workspace) error) error {
+	_, err := a.store.UpdateWorkspace(r.Context(), id, fn)
 	if errors.Is(err, meta.ErrNotFound) {
 		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
 	}

@@ -94,16 +94,7 @@ func (a *API) handleSeries(q *request) *apiError {
 }
 
 func (a *API) handleLabels(q *request) *apiError {
-	r := q.r
-	limit, start, end, aerr := limitedRangeParams(r)
-	if aerr != nil {
-		return aerr
-	}
-	sets, err := matchersParam(a.parser, r.Form["match[]"])
-	if err != nil {
-		return newError(errBadData, err)
-	}
-	return a.labelQuery(q, timestamp.FromTime(start), timestamp.FromTime(end), limit, sets,
+	return a.labelQuery(q,
 		func(ctx context.Context, qr storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 			return qr.LabelNames(ctx, hints, ms...)
 		})
@@ -119,15 +110,7 @@ func (a *API) handleLabelValues(q *request) *apiError {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return badData("invalid label name: %q", name)
 	}
-	limit, start, end, aerr := limitedRangeParams(r)
-	if aerr != nil {
-		return aerr
-	}
-	sets, err := matchersParam(a.parser, r.Form["match[]"])
-	if err != nil {
-		return newError(errBadData, err)
-	}
-	return a.labelQuery(q, timestamp.FromTime(start), timestamp.FromTime(end), limit, sets,
+	return a.labelQuery(q,
 		func(ctx context.Context, qr storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 			return qr.LabelValues(ctx, name, hints, ms...)
 		})
@@ -135,9 +118,18 @@ func (a *API) handleLabelValues(q *request) *apiError {
 
 // labelQuery answers label names or values: the union over the matcher sets, sorted,
 // truncated to limit with a warning.
-func (a *API) labelQuery(q *request, mint, maxt int64, limit int, sets [][]*labels.Matcher,
+func (a *API) labelQuery(q *request,
 	get func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error),
 ) *apiError {
+	limit, start, end, aerr := limitedRangeParams(q.r)
+	if aerr != nil {
+		return aerr
+	}
+	sets, err := matchersParam(a.parser, q.r.Form["match[]"])
+	if err != nil {
+		return newError(errBadData, err)
+	}
+	mint, maxt := timestamp.FromTime(start), timestamp.FromTime(end)
 	ctx, cancel := a.deadline(q, 0)
 	defer cancel()
 	release, aerr := a.admit(ctx, q)
