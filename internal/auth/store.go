@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/stratametrics/strata/internal/periodic"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -137,20 +138,12 @@ func (s *Store) Reload() error {
 // Run reloads the identities file every reload period until ctx is done.
 // Without a file, or with a zero period, it only waits for ctx.
 func (s *Store) Run(ctx context.Context) error {
-	if s.path == "" || s.period <= 0 {
+	if s.path == "" {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(s.period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			_, _ = s.reload() // reload logs
-		}
-	}
+	periodic.Every(ctx, s.period, func(context.Context) { _, _ = s.reload() }) // reload logs
+	return nil
 }
 
 // reload loads the file if it changed. tried is false when nothing changed;

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"flag"
+	"github.com/stratametrics/strata/internal/periodic"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -126,16 +127,10 @@ func (o *Overrides) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(o.cfg.RuntimeConfigReloadPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := o.reload(); err != nil {
-				o.logger.Error("reloading runtime limits; keeping the last good ones", "file", o.cfg.RuntimeConfigFile, "err", err)
-			}
+	periodic.Every(ctx, o.cfg.RuntimeConfigReloadPeriod, func(context.Context) {
+		if err := o.reload(); err != nil {
+			o.logger.Error("reloading runtime limits; keeping the last good ones", "file", o.cfg.RuntimeConfigFile, "err", err)
 		}
-	}
+	})
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/stratametrics/strata/internal/periodic"
 	"io"
 	"log/slog"
 	"slices"
@@ -178,18 +179,12 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 		}
 	}
-	t := time.NewTicker(s.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := s.poll(ctx); err != nil && ctx.Err() == nil {
-				s.logger.Warn("polling the bucket for metadata changes", "err", err)
-			}
+	periodic.Every(ctx, s.cfg.PollInterval, func(ctx context.Context) {
+		if err := s.poll(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("polling the bucket for metadata changes", "err", err)
 		}
-	}
+	})
+	return nil
 }
 
 // poll lists the workspaces in the bucket and brings the cache in line with it.

@@ -16,6 +16,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/blocks"
+	"github.com/stratametrics/strata/internal/periodic"
 )
 
 // ErrClosed is returned by Querier and SyncWorkspace once the store-gateway is closed.
@@ -170,16 +171,8 @@ func (sg *StoreGateway) scan() error {
 // done, then closes the store-gateway (Close).
 func (sg *StoreGateway) Run(ctx context.Context) error {
 	sg.syncAll(ctx)
-	t := time.NewTicker(sg.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return sg.Close()
-		case <-t.C:
-			sg.syncAll(ctx)
-		}
-	}
+	periodic.Every(ctx, sg.cfg.SyncInterval, sg.syncAll)
+	return sg.Close()
 }
 
 // syncAll syncs the known workspaces one after the other: a sync is a listing and one

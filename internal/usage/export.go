@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/stratametrics/strata/internal/periodic"
 	"log/slog"
 	"math"
 	"strings"
@@ -64,18 +65,12 @@ func (e *Exporter) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(e.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := e.ExportOnce(ctx); err != nil && ctx.Err() == nil {
-				e.logger.Warn("writing usage series to the monitoring workspace", "workspace", e.cfg.MonitoringWorkspace, "err", err)
-			}
+	periodic.Every(ctx, e.cfg.Interval, func(ctx context.Context) {
+		if err := e.ExportOnce(ctx); err != nil && ctx.Err() == nil {
+			e.logger.Warn("writing usage series to the monitoring workspace", "workspace", e.cfg.MonitoringWorkspace, "err", err)
 		}
-	}
+	})
+	return nil
 }
 
 // ExportOnce writes the current value of every usage series.
