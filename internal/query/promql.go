@@ -100,6 +100,18 @@ func (a *API) admit(ctx context.Context, q *request) (func(), *apiError) {
 	}
 }
 
+// slot bounds a request that is not a PromQL query by the workspace's timeout and waits
+// for one of its slots; call done when finished.
+func (a *API) slot(q *request) (ctx context.Context, done func(), aerr *apiError) {
+	ctx, cancel := a.deadline(q, 0)
+	release, aerr := a.admit(ctx, q)
+	if aerr != nil {
+		cancel()
+		return nil, nil, aerr
+	}
+	return ctx, func() { release(); cancel() }, nil
+}
+
 // queryable binds a workspace: the engine asks it for a querier over the query's time
 // range. It counts series against budget.
 func (a *API) queryable(ctx context.Context, ws string, budget *seriesBudget) storage.Queryable {

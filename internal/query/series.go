@@ -34,13 +34,11 @@ func (a *API) handleSeries(q *request) *apiError {
 	if err != nil {
 		return invalidParam("match[]", err)
 	}
-	ctx, cancel := a.deadline(q, 0)
-	defer cancel()
-	release, aerr := a.admit(ctx, q)
+	ctx, done, aerr := a.slot(q)
 	if aerr != nil {
 		return aerr
 	}
-	defer release()
+	defer done()
 	mint, maxt := timestamp.FromTime(start), timestamp.FromTime(end)
 	qr, err := a.querier(ctx, q.ws, q.seriesBudget(), mint, maxt)
 	if err != nil {
@@ -130,13 +128,11 @@ func (a *API) labelQuery(q *request,
 		return newError(errBadData, err)
 	}
 	mint, maxt := timestamp.FromTime(start), timestamp.FromTime(end)
-	ctx, cancel := a.deadline(q, 0)
-	defer cancel()
-	release, aerr := a.admit(ctx, q)
+	ctx, done, aerr := a.slot(q)
 	if aerr != nil {
 		return aerr
 	}
-	defer release()
+	defer done()
 	qr, err := a.querier(ctx, q.ws, q.seriesBudget(), mint, maxt)
 	if err != nil {
 		return execError(ctx, err)
@@ -204,13 +200,11 @@ func (a *API) handleExemplars(q *request) *apiError {
 	}
 	var res []exemplar.QueryResult
 	if a.deps.Exemplars != nil {
-		ctx, cancel := a.deadline(q, 0)
-		defer cancel()
-		release, aerr := a.admit(ctx, q)
+		ctx, done, aerr := a.slot(q)
 		if aerr != nil {
 			return aerr
 		}
-		defer release()
+		defer done()
 		eq, err := a.deps.Exemplars.ExemplarQuerier(ctx, q.ws)
 		if err != nil {
 			return execError(ctx, err)

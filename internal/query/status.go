@@ -45,13 +45,11 @@ func (a *API) handleTSDBStatus(q *request) *apiError {
 			return badData("limit must not exceed %d", maxTSDBStatusLimit)
 		}
 	}
-	ctx, cancel := a.deadline(q, 0)
-	defer cancel()
-	release, aerr := a.admit(ctx, q)
+	ctx, done, aerr := a.slot(q)
 	if aerr != nil {
 		return aerr
 	}
-	defer release()
+	defer done()
 
 	var (
 		st     *tsdb.Stats
