@@ -264,7 +264,6 @@ func (s *splitQuery) execParts(ctx context.Context) (*promql.Result, bool) {
 	// The query's error is the first part's in time order, unless that is only the
 	// cancellation caused by another part's error.
 	var firstErr error
-	var canceled promql.ErrQueryCanceled
 	for _, res := range results {
 		if res.Err == nil {
 			continue
@@ -273,7 +272,7 @@ func (s *splitQuery) execParts(ctx context.Context) (*promql.Result, bool) {
 		if errors.As(res.Err, &tooMany) && maxSamples != s.lim.MaxSamples {
 			return nil, false
 		}
-		if firstErr == nil || (errors.As(firstErr, &canceled) && !errors.As(res.Err, &canceled)) {
+		if firstErr == nil || (isCancellation(firstErr) && !isCancellation(res.Err)) {
 			firstErr = res.Err
 		}
 	}
@@ -292,6 +291,13 @@ func (s *splitQuery) execParts(ctx context.Context) (*promql.Result, bool) {
 		mats[i] = m
 	}
 	return &promql.Result{Value: concatMatrices(mats), Warnings: warnings}, true
+}
+
+// isCancellation tells whether err only says that the query was canceled: by the engine
+// (ErrQueryCanceled) or by storage reporting the context's end.
+func isCancellation(err error) bool {
+	var canceled promql.ErrQueryCanceled
+	return errors.As(err, &canceled) || errors.Is(err, context.Canceled)
 }
 
 // concatMatrices joins the answers of consecutive parts: a series' points in part order,
