@@ -433,7 +433,7 @@ func (w *worker) flush() {
 }
 
 // send posts body until it is accepted (true), refused for good, or out of
-// retries or time (false). 429, 5xx and no answer are retried with doubling
+// retries or time (false; the end of the drain timeout). 429, 5xx and no answer are retried with doubling
 // backoff, like Prometheus' queue manager; other statuses are not.
 func (w *worker) send(body []byte, n int64) bool {
 	r := w.r
@@ -451,7 +451,9 @@ func (w *worker) send(body []byte, n int64) bool {
 			}
 			return true
 		}
-		if !a.retryable() || try >= r.cfg.MaxRetries || r.genCtx.Err() != nil {
+		// A request in flight when the run's duration ends keeps its retries until the
+		// drain timeout (sendCtx): its samples were generated and should land.
+		if !a.retryable() || try >= r.cfg.MaxRetries || r.sendCtx.Err() != nil {
 			return false
 		}
 		wait := backoff
@@ -460,7 +462,7 @@ func (w *worker) send(body []byte, n int64) bool {
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
 		w.stats.retries++
-		if !sleepFor(r.genCtx, wait) {
+		if !sleepFor(r.sendCtx, wait) {
 			return false
 		}
 	}
