@@ -163,8 +163,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		Help: "A metric with a constant 1 value labeled by the version, revision and Go version Strata was built from.",
 	}, []string{"version", "revision", "goversion"}).WithLabelValues(info.Version, info.Revision, info.GoVersion).Set(1)
 
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+	if err := privateDir(cfg.DataDir, logger); err != nil {
+		return nil, err
 	}
 	a.bkt, err = bucket.New(cfg.Bucket, cfg.DataDir, logger)
 	if err != nil {
@@ -218,11 +218,17 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return fail(err)
 	}
 
-	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.store.Ready)
+	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.ready)
 	if err != nil {
 		return fail(err)
 	}
 	closers = append(closers, a.server.Close)
+	// On the public listener the operator endpoints need a signature: /metrics names every
+	// workspace.
+	a.route(RouteAction{Operation: "metrics", Method: http.MethodGet, Pattern: "/metrics", Action: ActionGetMetrics, Resource: "*"}, a.server.MetricsHandler())
+	if h := a.server.ProfilingHandler(); h != nil {
+		a.route(RouteAction{Operation: "pprof", Method: http.MethodGet, Pattern: "/debug/pprof/", Action: ActionGetProfile, Resource: "*"}, h)
+	}
 	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
 		Region:               cfg.Region,
 		AccountID:            cfg.AccountID,
@@ -230,6 +236,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		DefaultRetentionDays: cfg.Limits.RetentionPeriodDays,
 	}, a.store, logger.With("component", "controlplane"))
 	api.Account = callerAccount
+	api.Authorize = func(r *http.Request, action, resource string) error {
+		if e := a.auth.Authorize(r, action, resource); e != nil {
+			return e
+		}
+		return nil
+	}
 	for _, r := range api.Routes() {
 		resource := "*"
 		switch {
@@ -238,7 +250,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		case strings.Contains(r.Pattern, "{resourceArn}"):
 			resource = "arn"
 		}
-		a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource}, r.Handler)
+		a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource, RequestTags: r.RequestTags}, r.Handler)
 	}
 	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
@@ -273,8 +285,49 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	return a, nil
 }
 
+// privateDir creates the data directory readable by its owner only (it holds the root
+// key, the WAL and blocks), and tightens one that others can read.
+func privateDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return fmt.Errorf("making the data directory private: %w", err)
+		}
+		logger.Warn("data directory was accessible to other users; made it private", "dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&0o700))
+	}
+	return nil
+}
+
+// IAM actions of Strata's own operator routes (not AMP's).
+const (
+	ActionGetMetrics = "strata:GetMetrics"
+	ActionGetProfile = "strata:GetProfile"
+)
+
+// ready says why the process cannot serve yet, nil when it can.
+func (a *App) ready() error {
+	if !a.store.Ready() {
+		return errors.New("metadata not loaded yet")
+	}
+	return a.auth.Ready()
+}
+
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.server.Addr().String() }
+
+// InternalAddr is the internal listener's address, "" when there is none.
+func (a *App) InternalAddr() string {
+	if addr := a.server.InternalAddr(); addr != nil {
+		return addr.String()
+	}
+	return ""
+}
 
 // route mounts h behind authentication; Routes lists what was mounted.
 func (a *App) route(r RouteAction, h http.Handler) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"go.uber.org/goleak"
@@ -148,10 +149,12 @@ func TestSecurityReferenceUpToDate(t *testing.T) {
 }
 
 type running struct {
-	app    *App
-	url    string
-	cancel context.CancelFunc
-	done   chan error
+	app *App
+	url string
+	// internal is the internal listener's base URL: /metrics without a signature.
+	internal string
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // The root key every test server runs with; clients sign with it.
@@ -164,13 +167,13 @@ func start(t testing.TB, args ...string) *running {
 	t.Helper()
 	t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
 	t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)
-	cfg := load(t, append([]string{"--listen", "127.0.0.1:0", "--log.level", "error"}, args...)...)
+	cfg := load(t, append([]string{"--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0", "--log.level", "error"}, args...)...)
 	a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{app: a, url: "http://" + a.Addr(), cancel: cancel, done: make(chan error, 1)}
+	r := &running{app: a, url: "http://" + a.Addr(), internal: "http://" + a.InternalAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- a.Run(ctx) }()
 	t.Cleanup(r.stop)
 	return r
@@ -203,6 +206,27 @@ func get(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// signedGet sends a GET signed with creds (service aps, us-east-1).
+func signedGet(t *testing.T, creds *aws.Credentials, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, emptySHA256Hex, "aps", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const emptySHA256Hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 func TestServerEndToEnd(t *testing.T) {
 	dir := t.TempDir()
@@ -240,9 +264,16 @@ func TestServerEndToEnd(t *testing.T) {
 	if code != 404 || !strings.Contains(body, "GET /nope") {
 		t.Fatalf("unknown route: %d %q", code, body)
 	}
-	code, metrics := get(t, r.url+"/metrics")
+	code, metrics := get(t, r.internal+"/metrics")
 	if code != 200 {
 		t.Fatalf("metrics: %d", code)
+	}
+	// On the public listener /metrics (which names every workspace) needs a signature.
+	if code, body := get(t, r.url+"/metrics"); code != http.StatusForbidden || strings.Contains(body, id) {
+		t.Fatalf("unsigned public /metrics: %d %.200q", code, body)
+	}
+	if code, body := signedGet(t, &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}, r.url+"/metrics"); code != 200 || !strings.Contains(body, "strata_build_info") {
+		t.Fatalf("signed public /metrics: %d %.200q", code, body)
 	}
 	for _, want := range []string{
 		`strata_http_requests_total{method="POST",route="CreateWorkspace",status="202"} 1`,

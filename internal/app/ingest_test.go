@@ -215,7 +215,7 @@ func TestRemoteWriteV1AndV2(t *testing.T) {
 		t.Fatalf("replay duplicated samples: %v", again)
 	}
 
-	code, metrics := get(t, r.url+"/metrics")
+	code, metrics := get(t, r.internal+"/metrics")
 	if code != 200 {
 		t.Fatal(code)
 	}
@@ -293,7 +293,7 @@ func TestRemoteWriteRejections(t *testing.T) {
 	if len(got) != 1 || len(got[`{__name__="good_metric", a="1"}`]) != 1 {
 		t.Fatalf("stored: %v (want only the good series, once)", got)
 	}
-	_, metrics := get(t, r.url+"/metrics")
+	_, metrics := get(t, r.internal+"/metrics")
 	for _, reason := range []string{"metric_name_invalid", "missing_metric_name", "label_invalid", "duplicate_label_names", "greater_than_max_sample_age", "too_far_in_future"} {
 		if want := fmt.Sprintf(`strata_workspace_discarded_samples_total{reason="%s",workspace="%s"} 1`, reason, ws); !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -393,7 +393,7 @@ func TestQuotas(t *testing.T) {
 	if code != 400 || !strings.Contains(msg, "burst size of 20") {
 		t.Fatalf("larger than the burst: %d %s", code, msg)
 	}
-	_, metrics := get(t, r.url+"/metrics")
+	_, metrics := get(t, r.internal+"/metrics")
 	for _, q := range []string{"active_series", "active_series_per_metric", "active_series_per_label_set", "ingestion_rate"} {
 		if want := fmt.Sprintf(`strata_workspace_throttled_requests_total{quota="%s",workspace="%s"}`, q, ws); !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -437,7 +437,7 @@ func TestHADeduplication(t *testing.T) {
 	if len(vals) != 4 || vals[3].v != 200 {
 		t.Fatalf("after failover: %v", vals)
 	}
-	_, metrics := get(t, r.url+"/metrics")
+	_, metrics := get(t, r.internal+"/metrics")
 	if want := fmt.Sprintf(`strata_workspace_discarded_samples_total{reason="ha_non_elected_replica",workspace="%s"} 4`, ws); !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
@@ -492,7 +492,7 @@ func TestDeleteWorkspaceRemovesData(t *testing.T) {
 	if code != 404 {
 		t.Fatalf("write to a deleted workspace: %d", code)
 	}
-	_, metrics := get(t, r.url+"/metrics")
+	_, metrics := get(t, r.internal+"/metrics")
 	if strings.Contains(metrics, ws) {
 		t.Fatal("/metrics still has series of the deleted workspace")
 	}

@@ -107,7 +107,7 @@ func TestQueryWhatWasWritten(t *testing.T) {
 	if code != 404 {
 		t.Fatalf("unknown workspace: %d", code)
 	}
-	_, metrics := get(t, r.url+"/metrics")
+	_, metrics := get(t, r.internal+"/metrics")
 	if want := fmt.Sprintf(`strata_workspace_query_samples_processed_total{workspace="%s"}`, ws); !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %s", want)
 	}

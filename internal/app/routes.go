@@ -9,6 +9,8 @@ import (
 
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/awsapi"
+	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
@@ -25,6 +27,8 @@ type RouteAction struct {
 	// value), "arn" (the {resourceArn} path value) or "*" (no resource type).
 	Resource  string
 	DataPlane bool
+	// RequestTags finds the tags a tagging request sets (see auth.RouteInfo).
+	RequestTags func(r *http.Request, body []byte) (map[string]string, []string, error) `json:"-"`
 }
 
 // resources answers auth's questions about resources from the metadata store.
@@ -51,6 +55,19 @@ func (r *resources) workspaceARN(req *http.Request) string {
 	}
 	if ws, err := r.store.GetWorkspace(req.Context(), id); err == nil {
 		return ws.ARN
+	}
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", r.region, r.accountID, id)
+}
+
+// peekWorkspaceARN is workspaceARN from the cache only, for the audit records of
+// requests that were not authenticated: they must not cost a bucket read.
+func (r *resources) peekWorkspaceARN(req *http.Request) string {
+	id := req.PathValue("workspaceId")
+	if ws, ok := r.store.PeekWorkspace(id); ok {
+		return ws.ARN
+	}
+	if !blocks.ValidWorkspace(id) {
+		return ""
 	}
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", r.region, r.accountID, id)
 }
@@ -131,14 +148,37 @@ func (q queryLimits) QueryLimits(workspace string) query.QueryLimits {
 
 // authenticated wraps h with authentication and authorization for route.
 func (a *App) authenticated(route RouteAction, h http.Handler) http.Handler {
-	info := auth.RouteInfo{Action: route.Action, DataPlane: route.DataPlane}
+	info := auth.RouteInfo{Action: route.Action, DataPlane: route.DataPlane, RequestTags: route.RequestTags}
 	switch route.Resource {
 	case "workspace":
 		info.Resource = a.resources.workspaceARN
+		info.PeekResource = a.resources.peekWorkspaceARN
+		// A workspace id is checked before anything else: before it names an object in
+		// the bucket (the resource's lookup), a log line or an audit record.
+		return validWorkspacePath(a.auth.Wrap(info, h))
 	case "arn":
 		info.Resource = func(r *http.Request) string { return r.PathValue("resourceArn") }
+		info.PeekResource = info.Resource
 	}
 	return a.auth.Wrap(info, h)
+}
+
+// validWorkspacePath answers 400 ValidationException, without reading the body or
+// looking anything up, when the {workspaceId} of the path is not a workspace id.
+func validWorkspacePath(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.PathValue("workspaceId"); !blocks.ValidWorkspace(id) {
+			if r.ContentLength != 0 {
+				w.Header().Set("Connection", "close") // do not wait for a body nobody reads
+			}
+			if len(id) > 64 {
+				id = id[:64] + "..."
+			}
+			awsapi.WriteError(w, awsapi.Validation("workspaceId", "workspaceId %q is not a valid workspace id", id))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // callerAccount is the authenticated caller's account, for handlers that act in it.

@@ -70,6 +70,7 @@ type auditLog struct {
 	logger    *slog.Logger
 	records   prometheus.Counter
 	failures  prometheus.Counter
+	dropped   prometheus.Counter
 	lastWarn  atomic.Int64 // unix seconds of the last write-failure log line
 	bufs      sync.Pool    // of *bytes.Buffer
 
@@ -90,6 +91,10 @@ func newAuditLog(cfg Config, stdout io.Writer, logger *slog.Logger, reg promethe
 		failures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_auth_audit_write_failures_total",
 			Help: "Audit records that could not be written.",
+		}),
+		dropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_auth_audit_records_dropped_total",
+			Help: "Audit records of unauthenticated requests not written because --auth.audit-unauthenticated-rate was reached.",
 		}),
 	}
 	l.bufs.New = func() any { return new(bytes.Buffer) }

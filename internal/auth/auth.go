@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,9 +79,19 @@ type RouteInfo struct {
 	// r.PathValue("workspaceId"). Nil, or an empty result, means "*" (for
 	// actions with no resource type, such as aps:ListWorkspaces).
 	Resource func(r *http.Request) string
+	// PeekResource returns the ARN without I/O (from caches only), for the audit records
+	// of requests that were not authenticated: their path must cost no bucket read. Nil
+	// means "*" in those records.
+	PeekResource func(r *http.Request) string
 	// DataPlane marks remote write and query routes: audited only with
 	// Config.AuditDataPlane.
 	DataPlane bool
+	// RequestTags returns the tags the request sets (aws:RequestTag/<key>) and the tag
+	// keys it names (aws:TagKeys: the keys it sets, or removes), for tagging routes. It
+	// sees the verified body. An error leaves both keys absent; the handler will refuse
+	// the request anyway, since it decodes the body the same way. Nil means the route
+	// sets no tags.
+	RequestTags func(r *http.Request, body []byte) (tags map[string]string, keys []string, err error)
 }
 
 // Auth authenticates (SigV4) and authorizes (IAM policies) requests, and
@@ -105,6 +116,8 @@ type Auth struct {
 	audit     *auditLog // nil when off
 	proxies   []netip.Prefix
 	maxBody   int64
+	bodies    *byteBudget // nil: no cap on the bytes of bodies being read
+	unauthLog *rateLimiter
 
 	rootInstructions string
 
@@ -135,7 +148,14 @@ func New(cfg Config, env Env, resources ResourceInfo, logger *slog.Logger, reg p
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	a := &Auth{cfg: cfg, env: env, logger: logger, now: env.Now, resources: resources, maxBody: cfg.MaxBodyBytes}
+	if cfg.MaxInflightBodyBytes > 0 {
+		a.bodies = newByteBudget(cfg.MaxInflightBodyBytes, reg)
+	}
+	a.unauthLog = newRateLimiter(cfg.AuditUnauthenticatedRate, env.Now)
 	a.states.New = func() any { return new(reqState) }
 	a.proxies, _ = parseTrustedProxies(cfg.TrustedProxies) // validated above
 
@@ -199,6 +219,20 @@ func (a *Auth) Store() *Store { return a.store }
 // Run reloads the identities file every reload period until ctx is done.
 func (a *Auth) Run(ctx context.Context) error { return a.store.Run(ctx) }
 
+// ErrIdentitiesStale is Ready's answer while the identities file does not load.
+var ErrIdentitiesStale = errors.New("the identities file does not load; the last good version is in use (see the logs and strata_auth_identities_last_reload_successful)")
+
+// Ready reports ErrIdentitiesStale while the identities file in place does not load.
+// The last good version keeps serving (a broken edit must not lock everyone out), but a
+// revocation in the broken file is not in force, so the server says so loudly: in the
+// log, in the metric and through /-/ready.
+func (a *Auth) Ready() error {
+	if a.store.Problem() != nil {
+		return ErrIdentitiesStale
+	}
+	return nil
+}
+
 // Close closes the audit log. Stop the HTTP server first: records of
 // requests still running are dropped (and counted as write failures).
 func (a *Auth) Close() error { return a.audit.close() }
@@ -206,18 +240,23 @@ func (a *Auth) Close() error { return a.audit.close() }
 // reqState is per-request scratch space, pooled so that an allowed request
 // costs few allocations.
 type reqState struct {
-	body    []byte
-	reader  bodyReader
-	ctx     policy.Context
-	ip      [1]string
-	secure  [1]string
-	tagVals []string
+	body     []byte
+	reserved int64 // bytes of body taken from Auth.bodies
+	reader   bodyReader
+	ctx      policy.Context
+	ip       [1]string
+	secure   [1]string
+	tagVals  []string
 }
 
 // maxPooledBody keeps one huge request from pinning its buffer in the pool.
 const maxPooledBody = 1 << 20
 
 func (a *Auth) release(st *reqState) {
+	if st.reserved > 0 {
+		a.bodies.release(st.reserved)
+		st.reserved = 0
+	}
 	if cap(st.body) > maxPooledBody {
 		st.body = nil
 	}
@@ -270,24 +309,26 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 			a.writeAudit(rec, w, r, route, start)
 		}
 	}
+	bodyRead := false
 	reject := func(outcome string, e *awsapi.Error) {
+		if !bodyRead {
+			abandonBody(w, r)
+		}
 		awsapi.WriteError(w, e)
 		finish(outcome, e.Status, e.Type, e.Message)
 	}
 	unauthenticated := func(e *awsapi.Error) {
 		if rec != nil {
-			rec.AccessKeyID = claimedAccessKeyID(r)
+			if !a.unauthLog.allow() {
+				a.audit.dropped.Inc()
+				rec = nil
+			} else {
+				rec.AccessKeyID = claimedAccessKeyID(r)
+			}
 		}
 		reject(OutcomeUnauthenticated, e)
 	}
-
-	body, berr := a.readBody(r, st)
-	if berr != nil {
-		unauthenticated(berr)
-		return
-	}
-	id, err := a.verifier.Verify(r, body)
-	if err != nil {
+	verifyFailed := func(err error) {
 		var se *sigv4.Error
 		if !errors.As(err, &se) {
 			a.logger.Error("verifying request signature", "action", route.Action, "err", err)
@@ -296,6 +337,32 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 		}
 		code, status := sigv4.AWSErrorCode(err)
 		unauthenticated(&awsapi.Error{Status: status, Type: code, Message: se.Error()})
+	}
+
+	// Everything but the signature is checked before the body is read: nobody without
+	// a valid access key makes the server read (or hold memory for) a body.
+	check, err := a.verifier.Begin(r)
+	if err != nil {
+		verifyFailed(err)
+		return
+	}
+	defer check.Release()
+	body, berr := a.readBody(w, r, st)
+	bodyRead = berr == nil
+	if berr != nil {
+		unauthenticated(berr)
+		return
+	}
+	id, err := check.Finish(body)
+	if err != nil {
+		verifyFailed(err)
+		return
+	}
+	if !id.PayloadSigned && (len(body) > 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		// UNSIGNED-PAYLOAD, or a presigned URL signed for another body: AWS services
+		// other than S3 sign every payload, and so do we, except for an empty GET.
+		unauthenticated(&awsapi.Error{Status: http.StatusForbidden, Type: sigv4.ErrSignatureMismatch.AWSCode(),
+			Message: "The request's payload is not signed (UNSIGNED-PAYLOAD or a presigned URL): only GET and HEAD requests without a body may leave it unsigned. Sign the SHA-256 of the body."})
 		return
 	}
 	p, ok := id.Principal.(*Principal)
@@ -314,7 +381,13 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 		rec.AccessKeyID, rec.PrincipalARN, rec.AccountID, rec.Resource = id.AccessKeyID, p.ARN, p.AccountID, resource
 	}
 
-	res, derr := a.decide(r, st, p, route.Action, resource, start)
+	var facts *requestFacts
+	if route.RequestTags != nil {
+		if tags, keys, err := route.RequestTags(r, body); err == nil {
+			facts = &requestFacts{tags: tags, keys: keys}
+		}
+	}
+	res, derr := a.decide(r, st, p, route.Action, resource, start, facts)
 	if derr != nil {
 		reject(OutcomeError, derr)
 		return
@@ -327,7 +400,11 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 		return
 	}
 
-	r2 := r.WithContext(WithPrincipal(r.Context(), p))
+	ctx := WithPrincipal(r.Context(), p)
+	if facts != nil {
+		ctx = context.WithValue(ctx, requestFactsKey{}, facts)
+	}
+	r2 := r.WithContext(ctx)
 	if body == nil {
 		r2.Body = http.NoBody
 	} else {
@@ -351,6 +428,26 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 	h.ServeHTTP(sw, r2)
 }
 
+// requestFacts are what a route's RequestTags found, kept in the request's context so
+// that Authorize (dependent actions such as aps:TagResource on CreateWorkspace) sees them
+// too.
+type requestFacts struct {
+	tags map[string]string
+	keys []string
+}
+
+type requestFactsKey struct{}
+
+// abandonBody makes the server close the connection after the answer instead of reading
+// a body nobody will use: a client trickling it must not hold the connection.
+func abandonBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
 // Authorize decides, inside a handler behind Wrap, whether the caller of r
 // may also perform action on resource (e.g. aps:TagResource for a
 // CreateWorkspace with tags, a dependent action in AWS's terms). It returns
@@ -366,7 +463,8 @@ func (a *Auth) Authorize(r *http.Request, action, resource string) *awsapi.Error
 	}
 	st := a.states.Get().(*reqState)
 	defer a.release(st)
-	res, err := a.decide(r, st, p, action, resource, a.now())
+	facts, _ := r.Context().Value(requestFactsKey{}).(*requestFacts)
+	res, err := a.decide(r, st, p, action, resource, a.now(), facts)
 	if err != nil {
 		return err
 	}
@@ -378,9 +476,19 @@ func (a *Auth) Authorize(r *http.Request, action, resource string) *awsapi.Error
 
 // decide evaluates the principal's identity policies and the resource's
 // policy with the request's condition keys.
-func (a *Auth) decide(r *http.Request, st *reqState, p *Principal, action, resource string, now time.Time) (policy.Result, *awsapi.Error) {
+func (a *Auth) decide(r *http.Request, st *reqState, p *Principal, action, resource string, now time.Time, facts *requestFacts) (policy.Result, *awsapi.Error) {
 	if st.ctx == nil {
 		st.ctx = make(policy.Context, 4)
+	}
+	if facts != nil {
+		// aws:TagKeys is present (possibly empty) whenever the request names tags, so
+		// that ForAllValues/ForAnyValue conditions see what IAM would.
+		st.ctx[policy.KeyTagKeys] = facts.keys
+		for k, v := range facts.tags {
+			i := len(st.tagVals)
+			st.tagVals = append(st.tagVals, v)
+			st.ctx[policy.KeyRequestTagPrefix+k] = st.tagVals[i : i+1 : i+1]
+		}
 	}
 	ip, secure := a.clientFacts(r)
 	if ip != "" {
@@ -466,22 +574,48 @@ func (a *Auth) describe(p *Principal, res policy.Result) string {
 	return s
 }
 
-// readBody reads the request body into st's buffer, up to the limit.
-func (a *Auth) readBody(r *http.Request, st *reqState) ([]byte, *awsapi.Error) {
+// readBody reads the request body into st's buffer, up to the limit, within the body
+// read timeout. Memory is taken as bytes arrive, never up front from Content-Length, and
+// from the server-wide budget of body bytes in flight.
+func (a *Auth) readBody(w http.ResponseWriter, r *http.Request, st *reqState) ([]byte, *awsapi.Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	if r.ContentLength > a.maxBody {
+		abandonBody(w, r)
 		return nil, a.tooLarge()
 	}
-	buf := st.body[:0]
-	if want := r.ContentLength + 1; want > 1 && int64(cap(buf)) < want {
-		buf = make([]byte, 0, want) // +1: room to see EOF without growing
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(a.cfg.BodyReadTimeout)) == nil { // the wall clock: a network deadline
+		// Cleared once read: a deadline left on the connection would cut off the
+		// server's read of the next request or end a long answer's context.
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
+	limit := a.maxBody + 1 // one more byte tells a body over the limit
+	if r.ContentLength >= 0 {
+		limit = r.ContentLength + 1
+	}
+	buf := st.body[:0]
 	lr := io.LimitedReader{R: r.Body, N: a.maxBody + 1}
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			// Grow by doubling from 16 KiB, never past what the body can be.
+			n := min(max(2*int64(cap(buf)), 16<<10), limit)
+			if n <= int64(cap(buf)) {
+				n = int64(cap(buf)) + 1 // a Content-Length that understated the body
+			}
+			if grow := n - st.reserved; grow > 0 && a.bodies != nil {
+				if !a.bodies.take(grow) {
+					st.body = buf
+					abandonBody(w, r)
+					return nil, &awsapi.Error{Status: http.StatusServiceUnavailable, Type: "ServiceUnavailableException", RetryAfterSeconds: 1,
+						Message: "The server is reading as many request bodies as --auth.max-inflight-body-bytes allows; retry."}
+				}
+				st.reserved += grow
+			}
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			buf = nb
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -490,8 +624,12 @@ func (a *Auth) readBody(r *http.Request, st *reqState) ([]byte, *awsapi.Error) {
 		}
 		if err != nil {
 			st.body = buf
-			return nil, &awsapi.Error{Status: http.StatusBadRequest, Type: awsapi.ValidationException,
-				Message: "Reading the request body failed: " + err.Error()}
+			abandonBody(w, r)
+			msg := "Reading the request body failed: " + err.Error()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				msg = "The request body did not arrive within " + a.cfg.BodyReadTimeout.String() + " (--auth.body-read-timeout)."
+			}
+			return nil, &awsapi.Error{Status: http.StatusBadRequest, Type: awsapi.ValidationException, Message: msg}
 		}
 	}
 	st.body = buf
@@ -584,30 +722,35 @@ func (a *Auth) writeAudit(rec *AuditRecord, w http.ResponseWriter, r *http.Reque
 	rec.RequestID = w.Header().Get(awsapi.RequestIDHeader)
 	rec.SourceIP, _ = a.clientFacts(r)
 	rec.UserAgent = clipUserAgent(r.UserAgent())
-	rec.Method = r.Method
+	rec.Method = clip(r.Method)
 	if r.URL != nil {
-		rec.Path = r.URL.Path
+		rec.Path = clipAudit(r.URL.Path)
 	}
 	rec.Action = route.Action
 	rec.DataPlane = route.DataPlane
-	if rec.Resource == "" { // rejected before the resource was looked at
+	if rec.Resource == "" { // rejected before the resource was looked at: no I/O for it
 		rec.Resource = "*"
-		if route.Resource != nil {
-			if s := route.Resource(r); s != "" {
-				rec.Resource = s
+		if route.PeekResource != nil {
+			if s := route.PeekResource(r); s != "" {
+				rec.Resource = clipAudit(s)
 			}
 		}
 	}
 	a.audit.write(rec)
 }
 
-func clipUserAgent(s string) string {
-	const max = 512
-	if len(s) > max {
-		return s[:max]
+// maxAuditField bounds the client-chosen strings of an audit record, so that a stream
+// of junk requests cannot write big lines.
+const maxAuditField = 512
+
+func clipAudit(s string) string {
+	if len(s) > maxAuditField {
+		return s[:maxAuditField] + "..."
 	}
 	return s
 }
+
+func clipUserAgent(s string) string { return clipAudit(s) }
 
 // statusRecorder remembers the status a handler answered with.
 type statusRecorder struct {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -740,6 +741,9 @@ func TestConfig(t *testing.T) {
 		func(c *Config) { c.TrustedProxies = "10.0.0.0/33" },
 		func(c *Config) { c.TrustedProxies = "proxy.local" },
 		func(c *Config) { c.AuditLog = "a\nb" },
+		func(c *Config) { c.MaxInflightBodyBytes = -1 },
+		func(c *Config) { c.BodyReadTimeout = -1 },
+		func(c *Config) { c.AuditUnauthenticatedRate = -1 },
 	} {
 		c2 := c
 		bad(&c2)
@@ -750,8 +754,8 @@ func TestConfig(t *testing.T) {
 	// Every field has a flag.
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
-	if n != 7 {
-		t.Errorf("%d flags, want 7 (one per field)", n)
+	if want := reflect.TypeOf(Config{}).NumField(); n != want {
+		t.Errorf("%d flags, want %d (one per field)", n, want)
 	}
 	if _, err := New(c, Env{Region: testRegion, AccountID: "123"}, nil, nil, prometheus.NewRegistry()); err == nil {
 		t.Error("New accepted a bad account id")

@@ -50,6 +50,8 @@ type sourceInfo struct {
 	secretFiles []string
 	// sum is the SHA-256 of everything read: the file and the secret files.
 	sum [sha256.Size]byte
+	// inlineSecrets is true when the file holds secrets itself (not in secret files).
+	inlineSecrets bool
 }
 
 type keyEntry struct {
@@ -384,9 +386,16 @@ func parseIdentities(data []byte, opts ParseOptions) (*Identities, sourceInfo, e
 		dir:      opts.Dir,
 		readFile: readFile,
 		hash:     func(p []byte) { h.Write(p) },
+		checkMode: func(path string) error {
+			if opts.ReadFile != nil {
+				return nil // not the file system: nothing to check
+			}
+			return CheckSecretFileMode(path)
+		},
 	}
 	b.build(&doc, opts)
 	src.secretFiles = b.secretFiles
+	src.inlineSecrets = b.inlineSecrets
 	sum()
 	if len(b.problems) > 0 {
 		return nil, src, &ValidationError{Problems: b.problems}
@@ -395,15 +404,20 @@ func parseIdentities(data []byte, opts ParseOptions) (*Identities, sourceInfo, e
 }
 
 type builder struct {
-	ids      *Identities
-	problems []string
-	keyWhere map[string]string // access key id -> where it was defined
-	names    map[string]string // "user:<acct>:<name>" etc. -> where
-	dir      string
-	readFile func(string) ([]byte, error)
-	hash     func([]byte)
+	// checkMode refuses a secret file others can read; nil checks nothing (parses of
+	// bytes that did not come from files).
+	checkMode func(path string) error
+	ids       *Identities
+	problems  []string
+	keyWhere  map[string]string // access key id -> where it was defined
+	names     map[string]string // "user:<acct>:<name>" etc. -> where
+	dir       string
+	readFile  func(string) ([]byte, error)
+	hash      func([]byte)
 	// secretFiles lists the secret files named, read or not.
 	secretFiles []string
+	// inlineSecrets is true when the file itself holds a secret.
+	inlineSecrets bool
 }
 
 func (b *builder) problem(where, format string, args ...any) {
@@ -610,6 +624,7 @@ func (b *builder) addKey(where string, k *fileKey, p *Principal) {
 		return
 	case k.Secret != "":
 		secret = k.Secret
+		b.inlineSecrets = true
 	case k.SecretFile != "":
 		path := k.SecretFile
 		if !filepath.IsAbs(path) && b.dir != "" {
@@ -625,6 +640,10 @@ func (b *builder) addKey(where string, k *fileKey, p *Principal) {
 			return
 		}
 		b.hash(data)
+		if err := b.checkMode(path); err != nil {
+			b.problem(where, "secret_file: %v", err)
+			return
+		}
 		secret = strings.TrimRight(string(data), "\r\n")
 	default:
 		b.problem(where, "set secret or secret_file")

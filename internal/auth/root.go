@@ -103,8 +103,8 @@ type RootKeyFile struct {
 	Path string
 	// Created is true when this call generated the key and wrote the file.
 	Created bool
-	// LooseMode is true when the file is readable or writable by others than
-	// its owner.
+	// LooseMode is true when the file is readable or writable by its group. (A
+	// file other users can read is refused: see LoadOrCreateRootKey.)
 	LooseMode bool
 }
 
@@ -112,7 +112,9 @@ type RootKeyFile struct {
 // when the file does not exist, generates one and writes the file (mode 0600,
 // written to a temporary file, synced and then linked or renamed into place,
 // so a crash leaves either no file or a whole one). A file that exists but
-// does not hold a valid key is an error: it is never overwritten.
+// does not hold a valid key is an error: it is never overwritten. So is a file that
+// every user of the machine can read or write: a secret others may have read is no
+// secret, and starting with it would hide that.
 func LoadOrCreateRootKey(dataDir string) (RootKeyFile, error) {
 	if dataDir == "" {
 		return RootKeyFile{}, errors.New("no data directory to keep the root key in")
@@ -125,7 +127,7 @@ func LoadOrCreateRootKey(dataDir string) (RootKeyFile, error) {
 	if k, err := readRootKey(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return k, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return RootKeyFile{}, fmt.Errorf("creating data directory: %w", err)
 	}
 	c, err := GenerateAccessKey()
@@ -163,10 +165,26 @@ func readRootKey(path string) (RootKeyFile, error) {
 	if err != nil {
 		return RootKeyFile{}, err
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	if err := CheckSecretFileMode(path); err != nil {
+		return RootKeyFile{}, err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o070 != 0 {
 		k.LooseMode = true
 	}
 	return k, nil
+}
+
+// CheckSecretFileMode refuses a file holding a secret that every user of the machine
+// may read or write (mode o+r or o+w): chmod 600 it.
+func CheckSecretFileMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o006 != 0 {
+		return fmt.Errorf("%s holds a secret but every user can read or write it (mode %04o); chmod 600 it", path, perm)
+	}
+	return nil
 }
 
 // parseRootKey parses the [strata] profile of an AWS shared credentials

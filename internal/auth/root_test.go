@@ -189,11 +189,36 @@ func TestRootKeyFileLooseMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(k.Path, 0o644); err != nil {
+	if err := os.Chmod(k.Path, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if k, err = LoadOrCreateRootKey(dir); err != nil || !k.LooseMode {
-		t.Fatalf("loose mode not noticed: %+v %v", k.LooseMode, err)
+		t.Fatalf("group-readable mode not noticed: %+v %v", k.LooseMode, err)
+	}
+	// Readable by every user: refused, not merely warned about.
+	if err := os.Chmod(k.Path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = LoadOrCreateRootKey(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable root key was used: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 && filepath.Clean(dir) != dir {
+		t.Fatalf("data dir: %v %v", fi, err)
+	}
+}
+
+// A data directory the root key creates is private.
+func TestRootKeyDirectoryIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	if _, err := LoadOrCreateRootKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("data directory mode %04o, want 0700", perm)
 	}
 }
 

@@ -135,6 +135,14 @@ func (s *Store) Reload() error {
 	return err
 }
 
+// Problem returns why the identities file in place is not the one in use (the last good
+// version is), nil when it is.
+func (s *Store) Problem() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
 // Run reloads the identities file every reload period until ctx is done.
 // Without a file, or with a zero period, it only waits for ctx.
 func (s *Store) Run(ctx context.Context) error {
@@ -172,6 +180,11 @@ func (s *Store) reload() (tried bool, err error) {
 		err = fmt.Errorf("reading identities file: %w", err)
 	} else {
 		ids, src, err = parseIdentities(data, s.opts)
+		if err == nil && src.inlineSecrets {
+			if merr := CheckSecretFileMode(s.path); merr != nil {
+				ids, err = nil, fmt.Errorf("identities file holds secrets: %w", merr)
+			}
+		}
 	}
 
 	// Remember what was read. Secret files not statted before the read are

@@ -275,11 +275,15 @@ func Delete(ctx context.Context, bkt objstore.Bucket, workspace string, id ulid.
 	return nil
 }
 
-// ValidWorkspace tells whether ws can be a workspace id: a letter or digit, then letters,
-// digits, '-', '.' and '_' (AMP's ids are ws-<uuid>). Such an id names a directory and a
-// bucket prefix safely. A loop, not a regexp: it is on every request's path.
+// MaxWorkspaceIDLength is the longest workspace id, as in AMP's API model.
+const MaxWorkspaceIDLength = 64
+
+// ValidWorkspace tells whether ws can be a workspace id: 1-64 characters, a letter or
+// digit, then letters, digits, '-', '.' and '_' (AMP's ids are ws-<uuid>). Such an id
+// names a directory and a bucket prefix safely. A loop, not a regexp: it is on every
+// request's path.
 func ValidWorkspace(ws string) bool {
-	if ws == "" {
+	if ws == "" || len(ws) > MaxWorkspaceIDLength {
 		return false
 	}
 	for i := 0; i < len(ws); i++ {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,12 +35,16 @@ type Config struct {
 	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
 	// MaxWorkspaces caps the workspaces of the server; zero means no cap.
 	MaxWorkspaces int `yaml:"max_workspaces"`
+	// MaxWorkspacesPerAccount caps the workspaces of one account, as AMP's "Workspaces
+	// per Region per account" quota (25 by default). Zero means no cap.
+	MaxWorkspacesPerAccount int `yaml:"max_workspaces_per_account"`
 }
 
 // RegisterFlags registers the flags under "controlplane.".
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxRequestBodyBytes, "controlplane.max-request-body-bytes", 4<<20, "Largest control-plane request body accepted, in bytes; larger ones get 400 ValidationException.")
 	f.IntVar(&c.MaxWorkspaces, "controlplane.max-workspaces", 0, "Most workspaces the server holds; CreateWorkspace beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
+	f.IntVar(&c.MaxWorkspacesPerAccount, "controlplane.max-workspaces-per-account", 25, "Most workspaces one account holds (AMP's quota: 25 per Region); CreateWorkspace beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
 }
 
 // Validate checks the configuration.
@@ -47,7 +52,7 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBodyBytes < 1024 {
 		return errors.New("max request body must be at least 1024 bytes")
 	}
-	if c.MaxWorkspaces < 0 {
+	if c.MaxWorkspaces < 0 || c.MaxWorkspacesPerAccount < 0 {
 		return errors.New("max workspaces must not be negative")
 	}
 	return nil
@@ -71,6 +76,10 @@ type Route struct {
 	// Pattern is a net/http ServeMux path pattern.
 	Pattern string
 	Handler http.HandlerFunc
+	// RequestTags returns the tags the request sets and the tag keys it names, for the
+	// aws:RequestTag/<key> and aws:TagKeys condition keys; nil for operations that
+	// take no tags.
+	RequestTags func(r *http.Request, body []byte) (tags map[string]string, keys []string, err error)
 }
 
 // API serves the control-plane operations.
@@ -78,6 +87,11 @@ type API struct {
 	// Account returns the account of the request's authenticated principal; nil or ""
 	// means the server's default account. Set before serving.
 	Account func(r *http.Request) string
+	// Authorize decides a dependent action of the request's caller, e.g. aps:TagResource
+	// for a CreateWorkspace with tags, as AWS does; it returns the error to answer with,
+	// nil when allowed. Nil means every dependent action is allowed (tests without
+	// authentication). Set before serving.
+	Authorize func(r *http.Request, action, resource string) error
 
 	cfg    Config
 	env    Env
@@ -105,19 +119,19 @@ func New(cfg Config, env Env, store *meta.Store, logger *slog.Logger) *API {
 // Routes lists the operations served, for the HTTP server to mount.
 func (a *API) Routes() []Route {
 	return []Route{
-		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace)},
-		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces)},
-		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace)},
-		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace)},
-		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias)},
-		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration)},
-		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration)},
-		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource)},
-		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource)},
-		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource)},
-		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy)},
-		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy)},
-		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy)},
+		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace), bodyTags},
+		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces), nil},
+		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace), nil},
+		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace), nil},
+		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias), nil},
+		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration), nil},
+		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration), nil},
+		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource), bodyTags},
+		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource), queryTagKeys},
+		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource), nil},
+		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy), nil},
+		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy), nil},
+		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy), nil},
 	}
 }
 
@@ -235,8 +249,25 @@ func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if a.cfg.MaxWorkspaces > 0 && len(a.store.ListWorkspaces()) >= a.cfg.MaxWorkspaces {
 		return awsapi.QuotaExceeded("Workspace", "", "L-003DB6FF", "the limit of %d workspaces is reached; delete a workspace or raise -controlplane.max-workspaces", a.cfg.MaxWorkspaces)
 	}
+	if max := a.cfg.MaxWorkspacesPerAccount; max > 0 {
+		n := 0
+		for _, ws := range a.store.ListWorkspaces() {
+			if a.accountOf(&ws) == account && ws.Status != meta.StatusDeleting {
+				n++
+			}
+		}
+		if n >= max {
+			return awsapi.QuotaExceeded("Workspace", "", "L-003DB6FF", "Limit exceeded. Maximum workspaces per account: account %s has %d workspaces, the limit is %d; delete a workspace or raise -controlplane.max-workspaces-per-account", account, n, max)
+		}
+	}
 	now := a.now().UTC()
 	id := a.newID()
+	// Tagging on create is also a TagResource on the new workspace, as in AWS.
+	if len(req.Tags) > 0 && a.Authorize != nil {
+		if err := a.Authorize(r, "aps:TagResource", a.workspaceARN(account, id)); err != nil {
+			return err
+		}
+	}
 	ws := meta.Workspace{
 		ID:          id,
 		AccountID:   account,
@@ -608,6 +639,28 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	})
+}
+
+// bodyTags finds the tags a CreateWorkspace or TagResource body sets, decoded as the
+// handlers decode them.
+func bodyTags(_ *http.Request, body []byte) (map[string]string, []string, error) {
+	var req tagResourceRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, nil, err
+		}
+	}
+	keys := make([]string, 0, len(req.Tags))
+	for k := range req.Tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return req.Tags, keys, nil
+}
+
+// queryTagKeys finds the tag keys an UntagResource removes.
+func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string, error) {
+	return nil, r.URL.Query()["tagKeys"], nil
 }
 
 // updateTags changes the tags of workspace id (named by arn) with fn and answers {}.

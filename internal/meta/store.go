@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/periodic"
 	"io"
 	"log/slog"
@@ -341,6 +342,9 @@ func (s *Store) writeWorkspace(ctx context.Context, ws Workspace) error {
 // GetWorkspace returns a copy of the workspace with id. A cache miss reads through to the
 // bucket, so a workspace another process just created is found before the next poll.
 func (s *Store) GetWorkspace(ctx context.Context, id string) (Workspace, error) {
+	if !blocks.ValidWorkspace(id) {
+		return Workspace{}, ErrNotFound // never a bucket key made from it
+	}
 	s.mu.RLock()
 	e, ok := s.workspaces[id]
 	var ws Workspace

@@ -1,6 +1,11 @@
-// Package server is Strata's HTTP edge: one listener, one router, the operational
-// endpoints (/-/healthy, /-/ready, /metrics) and the instrumentation every route shares.
-// Start from New; components hand it their routes with Handle.
+// Package server is Strata's HTTP edge: the public listener (plain HTTP or TLS, with a
+// connection cap), the internal listener for operators (/metrics and pprof, on loopback by
+// default), one router, and the instrumentation every route shares. Start from New;
+// components hand it their routes with Handle.
+//
+//	public  --listen ──▶ conn cap ──▶ TLS? ──▶ router ──▶ routes (behind SigV4, mounted by app)
+//	                                               └──▶ /-/healthy, /-/ready (no auth, no detail)
+//	internal --internal.listen ──▶ /metrics, /debug/pprof/, /-/healthy, /-/ready (no auth)
 package server
 
 import (
@@ -13,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,30 +27,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stratametrics/strata/internal/awsapi"
+	"github.com/stratametrics/strata/internal/tlsutil"
 )
 
 // Config configures the HTTP server.
 type Config struct {
 	// Listen is the address to listen on; port 0 picks a free port.
 	Listen string `yaml:"listen"`
-	// ExternalURL is the URL clients reach this server at. Empty means http://<listen address>.
+	// InternalListen is the address of the internal listener: /metrics, pprof and the
+	// health endpoints, without authentication. Empty means none; /metrics is then only
+	// on the public listener, behind SigV4 (strata:GetMetrics).
+	InternalListen string `yaml:"internal_listen"`
+	// ExternalURL is the URL clients reach this server at. Empty means http://<listen
+	// address> (https:// with TLS).
 	ExternalURL       string        `yaml:"external_url"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's header section. Zero means 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections caps the open connections of the public listener; more are closed
+	// at once. Zero means no cap.
+	MaxConnections int `yaml:"max_connections"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// EnablePprof serves Go's profiler under /debug/pprof/, unauthenticated.
+	// EnablePprof serves Go's profiler under /debug/pprof/: on the internal listener,
+	// and on the public one behind SigV4 (strata:GetProfile).
 	EnablePprof bool `yaml:"enable_pprof"`
+	// TLS serves the public listener over HTTPS when its certificate and key are set.
+	TLS tlsutil.Config `yaml:"tls"`
 }
+
+// Defaults of Config.
+const (
+	DefaultInternalListen = "127.0.0.1:8081"
+	DefaultMaxHeaderBytes = 64 << 10
+)
 
 // RegisterFlags registers the server flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "Address to serve HTTP on. Binding all interfaces (e.g. :8080) is an explicit choice; port 0 picks a free port.")
-	f.StringVar(&c.ExternalURL, "external-url", "", "URL clients reach Strata at, used in prometheusEndpoint. Empty means http://<listen address>.")
+	f.StringVar(&c.InternalListen, "internal.listen", DefaultInternalListen, "Address of the internal listener: /metrics, /debug/pprof/ (with --server.enable-pprof) and the health endpoints, unauthenticated. Keep it on loopback or a private network. Empty means none: /metrics is then served only on --listen, behind SigV4 (strata:GetMetrics).")
+	f.StringVar(&c.ExternalURL, "external-url", "", "URL clients reach Strata at, used in prometheusEndpoint. Empty means http://<listen address> (https:// with TLS).")
 	f.DurationVar(&c.ReadHeaderTimeout, "server.read-header-timeout", 10*time.Second, "Time allowed to read a request's headers.")
 	f.DurationVar(&c.IdleTimeout, "server.idle-timeout", 2*time.Minute, "How long an idle keep-alive connection stays open.")
+	f.IntVar(&c.MaxHeaderBytes, "server.max-header-bytes", DefaultMaxHeaderBytes, "Largest request header section accepted, in bytes; larger requests get 431.")
+	f.IntVar(&c.MaxConnections, "server.max-connections", 4096, "Most open connections on --listen; connections beyond it are closed at once. 0 means no cap.")
 	f.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 30*time.Second, "How long in-flight requests may run after a stop signal.")
-	f.BoolVar(&c.EnablePprof, "server.enable-pprof", false, "Serve Go's profiler under /debug/pprof/ (unauthenticated: only on trusted listeners).")
+	f.BoolVar(&c.EnablePprof, "server.enable-pprof", false, "Serve Go's profiler under /debug/pprof/: on --internal.listen, and on --listen behind SigV4 (strata:GetProfile).")
+	c.TLS.RegisterFlags(f, "tls.")
 }
 
 // Validate checks the configuration.
@@ -52,8 +82,19 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen address %q: %w", c.Listen, err)
 	}
+	if c.InternalListen != "" {
+		if _, _, err := net.SplitHostPort(c.InternalListen); err != nil {
+			return fmt.Errorf("internal listen address %q: %w", c.InternalListen, err)
+		}
+	}
 	if c.ShutdownTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		return errors.New("timeouts must not be negative")
+	}
+	if c.MaxHeaderBytes < 0 || c.MaxConnections < 0 {
+		return errors.New("max_header_bytes and max_connections must not be negative")
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
 }
@@ -64,8 +105,14 @@ type Server struct {
 	logger   *slog.Logger
 	mux      *http.ServeMux
 	metrics  *metrics
-	ready    func() bool
+	ready    func() error
 	listener net.Listener
+	tls      *tlsutil.Reloader // nil without TLS
+
+	internal         net.Listener // nil without an internal listener
+	internalMux      *http.ServeMux
+	metricsHandler   http.Handler
+	profilingHandler http.Handler // nil unless pprof is enabled
 }
 
 type metrics struct {
@@ -74,23 +121,38 @@ type metrics struct {
 	inflight prometheus.Gauge
 }
 
-// New returns a server listening on cfg.Listen. ready reports whether the components can
-// serve; /-/ready answers 503 until it returns true. gatherer serves /metrics.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, ready func() bool) (*Server, error) {
+// New returns a server listening on cfg.Listen (and cfg.InternalListen). ready reports
+// whether the components can serve; /-/ready answers 503 while it returns an error.
+// gatherer serves /metrics.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, ready func() error) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	var reloader *tlsutil.Reloader
+	if cfg.TLS.Enabled() {
+		var err error
+		if reloader, err = tlsutil.NewReloader(cfg.TLS, "public", logger, reg); err != nil {
+			return nil, err
+		}
 	}
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	f := promauto.With(reg)
+	if cfg.MaxConnections > 0 {
+		l = newLimitListener(l, cfg.MaxConnections, f)
+	}
 	s := &Server{
 		cfg:      cfg,
 		logger:   logger,
 		mux:      http.NewServeMux(),
 		ready:    ready,
 		listener: l,
+		tls:      reloader,
 		metrics: &metrics{
 			requests: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "strata_http_requests_total",
@@ -110,32 +172,77 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 			}),
 		},
 	}
-	s.Handle("healthy", "GET /-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	healthy := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("Strata is Healthy.\n"))
-	}))
+	})
+	s.Handle("healthy", "GET /-/healthy", healthy)
 	s.Handle("ready", "GET /-/ready", http.HandlerFunc(s.serveReady))
-	s.Handle("metrics", "GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	s.metricsHandler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	if cfg.EnablePprof {
-		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		pm := http.NewServeMux()
+		pm.HandleFunc("GET /debug/pprof/", pprof.Index)
+		pm.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		s.profilingHandler = pm
+	}
+	if cfg.InternalListen != "" {
+		il, err := net.Listen("tcp", cfg.InternalListen)
+		if err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("listening on %s (internal): %w", cfg.InternalListen, err)
+		}
+		s.internal = il
+		s.internalMux = http.NewServeMux()
+		s.internalMux.Handle("GET /-/healthy", healthy)
+		s.internalMux.HandleFunc("GET /-/ready", s.serveReady)
+		s.internalMux.Handle("GET /metrics", s.metricsHandler)
+		if s.profilingHandler != nil {
+			s.internalMux.Handle("GET /debug/pprof/", s.profilingHandler)
+		}
 	}
 	return s, nil
 }
 
-// Close releases the listener of a server that will not Run.
-func (s *Server) Close() error { return s.listener.Close() }
+// MetricsHandler serves /metrics; mount it behind authentication on the public listener.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }
+
+// ProfilingHandler serves /debug/pprof/..., nil unless pprof is enabled; mount it behind
+// authentication on the public listener.
+func (s *Server) ProfilingHandler() http.Handler { return s.profilingHandler }
+
+// Close releases the listeners of a server that will not Run.
+func (s *Server) Close() error {
+	err := s.listener.Close()
+	if s.internal != nil {
+		err = errors.Join(err, s.internal.Close())
+	}
+	return err
+}
 
 // Addr is the address the server listens on (with the port chosen, when it was 0).
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
-// ExternalURL is the configured external URL, or http://<listen address>.
+// InternalAddr is the internal listener's address, nil when there is none.
+func (s *Server) InternalAddr() net.Addr {
+	if s.internal == nil {
+		return nil
+	}
+	return s.internal.Addr()
+}
+
+// TLS reports whether the public listener serves HTTPS.
+func (s *Server) TLS() bool { return s.tls != nil }
+
+// ExternalURL is the configured external URL, or http(s)://<listen address>.
 func (s *Server) ExternalURL() string {
 	if s.cfg.ExternalURL != "" {
 		return trimSlash(s.cfg.ExternalURL)
+	}
+	if s.tls != nil {
+		return "https://" + s.listener.Addr().String()
 	}
 	return "http://" + s.listener.Addr().String()
 }
@@ -147,12 +254,16 @@ func trimSlash(u string) string {
 	return u
 }
 
+// serveReady answers 503 with the reason while a component is not ready. The reasons
+// are short and fixed (no paths, no workspace ids): anyone may ask.
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.ready != nil && !s.ready() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("Strata is not ready.\n"))
-		return
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("Strata is not ready: " + err.Error() + "\n"))
+			return
+		}
 	}
 	_, _ = w.Write([]byte("Strata is Ready.\n"))
 }
@@ -206,18 +317,40 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.metrics.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			method := methodLabel(r.Method)
+			s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+			s.metrics.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
 		h.ServeHTTP(sw, r)
 	})
 }
 
+// methodLabel bounds the method label of the request metrics: any method string is a
+// valid HTTP method, and each would otherwise add series to /metrics forever.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// maxEchoedPath bounds the path an unknown-route error repeats back.
+const maxEchoedPath = 256
+
 // ServeHTTP routes a request; unknown routes get an AWS-shaped 404 naming the method and path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.instrument("unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			awsapi.WriteError(w, awsapi.UnknownOperation(r.Method, r.URL.EscapedPath()))
+			method, path := r.Method, r.URL.EscapedPath()
+			if len(method) > 16 {
+				method = method[:16] + "..."
+			}
+			if len(path) > maxEchoedPath {
+				path = path[:maxEchoedPath] + "..."
+			}
+			awsapi.WriteError(w, awsapi.UnknownOperation(method, path))
 		})).ServeHTTP(w, r)
 		return
 	}
@@ -227,25 +360,116 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Run serves until ctx is done, then stops accepting connections and lets in-flight
 // requests finish within the shutdown timeout.
 func (s *Server) Run(ctx context.Context) error {
+	errLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          errLog,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.listener) }()
-	s.logger.Info("server listening", "addr", s.listener.Addr().String(), "external_url", s.ExternalURL())
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	if s.tls != nil {
+		srv.TLSConfig = s.tls.ServerConfig()
+		go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(s.listener) }()
+	}
+	s.logger.Info("server listening", "addr", s.listener.Addr().String(), "external_url", s.ExternalURL(), "tls", s.tls != nil)
+	if s.internal != nil {
+		isrv := &http.Server{
+			Handler:           s.internalMux,
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+			ErrorLog:          errLog,
+		}
+		servers = append(servers, isrv)
+		go func() { errc <- isrv.Serve(s.internal) }()
+		s.logger.Info("internal server listening", "addr", s.internal.Addr().String())
+	}
+	// The certificate reloader runs as long as the listener.
+	tctx, stopReloads := context.WithCancel(ctx)
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		if s.tls != nil {
+			_ = s.tls.Run(tctx)
+		}
+	}()
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving HTTP: %w", err)
+		serveErr = fmt.Errorf("serving HTTP: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutting down HTTP: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+			serveErr = errors.Join(serveErr, fmt.Errorf("shutting down HTTP: %w", err))
+		}
 	}
-	return nil
+	stopReloads()
+	<-reloadsDone
+	return serveErr
+}
+
+// limitListener closes connections beyond a cap as soon as they are accepted: queueing
+// them in the kernel's backlog would let a flood of idle connections delay everyone.
+type limitListener struct {
+	net.Listener
+	max      int64
+	open     atomic.Int64
+	gauge    prometheus.Gauge
+	rejected prometheus.Counter
+}
+
+func newLimitListener(l net.Listener, max int, f promauto.Factory) *limitListener {
+	return &limitListener{
+		Listener: l,
+		max:      int64(max),
+		gauge: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_http_connections",
+			Help: "Open connections on the public listener.",
+		}),
+		rejected: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_http_connections_rejected_total",
+			Help: "Connections closed at once because --server.max-connections were open.",
+		}),
+	}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			l.rejected.Inc()
+			_ = c.Close()
+			continue
+		}
+		l.gauge.Inc()
+		return &countedConn{Conn: c, l: l}, nil
+	}
+}
+
+// countedConn gives its slot back once, on the first Close.
+type countedConn struct {
+	net.Conn
+	l      *limitListener
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.open.Add(-1)
+		c.l.gauge.Dec()
+	}
+	return c.Conn.Close()
 }

@@ -40,6 +40,22 @@ type CredentialStore interface {
 	LookupCredential(ctx context.Context, accessKeyID string) (cred Credential, ok bool, err error)
 }
 
+// SessionCredentialStore is a CredentialStore that also verifies temporary credentials
+// whose security token carries the session itself, as AWS STS's do: a request with an
+// X-Amz-Security-Token is looked up with LookupSession instead of LookupCredential, so a
+// store needs no table of issued sessions and every process that holds the token key
+// can verify them.
+//
+// LookupSession returns ok false when the token is not valid for the access key (the
+// request gets UnrecognizedClientException, "The security token included in the
+// request is invalid"); an expired session is returned with its Expires, and Verify
+// answers ExpiredTokenException. The returned Credential's SessionToken must equal
+// sessionToken.
+type SessionCredentialStore interface {
+	CredentialStore
+	LookupSession(ctx context.Context, accessKeyID, sessionToken string) (cred Credential, ok bool, err error)
+}
+
 // StaticCredentials is an in-memory CredentialStore keyed by access key ID,
 // for tests and fixed configurations. Do not modify the map once a Verifier
 // uses it; concurrent lookups are then safe.

@@ -7,11 +7,12 @@ import (
 	"sync"
 )
 
-// keyCacheKey names one derived signing key. The region and service are
-// fixed per Verifier, so they are not part of it. The secret is, so that a
-// rotated secret never meets a key derived from the old one.
+// keyCacheKey names one derived signing key. The service is fixed per
+// Verifier, so it is not part of it; the region is (a Verifier may accept any
+// region). The secret is, so that a rotated secret never meets a key derived
+// from the old one.
 type keyCacheKey struct {
-	accessKeyID, secret, date string
+	accessKeyID, secret, date, region string
 }
 
 // keyCache holds derived signing keys, at most max of them. Keys change only
@@ -32,7 +33,7 @@ func newKeyCache(max int) *keyCache {
 // signingKey returns the key for (accessKeyID, secret, date) in region and
 // service, deriving and caching it on a miss.
 func (c *keyCache) signingKey(accessKeyID, secret, date, region, service string) [sha256.Size]byte {
-	k := keyCacheKey{accessKeyID, secret, date}
+	k := keyCacheKey{accessKeyID, secret, date, region}
 	c.mu.RLock()
 	key, ok := c.m[k]
 	c.mu.RUnlock()
@@ -42,7 +43,7 @@ func (c *keyCache) signingKey(accessKeyID, secret, date, region, service string)
 	key = deriveSigningKey(secret, date, region, service)
 	// The strings may point into a request header; copy them so the cache
 	// pins no request memory.
-	k = keyCacheKey{strings.Clone(accessKeyID), strings.Clone(secret), strings.Clone(date)}
+	k = keyCacheKey{strings.Clone(accessKeyID), strings.Clone(secret), strings.Clone(date), strings.Clone(region)}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		for old := range c.m {

@@ -70,13 +70,14 @@ func (c *Config) Validate() error {
 // bounded cache of derived signing keys and a pool of scratch buffers; it
 // has no other state.
 type Verifier struct {
-	region  string
-	service string
-	maxSkew time.Duration
-	now     func() time.Time
-	store   CredentialStore
-	keys    *keyCache
-	states  sync.Pool // of *state
+	region   string // "" accepts any region (STS: clients sign for their own)
+	service  string
+	maxSkew  time.Duration
+	now      func() time.Time
+	store    CredentialStore
+	sessions SessionCredentialStore // store, when it is one
+	keys     *keyCache
+	states   sync.Pool // of *state
 }
 
 // New returns a Verifier that looks up secrets in store. now is the clock;
@@ -108,9 +109,18 @@ func New(cfg Config, store CredentialStore, now func() time.Time) (*Verifier, er
 		store:   store,
 		keys:    newKeyCache(cfg.SigningKeyCacheSize),
 	}
+	if cfg.Region == AnyRegion {
+		v.region = ""
+	}
+	v.sessions, _ = store.(SessionCredentialStore)
 	v.states.New = func() any { return new(state) }
 	return v, nil
 }
+
+// AnyRegion as Config.Region accepts requests signed for any region, as AWS STS does
+// behind a custom endpoint: clients sign for the region they are configured with. The
+// region still goes into the signing key, so the signature must match it.
+const AnyRegion = "*"
 
 // Identity is who signed a verified request, and how.
 type Identity struct {
@@ -166,15 +176,76 @@ type Scope struct {
 //
 // Identity's strings may share memory with r's headers.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
-	p := payload{body: body}
-	return v.verify(r, &p)
+	c, err := v.Begin(r)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer c.Release()
+	return c.Finish(body)
 }
 
 // VerifyHashed is Verify for a caller that already has bodySHA256, the
 // SHA-256 of the request body (e.g. hashed while reading it).
 func (v *Verifier) VerifyHashed(r *http.Request, bodySHA256 [sha256.Size]byte) (Identity, error) {
+	c, err := v.Begin(r)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer c.Release()
+	return c.FinishHashed(bodySHA256)
+}
+
+// Check is a request whose authentication has been checked as far as it can be without
+// its body: the Authorization header or presigned parameters parse, the scope names this
+// region and service, the signing time is within the clock skew, the access key is
+// known, and its security token (if any) is valid and unexpired. Only the signature is
+// left, which covers the body. A server calls Begin before it reads a body, so that
+// nobody without a valid access key can make it read one, then Finish.
+//
+// A Check is not safe for concurrent use. Call Release exactly once when done with it;
+// it must not be used afterwards.
+type Check struct {
+	v    *Verifier
+	st   *state
+	r    *http.Request
+	a    authParams
+	cred Credential
+}
+
+// Begin checks everything about r but its signature (see Check). Errors are as Verify's.
+// r's headers and URL must not change until Finish.
+func (v *Verifier) Begin(r *http.Request) (*Check, error) {
+	st := v.states.Get().(*state)
+	c := &st.chk
+	*c = Check{v: v, st: st, r: r}
+	if err := v.begin(c); err != nil {
+		c.Release()
+		return nil, err
+	}
+	return c, nil
+}
+
+// AccessKeyID is the access key the request is signed with.
+func (c *Check) AccessKeyID() string { return c.a.accessKeyID }
+
+// Finish verifies the signature with the request's body (nil for none), which it only
+// reads. See Verify.
+func (c *Check) Finish(body []byte) (Identity, error) {
+	p := payload{body: body}
+	return c.finish(&p)
+}
+
+// FinishHashed is Finish with the body's SHA-256.
+func (c *Check) FinishHashed(bodySHA256 [sha256.Size]byte) (Identity, error) {
 	p := payload{sum: bodySHA256, hashed: true}
-	return v.verify(r, &p)
+	return c.finish(&p)
+}
+
+// Release returns the Check's scratch space.
+func (c *Check) Release() {
+	v, st := c.v, c.st
+	*c = Check{}
+	v.release(st)
 }
 
 type payload struct {
@@ -203,6 +274,7 @@ const (
 
 // state is per-call scratch space, pooled so the hot path allocates nothing.
 type state struct {
+	chk          Check
 	q            queryParser
 	uri          []byte
 	uriRaw       []byte
@@ -226,33 +298,31 @@ func (v *Verifier) release(st *state) {
 	v.states.Put(st)
 }
 
-func (v *Verifier) verify(r *http.Request, pl *payload) (Identity, error) {
-	st := v.states.Get().(*state)
-	defer v.release(st)
-
-	rawPath, rawQuery := requestTarget(r)
+// begin does Begin's checks into c.
+func (v *Verifier) begin(c *Check) error {
+	st, r, a := c.st, c.r, &c.a
+	_, rawQuery := requestTarget(r)
 	st.q.reset()
 	if !st.q.parse(rawQuery) {
-		return Identity{}, newError(ErrMalformedQuery, "The query string has an invalid percent-encoding.")
+		return newError(ErrMalformedQuery, "The query string has an invalid percent-encoding.")
 	}
 
-	var a authParams
 	if authz := r.Header["Authorization"]; len(authz) > 0 {
 		if len(authz) > 1 {
-			return Identity{}, malformed("The request has more than one Authorization header.")
+			return malformed("The request has more than one Authorization header.")
 		}
-		if err := parseAuthorization(authz[0], &a); err != nil {
-			return Identity{}, err
+		if err := parseAuthorization(authz[0], a); err != nil {
+			return err
 		}
-		if err := headerDate(r.Header, &a); err != nil {
-			return Identity{}, err
+		if err := headerDate(r.Header, a); err != nil {
+			return err
 		}
 	} else {
 		if !isPresigned(&st.q) {
-			return Identity{}, newError(ErrMissingAuthentication, msgMissingAuth)
+			return newError(ErrMissingAuthentication, msgMissingAuth)
 		}
-		if err := parsePresigned(&st.q, &a); err != nil {
-			return Identity{}, err
+		if err := parsePresigned(&st.q, a); err != nil {
+			return err
 		}
 	}
 	if !a.hasToken {
@@ -261,42 +331,61 @@ func (v *Verifier) verify(r *http.Request, pl *payload) (Identity, error) {
 		case 1:
 			a.token, a.hasToken = t[0], true
 		default:
-			return Identity{}, malformed("The request has more than one X-Amz-Security-Token header.")
+			return malformed("The request has more than one X-Amz-Security-Token header.")
 		}
 	}
 
 	if !a.hostSigned {
-		return Identity{}, newError(ErrHostNotSigned, msgHostNotSigned)
+		return newError(ErrHostNotSigned, msgHostNotSigned)
 	}
-	if a.region != v.region {
-		return Identity{}, newError(ErrWrongRegion, "Credential should be scoped to a valid region, not '"+clip(a.region)+"'.")
+	if v.region != "" && a.region != v.region {
+		return newError(ErrWrongRegion, "Credential should be scoped to a valid region, not '"+clip(a.region)+"'.")
 	}
 	if a.service != v.service {
-		return Identity{}, newError(ErrWrongService, "Credential should be scoped to correct service: '"+v.service+"'.")
+		return newError(ErrWrongService, "Credential should be scoped to correct service: '"+v.service+"'.")
 	}
 	if a.date != a.amzDate[:8] {
-		return Identity{}, newError(ErrScopeDateMismatch, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '"+
+		return newError(ErrScopeDateMismatch, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '"+
 			a.date+"' != '"+a.amzDate[:8]+"', from '"+a.amzDate+"'.")
 	}
 	now := v.now()
-	if err := v.checkTime(&a, now); err != nil {
-		return Identity{}, err
+	if err := v.checkTime(a, now); err != nil {
+		return err
 	}
 
-	cred, ok, err := v.store.LookupCredential(r.Context(), a.accessKeyID)
+	var (
+		cred Credential
+		ok   bool
+		err  error
+	)
+	if a.hasToken && v.sessions != nil {
+		cred, ok, err = v.sessions.LookupSession(r.Context(), a.accessKeyID, a.token)
+	} else {
+		cred, ok, err = v.store.LookupCredential(r.Context(), a.accessKeyID)
+	}
 	if err != nil {
-		return Identity{}, fmt.Errorf("looking up access key %s: %w", a.accessKeyID, err)
+		return fmt.Errorf("looking up access key %s: %w", a.accessKeyID, err)
 	}
 	if !ok {
-		return Identity{}, newError(ErrUnknownAccessKey, msgUnknownKey)
+		if a.hasToken {
+			return newError(ErrSecurityToken, msgInvalidToken)
+		}
+		return newError(ErrUnknownAccessKey, msgUnknownKey)
 	}
 	if !cred.Expires.IsZero() && !now.Before(cred.Expires) {
-		return Identity{}, newError(ErrExpiredToken, msgExpiredToken)
+		return newError(ErrExpiredToken, msgExpiredToken)
 	}
-	if err := checkToken(&a, &cred); err != nil {
-		return Identity{}, err
+	if err := checkToken(a, &cred); err != nil {
+		return err
 	}
+	c.cred = cred
+	return nil
+}
 
+// finish verifies the signature over the request and pl.
+func (c *Check) finish(pl *payload) (Identity, error) {
+	v, st, r, a := c.v, c.st, c.r, &c.a
+	rawPath, _ := requestTarget(r)
 	pp, perr := planPayload(r.Header, a.presigned, pl)
 	if perr != nil {
 		return Identity{}, perr
@@ -318,12 +407,12 @@ func (v *Verifier) verify(r *http.Request, pl *payload) (Identity, error) {
 	st.query = st.q.appendCanonicalQuery(st.query[:0], skip, "")
 	st.uri = appendCanonicalURI(st.uri[:0], rawPath, true)
 
-	key := v.keys.signingKey(a.accessKeyID, cred.SecretAccessKey, a.date, v.region, v.service)
+	key := v.keys.signingKey(a.accessKeyID, c.cred.SecretAccessKey, a.date, a.region, v.service)
 	method := r.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	m := &match{method: method, a: &a, key: &key, cands: pp.cands[:pp.n], headerHash: pp.header}
+	m := &match{method: method, a: a, key: &key, cands: pp.cands[:pp.n], headerHash: pp.header}
 
 	// Variants beyond the specification's one canonical request, tried only
 	// after it fails:
@@ -353,8 +442,8 @@ func (v *Verifier) verify(r *http.Request, pl *payload) (Identity, error) {
 
 	id := Identity{
 		AccessKeyID:   a.accessKeyID,
-		Principal:     cred.Principal,
-		Temporary:     cred.SessionToken != "",
+		Principal:     c.cred.Principal,
+		Temporary:     c.cred.SessionToken != "",
 		Scope:         Scope{Date: a.date, Region: a.region, Service: a.service},
 		SignedAt:      a.t,
 		Presigned:     a.presigned,
