@@ -142,8 +142,16 @@ func TestTwoProcessesShareABucket(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	p := startStrata(t, "--data-dir", t.TempDir())
-	for path, want := range map[string]int{"/-/healthy": 200, "/-/ready": 200, "/metrics": 200, "/no/such/route": 404} {
-		resp, err := http.Get(p.URL + path)
+	for path, want := range map[string]int{
+		"/-/healthy": 200, "/-/ready": 200, "/no/such/route": 404,
+		"/metrics":          403, // on the public listener /metrics needs a signature
+		"internal /metrics": 200, "internal /-/ready": 200,
+	} {
+		url := p.URL + path
+		if rest, ok := strings.CutPrefix(path, "internal "); ok {
+			url = p.InternalURL + rest
+		}
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}

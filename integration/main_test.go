@@ -81,20 +81,25 @@ func requireTool(t *testing.T, name string) string {
 
 // proc is a running strata server.
 type proc struct {
-	cmd  *exec.Cmd
-	URL  string
-	done chan struct{}
-	mu   sync.Mutex
-	log  strings.Builder
+	cmd *exec.Cmd
+	URL string
+	// InternalURL is the internal listener: /metrics without a signature.
+	InternalURL string
+	done        chan struct{}
+	mu          sync.Mutex
+	log         strings.Builder
 }
 
-var listenRe = regexp.MustCompile(`msg="server listening".* addr=(\S+)`)
+var (
+	listenRe         = regexp.MustCompile(`msg="server listening".* addr=(\S+)`)
+	internalListenRe = regexp.MustCompile(`msg="internal server listening".* addr=(\S+)`)
+)
 
 // startStrata starts `strata server` with args on a free port and waits until it listens.
 // It is killed when the test ends.
 func startStrata(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(strataBin, append([]string{"server", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(strataBin, append([]string{"server", "--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID="+rootKeyID, "STRATA_ROOT_SECRET_ACCESS_KEY="+rootSecret)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -105,6 +110,7 @@ func startStrata(t *testing.T, args ...string) *proc {
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
+	internalAddr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -118,18 +124,28 @@ func startStrata(t *testing.T, args ...string) *proc {
 				default:
 				}
 			}
+			if m := internalListenRe.FindStringSubmatch(line); m != nil {
+				select {
+				case internalAddr <- m[1]:
+				default:
+				}
+			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.kill() })
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-	case <-p.done:
-		t.Fatalf("strata exited before listening:\n%s", p.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("strata did not listen within 30s:\n%s", p.Log())
+	for p.URL == "" || p.InternalURL == "" {
+		select {
+		case a := <-addr:
+			p.URL = "http://" + a
+		case a := <-internalAddr:
+			p.InternalURL = "http://" + a
+		case <-p.done:
+			t.Fatalf("strata exited before listening:\n%s", p.Log())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("strata did not listen within 30s:\n%s", p.Log())
+		}
 	}
 	return p
 }

@@ -5,9 +5,12 @@
 //
 //	POST /workspaces/<id>/api/v1/remote_write
 //	  ─▶ workspace ACTIVE? ─▶ body ≤ limit? (413) ─▶ decode v1/v2 (415/413/400)
-//	  ─▶ HA: drop non-elected replicas (2xx for them)
+//	  ─▶ validate metadata (bad entries: 400, not stored; samples unaffected)
+//	  ─▶ HA: check the cluster/replica labels like any label (bad: 400), then drop
+//	     non-elected replicas (2xx for them)
 //	  ─▶ validate labels and sample age per series (bad ones: 400, the rest kept)
-//	  ─▶ ingestion rate (429) ─▶ Pusher.Push (series limits: 429) ─▶ 204
+//	  ─▶ ingestion rate (429) ─▶ Pusher.Push (series limits: 429; metadata families
+//	     per workspace: dropped silently) ─▶ 204
 package distributor
 
 import (
@@ -160,8 +163,39 @@ func (d *Distributor) LoadHA(ctx context.Context) error {
 		d.logger.Error("HA elections object is corrupt; starting without elections", "err", err)
 		return nil
 	}
-	d.ha.Restore(entries)
-	d.logger.Info("HA elections restored", "clusters", len(entries))
+	// Elections with a cluster or replica value the label limits now refuse (persisted
+	// before those limits applied to HA labels, or by hand) are dropped: no request can
+	// renew them, and they would count towards max_ha_clusters.
+	valid := entries[:0]
+	for _, e := range entries {
+		lim := d.limits.For(e.Workspace)
+		if !e.Deleted && (validateHALabel(d.cfg.HATracker.ClusterLabel, []byte(e.Cluster), lim) != nil ||
+			validateHALabel(d.cfg.HATracker.ReplicaLabel, []byte(e.Replica), lim) != nil) {
+			continue
+		}
+		valid = append(valid, e)
+	}
+	d.ha.Restore(valid)
+	d.logger.Info("HA elections restored", "clusters", len(valid))
+	if dropped := len(entries) - len(valid); dropped > 0 {
+		d.logger.Warn("HA elections with invalid cluster or replica values dropped", "elections", dropped)
+		if err := d.writeHA(ctx, d.ha.Snapshot()); err != nil {
+			// The next change rewrites the object; until then a restart drops them again.
+			d.logger.Warn("rewriting HA elections without the invalid ones", "err", err)
+		}
+	}
+	return nil
+}
+
+// writeHA replaces the persisted HA elections with entries.
+func (d *Distributor) writeHA(ctx context.Context, entries []hatracker.Entry) error {
+	body, err := json.Marshal(entries)
+	if err != nil {
+		return fmt.Errorf("encoding HA elections: %w", err)
+	}
+	if err := d.bkt.Upload(ctx, haObject, bytes.NewReader(body)); err != nil {
+		return fmt.Errorf("writing HA elections: %w", err)
+	}
 	return nil
 }
 
@@ -192,11 +226,7 @@ func (d *Distributor) persistHA(ctx context.Context) {
 		return
 	}
 	entries := d.ha.Snapshot()
-	body, err := json.Marshal(entries)
-	if err == nil {
-		err = d.bkt.Upload(ctx, haObject, bytes.NewReader(body))
-	}
-	if err != nil {
+	if err := d.writeHA(ctx, entries); err != nil {
 		d.logger.Warn("persisting HA elections; will retry", "err", err)
 		// Put the change back so the next tick retries.
 		d.ha.Restore(entries)
@@ -345,13 +375,32 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	var (
 		invalid     *invalidSeries
 		invalidAt   string
+		badMeta     *invalidMetadata
 		haUsed      bool
 		lastCluster []byte
 		lastReplica []byte
+		lastBad     *invalidSeries // the HA labels' own problem, if any
 		lastAccept  bool
 		lastErr     error
 		haErr       error
 	)
+	// Remote write 1.0's request-level metadata: invalid entries are left out, the
+	// samples are not affected.
+	if len(req.Metadata) > 0 {
+		keptMeta := req.Metadata[:0]
+		for k := range req.Metadata {
+			md := &req.Metadata[k]
+			if bad := validateMetadata(md.MetricFamilyName, md, lim); bad != nil {
+				d.usage.DiscardMetadata(id, bad.reason, 1)
+				if badMeta == nil {
+					badMeta = bad
+				}
+				continue
+			}
+			keptMeta = append(keptMeta, *md)
+		}
+		req.Metadata = keptMeta
+	}
 	minT, maxT := int64(math.MinInt64), int64(math.MaxInt64)
 	if lim.MaxSampleAge > 0 {
 		minT = now.Add(-lim.MaxSampleAge).UnixMilli()
@@ -365,26 +414,41 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		s := req.Series[idx]
 		n := len(s.Samples) + len(s.Histograms)
 
-		cluster, replica, bad := scanLabels(&s, lim, haCfg.ClusterLabel, haCfg.ReplicaLabel)
+		cluster, replica, metric, bad := scanLabels(&s, lim, haCfg.ClusterLabel, haCfg.ReplicaLabel)
 		// HA deduplication first, one decision per distinct (cluster, replica) run: a
-		// non-elected replica's series are dropped even when invalid.
+		// non-elected replica's series are dropped even when invalid. The HA labels
+		// themselves are checked before the tracker sees them: it keeps and persists
+		// them, so an invalid one refuses the series without an election.
 		if len(cluster) > 0 && len(replica) > 0 {
-			haUsed = true
 			if !bytes.Equal(cluster, lastCluster) || !bytes.Equal(replica, lastReplica) {
-				dec, err := d.ha.Decide(id, string(cluster), string(replica), now)
-				lastCluster, lastReplica, lastErr = cluster, replica, err
-				if err != nil && haErr == nil {
-					haErr = err
+				lastCluster, lastReplica = cluster, replica
+				lastBad = validateHALabel(haCfg.ClusterLabel, cluster, lim)
+				if lastBad == nil {
+					lastBad = validateHALabel(haCfg.ReplicaLabel, replica, lim)
 				}
-				lastAccept = err == nil && dec.Action == hatracker.Accept
+				lastAccept, lastErr = false, nil
+				if lastBad == nil {
+					dec, err := d.ha.Decide(id, string(cluster), string(replica), now)
+					lastErr = err
+					if err != nil && haErr == nil {
+						haErr = err
+					}
+					lastAccept = err == nil && dec.Action == hatracker.Accept
+				}
 			}
-			if !lastAccept {
+			switch {
+			case lastBad != nil:
+				bad = lastBad
+			case !lastAccept:
+				haUsed = true
 				if lastErr != nil {
 					d.usage.Discard(id, usage.HAClusterLimit, n)
 				} else {
 					d.usage.Discard(id, usage.HANonElectedReplica, n)
 				}
 				continue
+			default:
+				haUsed = true
 			}
 		}
 		if bad != nil {
@@ -413,6 +477,19 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		if len(s.Samples)+len(s.Histograms) == 0 && len(s.Exemplars) == 0 {
 			continue
 		}
+		// Remote write 2.0's metadata travels with the series: drop an invalid one,
+		// keep the series.
+		if req.Version == remotewrite.V2 {
+			if md := s.Metadata(); md.Type != remotewrite.MetricTypeUnknown || len(md.Help) > 0 || len(md.Unit) > 0 {
+				if bm := validateMetadata(metric, &md, lim); bm != nil {
+					d.usage.DiscardMetadata(id, bm.reason, 1)
+					if badMeta == nil {
+						badMeta = bm
+					}
+					s.DropMetadata()
+				}
+			}
+		}
 		samples += len(s.Samples) + len(s.Histograms)
 		kept = append(kept, s)
 	}
@@ -431,7 +508,9 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		}
 	}
 
-	if len(kept) > 0 {
+	// A request may hold metadata only: Prometheus sends remote write 1.0 metadata in
+	// requests of its own.
+	if len(kept) > 0 || len(req.Metadata) > 0 {
 		opts := ingester.PushOptions{}
 		if haUsed {
 			opts.DropLabel = haCfg.ReplicaLabel
@@ -459,6 +538,10 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	}
 	if out.Invalid != nil {
 		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; %s", out.Invalid, stored)}
+	}
+	if badMeta != nil {
+		// As Cortex: too long metadata is a client error, but it loses no sample.
+		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%s: %s; that metadata was not stored; %s", badMeta.reason, badMeta.msg, stored)}
 	}
 	return out, nil
 }

@@ -76,3 +76,66 @@ func TestFilterSamples(t *testing.T) {
 		t.Fatal("in-range samples changed")
 	}
 }
+
+func TestValidateMetadata(t *testing.T) {
+	lim := &limits.Limits{MaxMetadataLength: 8}
+	for _, tc := range []struct {
+		family string
+		md     remotewrite.Metadata
+		reason usage.MetadataReason
+		msg    string
+	}{
+		{"up", remotewrite.Metadata{Type: remotewrite.MetricTypeGauge, Help: []byte("12345678"), Unit: []byte("seconds")}, 255, ""},
+		{"up", remotewrite.Metadata{Type: remotewrite.MetricTypeStateset}, 255, ""},
+		{"up", remotewrite.Metadata{Type: remotewrite.MetricTypeUnknown, Help: []byte("h")}, 255, ""},
+		{"", remotewrite.Metadata{Type: remotewrite.MetricTypeGauge}, usage.MetadataMissingMetricName, "no metric family name"},
+		{"123456789", remotewrite.Metadata{}, usage.MetadataMetricNameTooLong, "more than 8 (max_metadata_length)"},
+		{"up-time", remotewrite.Metadata{}, usage.MetadataMetricNameInvalid, `"up-time" is invalid`},
+		{"up", remotewrite.Metadata{Help: []byte("123456789")}, usage.MetadataHelpTooLong, `help of metric family "up" is 9 bytes long`},
+		{"up", remotewrite.Metadata{Unit: []byte("123456789")}, usage.MetadataUnitTooLong, `unit of metric family "up" is 9 bytes long`},
+		{"up", remotewrite.Metadata{Type: 8}, usage.MetadataTypeInvalid, "unknown type 8"},
+		{"up", remotewrite.Metadata{Type: -1}, usage.MetadataTypeInvalid, "unknown type -1"},
+	} {
+		got := validateMetadata([]byte(tc.family), &tc.md, lim)
+		if tc.msg == "" {
+			if got != nil {
+				t.Errorf("%q %+v: unexpected %s: %s", tc.family, tc.md, got.reason, got.msg)
+			}
+			continue
+		}
+		if got == nil || got.reason != tc.reason || !strings.Contains(got.msg, tc.msg) {
+			t.Errorf("%q %+v: got %+v, want %s containing %q", tc.family, tc.md, got, tc.reason, tc.msg)
+		}
+	}
+	// 0 means no length limit; messages quote at most 200 characters of a value.
+	long := []byte(strings.Repeat("a", 5000))
+	if got := validateMetadata(long, &remotewrite.Metadata{Help: long}, &limits.Limits{}); got != nil {
+		t.Errorf("no limit: %+v", got)
+	}
+	if got := validateMetadata(append(long, '-'), &remotewrite.Metadata{}, &limits.Limits{}); got == nil || len(got.msg) > 300 {
+		t.Errorf("invalid long name: %+v", got)
+	}
+}
+
+func TestValidateHALabel(t *testing.T) {
+	lim := &limits.Limits{MaxLabelNameLength: 9, MaxLabelValueLength: 4}
+	for _, tc := range []struct {
+		name, value string
+		reason      usage.Reason
+	}{
+		{"cluster", "prod", 255},
+		{"cluster", "", 255},
+		{"cluster", "prod1", usage.LabelValueTooLong},
+		{"cluster", "\xff", usage.LabelInvalid},
+		{"__replica__", "r1", usage.LabelNameTooLong},
+		{"a-b", "r1", usage.LabelInvalid},
+	} {
+		got := validateHALabel(tc.name, []byte(tc.value), lim)
+		switch {
+		case tc.reason == 255 && got != nil:
+			t.Errorf("%s=%q: unexpected %+v", tc.name, tc.value, got)
+		case tc.reason != 255 && (got == nil || got.reason != tc.reason):
+			t.Errorf("%s=%q: got %+v, want %s", tc.name, tc.value, got, tc.reason)
+		}
+	}
+}

@@ -159,6 +159,11 @@ func New(cfg Config, limits Limits) (*Tracker, error) {
 // answer is Accept and nothing is tracked. Decide copies the strings it keeps,
 // so they may point into a request buffer that is reused afterwards.
 //
+// The tracker keeps, and its caller persists, cluster and replica as given:
+// their number per workspace is bounded by the cluster limit (checked before
+// anything is kept), their length and content are not. Callers validate them
+// first; the distributor applies the label limits.
+//
 // Accepting from the elected replica does not allocate.
 func (t *Tracker) Decide(workspace, cluster, replica string, now time.Time) (Decision, error) {
 	if cluster == "" || replica == "" {

@@ -329,6 +329,40 @@ func TestConcurrentDecide(t *testing.T) {
 	}
 }
 
+// At the cluster limit a new cluster is refused before anything is kept: distinct
+// values, however many and however long, neither grow the tracker nor reach the
+// change set that is persisted, and cost only the error.
+func TestClusterLimitCheckedBeforeKeeping(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxClusters = 2
+	tr := newTestTracker(t, cfg)
+	now := time.Unix(100, 0)
+	for _, c := range []string{"a", "b"} {
+		if _, err := tr.Decide("ws", c, "r1", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.Changes()
+	junk := strings.Repeat("x", 64<<10)
+	for i := range 200 {
+		if _, err := tr.Decide("ws", junk+fmt.Sprint(i), "r1", now); !errors.Is(err, ErrTooManyClusters) {
+			t.Fatalf("cluster %d: %v", i, err)
+		}
+	}
+	if n := tr.Clusters("ws"); n != 2 {
+		t.Fatalf("%d clusters tracked", n)
+	}
+	if ch := tr.Changes(); len(ch) != 0 {
+		t.Fatalf("refused clusters in the change set: %d entries", len(ch))
+	}
+	if snap := tr.Snapshot(); len(snap) != 2 {
+		t.Fatalf("snapshot of %d entries", len(snap))
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = tr.Decide("ws", junk, "r1", now) }); n > 1 {
+		t.Fatalf("%v allocations for a refused cluster, want only the error's", n)
+	}
+}
+
 func BenchmarkDecide(b *testing.B) {
 	for _, bc := range []struct {
 		name    string

@@ -122,6 +122,13 @@ func matchesAll(set map[string]string, lbls []remotewrite.Label) bool {
 	return true
 }
 
+// hasMetric reports whether an active series has the metric name.
+func (a *activeSeries) hasMetric(name string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.perMetric[name] > 0
+}
+
 func (a *activeSeries) total() int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()

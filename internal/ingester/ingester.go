@@ -468,6 +468,7 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 	i.mu.Unlock()
 	for _, u := range all {
 		u.active.purge(now.Add(-i.cfg.ActiveSeriesWindow))
+		u.meta.purge(now.Add(-metadataRetainPeriod).Unix(), u.active.hasMetric)
 		i.m.activeSeries.WithLabelValues(u.id).Set(float64(u.active.total()))
 		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(i.limits.For(u.id).MaxActiveSeries))
 		if i.cfg.IdleTimeout > 0 && now.Sub(u.lastUsed()) > i.cfg.IdleTimeout {

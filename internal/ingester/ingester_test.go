@@ -34,7 +34,7 @@ func (f fakeWorkspaces) GetWorkspace(_ context.Context, id string) (meta.Workspa
 	return meta.Workspace{}, meta.ErrNotFound
 }
 
-func defaultLimits(t *testing.T, mod func(*limits.Limits)) *limits.Overrides {
+func defaultLimits(t testing.TB, mod func(*limits.Limits)) *limits.Overrides {
 	t.Helper()
 	var cfg limits.Config
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
@@ -50,12 +50,12 @@ func defaultLimits(t *testing.T, mod func(*limits.Limits)) *limits.Overrides {
 	return o
 }
 
-func newIngester(t *testing.T, cfg Config, lim *limits.Overrides, ws fakeWorkspaces) *Ingester {
+func newIngester(t testing.TB, cfg Config, lim *limits.Overrides, ws fakeWorkspaces) *Ingester {
 	t.Helper()
 	return newIngesterWithBucket(t, cfg, lim, ws, nil)
 }
 
-func newIngesterWithBucket(t *testing.T, cfg Config, lim *limits.Overrides, ws fakeWorkspaces, bkt objstore.Bucket) *Ingester {
+func newIngesterWithBucket(t testing.TB, cfg Config, lim *limits.Overrides, ws fakeWorkspaces, bkt objstore.Bucket) *Ingester {
 	t.Helper()
 	if cfg.TSDB.BlockRange == 0 {
 		cfg.TSDB.BlockRange = 2 * time.Hour

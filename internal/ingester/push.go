@@ -82,9 +82,14 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	st.stale = slices0(st.stale, n)
 	st.newRefs = st.newRefs[:0]
 
+	// Metadata the distributor validated; beyond the workspace's families limit it is
+	// dropped and counted, silently (AMP's behaviour): it never costs a sample.
+	refusedMeta := 0
 	for k := range req.Metadata { // v1: request-level, by metric family
 		md := &req.Metadata[k]
-		u.meta.add(string(md.MetricFamilyName), toMetadata(*md))
+		if !u.meta.add(md.MetricFamilyName, md, lim.MaxMetricsWithMetadata, nowSec) {
+			refusedMeta++
+		}
 	}
 
 	// One read lock for the whole request: look up every series' cached ref.
@@ -122,14 +127,16 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 				continue
 			}
 			metric = lbls.Get(labels.MetricName)
-			if md := s.Metadata(); md.Type != remotewrite.MetricTypeUnknown || len(md.Help) > 0 {
-				// v2 metadata travels with every series; read it for new series only.
-				u.meta.add(metric, toMetadata(md))
-			}
 			st.lbl = s.AppendLabels(st.lbl[:0])
 			if r := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric); r != nil {
 				res.limit(i, workspace, s, r)
 				continue
+			}
+			if md := s.Metadata(); md.Type != remotewrite.MetricTypeUnknown || len(md.Help) > 0 || len(md.Unit) > 0 {
+				// v2 metadata travels with every series; read it for new series only.
+				if !u.meta.add([]byte(metric), &md, lim.MaxMetricsWithMetadata, nowSec) {
+					refusedMeta++
+				}
 			}
 		}
 		newRef, ok := i.appendSeries(app, exApp, &res, workspace, s, ref, lbls, st)
@@ -176,6 +183,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		a.mu.Unlock()
 	}
 	i.usage.Ingested(workspace, res.Samples, res.Histograms, res.Exemplars)
+	i.usage.DiscardMetadata(workspace, usage.PerUserMetadataLimit, refusedMeta)
 	return res, nil
 }
 

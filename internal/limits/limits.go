@@ -38,6 +38,16 @@ type Limits struct {
 	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
 	// MaxHAClusters caps the HA clusters (replica groups) per workspace.
 	MaxHAClusters int `yaml:"max_ha_clusters"`
+	// MaxMetricsWithMetadata caps the metric families that keep metadata (type, help,
+	// unit) per workspace: AMP's "Active metrics with metadata per workspace" quota
+	// (20,000; not adjustable in AMP). Metadata of a new family beyond it is dropped and
+	// counted, silently, and the samples are stored. 0 means no limit.
+	MaxMetricsWithMetadata int `yaml:"max_metrics_with_metadata"`
+	// MaxMetadataLength caps, in bytes, each of a metadata entry's metric family name,
+	// help and unit. AMP documents no such limit, so the default is Cortex's
+	// max_metadata_length (1024). Longer metadata is refused (400) and counted; the
+	// samples of the request are stored. 0 means no limit.
+	MaxMetadataLength int `yaml:"max_metadata_length"`
 	// MaxExemplars is the size of the workspace's in-memory exemplar buffer; 0 disables exemplars.
 	MaxExemplars int `yaml:"max_exemplars"`
 	// RetentionPeriodDays applies to workspaces that set no retention of their own.
@@ -66,6 +76,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.CreationGracePeriod, "limits.creation-grace-period", 10*time.Minute, "Samples further than this in the future are refused (too_far_in_future). 0 means no limit.")
 	f.DurationVar(&l.OutOfOrderTimeWindow, "limits.out-of-order-time-window", time.Minute, "How far behind a series' newest sample an older one is still accepted (AMP: 60s, at most 10m).")
 	f.IntVar(&l.MaxHAClusters, "limits.max-ha-clusters", 500, "HA clusters (replica groups) per workspace (AMP: 500). 0 means no limit.")
+	f.IntVar(&l.MaxMetricsWithMetadata, "limits.max-metrics-with-metadata", 20000, "Metric families per workspace whose metadata (type, help, unit) is kept (AMP: 20,000 active metrics with metadata). Metadata of further families is dropped and counted (per_user_metadata_limit); their samples are stored. 0 means no limit.")
+	f.IntVar(&l.MaxMetadataLength, "limits.max-metadata-length", 1024, "Longest metric family name, help and unit of metric metadata, in bytes (Cortex's default; AMP documents none). Longer metadata is refused with 400, the samples of the request are stored. 0 means no limit.")
 	f.IntVar(&l.MaxExemplars, "limits.max-exemplars", 100000, "Exemplars kept in memory per workspace; 0 disables exemplar storage.")
 	f.DurationVar(&l.QueryTimeout, "limits.query-timeout", 0, "Query timeout of a workspace. 0 means --query.timeout; set per workspace in the runtime file.")
 	f.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", 0, "Samples a query may hold in memory. 0 means --query.max-samples.")
@@ -84,7 +96,8 @@ func (l *Limits) Validate() error {
 	case l.IngestionRate > 0 && l.IngestionBurstSize == 0:
 		return errors.New("ingestion_burst_size must be positive when ingestion_rate is set")
 	case l.MaxActiveSeries < 0 || l.MaxActiveSeriesPerMetric < 0 || l.MaxLabelNamesPerSeries < 0 ||
-		l.MaxLabelNameLength < 0 || l.MaxLabelValueLength < 0 || l.MaxHAClusters < 0 || l.MaxExemplars < 0:
+		l.MaxLabelNameLength < 0 || l.MaxLabelValueLength < 0 || l.MaxHAClusters < 0 || l.MaxExemplars < 0 ||
+		l.MaxMetricsWithMetadata < 0 || l.MaxMetadataLength < 0:
 		return errors.New("limits must not be negative")
 	case l.MaxSampleAge < 0 || l.CreationGracePeriod < 0:
 		return errors.New("max_sample_age and creation_grace_period must not be negative")

@@ -31,7 +31,8 @@ func TestDefaultsAreAMPQuotas(t *testing.T) {
 	l := c.Limits
 	if l.IngestionRate != 70000 || l.IngestionBurstSize != 1000000 || l.MaxActiveSeries != 1000000 ||
 		l.MaxActiveSeriesPerMetric != 200000 || l.MaxLabelNamesPerSeries != 70 || l.RetentionPeriodDays != 150 ||
-		l.OutOfOrderTimeWindow != time.Minute || l.MaxHAClusters != 500 || l.MaxSampleAge != time.Hour {
+		l.OutOfOrderTimeWindow != time.Minute || l.MaxHAClusters != 500 || l.MaxSampleAge != time.Hour ||
+		l.MaxMetricsWithMetadata != 20000 || l.MaxMetadataLength != 1024 {
 		t.Fatalf("defaults: %+v", l)
 	}
 	if err := c.Validate(); err != nil {
@@ -41,11 +42,12 @@ func TestDefaultsAreAMPQuotas(t *testing.T) {
 
 func TestParseRuntimeConfig(t *testing.T) {
 	c := defaults(t)
-	m, err := ParseRuntimeConfig([]byte("overrides:\n  ws-a:\n    ingestion_rate: 5\n    max_active_series: 10\n  ws-b: {}\n"), c.Limits)
+	m, err := ParseRuntimeConfig([]byte("overrides:\n  ws-a:\n    ingestion_rate: 5\n    max_active_series: 10\n    max_metrics_with_metadata: 50000\n    max_metadata_length: 4096\n  ws-b: {}\n"), c.Limits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m["ws-a"].IngestionRate != 5 || m["ws-a"].MaxActiveSeries != 10 || m["ws-a"].MaxActiveSeriesPerMetric != 200000 {
+	if m["ws-a"].IngestionRate != 5 || m["ws-a"].MaxActiveSeries != 10 || m["ws-a"].MaxActiveSeriesPerMetric != 200000 ||
+		m["ws-a"].MaxMetricsWithMetadata != 50000 || m["ws-a"].MaxMetadataLength != 4096 || m["ws-a"].MaxLabelValueLength != 2048 {
 		t.Fatalf("ws-a: %+v", m["ws-a"])
 	}
 	if *m["ws-b"] != c.Limits {
@@ -56,8 +58,10 @@ func TestParseRuntimeConfig(t *testing.T) {
 		"overrides:\n  ws-a:\n    out_of_order_time_window: 11m\n": "out_of_order_time_window",
 		"overrides:\n  ws-a:\n    ingestion_rate: -1\n":            "ingestion_rate",
 		"overrids: {}\n": "overrids",
-		"overrides:\n  ws-a:\n    retention_period_days: 0\n": "retention_period_days",
-		"overrides:\n  ws-a:\n    max_active_series: many\n":  "many",
+		"overrides:\n  ws-a:\n    retention_period_days: 0\n":      "retention_period_days",
+		"overrides:\n  ws-a:\n    max_active_series: many\n":       "many",
+		"overrides:\n  ws-a:\n    max_metadata_length: -1\n":       "must not be negative",
+		"overrides:\n  ws-a:\n    max_metrics_with_metadata: -5\n": "must not be negative",
 	} {
 		if _, err := ParseRuntimeConfig([]byte(body), c.Limits); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error naming %s", body, err, want)
@@ -68,8 +72,14 @@ func TestParseRuntimeConfig(t *testing.T) {
 func TestOverridesReloadKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "rt.yaml")
+	// Written atomically: a reload between os.WriteFile's truncate and write would read
+	// an empty file, which is a valid one without overrides.
 	write := func(s string) {
-		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -294,6 +294,15 @@ func TestVersionAndMetricTypeStrings(t *testing.T) {
 		if mt.String() != s {
 			t.Errorf("%d: %q, want %q", mt, mt.String(), s)
 		}
+		// Valid: every type the protos define, unknown/unspecified included.
+		if valid := mt >= 0 && mt <= 7; mt.Valid() != valid {
+			t.Errorf("%d: Valid() = %v", mt, mt.Valid())
+		}
+	}
+	for _, mt := range []MetricType{MetricType(writev2.Metadata_METRIC_TYPE_UNSPECIFIED), MetricType(writev2.Metadata_METRIC_TYPE_STATESET), MetricType(prompb.MetricMetadata_STATESET)} {
+		if !mt.Valid() {
+			t.Errorf("%d is a protocol type", mt)
+		}
 	}
 	var r Request
 	if err := r.Unmarshal(Version(3), nil); !errors.Is(err, ErrUnsupportedContentType) {

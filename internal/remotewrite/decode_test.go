@@ -175,6 +175,38 @@ func TestV2SymbolsAfterSeries(t *testing.T) {
 	}
 }
 
+// DropMetadata removes a series' metadata and nothing else.
+func TestDropMetadata(t *testing.T) {
+	ts := pbuf{}.bytes(1, []byte{1, 2, 3, 4}).bytes(2, pbuf{}.double(1, 42).varint(2, 7)).bytes(5, pbuf{}.varint(1, 1).varint(3, 5).varint(4, 6))
+	data := pbuf{}.str(4, "").str(4, "__name__").str(4, "up").str(4, "job").str(4, "api").str(4, "help").str(4, "unit").bytes(5, ts)
+	var r Request
+	if err := r.Unmarshal(V2, data); err != nil {
+		t.Fatal(err)
+	}
+	s := &r.Series[0]
+	if md := s.Metadata(); md.Type != MetricTypeCounter || string(md.Help) != "help" {
+		t.Fatalf("metadata before %+v", md)
+	}
+	key := string(s.AppendKey(nil))
+	s.DropMetadata()
+	if md := s.Metadata(); md.Type != MetricTypeUnknown || md.Help != nil || md.Unit != nil || md.MetricFamilyName != nil {
+		t.Fatalf("metadata after DropMetadata %+v", md)
+	}
+	if got := normLabels(s.AppendLabels(nil)); !reflect.DeepEqual(got, []nLabel{{"__name__", "up"}, {"job", "api"}}) || string(s.AppendKey(nil)) != key {
+		t.Fatalf("labels changed: %v", got)
+	}
+	if len(s.Samples) != 1 || s.Samples[0].Value != 42 || s.Samples[0].Timestamp != 7 {
+		t.Fatalf("samples changed: %v", s.Samples)
+	}
+	// Reusing the request starts from the sent metadata again.
+	if err := r.Unmarshal(V2, data); err != nil {
+		t.Fatal(err)
+	}
+	if md := r.Series[0].Metadata(); string(md.Help) != "help" {
+		t.Fatalf("metadata after reuse %+v", md)
+	}
+}
+
 // Hand-made encodings prompb's Marshal never produces but a decoder must
 // read the same way: unpacked repeated scalars, repeated singular fields
 // (last wins), merged sub-messages, oneof switches, unknown fields of every

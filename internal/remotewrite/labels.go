@@ -46,12 +46,17 @@ func (s *Series) AppendLabels(dst []Label) []Label {
 // table; MetricFamilyName is always empty. It is zero for v1 series, whose
 // metadata is request-level (Request.Metadata).
 func (s *Series) Metadata() Metadata {
-	if s.layout < v2Packed {
+	if s.layout < v2Packed || s.noMeta {
 		return Metadata{}
 	}
 	syms := s.req.Symbols
 	return Metadata{Type: s.metaType, Help: syms[s.helpRef], Unit: syms[s.unitRef]}
 }
+
+// DropMetadata makes Metadata return zero from now on, as if the series had been sent
+// without metadata; labels, samples, histograms and exemplars are unchanged. The
+// distributor calls it for metadata it refuses, so that the series is still stored.
+func (s *Series) DropMetadata() { s.noMeta = true }
 
 // AppendKey appends to dst a byte string identifying the series' labels and
 // returns the extended slice. It is meant as a cache key, for instance from

@@ -101,6 +101,8 @@ type Series struct {
 	labels    []byte
 	numLabels uint32
 	layout    labelLayout
+	// noMeta is set by DropMetadata.
+	noMeta bool
 
 	// v2 metadata, resolved on demand.
 	metaType         MetricType
@@ -154,6 +156,10 @@ const (
 	MetricTypeInfo
 	MetricTypeStateset
 )
+
+// Valid reports whether t is one of the types both protocol versions define
+// (0, unknown or unspecified, to 7, stateset).
+func (t MetricType) Valid() bool { return t >= MetricTypeUnknown && t <= MetricTypeStateset }
 
 // String returns the type as Prometheus' model.MetricType spells it
 // ("counter", "gaugehistogram", ...), "unknown" for anything unrecognised.

@@ -64,6 +64,40 @@ var reasonNames = [numReasons]string{
 
 func (r Reason) String() string { return reasonNames[r] }
 
+// MetadataReason is why metric metadata was not stored. Names follow Cortex's
+// cortex_discarded_metadata_total reasons. Metadata problems never discard samples.
+type MetadataReason uint8
+
+// Metadata discard reasons.
+const (
+	// MetadataMissingMetricName: remote write 1.0 metadata without a metric family name.
+	MetadataMissingMetricName MetadataReason = iota
+	// MetadataMetricNameInvalid: a family name that is not a valid metric name.
+	MetadataMetricNameInvalid
+	// MetadataMetricNameTooLong, MetadataHelpTooLong, MetadataUnitTooLong: longer than
+	// max_metadata_length.
+	MetadataMetricNameTooLong
+	MetadataHelpTooLong
+	MetadataUnitTooLong
+	// MetadataTypeInvalid: a metric type outside the protocol's enum.
+	MetadataTypeInvalid
+	// PerUserMetadataLimit: a new metric family beyond max_metrics_with_metadata.
+	PerUserMetadataLimit
+	numMetadataReasons
+)
+
+var metadataReasonNames = [numMetadataReasons]string{
+	MetadataMissingMetricName: "missing_metric_name",
+	MetadataMetricNameInvalid: "metric_name_invalid",
+	MetadataMetricNameTooLong: "metric_name_too_long",
+	MetadataHelpTooLong:       "help_too_long",
+	MetadataUnitTooLong:       "unit_too_long",
+	MetadataTypeInvalid:       "metadata_type_invalid",
+	PerUserMetadataLimit:      "per_user_metadata_limit",
+}
+
+func (r MetadataReason) String() string { return metadataReasonNames[r] }
+
 // Quotas named in throttled-request counts.
 const (
 	QuotaIngestionRate = "ingestion_rate"
@@ -78,8 +112,11 @@ type Metrics struct {
 	Histograms *prometheus.CounterVec
 	Exemplars  *prometheus.CounterVec
 	Discarded  *prometheus.CounterVec
-	Throttled  *prometheus.CounterVec
-	Rate       *prometheus.GaugeVec
+	// DiscardedMetadata counts metadata entries not stored: remote write 1.0's
+	// request-level entries, and remote write 2.0's per series.
+	DiscardedMetadata *prometheus.CounterVec
+	Throttled         *prometheus.CounterVec
+	Rate              *prometheus.GaugeVec
 
 	mu       sync.Mutex // guards the fields below
 	counts   map[string]*atomic.Int64
@@ -105,6 +142,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		Discarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_workspace_discarded_samples_total",
 			Help: "Samples refused or dropped, per workspace and reason.",
+		}, []string{"workspace", "reason"}),
+		DiscardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_discarded_metadata_total",
+			Help: "Metric metadata entries refused or dropped, per workspace and reason; the samples they came with are not affected.",
 		}, []string{"workspace", "reason"}),
 		Throttled: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_workspace_throttled_requests_total",
@@ -159,10 +200,17 @@ func (m *Metrics) Discard(workspace string, reason Reason, n int) {
 	}
 }
 
+// DiscardMetadata counts n metadata entries of workspace not stored for reason.
+func (m *Metrics) DiscardMetadata(workspace string, reason MetadataReason, n int) {
+	if n > 0 {
+		m.DiscardedMetadata.WithLabelValues(workspace, reason.String()).Add(float64(n))
+	}
+}
+
 // DeleteWorkspace forgets every series of workspace.
 func (m *Metrics) DeleteWorkspace(workspace string) {
 	l := prometheus.Labels{"workspace": workspace}
-	for _, v := range []*prometheus.CounterVec{m.Samples, m.Histograms, m.Exemplars, m.Discarded, m.Throttled} {
+	for _, v := range []*prometheus.CounterVec{m.Samples, m.Histograms, m.Exemplars, m.Discarded, m.DiscardedMetadata, m.Throttled} {
 		v.DeletePartialMatch(l)
 	}
 	m.Rate.DeletePartialMatch(l)

@@ -17,6 +17,8 @@ func TestIngestedAndRates(t *testing.T) {
 	m.Ingested("ws-1", 100, 20, 3)
 	m.Ingested("ws-1", 80, 0, 0)
 	m.Discard("ws-1", SampleOutOfOrder, 2)
+	m.DiscardMetadata("ws-1", MetadataHelpTooLong, 3)
+	m.DiscardMetadata("ws-1", PerUserMetadataLimit, 0) // nothing: no series
 	m.UpdateRates(t0.Add(10 * time.Second))
 	if v := testutil.ToFloat64(m.Rate.WithLabelValues("ws-1")); v != 20 {
 		t.Fatalf("rate %v, want 20 samples/s", v)
@@ -26,6 +28,12 @@ func TestIngestedAndRates(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.Discarded.WithLabelValues("ws-1", "sample-out-of-order")); v != 2 {
 		t.Fatalf("discarded %v", v)
+	}
+	if v := testutil.ToFloat64(m.DiscardedMetadata.WithLabelValues("ws-1", "help_too_long")); v != 3 {
+		t.Fatalf("discarded metadata %v", v)
+	}
+	if n := testutil.CollectAndCount(m.DiscardedMetadata); n != 1 {
+		t.Fatalf("%d discarded-metadata series, want 1", n)
 	}
 	m.UpdateRates(t0.Add(20 * time.Second))
 	if v := testutil.ToFloat64(m.Rate.WithLabelValues("ws-1")); v != 0 {
@@ -47,6 +55,11 @@ func TestReasonNames(t *testing.T) {
 	for r := Reason(0); r < numReasons; r++ {
 		if r.String() == "" {
 			t.Errorf("reason %d has no name", r)
+		}
+	}
+	for r := MetadataReason(0); r < numMetadataReasons; r++ {
+		if r.String() == "" {
+			t.Errorf("metadata reason %d has no name", r)
 		}
 	}
 }
