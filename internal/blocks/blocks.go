@@ -117,7 +117,7 @@ func Download(ctx context.Context, bkt objstore.BucketReader, workspace string, 
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", err
 	}
 	prefix := Dir(workspace, id)
@@ -149,7 +149,7 @@ func Download(ctx context.Context, bkt objstore.BucketReader, workspace string, 
 }
 
 func downloadFile(ctx context.Context, bkt objstore.BucketReader, src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
 	rc, err := bkt.Get(ctx, src)

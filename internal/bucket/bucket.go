@@ -122,7 +122,7 @@ type Filesystem struct {
 
 // NewFilesystem opens (and creates) a filesystem bucket rooted at dir.
 func NewFilesystem(dir string) (*Filesystem, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating bucket directory: %w", err)
 	}
 	b, err := filesystem.NewBucket(dir)
@@ -141,7 +141,7 @@ func (b *Filesystem) Upload(ctx context.Context, name string, r io.Reader, _ ...
 		return fmt.Errorf("invalid object name %q", name)
 	}
 	dst := filepath.Join(b.root, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("creating object directory: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(dst), tmpPrefix+"*")

@@ -79,7 +79,7 @@ func New(cfg Config, dataDir string, bkt objstore.Bucket, workspaces Workspaces,
 	if dir == "" {
 		dir = filepath.Join(dataDir, "compactor")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating compactor directory: %w", err)
 	}
 	return &Compactor{
@@ -350,7 +350,7 @@ func (c *Compactor) compactGroup(ctx context.Context, ws string, g Group) error 
 	}
 	defer os.RemoveAll(work)
 	in, out := filepath.Join(work, "in"), filepath.Join(work, "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
+	if err := os.Mkdir(out, 0o700); err != nil {
 		return err
 	}
 	dirs := make([]string, 0, len(g.IDs))

@@ -141,7 +141,7 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, bkt o
 	if dir == "" {
 		dir = filepath.Join(dataDir, "tsdb")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating TSDB directory: %w", err)
 	}
 	i := &Ingester{

@@ -49,7 +49,7 @@ func (s *shipper) save(dir string, set map[ulid.ULID]bool) error {
 	sort.Slice(ids, func(a, b int) bool { return ids[a].Compare(ids[b]) < 0 })
 	b, _ := json.Marshal(ids)
 	tmp := filepath.Join(dir, shippedFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, shippedFile))

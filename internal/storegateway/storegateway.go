@@ -83,7 +83,7 @@ func New(cfg Config, dataDir string, bkt objstore.Bucket, logger *slog.Logger, r
 	if dir == "" {
 		dir = filepath.Join(dataDir, "store-gateway")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating store-gateway directory: %w", err)
 	}
 	sg := &StoreGateway{
