@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/auth"
+	"github.com/stratametrics/strata/internal/auth/oidc"
+	"github.com/stratametrics/strata/internal/auth/session"
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
@@ -31,6 +34,7 @@ import (
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/storegateway"
+	"github.com/stratametrics/strata/internal/sts"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
 )
@@ -173,7 +177,21 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	closers = append(closers, a.bkt.Close)
 	a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
 	a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
-	a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir},
+	var ring *session.Ring
+	if cfg.STS.Enabled {
+		keyFile, create := cfg.STS.KeyFile, false
+		if keyFile == "" {
+			keyFile, create = filepath.Join(cfg.DataDir, session.KeyFileName), true
+		}
+		var created bool
+		if ring, created, err = session.LoadOrCreateRing(keyFile, create); err != nil {
+			return fail(fmt.Errorf("STS session keys: %w", err))
+		}
+		if created {
+			logger.Info("generated the STS session token key; processes that verify each other's sessions need the same file (--sts.key-file)", "file", keyFile)
+		}
+	}
+	a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir, Sessions: ring},
 		a.resources, logger.With("component", "auth"), a.reg)
 	if err != nil {
 		return fail(fmt.Errorf("setting up authentication: %w", err))
@@ -228,6 +246,13 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.route(RouteAction{Operation: "metrics", Method: http.MethodGet, Pattern: "/metrics", Action: ActionGetMetrics, Resource: "*"}, a.server.MetricsHandler())
 	if h := a.server.ProfilingHandler(); h != nil {
 		a.route(RouteAction{Operation: "pprof", Method: http.MethodGet, Pattern: "/debug/pprof/", Action: ActionGetProfile, Resource: "*"}, h)
+	}
+	if ring != nil {
+		// STS authenticates its own requests: its actions are in the body, and
+		// AssumeRoleWithWebIdentity is unsigned by design.
+		h := sts.New(cfg.STS, sts.Deps{Auth: a.auth, Ring: ring, OIDC: oidc.NewVerifier(nil), Logger: logger.With("component", "sts")})
+		a.server.Handle("sts", cfg.STS.Pattern(http.MethodPost), h)
+		a.server.Handle("sts", cfg.STS.Pattern(http.MethodGet), h)
 	}
 	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
 		Region:               cfg.Region,

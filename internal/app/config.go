@@ -27,6 +27,7 @@ import (
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/storegateway"
+	"github.com/stratametrics/strata/internal/sts"
 	"github.com/stratametrics/strata/internal/usage"
 )
 
@@ -49,6 +50,7 @@ type Config struct {
 
 	Server       server.Config       `yaml:"server"`
 	Auth         auth.Config         `yaml:"auth"`
+	STS          sts.Config          `yaml:"sts"`
 	Bucket       bucket.Config       `yaml:"bucket"`
 	Meta         meta.Config         `yaml:"meta"`
 	ControlPlane controlplane.Config `yaml:"controlplane"`
@@ -78,6 +80,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
 	c.Server.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
+	c.STS.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
 	c.Meta.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
@@ -118,7 +121,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: unknown format %q", c.Log.Format)
 	}
 	for name, v := range map[string]interface{ Validate() error }{
-		"server": &c.Server, "auth": &c.Auth, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
+		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
 		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
 	} {
 		if err := v.Validate(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/auth/session"
 	"github.com/stratametrics/strata/internal/auth/sigv4"
 	"github.com/stratametrics/strata/internal/awsapi"
 )
@@ -54,6 +55,9 @@ type Env struct {
 	// Stdout receives the audit log when Config.AuditLog is "stdout"; nil
 	// means os.Stdout.
 	Stdout io.Writer
+	// Sessions seals and opens the session tokens of temporary credentials
+	// (STS). Nil means no temporary credentials are accepted.
+	Sessions *session.Ring
 }
 
 // ResourceInfo tells Auth about the resource a request acts on. The server
@@ -112,6 +116,7 @@ type Auth struct {
 	now       func() time.Time
 	store     *Store
 	verifier  *sigv4.Verifier
+	stsVerify *sigv4.Verifier // service "sts", any region
 	resources ResourceInfo
 	audit     *auditLog // nil when off
 	proxies   []netip.Prefix
@@ -185,11 +190,16 @@ func New(cfg Config, env Env, resources ResourceInfo, logger *slog.Logger, reg p
 	}
 
 	a.store, err = newStore(cfg.IdentitiesFile, cfg.IdentitiesReloadPeriod,
-		ParseOptions{DefaultAccount: env.AccountID, Root: rootKey}, logger, reg, env.Now)
+		ParseOptions{DefaultAccount: env.AccountID, Root: rootKey}, env.Sessions, logger, reg, env.Now)
 	if err != nil {
 		return nil, err
 	}
 	a.verifier, err = sigv4.New(sigv4.Config{Region: env.Region, Service: sigv4.DefaultService, MaxClockSkew: cfg.MaxClockSkew}, a.store, env.Now)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	// STS clients sign for the region they are configured with (aws-global too).
+	a.stsVerify, err = sigv4.New(sigv4.Config{Region: sigv4.AnyRegion, Service: "sts", MaxClockSkew: cfg.MaxClockSkew}, a.store, env.Now)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -501,6 +511,10 @@ func (a *Auth) decide(r *http.Request, st *reqState, p *Principal, action, resou
 	}
 	st.ctx[policy.KeySecureTransport] = st.secure[:]
 
+	for _, e := range p.context {
+		st.ctx[e.key] = e.values
+	}
+
 	var resPolicy *policy.Policy
 	if resource != "*" && a.resources != nil {
 		var err error
@@ -521,11 +535,12 @@ func (a *Auth) decide(r *http.Request, st *reqState, p *Principal, action, resou
 		}
 	}
 	return policy.Explain(p.Policies, resPolicy, policy.Request{
-		Principal: p.pp,
-		Action:    action,
-		Resource:  resource,
-		Context:   st.ctx,
-		Time:      now,
+		Principal:       p.pp,
+		Action:          action,
+		Resource:        resource,
+		Context:         st.ctx,
+		Time:            now,
+		SessionPolicies: p.SessionPolicies,
 	}), nil
 }
 
@@ -782,3 +797,83 @@ func (w *statusRecorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// STSCheck is an STS request whose signature is checked as far as it can be
+// before its body is read; see BeginSTS.
+type STSCheck struct {
+	a     *Auth
+	check *sigv4.Check
+}
+
+// BeginSTS checks an STS request's signature as far as it can before the body is
+// read (service "sts", any region: clients sign STS calls for the region they are
+// configured with). Call Finish with the body, then Release. A failure is a
+// *sigv4.Error, or the credential store's error.
+func (a *Auth) BeginSTS(r *http.Request) (*STSCheck, error) {
+	c, err := a.stsVerify.Begin(r)
+	if err != nil {
+		return nil, err
+	}
+	return &STSCheck{a: a, check: c}, nil
+}
+
+// Finish verifies the signature over body and returns the caller.
+func (c *STSCheck) Finish(r *http.Request, body []byte) (*Principal, error) {
+	id, err := c.check.Finish(body)
+	if err != nil {
+		return nil, err
+	}
+	if !id.PayloadSigned && (len(body) > 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		return nil, sigv4.NewError(sigv4.ErrSignatureMismatch, "The request's payload is not signed; sign the SHA-256 of the body.")
+	}
+	p, ok := id.Principal.(*Principal)
+	if !ok || p == nil {
+		return nil, fmt.Errorf("access key %s has no principal", id.AccessKeyID)
+	}
+	return p, nil
+}
+
+// Release returns the check's scratch space.
+func (c *STSCheck) Release() { c.check.Release() }
+
+// Evaluate decides action on resource for p with the request's facts (source IP,
+// TLS), p's condition keys and extra ones, against p's identity and session
+// policies and resPolicy (for sts:AssumeRole, the role's trust policy, with
+// requireGrant). It is for handlers that authorize against a policy of their own;
+// Wrap's routes are decided by Wrap.
+func (a *Auth) Evaluate(r *http.Request, p *Principal, action, resource string, resPolicy *policy.Policy, extra policy.Context, requireGrant bool) policy.Result {
+	ctx := make(policy.Context, len(extra)+len(p.context)+2)
+	ip, secure := a.clientFacts(r)
+	if ip != "" {
+		ctx[policy.KeySourceIP] = []string{ip}
+	}
+	ctx[policy.KeySecureTransport] = []string{strconv.FormatBool(secure)}
+	for _, e := range p.context {
+		ctx[e.key] = e.values
+	}
+	for k, v := range extra {
+		ctx[k] = v
+	}
+	return policy.Explain(p.Policies, resPolicy, policy.Request{
+		Principal:            p.pp,
+		Action:               action,
+		Resource:             resource,
+		Context:              ctx,
+		Time:                 a.now(),
+		SessionPolicies:      p.SessionPolicies,
+		RequireResourceGrant: requireGrant,
+	})
+}
+
+// Audit writes rec for a request a handler authenticated itself (STS), when the
+// audit log is on; the common fields are filled in here.
+func (a *Auth) Audit(w http.ResponseWriter, r *http.Request, action string, rec *AuditRecord, start time.Time) {
+	if !a.audit.enabled(false) {
+		return
+	}
+	if rec.Outcome == OutcomeUnauthenticated && !a.unauthLog.allow() {
+		a.audit.dropped.Inc()
+		return
+	}
+	a.writeAudit(rec, w, r, &RouteInfo{Action: action}, start)
+}

@@ -10,12 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratametrics/strata/internal/auth/oidc"
 	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/auth/session"
 )
 
 // ParseOptions is what ParseIdentities needs besides the file's bytes.
@@ -36,11 +40,12 @@ type ParseOptions struct {
 // Identities is one validated version of the identities file, together with
 // the root key. It is immutable and safe for concurrent use.
 type Identities struct {
-	accounts map[string]*Account
-	keys     map[string]keyEntry
-	users    map[string]*Principal // by ARN
-	roles    map[string]*Role      // by ARN
-	policies map[string]*policy.Policy
+	accounts  map[string]*Account
+	keys      map[string]keyEntry
+	users     map[string]*Principal // by ARN
+	roles     map[string]*Role      // by ARN
+	policies  map[string]*policy.Policy
+	providers map[string]map[string]*oidc.Provider // by account, then issuer URL
 }
 
 // sourceInfo says what a parse read, whether or not it succeeded, so a
@@ -77,6 +82,12 @@ func (ids *Identities) Role(arn string) (*Role, bool) {
 	return r, ok
 }
 
+// OIDCProviders returns the OIDC identity providers of account, by issuer URL.
+// The map is only read.
+func (ids *Identities) OIDCProviders(account string) map[string]*oidc.Provider {
+	return ids.providers[account]
+}
+
 // Policy returns the named policy.
 func (ids *Identities) Policy(name string) (*policy.Policy, bool) {
 	p, ok := ids.policies[name]
@@ -97,10 +108,21 @@ func (e *ValidationError) Error() string {
 
 // The YAML shape. Names follow the flag and config conventions: snake_case.
 type fileDoc struct {
-	Accounts []fileAccount `yaml:"accounts"`
-	Policies []filePolicy  `yaml:"policies"`
-	Users    []fileUser    `yaml:"users"`
-	Roles    []fileRole    `yaml:"roles"`
+	Accounts      []fileAccount      `yaml:"accounts"`
+	Policies      []filePolicy       `yaml:"policies"`
+	Users         []fileUser         `yaml:"users"`
+	Roles         []fileRole         `yaml:"roles"`
+	OIDCProviders []fileOIDCProvider `yaml:"oidc_providers"`
+}
+
+type fileOIDCProvider struct {
+	URL         string   `yaml:"url"`
+	Account     string   `yaml:"account"`
+	ClientIDs   []string `yaml:"client_ids"`
+	Thumbprints []string `yaml:"thumbprints"`
+	JWKSFile    string   `yaml:"jwks_file"`
+	JWKSURL     string   `yaml:"jwks_url"`
+	CAFile      string   `yaml:"ca_file"`
 }
 
 type fileAccount struct {
@@ -121,19 +143,23 @@ type fileKey struct {
 }
 
 type fileUser struct {
-	Name           string         `yaml:"name"`
-	Account        string         `yaml:"account"`
-	AccessKeys     []fileKey      `yaml:"access_keys"`
-	Policies       []string       `yaml:"policies"`
-	InlinePolicies []fileDocument `yaml:"inline_policies"`
+	Name           string            `yaml:"name"`
+	Account        string            `yaml:"account"`
+	AccessKeys     []fileKey         `yaml:"access_keys"`
+	Policies       []string          `yaml:"policies"`
+	InlinePolicies []fileDocument    `yaml:"inline_policies"`
+	Tags           map[string]string `yaml:"tags"`
 }
 
 type fileRole struct {
-	Name           string         `yaml:"name"`
-	Account        string         `yaml:"account"`
-	TrustPolicy    fileDocument   `yaml:"trust_policy"`
-	Policies       []string       `yaml:"policies"`
-	InlinePolicies []fileDocument `yaml:"inline_policies"`
+	Name                       string            `yaml:"name"`
+	Account                    string            `yaml:"account"`
+	TrustPolicy                fileDocument      `yaml:"trust_policy"`
+	Policies                   []string          `yaml:"policies"`
+	InlinePolicies             []fileDocument    `yaml:"inline_policies"`
+	Tags                       map[string]string `yaml:"tags"`
+	MaxSessionDuration         time.Duration     `yaml:"max_session_duration"`
+	RevokeSessionsIssuedBefore string            `yaml:"revoke_sessions_issued_before"`
 }
 
 // maxDocumentNodes bounds a YAML-written policy document. AWS caps managed
@@ -375,11 +401,12 @@ func parseIdentities(data []byte, opts ParseOptions) (*Identities, sourceInfo, e
 
 	b := &builder{
 		ids: &Identities{
-			accounts: map[string]*Account{},
-			keys:     map[string]keyEntry{},
-			users:    map[string]*Principal{},
-			roles:    map[string]*Role{},
-			policies: map[string]*policy.Policy{},
+			accounts:  map[string]*Account{},
+			keys:      map[string]keyEntry{},
+			users:     map[string]*Principal{},
+			roles:     map[string]*Role{},
+			policies:  map[string]*policy.Policy{},
+			providers: map[string]map[string]*oidc.Provider{},
 		},
 		keyWhere: map[string]string{},
 		names:    map[string]string{},
@@ -501,6 +528,10 @@ func (b *builder) build(doc *fileDoc, opts ParseOptions) {
 		}
 		pols, names := b.attached(where, u.Name, u.Policies, u.InlinePolicies)
 		p := NewUserPrincipal(acct, u.Name, pols, names)
+		if b.checkTags(where+": tags", u.Tags) {
+			p.Tags = u.Tags
+			p.finish()
+		}
 		ids.users[p.ARN] = p
 		if len(u.AccessKeys) == 0 {
 			b.problem(where, "has no access_keys")
@@ -518,6 +549,7 @@ func (b *builder) build(doc *fileDoc, opts ParseOptions) {
 			continue
 		}
 		role := &Role{ARN: "arn:aws:iam::" + acct + ":role/" + r.Name, AccountID: acct, Name: r.Name}
+		role.UniqueID = session.UniqueID("AROA", role.ARN)
 		if r.TrustPolicy.json == nil && r.TrustPolicy.err == nil {
 			b.problem(where, "trust_policy is required")
 		} else {
@@ -525,8 +557,118 @@ func (b *builder) build(doc *fileDoc, opts ParseOptions) {
 			role.TrustPolicyJSON = r.TrustPolicy.json
 		}
 		role.Policies, role.PolicyNames = b.attached(where, r.Name, r.Policies, r.InlinePolicies)
+		if b.checkTags(where+": tags", r.Tags) {
+			role.Tags = r.Tags
+		}
+		switch d := r.MaxSessionDuration; {
+		case d == 0:
+			role.MaxSessionDuration = DefaultMaxSessionDuration
+		case d < time.Hour || d > 12*time.Hour || d%time.Second != 0:
+			b.problem(where, "max_session_duration %v must be whole seconds from 1h to 12h", d)
+		default:
+			role.MaxSessionDuration = d
+		}
+		if v := r.RevokeSessionsIssuedBefore; v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				b.problem(where, "revoke_sessions_issued_before %q is not an RFC 3339 time such as 2026-12-05T10:00:00Z", clip(v))
+			} else {
+				role.RevokeBefore = t.UTC()
+				pol, err := policy.ParseIdentityPolicy(revokePolicy(role.RevokeBefore))
+				if err != nil {
+					b.problem(where, "revoke_sessions_issued_before: %v", err)
+				} else {
+					// Sessions get it beside the role's own policies: IAM's way to revoke.
+					role.Policies = append(slices.Clip(role.Policies), pol)
+					role.PolicyNames = append(slices.Clip(role.PolicyNames), RevokePolicyName)
+				}
+			}
+		}
 		ids.roles[role.ARN] = role
 	}
+
+	urls := map[string]string{}
+	for i := range doc.OIDCProviders {
+		fp := &doc.OIDCProviders[i]
+		where := fmt.Sprintf("oidc_providers[%d]", i)
+		acct := fp.Account
+		if acct == "" {
+			acct = opts.DefaultAccount
+		}
+		if _, ok := ids.accounts[acct]; !ok {
+			b.problem(where, "account %q is not listed under accounts", clip(acct))
+			continue
+		}
+		prov := &oidc.Provider{URL: fp.URL, Account: acct, ClientIDs: fp.ClientIDs, Thumbprints: fp.Thumbprints,
+			JWKSFile: b.path(fp.JWKSFile), JWKSURL: fp.JWKSURL, CAFile: b.path(fp.CAFile)}
+		if err := prov.Validate(); err != nil {
+			b.problem(where, "%v", err)
+			continue
+		}
+		where += " (" + fp.URL + ")"
+		if prev, dup := urls[acct+" "+fp.URL]; dup {
+			b.problem(where, "account %s already has this provider at %s", acct, prev)
+			continue
+		}
+		urls[acct+" "+fp.URL] = where
+		if ids.providers[acct] == nil {
+			ids.providers[acct] = map[string]*oidc.Provider{}
+		}
+		ids.providers[acct][fp.URL] = prov
+	}
+}
+
+// DefaultMaxSessionDuration is a role's maximum session duration when the
+// identities file sets none, as IAM's.
+const DefaultMaxSessionDuration = time.Hour
+
+// RevokePolicyName names the policy that revokes a role's older sessions, as the
+// inline policy IAM attaches.
+const RevokePolicyName = "AWSRevokeOlderSessions"
+
+// revokePolicy is IAM's revoke-sessions policy: deny everything to sessions
+// issued before t.
+func revokePolicy(t time.Time) []byte {
+	return []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],` +
+		`"Condition":{"DateLessThan":{"aws:TokenIssueTime":"` + t.Format(tokenTimeLayout) + `"}}}]}`)
+}
+
+// path resolves a file named in the identities file.
+func (b *builder) path(p string) string {
+	if p != "" && !filepath.IsAbs(p) && b.dir != "" {
+		return filepath.Join(b.dir, p)
+	}
+	return p
+}
+
+// tagKeyRe is IAM's tag key and value alphabet.
+var tagRe = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
+// checkTags validates principal tags as IAM does: at most 50, keys 1-128 and
+// values 0-256 characters of letters, digits, spaces and _.:/=+-@; keys unique
+// regardless of case.
+func (b *builder) checkTags(where string, tags map[string]string) bool {
+	ok := true
+	if len(tags) > 50 {
+		b.problem(where, "at most 50 tags, not %d", len(tags))
+		ok = false
+	}
+	seen := map[string]bool{}
+	for k, v := range tags {
+		switch {
+		case k == "" || len([]rune(k)) > 128 || !tagRe.MatchString(k) || strings.HasPrefix(strings.ToLower(k), "aws:"):
+			b.problem(where, "key %q must be 1-128 letters, digits, spaces or _.:/=+-@, not starting with aws:", clip(k))
+			ok = false
+		case len([]rune(v)) > 256 || !tagRe.MatchString(v):
+			b.problem(where, "value of %q must be at most 256 letters, digits, spaces or _.:/=+-@", clip(k))
+			ok = false
+		case seen[strings.ToLower(k)]:
+			b.problem(where, "key %q appears twice (keys are case-insensitive)", clip(k))
+			ok = false
+		}
+		seen[strings.ToLower(k)] = true
+	}
+	return ok
 }
 
 // nameAndAccount checks a user's or role's name and account, appends the name

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/stratametrics/strata/internal/auth/session"
 	"github.com/stratametrics/strata/internal/auth/sigv4"
 )
 
@@ -35,6 +36,10 @@ type Store struct {
 
 	cur atomic.Pointer[Identities]
 
+	ring            *session.Ring // nil: no temporary credentials
+	sessions        sessionCache
+	sessionsRefused prometheus.Counter
+
 	loads       *prometheus.CounterVec
 	lastOK      prometheus.Gauge
 	lastSuccess prometheus.Gauge
@@ -48,7 +53,7 @@ type Store struct {
 	lastErr   error
 }
 
-var _ sigv4.CredentialStore = (*Store)(nil)
+var _ sigv4.SessionCredentialStore = (*Store)(nil)
 
 // fileStat is what the reload loop compares to notice a changed file
 // cheaply; the content hash decides.
@@ -70,7 +75,7 @@ func statFile(path string) fileStat {
 
 // newStore builds a Store and loads the identities file once; a file that
 // does not load is an error here (there is no last good version yet).
-func newStore(path string, period time.Duration, opts ParseOptions, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Store, error) {
+func newStore(path string, period time.Duration, opts ParseOptions, ring *session.Ring, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Store, error) {
 	f := promauto.With(reg)
 	s := &Store{
 		path:   path,
@@ -78,6 +83,11 @@ func newStore(path string, period time.Duration, opts ParseOptions, logger *slog
 		opts:   opts,
 		logger: logger,
 		now:    now,
+		ring:   ring,
+		sessionsRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_auth_session_tokens_refused_total",
+			Help: "Requests whose session token was not valid: not sealed by this server's STS keys, for another access key, or for a role or user that no longer exists.",
+		}),
 		loads: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_auth_identities_loads_total",
 			Help: "Loads of the identities file (--auth.identities-file) that found it changed, by outcome (success, failure).",

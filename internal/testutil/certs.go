@@ -75,6 +75,17 @@ type Leaf struct {
 // client certificate.
 func (ca *CA) Issue(t testing.TB, cn string, client bool) *Leaf {
 	t.Helper()
+	return ca.issue(t, cn, client, nil)
+}
+
+// IssueFor creates a server certificate valid for 127.0.0.1, localhost and dnsNames.
+func (ca *CA) IssueFor(t testing.TB, cn string, dnsNames ...string) *Leaf {
+	t.Helper()
+	return ca.issue(t, cn, false, dnsNames)
+}
+
+func (ca *CA) issue(t testing.TB, cn string, client bool, dnsNames []string) *Leaf {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +101,7 @@ func (ca *CA) Issue(t testing.TB, cn string, client bool) *Leaf {
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, dnsNames...),
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
@@ -108,6 +119,9 @@ func (ca *CA) Issue(t testing.TB, cn string, client bool) *Leaf {
 	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
+	// Served with its chain, as real servers serve their intermediates (the top one
+	// is what an OIDC provider's thumbprint pins).
+	l.TLS.Certificate = append(l.TLS.Certificate, ca.Cert.Raw)
 	return l
 }
 

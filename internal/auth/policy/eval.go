@@ -26,6 +26,19 @@ type Request struct {
 	// them. The zero Time leaves both absent. Inject a clock rather than
 	// calling time.Now here, so evaluation stays deterministic in tests.
 	Time time.Time
+	// SessionPolicies are the session policies of the caller's temporary
+	// credentials (AssumeRole's Policy and PolicyArns). When there are any, the
+	// session may do only what both they and its identity policies allow: an
+	// identity Allow counts only where a session policy allows too, and so does
+	// a resource-policy grant to the role behind the session (one naming the
+	// session itself is not limited). A Deny in them denies. Nil means no
+	// session policies.
+	SessionPolicies []*Policy
+	// RequireResourceGrant makes an Allow need a resource-policy statement that
+	// names the caller (or its account, with an identity Allow), even in the
+	// resource's own account and for its root: the rule of a role's trust
+	// policy for sts:AssumeRole.
+	RequireResourceGrant bool
 }
 
 // Decision is the outcome of an evaluation.
@@ -79,6 +92,9 @@ const (
 	// not enough on its own (cross-account, or a grant to the account as a
 	// whole), and no identity policy of the principal allows.
 	ReasonNoIdentityGrant
+	// ReasonNotTrusted: Request.RequireResourceGrant, and the resource policy
+	// (a role's trust policy) names neither the principal nor its account.
+	ReasonNotTrusted
 )
 
 var reasonText = [...]string{
@@ -90,6 +106,7 @@ var reasonText = [...]string{
 	ReasonCrossAccount:    "cross-account: allowed by an identity policy and the resource policy",
 	ReasonNoResourceGrant: "cross-account: the resource policy does not grant the principal",
 	ReasonNoIdentityGrant: "the resource policy grants access, but no identity policy of the principal allows",
+	ReasonNotTrusted:      "the resource policy does not trust the principal",
 }
 
 func (r Reason) String() string {
@@ -176,6 +193,26 @@ func Explain(identityPolicies []*Policy, resourcePolicy *Policy, req Request) Re
 	e := newEnv(&req)
 	p := &req.Principal
 
+	// Session policies first: a Deny there denies, and whether they allow
+	// decides what the identity policies and role grants may give.
+	limited := len(req.SessionPolicies) > 0
+	sessionAllows := false
+	for _, pol := range req.SessionPolicies {
+		if pol == nil {
+			continue
+		}
+		for i := range pol.Statements {
+			st := &pol.Statements[i]
+			if !st.matchAction(req.Action) || !st.matchResource(&e) || !st.matchConditions(&e) {
+				continue
+			}
+			if st.Effect == EffectDeny {
+				return Result{Decision: ExplicitDeny, Reason: ReasonExplicitDeny, Identity: Match{pol, i}}
+			}
+			sessionAllows = true
+		}
+	}
+
 	// Identity policies apply to their principal wherever the resource is;
 	// their Principal elements, if any, are ignored.
 	var idAllow Match
@@ -191,7 +228,7 @@ func Explain(identityPolicies []*Policy, resourcePolicy *Policy, req Request) Re
 			if st.Effect == EffectDeny {
 				return Result{Decision: ExplicitDeny, Reason: ReasonExplicitDeny, Identity: Match{pol, i}}
 			}
-			if idAllow.Policy == nil {
+			if idAllow.Policy == nil && (!limited || sessionAllows) {
 				idAllow = Match{pol, i}
 			}
 		}
@@ -212,6 +249,9 @@ func Explain(identityPolicies []*Policy, resourcePolicy *Policy, req Request) Re
 			if st.Effect == EffectDeny {
 				return Result{Decision: ExplicitDeny, Reason: ReasonExplicitDeny, Resource: Match{pol, i}}
 			}
+			if g == grantRole && limited && !sessionAllows {
+				continue // a grant to the role is limited by the session policies
+			}
 			if g > resGrant {
 				resGrant, resAllow = g, Match{pol, i}
 			}
@@ -229,20 +269,24 @@ func Explain(identityPolicies []*Policy, resourcePolicy *Policy, req Request) Re
 	resAcct := e.resourceAccount()
 	switch {
 	case p.Service != "" || acct == "":
-		// Service principals and anonymous callers have no identity
-		// policies: only a resource policy naming them can allow.
-		if resGrant == grantDirect {
+		// Service principals and anonymous callers (web identities among
+		// them) have no identity policies: only a resource policy naming them
+		// can allow.
+		if resGrant >= grantRole {
 			return allow(ReasonResourcePolicy)
 		}
 		return deny(ReasonNoAllow)
 
+	case req.RequireResourceGrant && resGrant == grantNone:
+		return deny(ReasonNotTrusted)
+
 	case resAcct == "" || resAcct == acct:
 		switch {
 		case p.isRoot():
-			return Result{Decision: Allow, Reason: ReasonRoot}
+			return Result{Decision: Allow, Reason: ReasonRoot, Resource: resAllow}
 		case idAllow.Policy != nil:
-			return Result{Decision: Allow, Reason: ReasonIdentityPolicy, Identity: idAllow}
-		case resGrant == grantDirect:
+			return Result{Decision: Allow, Reason: ReasonIdentityPolicy, Identity: idAllow, Resource: resAllow}
+		case resGrant >= grantRole:
 			return Result{Decision: Allow, Reason: ReasonResourcePolicy, Resource: resAllow}
 		case resGrant == grantAccount:
 			return deny(ReasonNoIdentityGrant)

@@ -356,14 +356,16 @@ func validateAction(a string) error {
 }
 
 // validateConditionKey wants "prefix:name" so that a bare "SourceIp" (which
-// would never be present) is caught when the policy is stored.
+// would never be present) is caught when the policy is stored. The prefix is a
+// service ("aws", "sts") or an identity provider's URL without its scheme
+// ("oidc.eks.us-east-1.amazonaws.com/id/ABC:sub").
 func validateConditionKey(k string) error {
 	prefix, name, ok := strings.Cut(k, ":")
 	if !ok || prefix == "" || name == "" {
 		return fmt.Errorf("condition key %q must look like \"service:name\", e.g. \"aws:SourceIp\"", k)
 	}
 	for _, c := range prefix {
-		if !isAlnum(c) && c != '-' {
+		if !isAlnum(c) && !strings.ContainsRune("-._/", c) {
 			return fmt.Errorf("condition key %q: invalid prefix %q", k, prefix)
 		}
 	}

@@ -43,6 +43,11 @@ type Principal struct {
 	// "aps.amazonaws.com". Service principals are matched only by resource
 	// policies.
 	Service string
+	// Federated is set instead of ARN for a caller authenticated by an
+	// identity provider (AssumeRoleWithWebIdentity): the provider's ARN, e.g.
+	// "arn:aws:iam::111122223333:oidc-provider/issuer.example.com". It is
+	// matched only by a resource policy's "Federated" principal.
+	Federated string
 }
 
 // ParsePrincipal builds a Principal from an IAM or STS ARN and checks its
@@ -163,8 +168,8 @@ func (p *Principal) principalType() string {
 	if p.Type != "" {
 		return p.Type
 	}
-	if p.Service != "" {
-		return "" // AWS defines no aws:PrincipalType for service principals
+	if p.Service != "" || p.Federated != "" {
+		return "" // AWS defines no aws:PrincipalType for these
 	}
 	if p.ARN == "" {
 		return PrincipalTypeAnonymous
@@ -206,8 +211,10 @@ const (
 	// or "arn:aws:iam::123456789012:root"). AWS calls this delegating to the
 	// account: the account's identity policies must still allow.
 	grantAccount
-	// grantDirect: matched "*", the caller's own ARN, or the role behind the
-	// caller's role session.
+	// grantRole: matched the role behind the caller's role session (limited
+	// by the session's policies, see Request.SessionPolicies).
+	grantRole
+	// grantDirect: matched "*" or the caller's own ARN.
 	grantDirect
 )
 
@@ -219,7 +226,7 @@ type principalSet struct {
 	arns      []string // user, role, session and federated-user ARNs
 	roles     []roleRef
 	services  []string
-	federated []string // accepted for compatibility; Strata has no federated callers
+	federated []string // identity providers: matched by Principal.Federated (web identities)
 	canonical []string // likewise
 }
 
@@ -268,6 +275,12 @@ func (ps *principalSet) match(p *Principal) grant {
 		}
 		return grantNone
 	}
+	if p.Federated != "" {
+		if contains(ps.federated, p.Federated) {
+			return grantDirect
+		}
+		return grantNone
+	}
 	if p.ARN != "" {
 		if contains(ps.arns, p.ARN) {
 			return grantDirect
@@ -276,7 +289,7 @@ func (ps *principalSet) match(p *Principal) grant {
 			if a, ok := parsePrincipalARN(p.ARN); ok && a.typ == PrincipalTypeAssumedRole {
 				for _, r := range ps.roles {
 					if r.name == a.name && r.account == a.account && r.partition == a.partition {
-						return grantDirect
+						return grantRole
 					}
 				}
 			}

@@ -148,8 +148,9 @@ func runScriptCase(t *testing.T, file string, c scriptCase, identity, resource m
 	case "policy":
 		return parseCmd(Parse, identity)
 	case "eval":
-		var ids []*Policy
+		var ids, session []*Policy
 		var res *Policy
+		requireGrant := false
 		for _, a := range c.args {
 			k, v, _ := strings.Cut(a, "=")
 			switch k {
@@ -161,12 +162,22 @@ func runScriptCase(t *testing.T, file string, c scriptCase, identity, resource m
 					}
 					ids = append(ids, p)
 				}
+			case "session":
+				for _, name := range strings.Split(v, ",") {
+					p, ok := identity[name]
+					if !ok {
+						t.Fatalf("%s:%d: no identity policy %q", file, c.line, name)
+					}
+					session = append(session, p)
+				}
 			case "resource":
 				p, ok := resource[v]
 				if !ok {
 					t.Fatalf("%s:%d: no resource policy %q", file, c.line, v)
 				}
 				res = p
+			case "require-resource-grant":
+				requireGrant = true
 			default:
 				t.Fatalf("%s:%d: unknown eval argument %q", file, c.line, a)
 			}
@@ -175,6 +186,7 @@ func runScriptCase(t *testing.T, file string, c scriptCase, identity, resource m
 		if err != nil {
 			t.Fatalf("%s:%d: %v", file, c.line, err)
 		}
+		req.SessionPolicies, req.RequireResourceGrant = session, requireGrant
 		r := Explain(ids, res, req)
 		if d := Evaluate(ids, res, req); d != r.Decision {
 			t.Errorf("%s:%d: Evaluate = %v, Explain = %v", file, c.line, d, r.Decision)
@@ -207,6 +219,8 @@ func scriptRequest(lines []string) (Request, error) {
 			req.Principal = p
 		case "service":
 			req.Principal.Service = v
+		case "federated":
+			req.Principal.Federated = v
 		case "account":
 			req.Principal.Account = v
 		case "action":

@@ -137,6 +137,10 @@ func (e *Error) Unwrap() error { return e.Kind }
 
 func newError(k *Kind, msg string) *Error { return &Error{Kind: k, msg: msg} }
 
+// NewError returns an *Error of kind k with msg, for callers that refuse a request
+// on grounds of their own (e.g. an unsigned payload where one must be signed).
+func NewError(k *Kind, msg string) *Error { return newError(k, msg) }
+
 // AWSErrorCode maps err to the AWS error code name and HTTP status the HTTP
 // layer should answer with: the Kind's for a verification failure,
 // InternalFailure and 500 for anything else (a CredentialStore that failed).
