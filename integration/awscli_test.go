@@ -181,7 +181,7 @@ func TestSigningProxyWithCurl(t *testing.T) {
 	curl := requireTool(t, "curl")
 	p := startStrata(t, "--data-dir", t.TempDir())
 	proxyAddr := freeAddr(t)
-	cmd := exec.Command(strataBin, "sigv4-proxy", "--listen", proxyAddr, "--upstream", p.URL, "--region", "us-east-1")
+	cmd := exec.Command(strataBin, "sigv4-proxy", "--listen", proxyAddr, "--upstream", p.URL, "--region", "us-east-1", "--allow-control-plane")
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootKeyID, "AWS_SECRET_ACCESS_KEY="+rootSecret, "AWS_SESSION_TOKEN=",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
 	var proxyLog strings.Builder

@@ -121,6 +121,7 @@ type API struct {
 	buildInfo BuildInfo
 	metrics   *metrics
 	slots     *slots
+	server    *serverLimits
 	now       func() time.Time
 	tune      func(*promql.EngineOpts) // tests adjust the engine options
 	// minStepsPerPart is the fewest steps in a part of a split range query (split.go);
@@ -143,14 +144,22 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 	if deps.Queryables == nil || deps.Workspaces == nil {
 		return nil, errors.New("query API needs Queryables and Workspaces")
 	}
+	m := newMetrics(deps.Registerer)
+	server := newServerLimits(cfg, m)
+	m.serverLimit.WithLabelValues(limitMaxConcurrentTotal).Set(float64(cfg.MaxConcurrentTotal))
+	m.serverLimit.WithLabelValues(limitMaxSamplesTotal).Set(float64(cfg.MaxSamplesTotal))
+	// The default samples limit as queries run with it (never above the server's budget),
+	// so that the engine of the default limits is the one with the engine metrics.
+	cfg.MaxSamples = server.capSamples(cfg.MaxSamples)
 	a := &API{
 		cfg:             cfg,
 		deps:            deps,
 		limits:          deps.Limits,
 		logger:          deps.Logger,
 		parser:          parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.EnableExperimentalFunctions}),
-		metrics:         newMetrics(deps.Registerer),
+		metrics:         m,
 		slots:           newSlots(),
+		server:          server,
 		now:             time.Now,
 		tune:            tune,
 		minStepsPerPart: defaultMinStepsPerPart,

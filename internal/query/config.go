@@ -18,6 +18,24 @@ const (
 	DefaultMaxRangeQueryLength     = 95 * 24 * time.Hour
 )
 
+// Defaults of the server-wide limits, across workspaces.
+const (
+	// DefaultMaxConcurrentTotal is a fixed number, not a multiple of GOMAXPROCS: the
+	// configuration reference is generated from the defaults and must not depend on the
+	// machine that generates it, and requests wait on storage (the bucket) as much as on
+	// CPUs. 64 lets three workspaces run at their own default limit (20) at once; memory
+	// is bounded by DefaultMaxSamplesTotal, not by this.
+	DefaultMaxConcurrentTotal = 64
+	// DefaultMaxSamplesTotal is what one Prometheus allows at its defaults: 20 concurrent
+	// queries (--query.max-concurrency) of 50,000,000 samples each (--query.max-samples),
+	// about 16 GB of float samples at the worst. It admits 20 queries at the default
+	// samples limit at once, whichever workspaces they come from.
+	DefaultMaxSamplesTotal = 20 * DefaultMaxSamples
+	// DefaultMaxWaitTotal is short next to DefaultTimeout: a server that stays full for
+	// it is overloaded, and a quick 503 lets clients back off instead of piling up.
+	DefaultMaxWaitTotal = 10 * time.Second
+)
+
 // Config configures the query API. The limits here are the server-wide defaults; Limits
 // may override them per workspace.
 type Config struct {
@@ -53,6 +71,22 @@ type Config struct {
 	// SlowQueryLogThreshold logs requests that take at least this long. Zero disables
 	// the log.
 	SlowQueryLogThreshold time.Duration `yaml:"slow_query_log_threshold"`
+
+	// MaxConcurrentTotal caps the requests that read data at once across all workspaces;
+	// each also holds one of its workspace's MaxConcurrent slots. Zero means no
+	// server-wide cap.
+	MaxConcurrentTotal int `yaml:"max_concurrent_total"`
+	// MaxSamplesTotal is the server's budget of samples held in memory by PromQL queries:
+	// each running query reserves its own samples limit (MaxSamples, or its workspace's
+	// override) from it until its answer is encoded, the parts of a split range query
+	// sharing their query's reservation; no query's limit is more than the budget. Zero
+	// means no budget.
+	MaxSamplesTotal int `yaml:"max_samples_total"`
+	// MaxWaitTotal bounds how long a request waits, first come first served, for
+	// MaxConcurrentTotal or MaxSamplesTotal; then, or at its own deadline, it answers
+	// 503. The wait counts against the request's timeout. Zero means requests do not
+	// wait: refused at once.
+	MaxWaitTotal time.Duration `yaml:"max_wait_total"`
 }
 
 // RegisterFlags registers the flags under "query.".
@@ -69,6 +103,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.EnableExperimentalFunctions, "query.enable-experimental-functions", false, "Admit PromQL's experimental functions and modifiers.")
 	f.IntVar(&c.Parallelism, "query.parallelism", 0, "Parts a long range query's steps are cut into and evaluated at once, each on a CPU (the answer is the same as evaluated whole). 0 means one per CPU; 1 evaluates every query whole.")
 	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
+	f.IntVar(&c.MaxConcurrentTotal, "query.max-concurrent-total", DefaultMaxConcurrentTotal, "Requests that read data at the same time across all workspaces (each also within its workspace's --query.max-concurrent); more wait up to --query.max-wait-total, then answer 503. 0 means no server-wide limit.")
+	f.IntVar(&c.MaxSamplesTotal, "query.max-samples-total", DefaultMaxSamplesTotal, "Samples all running PromQL queries may hold in memory together: each reserves its own samples limit (--query.max-samples or its workspace's) until it has answered, and no query's limit is higher. Queries that do not fit wait up to --query.max-wait-total, then answer 503. 0 means no server-wide budget.")
+	f.DurationVar(&c.MaxWaitTotal, "query.max-wait-total", DefaultMaxWaitTotal, "Longest a request waits, first come first served, for --query.max-concurrent-total or --query.max-samples-total before answering 503 (its own timeout may end the wait sooner). 0 means no waiting.")
 }
 
 // Validate checks the configuration.
@@ -84,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SlowQueryLogThreshold < 0 {
 		return errors.New("slow_query_log_threshold must not be negative")
+	}
+	if c.MaxConcurrentTotal < 0 || c.MaxSamplesTotal < 0 || c.MaxWaitTotal < 0 {
+		return errors.New("max_concurrent_total, max_samples_total and max_wait_total must not be negative")
 	}
 	if err := c.Limits().Validate(); err != nil {
 		return err

@@ -34,8 +34,11 @@ func TestConfigFlags(t *testing.T) {
 			t.Errorf("flag %s is not under query.", f.Name)
 		}
 	})
-	if n != 12 {
-		t.Errorf("%d flags, want one per Config field (12)", n)
+	if n != 15 {
+		t.Errorf("%d flags, want one per Config field (15)", n)
+	}
+	if cfg.MaxConcurrentTotal != 64 || cfg.MaxSamplesTotal != 1_000_000_000 || cfg.MaxWaitTotal != 10*time.Second {
+		t.Errorf("server-wide defaults: %d %d %v", cfg.MaxConcurrentTotal, cfg.MaxSamplesTotal, cfg.MaxWaitTotal)
 	}
 
 	for _, mod := range []func(*Config){
@@ -48,6 +51,9 @@ func TestConfigFlags(t *testing.T) {
 		func(c *Config) { c.SlowQueryLogThreshold = -time.Second },
 		func(c *Config) { c.DefaultEvaluationInterval = 0 },
 		func(c *Config) { c.Parallelism = -1 },
+		func(c *Config) { c.MaxConcurrentTotal = -1 },
+		func(c *Config) { c.MaxSamplesTotal = -1 },
+		func(c *Config) { c.MaxWaitTotal = -time.Second },
 	} {
 		c := testConfig()
 		mod(&c)

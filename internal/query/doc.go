@@ -18,6 +18,9 @@
 //	  ▼
 //	  slot of workspace id: run, or queue (FIFO, bounded; full → 429)
 //	  ▼
+//	  server-wide limits (serverlimits.go): a slot of MaxConcurrentTotal and the query's
+//	  samples limit reserved from MaxSamplesTotal, or wait (FIFO, ≤ MaxWaitTotal) → 503
+//	  ▼
 //	  Exec ──▶ Queryables.Querier(ctx, id, mint, maxt) ─▶ series budget (422)
 //	  │        samples in memory ≤ MaxSamples (422), deadline (422), client gone (499)
 //	  ▼
@@ -40,5 +43,8 @@
 //     as usage; max_samples_processed_warning_threshold: a warning in the answer;
 //   - concurrent requests per workspace (default 20) with a queue (default 100): 429
 //     unavailable when the queue is full;
+//   - across workspaces, concurrent requests (default 64) and the samples that running
+//     queries may hold together, each reserving its own samples limit (default
+//     1,000,000,000): 503 unavailable with Retry-After after waiting (default 10s);
 //   - a client that goes away cancels its query: 499 canceled.
 package query

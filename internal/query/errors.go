@@ -33,6 +33,8 @@ type apiError struct {
 	typ    errorType
 	status int
 	err    error
+	// retryAfter, when set, is sent as the Retry-After header (seconds).
+	retryAfter string
 }
 
 func (e *apiError) Error() string { return string(e.typ) + ": " + e.err.Error() }

@@ -14,6 +14,11 @@ type metrics struct {
 	rejected         *prometheus.CounterVec
 	queued           *prometheus.GaugeVec
 	split            *prometheus.CounterVec
+	// The server-wide limits (serverlimits.go).
+	inFlight        prometheus.Gauge
+	samplesReserved prometheus.Gauge
+	waiting         prometheus.Gauge
+	serverLimit     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"endpoint"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_workspace_query_rejected_total",
-			Help: "Query requests refused by a query limit, per workspace and limit.",
+			Help: "Query requests refused by a query limit, per workspace and limit (max_queued, timeout, max_samples, max_series, time_range, max_samples_processed_error_threshold, and the server-wide max_concurrent_total and max_samples_total).",
 		}, []string{"workspace", "limit"}),
 		queued: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_workspace_queries_queued",
@@ -47,5 +52,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_query_split_queries_total",
 			Help: "Range queries cut into parts of their steps evaluated in parallel (--query.parallelism), by outcome: split (the parts answered) or whole (a part went over its share of the samples limit, so the query ran whole).",
 		}, []string{"outcome"}),
+		inFlight: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_query_in_flight_requests",
+			Help: "Query requests reading data across all workspaces, against --query.max-concurrent-total.",
+		}),
+		samplesReserved: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_query_samples_reserved",
+			Help: "Samples reserved by running PromQL queries (each its own samples limit), against --query.max-samples-total.",
+		}),
+		waiting: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_query_waiting_requests",
+			Help: "Query requests waiting for the server-wide limits (--query.max-concurrent-total, --query.max-samples-total).",
+		}),
+		serverLimit: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_query_server_limit",
+			Help: "The server-wide query limits by name (max_concurrent_total, max_samples_total); 0 means none.",
+		}, []string{"limit"}),
 	}
 }

@@ -84,27 +84,38 @@ func (a *API) deadline(q *request, timeout time.Duration) (context.Context, cont
 	return context.WithTimeout(q.r.Context(), d)
 }
 
-// admit waits for one of the workspace's query slots. The wait counts against the
-// request's deadline, as Prometheus counts queue time in a query's.
-func (a *API) admit(ctx context.Context, q *request) (func(), *apiError) {
+// admit waits for one of the workspace's query slots, then for the server-wide limits
+// with samples reserved (serverlimits.go: in this order only). The waits count against
+// the request's deadline, as Prometheus counts queue time in a query's. The returned
+// function gives both back.
+func (a *API) admit(ctx context.Context, q *request, samples int64) (func(), *apiError) {
 	gauge := a.metrics.queued.WithLabelValues(q.ws)
 	release, err := a.slots.acquire(ctx, q.ws, q.lim.MaxConcurrent, q.lim.MaxQueued, gauge.Add)
 	switch {
 	case err == nil:
-		return release, nil
 	case errors.Is(err, errTooManyQueued):
 		a.metrics.rejected.WithLabelValues(q.ws, "max_queued").Inc()
 		return nil, queueFullError(q.lim)
 	default:
 		return nil, execError(ctx, err)
 	}
+	releaseServer, err := a.server.acquire(ctx, samples)
+	if err != nil {
+		release()
+		if busy, ok := errors.AsType[*serverBusyError](err); ok {
+			a.metrics.rejected.WithLabelValues(q.ws, busy.limit).Inc()
+			return nil, busy.apiError()
+		}
+		return nil, execError(ctx, err)
+	}
+	return func() { releaseServer(); release() }, nil
 }
 
 // slot bounds a request that is not a PromQL query by the workspace's timeout and waits
 // for one of its slots; call done when finished.
 func (a *API) slot(q *request) (ctx context.Context, done func(), aerr *apiError) {
 	ctx, cancel := a.deadline(q, 0)
-	release, aerr := a.admit(ctx, q)
+	release, aerr := a.admit(ctx, q, 0) // reads series and labels, not samples
 	if aerr != nil {
 		cancel()
 		return nil, nil, aerr
@@ -224,12 +235,14 @@ func (a *API) execQuery(ctx context.Context, q *request, qry promql.Query, p *qu
 		a.metrics.rejected.WithLabelValues(q.ws, "time_range").Inc()
 		return aerr
 	}
-	release, aerr := a.admit(ctx, q)
+	// The query reserves its samples limit until its answer is encoded: the answer's
+	// points are the query's memory until then.
+	release, aerr := a.admit(ctx, q, int64(q.lim.MaxSamples))
 	if aerr != nil {
 		return aerr
 	}
+	defer release()
 	res := qry.Exec(ctx)
-	release()
 	if res.Err != nil {
 		aerr := execError(ctx, res.Err)
 		a.countRejection(q.ws, res.Err, aerr)

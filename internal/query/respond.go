@@ -93,6 +93,8 @@ func (a *API) serve(q *request, h func(*request) *apiError) *apiError {
 		return newError(errNotFound, errors.New("workspace "+q.ws+" does not exist"))
 	}
 	q.lim = a.limits.QueryLimits(q.ws)
+	// A query holds at most the server's samples budget, which it reserves (serverlimits.go).
+	q.lim.MaxSamples = a.server.capSamples(q.lim.MaxSamples)
 	return h(q)
 }
 
@@ -148,6 +150,9 @@ func (a *API) respond(w http.ResponseWriter, r *http.Request, q *request) {
 
 // respondError writes {"status":"error","errorType":...,"error":...}.
 func (a *API) respondError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.retryAfter != "" {
+		w.Header().Set("Retry-After", e.retryAfter)
+	}
 	b := make([]byte, 0, 128)
 	b = append(b, `{"status":"error","errorType":`...)
 	b = appendString(b, string(e.typ))

@@ -14,10 +14,21 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultRegion               = "us-east-1"
-	DefaultService              = "aps"
-	DefaultMaxBufferedBodyBytes = 8 << 20
-	DefaultTimeout              = 5 * time.Minute
+	DefaultRegion  = "us-east-1"
+	DefaultService = "aps"
+	// DefaultMaxBodyBytes is Strata's own limit on a request body (a remote write batch
+	// of Prometheus' is well under 1 MiB).
+	DefaultMaxBodyBytes = 8 << 20
+	DefaultTimeout      = 5 * time.Minute
+	// DefaultBodyTimeout lets a client on a slow link send a full-size body (8 MiB at
+	// about 2 Mbit/s); the proxy is meant to run next to its clients.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultMaxConcurrent leaves room for a Prometheus at its default 50 remote-write
+	// shards, each with one request in flight, plus dashboards.
+	DefaultMaxConcurrent = 128
+	// DefaultMaxInFlightBodyBytes is eight full-size bodies, or thousands of
+	// remote-write batches, in memory at once.
+	DefaultMaxInFlightBodyBytes = 8 * DefaultMaxBodyBytes
 )
 
 // Config configures a Proxy.
@@ -44,11 +55,32 @@ type Config struct {
 	// the upstream's response (a stream is cut off); if it expires before
 	// the upstream answers, the client gets 504. Zero means no limit.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxBufferedBodyBytes is the largest request body read into memory and
-	// signed with its SHA-256; larger bodies are streamed and signed with
-	// UNSIGNED-PAYLOAD (see the package doc). Zero means 8 MiB; negative
-	// means always stream bodies.
-	MaxBufferedBodyBytes int64 `yaml:"max_buffered_body_bytes"`
+	// Allow lists more requests to sign and forward, beyond the default
+	// data plane of AMP workspaces (remote write, the query API, the
+	// Alertmanager API): each entry is "METHOD /path/prefix", METHOD an HTTP
+	// method or "*", the prefix matched by whole segments of the canonical
+	// path with "*" standing for any one segment ("GET /workspaces/*/api/v1/rules").
+	// Zero means the defaults only.
+	Allow []string `yaml:"allow"`
+	// AllowControlPlane also forwards AMP's control plane: creating, listing,
+	// describing and deleting workspaces, their rule groups, alertmanager
+	// definitions, logging, policies and configuration, tags and scrapers.
+	// Zero (false) refuses them with 403.
+	AllowControlPlane bool `yaml:"allow_control_plane"`
+	// MaxBodyBytes is the largest request body forwarded. Every body is read
+	// into memory and its SHA-256 signed; larger ones are refused with 413.
+	// Zero means 8 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// BodyTimeout bounds reading a request's body; a client slower than that
+	// gets 408. Zero means 30s.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// MaxConcurrent caps the requests being proxied at once; more are
+	// answered 503 with Retry-After at once rather than queued. Zero means 128.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxInFlightBodyBytes caps the request bytes held in memory across
+	// requests; a body that does not fit is answered 503 with Retry-After.
+	// It must be at least MaxBodyBytes. Zero means 64 MiB.
+	MaxInFlightBodyBytes int64 `yaml:"max_in_flight_body_bytes"`
 
 	// Credentials, when set, replaces the standard chain (Profile is then
 	// ignored; RoleARN still applies on top). It is wrapped in an
@@ -67,7 +99,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Profile, "profile", "", "Shared config profile to take credentials from. Empty means the standard AWS chain (AWS_PROFILE, environment, default profile, web identity, ECS, EC2).")
 	f.StringVar(&c.RoleARN, "role-arn", "", "IAM role to assume with STS and sign with. Empty means sign with the credentials themselves.")
 	f.DurationVar(&c.Timeout, "timeout", DefaultTimeout, "Maximum time for one proxied request, including streaming the response. 0 means no limit.")
-	f.Int64Var(&c.MaxBufferedBodyBytes, "max-buffered-body-bytes", DefaultMaxBufferedBodyBytes, "Request bodies up to this size are buffered and their SHA-256 signed; larger ones are streamed with UNSIGNED-PAYLOAD. Negative means always stream.")
+	f.Var((*allowFlag)(&c.Allow), "allow", "Also forward requests matching `\"METHOD /path/prefix\"` (repeatable, or comma-separated): METHOD an HTTP method or *, the prefix matched by whole path segments, * standing for one segment, e.g. \"GET /workspaces/*/api/v1/rules\". By default only the data plane of AMP workspaces is forwarded (remote_write, the query API, the Alertmanager API v2); everything else answers 403.")
+	f.BoolVar(&c.AllowControlPlane, "allow-control-plane", false, "Also forward AMP's control plane (create, list, describe and delete workspaces, rule groups, alertmanager definitions, logging, policies, configuration, tags, scrapers), signed with the proxy's credentials for anyone who reaches it.")
+	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "Largest request body forwarded; every body is buffered and its SHA-256 signed. Larger bodies answer 413.")
+	f.DurationVar(&c.BodyTimeout, "body-timeout", DefaultBodyTimeout, "Longest a client may take to send a request body; slower ones answer 408.")
+	f.IntVar(&c.MaxConcurrent, "max-concurrent", DefaultMaxConcurrent, "Requests proxied at once; more answer 503 with Retry-After.")
+	f.Int64Var(&c.MaxInFlightBodyBytes, "max-in-flight-body-bytes", DefaultMaxInFlightBodyBytes, "Request body bytes held in memory at once, over all requests; a body that does not fit answers 503 with Retry-After. At least --max-body-bytes.")
 }
 
 // Validate reports the first invalid field.
@@ -84,6 +121,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeout %v is negative", c.Timeout)
 	case c.RoleARN != "" && !strings.HasPrefix(c.RoleARN, "arn:"):
 		return fmt.Errorf("role_arn %q is not an ARN", c.RoleARN)
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("max_body_bytes %d is negative", c.MaxBodyBytes)
+	case c.BodyTimeout < 0:
+		return fmt.Errorf("body_timeout %v is negative", c.BodyTimeout)
+	case c.MaxConcurrent < 0:
+		return fmt.Errorf("max_concurrent %d is negative", c.MaxConcurrent)
+	case c.MaxInFlightBodyBytes < 0:
+		return fmt.Errorf("max_in_flight_body_bytes %d is negative", c.MaxInFlightBodyBytes)
+	}
+	if d := c.withDefaults(); d.MaxInFlightBodyBytes < d.MaxBodyBytes {
+		return fmt.Errorf("max_in_flight_body_bytes %d is less than max_body_bytes %d: a full-size body could never be accepted",
+			d.MaxInFlightBodyBytes, d.MaxBodyBytes)
+	}
+	if _, err := newAllowList(*c); err != nil {
+		return err
 	}
 	return nil
 }
@@ -95,8 +147,17 @@ func (c Config) withDefaults() Config {
 	if c.Service == "" {
 		c.Service = DefaultService
 	}
-	if c.MaxBufferedBodyBytes == 0 {
-		c.MaxBufferedBodyBytes = DefaultMaxBufferedBodyBytes
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.MaxInFlightBodyBytes == 0 {
+		c.MaxInFlightBodyBytes = DefaultMaxInFlightBodyBytes
 	}
 	return c
 }

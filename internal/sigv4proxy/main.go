@@ -11,20 +11,37 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
 
 const usage = `Usage: strata sigv4-proxy --upstream URL [flags]
 
-Signs every request it receives with AWS Signature Version 4 and forwards it
-to --upstream, for clients that cannot sign (Prometheus without sigv4
-support, Grafana, curl). Credentials come from the standard AWS chain:
-environment variables, the shared config and credentials files (--profile or
-AWS_PROFILE), web identity, ECS and EC2 roles; --role-arn assumes a role on
-top. Bodies up to --max-buffered-body-bytes are signed with their SHA-256,
-larger ones are streamed with UNSIGNED-PAYLOAD. GET /-/healthy answers on the
-proxy itself.
+Signs requests with AWS Signature Version 4 and forwards them to --upstream,
+for clients that cannot sign (Prometheus without sigv4 support, Grafana,
+curl). Credentials come from the standard AWS chain: environment variables,
+the shared config and credentials files (--profile or AWS_PROFILE), web
+identity, ECS and EC2 roles; --role-arn assumes a role on top.
+
+Whoever reaches the proxy acts with its credentials, so:
+  - it listens on loopback (127.0.0.1:8005) unless --allow-non-loopback;
+  - it forwards only the data plane of AMP workspaces:
+      POST          /workspaces/<id>/api/v1/remote_write
+      GET, POST     /workspaces/<id>/api/v1/{query, query_range, series, labels,
+                    label/<name>/values, metadata, query_exemplars, format_query,
+                    parse_query, status/buildinfo, status/tsdb}
+      GET, POST, DELETE  /workspaces/<id>/alertmanager/api/v2/...
+    and answers anything else 403 (--allow-control-plane adds creating,
+    listing and deleting workspaces and the rest of AMP's control plane;
+    --allow "METHOD /path/prefix" adds others). Paths are checked and
+    forwarded after resolving "." and ".." segments and "//"; an encoded '/'
+    or a '\' in a segment is refused;
+  - every body is read into memory and its SHA-256 signed: larger than
+    --max-body-bytes answers 413, slower than --body-timeout 408; beyond
+    --max-concurrent requests or --max-in-flight-body-bytes in flight, 503
+    with Retry-After.
+GET /-/healthy answers on the proxy itself.
 
 Exit status: 0 after SIGINT or SIGTERM and a graceful shutdown; 1 when the
 proxy cannot start (no credentials, address in use) or fails; 2 on bad flags.
@@ -37,6 +54,39 @@ Example:
 
 Flags:
 `
+
+// Limits of the proxy's HTTP server.
+const (
+	// readHeaderTimeout drops connections that do not send their headers.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes keep-alive connections idle for that long.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes is generous for Prometheus, Grafana and curl, whose headers
+	// take a few KiB (net/http's default is 1 MiB).
+	maxHeaderBytes = 64 << 10
+)
+
+// nonLoopbackHost tells whether a --listen address is certainly not a
+// loopback one: no host (every interface) or an IP that is not loopback.
+// Host names are judged once bound.
+func nonLoopbackHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false // net.Listen says what is wrong
+	}
+	if host == "" {
+		return true
+	}
+	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
+	ip := net.ParseIP(host)
+	return ip != nil && !ip.IsLoopback()
+}
+
+// isLoopback tells whether a listener's address is a loopback one.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
 
 // Main runs `strata sigv4-proxy` with args (without the subcommand) until
 // SIGINT or SIGTERM, and returns the exit status. Nothing is written to
@@ -52,7 +102,8 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg Config
 	cfg.RegisterFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:8005", "Address to listen on.")
+	listen := fs.String("listen", "127.0.0.1:8005", "Address to listen on. A non-loopback address needs --allow-non-loopback.")
+	allowNonLoopback := fs.Bool("allow-non-loopback", false, "Allow --listen on an address other than loopback (0.0.0.0, a LAN address): anyone who can reach it gets requests signed with the proxy's credentials, within the allow-list. Logged as a warning.")
 	logLevel := fs.String("log.level", "info", "Log level: debug, info, warn or error. debug logs every request.")
 	logFormat := fs.String("log.format", "logfmt", "Log format: logfmt or json.")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "How long to let requests in flight finish after SIGINT or SIGTERM.")
@@ -91,6 +142,15 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	logger := cfg.Logger
 
+	refuseListen := func(bound string) int {
+		fmt.Fprintf(stderr, "strata sigv4-proxy: --listen %s binds %s, which is not a loopback address: anyone who can reach it "+
+			"would get requests signed with these credentials. Pass --allow-non-loopback to listen there anyway.\n", *listen, bound)
+		return 2
+	}
+	if !*allowNonLoopback && nonLoopbackHost(*listen) {
+		return refuseListen(*listen) // before loading credentials: a flag error
+	}
+
 	p, err := New(ctx, cfg)
 	if err != nil {
 		logger.Error("starting sigv4-proxy", "err", err)
@@ -103,16 +163,33 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 		logger.Error("starting sigv4-proxy", "err", err)
 		return 1
 	}
+	// Judged again on the address actually bound: a host name may resolve
+	// anywhere.
+	if !isLoopback(ln.Addr()) {
+		if !*allowNonLoopback {
+			_ = ln.Close()
+			return refuseListen(ln.Addr().String())
+		}
+		logger.Warn("listening on a non-loopback address: anyone who can reach it gets requests signed with the proxy's credentials, within the allow-list",
+			"addr", ln.Addr().String())
+	}
+
+	d := cfg.withDefaults()
 	srv := &http.Server{
 		Handler:           p,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: readHeaderTimeout,
+		// A backstop for the whole request; the proxy itself bounds the body
+		// (--body-timeout) with a deadline it lifts once the body is in.
+		ReadTimeout:    readHeaderTimeout + d.BodyTimeout,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		// No WriteTimeout: responses stream; --timeout bounds each request.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "upstream", cfg.Upstream,
-		"region", cfg.withDefaults().Region, "service", cfg.withDefaults().Service)
+		"region", d.Region, "service", d.Service, "allow_control_plane", d.AllowControlPlane, "allow", strings.Join(d.Allow, ","))
 
 	select {
 	case err := <-serveErr:

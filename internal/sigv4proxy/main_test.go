@@ -81,7 +81,14 @@ func TestMainFlags(t *testing.T) {
 		{[]string{"--upstream", "http://x", "--log.format", "xml"}, 2, "log.format"},
 		{[]string{"--upstream", "http://x", "extra"}, 2, "unexpected argument"},
 		{[]string{"--upstream", "http://x", "--no-such-flag"}, 2, "no-such-flag"},
-		{[]string{"--upstream", "http://x"}, 1, "retrieving AWS credentials"}, // isolated: no credentials anywhere
+		{[]string{"--upstream", "http://x", "--listen", "0.0.0.0:8005"}, 2, "Pass --allow-non-loopback"},
+		{[]string{"--upstream", "http://x", "--listen", ":8005"}, 2, "not a loopback address"},
+		{[]string{"--upstream", "http://x", "--listen", "[::]:8005"}, 2, "not a loopback address"},
+		{[]string{"--upstream", "http://x", "--listen", "192.0.2.1:8005"}, 2, "not a loopback address"},
+		{[]string{"--upstream", "http://x", "--allow", "GET nope"}, 2, "must start with '/'"},
+		{[]string{"--upstream", "http://x", "--max-body-bytes", "-1"}, 2, "max_body_bytes"},
+		{[]string{"--upstream", "http://x", "--max-buffered-body-bytes", "1"}, 2, "max-buffered-body-bytes"}, // removed with streaming
+		{[]string{"--upstream", "http://x"}, 1, "retrieving AWS credentials"},                                // isolated: no credentials anywhere
 	} {
 		var stderr syncBuffer
 		code := runMain(context.Background(), tc.args, io.Discard, &stderr)

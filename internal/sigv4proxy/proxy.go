@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,10 +28,12 @@ import (
 // HealthPath answers 200 on the proxy itself; it is never forwarded.
 const HealthPath = "/-/healthy"
 
-const (
-	unsignedPayload = "UNSIGNED-PAYLOAD"
-	roleSessionName = "strata-sigv4-proxy"
-)
+const roleSessionName = "strata-sigv4-proxy"
+
+// retryAfter is the Retry-After of a 503 for a full proxy: the requests it waits for
+// are remote-write batches and queries, mostly done within a second. Prometheus'
+// remote write retries a 5xx after max(its backoff, Retry-After).
+const retryAfter = "1"
 
 var emptySHA256 = func() string { s := sha256.Sum256(nil); return hex.EncodeToString(s[:]) }()
 
@@ -37,12 +41,20 @@ var emptySHA256 = func() string { s := sha256.Sum256(nil); return hex.EncodeToSt
 // http.Handler, safe for concurrent use; Close releases its idle upstream
 // connections.
 type Proxy struct {
-	upstream    upstream
-	maxBuffered int64 // < 0: always stream
-	timeout     time.Duration
-	logger      *slog.Logger
-	transport   *http.Transport
-	rp          *httputil.ReverseProxy
+	upstream          upstream
+	allow             allowList
+	allowControlPlane bool
+	controlPlane      allowList // to say which flag a refused request needs
+	maxBody           int64
+	bodyTimeout       time.Duration
+	timeout           time.Duration
+	maxConcurrent     int
+	slots             chan struct{} // a token per request being proxied (MaxConcurrent)
+	bodyBytes         *byteBudget   // request bytes held in memory (MaxInFlightBodyBytes)
+	now               func() time.Time
+	logger            *slog.Logger
+	transport         *http.Transport
+	rp                *httputil.ReverseProxy
 }
 
 // New loads credentials and returns a Proxy for cfg. It retrieves
@@ -57,6 +69,10 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	up, err := parseUpstream(cfg.Upstream)
 	if err != nil {
 		return nil, err
+	}
+	allow, err := newAllowList(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sigv4-proxy config: %w", err)
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -93,11 +109,19 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	}
 
 	p := &Proxy{
-		upstream:    up,
-		maxBuffered: cfg.MaxBufferedBodyBytes,
-		timeout:     cfg.Timeout,
-		logger:      logger,
-		transport:   tr,
+		upstream:          up,
+		allow:             allow,
+		allowControlPlane: cfg.AllowControlPlane,
+		controlPlane:      controlPlaneRules(),
+		maxBody:           cfg.MaxBodyBytes,
+		bodyTimeout:       cfg.BodyTimeout,
+		timeout:           cfg.Timeout,
+		maxConcurrent:     cfg.MaxConcurrent,
+		slots:             make(chan struct{}, cfg.MaxConcurrent),
+		bodyBytes:         &byteBudget{limit: cfg.MaxInFlightBodyBytes},
+		now:               time.Now,
+		logger:            logger,
+		transport:         tr,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: p.rewrite,
@@ -150,7 +174,7 @@ func (p *Proxy) Close() error {
 // outbound is what ServeHTTP decided for a request, handed to rewrite and
 // the signing transport through the request context.
 type outbound struct {
-	path        string // upstream prefix + the path as the client sent it
+	path        string // upstream prefix + the canonical path checked by the allow-list
 	payloadHash string // x-amz-content-sha256
 }
 
@@ -163,14 +187,13 @@ func outboundFrom(ctx context.Context) *outbound {
 
 // Payload modes, for logs.
 const (
-	payloadEmpty    = "empty"
-	payloadSigned   = "sha256"
-	payloadStreamed = "unsigned"
+	payloadEmpty  = "empty"
+	payloadSigned = "sha256"
 )
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := p.now()
 	rawPath, ok := requestPath(r)
 	if !ok {
 		http.Error(w, "sigv4-proxy: request target must be an absolute path", http.StatusBadRequest)
@@ -181,11 +204,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "Strata sigv4-proxy is Healthy.\n")
 		return
 	}
+	// Nothing is read, signed or forwarded before the allow-list admits the request.
+	path, err := canonicalPath(rawPath)
+	if err != nil {
+		p.refuse(w, r, rawPath, http.StatusForbidden, fmt.Sprintf("sigv4-proxy: %s %s is not forwarded: %v.\n", r.Method, rawPath, err))
+		return
+	}
+	if !p.allow.admits(r.Method, path) {
+		p.refuse(w, r, rawPath, http.StatusForbidden, p.refusal(r.Method, rawPath, path))
+		return
+	}
 	// The signer canonicalizes the query as Go's url.ParseQuery reads it,
 	// which drops what it cannot parse; the upstream would then compute
 	// another signature. Say so instead of forwarding a doomed request.
 	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
 		http.Error(w, "sigv4-proxy: the query string cannot be signed as sent: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	default:
+		// Answered at once, not queued: the client (Prometheus' remote write,
+		// Grafana) retries, and waiting requests would hold their bodies.
+		w.Header().Set("Retry-After", retryAfter)
+		p.refuse(w, r, rawPath, http.StatusServiceUnavailable,
+			fmt.Sprintf("sigv4-proxy: %d requests are in flight, the most --max-concurrent allows; retry later.\n", p.maxConcurrent))
 		return
 	}
 
@@ -196,13 +240,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	out := r.WithContext(ctx)
-	hash, mode, err := p.prepareBody(out)
+	hash, mode, release, err := p.readBody(w, out)
+	defer release()
 	if err != nil {
-		p.logger.Info("reading request body", "method", r.Method, "path", rawPath, "err", err)
-		http.Error(w, "sigv4-proxy: "+err.Error(), http.StatusBadRequest)
+		p.bodyError(w, r, rawPath, err)
 		return
 	}
-	o := &outbound{path: p.upstream.prefix + rawPath, payloadHash: hash}
+	o := &outbound{path: p.upstream.prefix + path.escaped, payloadHash: hash}
 	out = out.WithContext(context.WithValue(ctx, outboundKey{}, o))
 
 	rec := &statusRecorder{ResponseWriter: w}
@@ -211,13 +255,59 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// ReverseProxy aborts the response with http.ErrAbortHandler when
 			// the upstream body fails mid-stream.
 			p.logger.Warn("response aborted", "method", r.Method, "path", rawPath, "status", rec.status,
-				"duration", time.Since(start), "err", v)
+				"duration", p.now().Sub(start), "err", v)
 			panic(v)
 		}
 	}()
 	p.rp.ServeHTTP(rec, out)
-	p.logger.Debug("proxied request", "method", r.Method, "path", rawPath, "status", rec.status,
-		"payload", mode, "request_bytes", out.ContentLength, "response_bytes", rec.bytes, "duration", time.Since(start))
+	p.logger.Debug("proxied request", "method", r.Method, "path", rawPath, "upstream_path", o.path, "status", rec.status,
+		"payload", mode, "request_bytes", out.ContentLength, "response_bytes", rec.bytes, "duration", p.now().Sub(start))
+}
+
+// refusal says why the allow-list refused a request and which flag, if any, admits it.
+func (p *Proxy) refusal(method, rawPath string, path cpath) string {
+	switch {
+	case !p.allowControlPlane && p.controlPlane.admits(method, path):
+		return fmt.Sprintf("sigv4-proxy: %s %s is AMP's control plane, which this proxy does not sign for its clients "+
+			"unless started with --allow-control-plane.\n", method, path.escaped)
+	case len(path.slashes) > 0:
+		return fmt.Sprintf("sigv4-proxy: %s %s is not forwarded: %v.\n", method, rawPath, errEncodedSlash)
+	}
+	return fmt.Sprintf("sigv4-proxy: %s %s is not on the proxy's allow-list (by default the data plane of AMP workspaces: "+
+		"remote_write, the query API under /workspaces/<id>/api/v1/, the Alertmanager API v2); "+
+		"start the proxy with --allow %q to forward it.\n", method, path.escaped, method+" "+path.escaped)
+}
+
+// refuse answers a request the proxy does not forward, as plain text.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, rawPath string, status int, msg string) {
+	p.logger.Info("request refused", "method", r.Method, "path", rawPath, "status", status, "reason", strings.TrimSpace(msg))
+	http.Error(w, strings.TrimSuffix(msg, "\n"), status)
+}
+
+// bodyError answers a request whose body readBody refused.
+func (p *Proxy) bodyError(w http.ResponseWriter, r *http.Request, rawPath string, err error) {
+	var msg string
+	status := http.StatusBadRequest
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		status = http.StatusRequestEntityTooLarge
+		msg = fmt.Sprintf("sigv4-proxy: the request body is larger than --max-body-bytes (%d bytes).", p.maxBody)
+	case errors.Is(err, errBodyBudget):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", retryAfter)
+		msg = fmt.Sprintf("sigv4-proxy: requests in flight hold %d bytes of bodies, the most --max-in-flight-body-bytes allows; retry later.",
+			p.bodyBytes.limit)
+	case isTimeout(err):
+		status = http.StatusRequestTimeout
+		msg = fmt.Sprintf("sigv4-proxy: the request body did not arrive within --body-timeout (%v).", p.bodyTimeout)
+	default:
+		msg = "sigv4-proxy: " + err.Error()
+	}
+	if status != http.StatusServiceUnavailable {
+		// The rest of the body is not read: the connection cannot carry another request.
+		w.Header().Set("Connection", "close")
+	}
+	p.refuse(w, r, rawPath, status, msg)
 }
 
 // requestPath returns the path exactly as the client sent it.
@@ -240,36 +330,60 @@ func requestPath(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// prepareBody decides how r's body is signed, replacing r.Body with a
-// buffered copy when it reads it. It returns the x-amz-content-sha256 value
-// and the mode for logs.
-func (p *Proxy) prepareBody(r *http.Request) (hash, mode string, err error) {
+// Errors of readBody.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyBudget   = errors.New("too many request body bytes in flight")
+)
+
+// readBody reads r's body into memory, within MaxBodyBytes, the in-flight budget and
+// the body deadline, and replaces r.Body with the copy. It returns the body's
+// x-amz-content-sha256, the mode for logs, and the function that gives the body's
+// bytes back to the budget (always set; call it when the request is done).
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) (hash, mode string, release func(), err error) {
+	var reserved int64
+	release = func() { p.bodyBytes.release(reserved) }
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return emptySHA256, payloadEmpty, nil
+		return emptySHA256, payloadEmpty, release, nil
 	}
-	limit := p.maxBuffered
-	if limit < 0 || r.ContentLength > limit {
-		return unsignedPayload, payloadStreamed, nil
+	if r.ContentLength > p.maxBody {
+		return "", "", release, errBodyTooLarge
 	}
+	// The deadline is on the connection: set it for reading the body only,
+	// then lift it, as the server would have for the next request.
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(p.now().Add(p.bodyTimeout)); err == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	} else if !errors.Is(err, http.ErrNotSupported) {
+		return "", "", release, fmt.Errorf("setting the body deadline: %w", err)
+	} // else a ResponseWriter without deadlines: the server's ReadTimeout bounds the read.
+
 	var buf []byte
 	if r.ContentLength > 0 {
+		if !p.bodyBytes.reserve(r.ContentLength) {
+			return "", "", release, errBodyBudget
+		}
+		reserved = r.ContentLength
 		buf = make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return "", "", fmt.Errorf("reading request body: %w", err)
+			return "", "", release, fmt.Errorf("reading request body: %w", err)
 		}
 	} else {
-		// Unknown length (chunked): buffer up to the limit, then give up
-		// and stream what was read followed by the rest.
-		if buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1)); err != nil {
-			return "", "", fmt.Errorf("reading request body: %w", err)
-		}
-		if int64(len(buf)) > limit {
-			r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-			return unsignedPayload, payloadStreamed, nil
-		}
-		if len(buf) == 0 {
+		// Unknown length (chunked): reserve as the bytes arrive, one more
+		// than the limit to tell a body at the limit from a larger one.
+		rr := &reservingReader{r: io.LimitReader(r.Body, p.maxBody+1), budget: p.bodyBytes}
+		buf, err = io.ReadAll(rr)
+		reserved = rr.n
+		switch {
+		case errors.Is(err, errBodyBudget):
+			return "", "", release, err
+		case err != nil:
+			return "", "", release, fmt.Errorf("reading request body: %w", err)
+		case int64(len(buf)) > p.maxBody:
+			return "", "", release, errBodyTooLarge
+		case len(buf) == 0:
 			r.Body, r.ContentLength, r.TransferEncoding = http.NoBody, 0, nil
-			return emptySHA256, payloadEmpty, nil
+			return emptySHA256, payloadEmpty, release, nil
 		}
 	}
 	sum := sha256.Sum256(buf)
@@ -278,12 +392,59 @@ func (p *Proxy) prepareBody(r *http.Request) (hash, mode string, err error) {
 	r.Body = io.NopCloser(bytes.NewReader(buf))
 	// Lets the transport retry on a stale keep-alive connection.
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	return hex.EncodeToString(sum[:]), payloadSigned, nil
+	return hex.EncodeToString(sum[:]), payloadSigned, release, nil
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// isTimeout tells whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// byteBudget counts the request bytes held in memory. Safe for concurrent use.
+type byteBudget struct {
+	limit int64
+	mu    sync.Mutex // guards used
+	used  int64
+}
+
+// reserve takes n bytes if they fit, else reports false and takes none.
+func (b *byteBudget) reserve(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *byteBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// reservingReader reserves from budget the bytes it reads; n counts them. A read that
+// does not fit ends with errBodyBudget.
+type reservingReader struct {
+	r      io.Reader
+	budget *byteBudget
+	n      int64
+}
+
+func (rr *reservingReader) Read(b []byte) (int, error) {
+	n, err := rr.r.Read(b)
+	if n > 0 {
+		if !rr.budget.reserve(int64(n)) {
+			return 0, errBodyBudget
+		}
+		rr.n += int64(n)
+	}
+	return n, err
 }
 
 // signingHeaders are the client's headers that would let it choose what

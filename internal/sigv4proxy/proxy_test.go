@@ -11,13 +11,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stratametrics/strata/internal/auth/sigv4"
 )
 
 // envCreds isolates the AWS environment and gives the proxy the test key
@@ -59,38 +56,39 @@ func signedHeaders(t *testing.T, authz string) []string {
 }
 
 // TestProxyForwardsTargetsExactly sends request targets that a careless
-// proxy would clean or re-encode, byte for byte over a raw connection, and
-// checks the upstream gets the same bytes (after the upstream's path prefix)
-// and can verify them.
+// proxy would re-encode, byte for byte over a raw connection, and checks the
+// upstream gets the same bytes (after the upstream's path prefix) and can
+// verify them. Dot segments and empty segments are resolved: the upstream
+// gets the canonical path the allow-list checked (want).
 func TestProxyForwardsTargetsExactly(t *testing.T) {
 	envCreds(t)
 	up := newUpstream(t, staticStore(testKeyID, testSecret, ""))
 	cases := []struct {
 		name, method, target string
+		want                 string // "": target
 	}{
-		{"encoded query", "GET", `/workspaces/ws-1/api/v1/query?query=sum%28rate%28x%7Ba%3D%22b+c%22%7D%5B5m%5D%29%29&time=1700000000.123`},
-		{"unencoded query characters", "GET", `/workspaces/ws-1/api/v1/query?query=sum(rate(x{a="b%20c"}[5m]))&time=1700000000`},
-		{"encoded slash in a segment", "GET", `/workspaces/ws-1/api/v1/label/a%2Fb/values?match%5B%5D=up`},
-		{"lowercase escapes", "GET", `/workspaces/ws-1/api/v1/label/a%2fb/values?match[]=x%2fy`},
-		{"plus in path and query", "GET", `/workspaces/ws-1/api/v1/label/a+b/values?match%5B%5D=up%7Bx%3D%22a%2Bb+c%22%7D&start=1+2`},
-		{"repeated and unsorted parameters", "GET", `/workspaces/ws-1/api/v1/series?match[]=b&match[]=a&end=2&start=1&flag&=v&&`},
-		{"dot segments", "GET", `/workspaces/ws-1/./api/../api/v1/query?query=up`},
-		{"double slashes", "GET", `//workspaces//ws-1/api/v1/query?query=up`},
-		{"sub-delims and UTF-8", "GET", `/workspaces/ws-1/api/v1/label/%C3%A9t%C3%A9;x=1,y!$&'()*@:~/values?x=%E2%82%AC&y=~`},
-		{"characters net/url would escape", "GET", "/workspaces/ws-1/api/v1/label/x{y}|\"z\"^`<>\\/values?q=\"{|}\""},
-		{"raw UTF-8", "GET", "/workspaces/ws-1/api/v1/label/\u00e9t\u00e9/values?x=\u20ac"},
-		{"empty query", "GET", `/workspaces/ws-1/api/v1/query?`},
-		{"no query", "GET", `/workspaces/ws-1/api/v1/status/buildinfo`},
-		{"delete", "DELETE", `/workspaces/ws-1/alertmanager/api/v2/silence/abc%20d`},
-		{"head", "HEAD", `/workspaces/ws-1/api/v1/labels?start=1`},
+		{"encoded query", "GET", `/workspaces/ws-1/api/v1/query?query=sum%28rate%28x%7Ba%3D%22b+c%22%7D%5B5m%5D%29%29&time=1700000000.123`, ""},
+		{"unencoded query characters", "GET", `/workspaces/ws-1/api/v1/query?query=sum(rate(x{a="b%20c"}[5m]))&time=1700000000`, ""},
+		{"escapes", "GET", `/workspaces/ws-1/api/v1/label/a%3Ab/values?match%5B%5D=up`, ""},
+		{"lowercase escapes", "GET", `/workspaces/ws-1/api/v1/label/a%3ab/values?match[]=x%2fy`, ""},
+		{"escaped route", "GET", `/workspaces/ws%2D1/api/v1/qu%65ry?query=up`, ""},
+		{"plus in path and query", "GET", `/workspaces/ws-1/api/v1/label/a+b/values?match%5B%5D=up%7Bx%3D%22a%2Bb+c%22%7D&start=1+2`, ""},
+		{"repeated and unsorted parameters", "GET", `/workspaces/ws-1/api/v1/series?match[]=b&match[]=a&end=2&start=1&flag&=v&&`, ""},
+		{"dot segments", "GET", `/workspaces/ws-1/./api/../api/v1/query?query=up`, `/workspaces/ws-1/api/v1/query?query=up`},
+		{"encoded dot segments", "GET", `/workspaces/ws-1/%2e/api/%2E%2e/api/v1/query?query=up`, `/workspaces/ws-1/api/v1/query?query=up`},
+		{"double slashes", "GET", `//workspaces//ws-1/api/v1/query?query=up`, `/workspaces/ws-1/api/v1/query?query=up`},
+		{"sub-delims and UTF-8", "GET", `/workspaces/ws-1/api/v1/label/%C3%A9t%C3%A9;x=1,y!$&'()*@:~/values?x=%E2%82%AC&y=~`, ""},
+		{"characters net/url would escape", "GET", "/workspaces/ws-1/api/v1/label/x{y}|\"z\"^`<>/values?q=\"{|}\"\\", ""},
+		{"raw UTF-8", "GET", "/workspaces/ws-1/api/v1/label/\u00e9t\u00e9/values?x=\u20ac", ""},
+		{"empty query", "GET", `/workspaces/ws-1/api/v1/query?`, ""},
+		{"no query", "GET", `/workspaces/ws-1/api/v1/status/buildinfo`, ""},
+		{"delete", "DELETE", `/workspaces/ws-1/alertmanager/api/v2/silence/abc%20d`, ""},
+		{"head", "HEAD", `/workspaces/ws-1/api/v1/labels?start=1`, ""},
 	}
 	for _, prefix := range []string{"", "/prefix/v1", "/pre%20fix/"} {
 		_, base := startProxy(t, Config{Upstream: up.URL + prefix})
 		wantPrefix := strings.TrimSuffix(prefix, "/")
 		for _, tc := range cases {
-			if prefix != "" && strings.HasPrefix(tc.target, "//") {
-				continue // becomes "/prefix//workspaces...": covered by the no-prefix run
-			}
 			t.Run(fmt.Sprintf("%s prefix=%q", tc.name, prefix), func(t *testing.T) {
 				resp, body := rawRequest(t, hostOf(t, base),
 					tc.method+" "+tc.target+" HTTP/1.1\r\nHost: proxy.example\r\nConnection: close\r\n\r\n")
@@ -101,7 +99,11 @@ func TestProxyForwardsTargetsExactly(t *testing.T) {
 				if got.Method != tc.method {
 					t.Errorf("method %q, want %q", got.Method, tc.method)
 				}
-				if want := wantPrefix + tc.target; got.RequestURI != want {
+				want := tc.want
+				if want == "" {
+					want = tc.target
+				}
+				if want := wantPrefix + want; got.RequestURI != want {
 					t.Errorf("upstream got target\n  %s\nwant\n  %s", got.RequestURI, want)
 				}
 				if want := hostOf(t, up.URL); got.Host != want {
@@ -116,48 +118,41 @@ func TestProxyForwardsTargetsExactly(t *testing.T) {
 }
 
 // TestProxyBodies sends the bodies Prometheus and friends send and checks
-// they arrive byte for byte, signed when buffered.
+// they arrive byte for byte, signed with their SHA-256.
 func TestProxyBodies(t *testing.T) {
 	envCreds(t)
 	up := newUpstream(t, staticStore(testKeyID, testSecret, ""))
-	_, base := startProxy(t, Config{Upstream: up.URL})                                     // default limit, 8 MiB
-	_, smallBase := startProxy(t, Config{Upstream: up.URL, MaxBufferedBodyBytes: 1 << 20}) // 1 MiB
-	_, neverBase := startProxy(t, Config{Upstream: up.URL, MaxBufferedBodyBytes: -1})      // always stream
+	_, base := startProxy(t, Config{Upstream: up.URL})                             // default limit, 8 MiB
+	_, smallBase := startProxy(t, Config{Upstream: up.URL, MaxBodyBytes: 1 << 20}) // 1 MiB
 	client := newClient(t)
 
 	remoteWrite := randomBytes(t, 2<<20)
-	huge := randomBytes(t, DefaultMaxBufferedBodyBytes+1)
+	full := randomBytes(t, DefaultMaxBodyBytes)
 	form := []byte(`query=sum%28rate%28x%7Ba%3D%22b+c%22%7D%5B5m%5D%29%29&time=1700000000.5`)
 	cases := []struct {
-		name        string
-		base        string
-		path        string
-		body        []byte
-		hideLength  bool // send chunked
-		headers     map[string]string
-		wantSigned  bool
-		wantChunked bool
+		name       string
+		base       string
+		path       string
+		body       []byte
+		hideLength bool // send chunked
+		headers    map[string]string
 	}{
 		{name: "form", base: base, path: "/workspaces/ws-1/api/v1/query", body: form,
-			headers:    map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
-			wantSigned: true},
+			headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
 		{name: "remote write 2 MiB", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite,
 			headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-				"X-Prometheus-Remote-Write-Version": "0.1.0"},
-			wantSigned: true},
+				"X-Prometheus-Remote-Write-Version": "0.1.0"}},
 		{name: "remote write 2 MiB chunked", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite,
-			hideLength: true, headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
-			wantSigned: true}, // buffered, so it goes out with a Content-Length
-		{name: "beyond the default limit", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: huge,
-			headers: map[string]string{"Content-Type": "application/x-protobuf"}},
-		{name: "beyond the limit, known length", base: smallBase, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite},
-		{name: "beyond the limit, chunked", base: smallBase, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite,
-			hideLength: true, wantChunked: true},
+			hideLength: true, headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}},
+		{name: "at the default limit", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: full},
+		{name: "at the default limit, chunked", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: full, hideLength: true},
+		{name: "at the limit, known length", base: smallBase, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite[:1<<20]},
 		{name: "at the limit, chunked", base: smallBase, path: "/workspaces/ws-1/api/v1/remote_write", body: remoteWrite[:1<<20],
-			hideLength: true, wantSigned: true},
-		{name: "always stream", base: neverBase, path: "/workspaces/ws-1/api/v1/query", body: form},
+			hideLength: true},
+		{name: "alertmanager", base: base, path: "/workspaces/ws-1/alertmanager/api/v2/silences", body: []byte(`{"comment":"x"}`),
+			headers: map[string]string{"Content-Type": "application/json"}},
 		{name: "empty chunked", base: base, path: "/workspaces/ws-1/api/v1/remote_write", body: []byte{},
-			hideLength: true, wantSigned: true},
+			hideLength: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,20 +184,16 @@ func TestProxyBodies(t *testing.T) {
 			if got.RequestURI != tc.path {
 				t.Errorf("target %q, want %q", got.RequestURI, tc.path)
 			}
-			if got.Identity.PayloadSigned != tc.wantSigned {
-				t.Errorf("payload signed %v, want %v", got.Identity.PayloadSigned, tc.wantSigned)
+			if !got.Identity.PayloadSigned {
+				t.Errorf("payload not signed")
 			}
-			wantHash := unsignedPayload
-			if tc.wantSigned {
-				wantHash = sha256Hex(tc.body)
+			if h, want := got.Header.Get("X-Amz-Content-Sha256"), sha256Hex(tc.body); h != want {
+				t.Errorf("x-amz-content-sha256 %q, want %q", h, want)
 			}
-			if h := got.Header.Get("X-Amz-Content-Sha256"); h != wantHash {
-				t.Errorf("x-amz-content-sha256 %q, want %q", h, wantHash)
+			if got.Chunked { // buffered, so it goes out with a Content-Length
+				t.Errorf("forwarded chunked")
 			}
-			if got.Chunked != tc.wantChunked {
-				t.Errorf("chunked %v, want %v", got.Chunked, tc.wantChunked)
-			}
-			if !tc.wantChunked && len(tc.body) > 0 && got.Header.Get("Content-Length") != fmt.Sprint(len(tc.body)) {
+			if len(tc.body) > 0 && got.Header.Get("Content-Length") != fmt.Sprint(len(tc.body)) {
 				t.Errorf("Content-Length %q, want %d", got.Header.Get("Content-Length"), len(tc.body))
 			}
 			for k, v := range tc.headers {
@@ -211,75 +202,6 @@ func TestProxyBodies(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestProxyStreamsBodyBeyondLimit proves a body beyond the limit is not
-// buffered: the upstream receives its first bytes while the client is still
-// holding back the rest.
-func TestProxyStreamsBodyBeyondLimit(t *testing.T) {
-	envCreds(t)
-	const limit, first, rest = 64 << 10, 256 << 10, 1 << 20
-	v, err := sigv4.New(sigv4.Config{Region: "us-east-1"}, staticStore(testKeyID, testSecret, ""), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotFirst := make(chan struct{})
-	verified := make(chan error, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		head := make([]byte, first)
-		if _, err := io.ReadFull(r.Body, head); err != nil {
-			verified <- err
-			return
-		}
-		close(gotFirst)
-		tail, err := io.ReadAll(r.Body)
-		if err != nil {
-			verified <- err
-			return
-		}
-		_, err = v.Verify(r, append(head, tail...))
-		if err == nil && len(head)+len(tail) != first+rest {
-			err = fmt.Errorf("got %d bytes", len(head)+len(tail))
-		}
-		verified <- err
-	}))
-	defer up.Close()
-	_, base := startProxy(t, Config{Upstream: up.URL, MaxBufferedBodyBytes: limit})
-
-	client := newClient(t)
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, base+"/workspaces/ws-1/api/v1/remote_write", pr)
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-		}
-		done <- err
-	}()
-	if _, err := pw.Write(randomBytes(t, first)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gotFirst:
-	case <-time.After(10 * time.Second):
-		pw.CloseWithError(fmt.Errorf("test timed out"))
-		t.Fatal("the upstream did not receive the start of the body while the client held back the rest: the proxy buffers")
-	}
-	if _, err := pw.Write(randomBytes(t, rest)); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	if err := <-verified; err != nil {
-		t.Fatalf("upstream: %v", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("client: %v", err)
 	}
 }
 
@@ -301,7 +223,7 @@ func TestProxyStreamsResponses(t *testing.T) {
 		_, _ = io.WriteString(w, "second\n")
 	})
 	_, base := startProxy(t, Config{Upstream: up.URL})
-	resp, err := newClient(t).Get(base + "/workspaces/ws-1/stream")
+	resp, err := newClient(t).Get(base + "/workspaces/ws-1/api/v1/query?query=up")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +261,7 @@ func TestProxyStripsClientSigningHeaders(t *testing.T) {
 		"Authorization":        "AWS4-HMAC-SHA256 Credential=AKIDEVIL/20000101/us-east-1/aps/aws4_request, SignedHeaders=host, Signature=00",
 		"X-Amz-Date":           "20000101T000000Z",
 		"X-Amz-Security-Token": "evil-token",
-		"X-Amz-Content-Sha256": unsignedPayload, // would leave the body unsigned
+		"X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD", // would leave the body unsigned
 		"X-Amz-Signature":      "00",
 		"X-Amz-Credential":     "AKIDEVIL/20000101/us-east-1/aps/aws4_request",
 	}
@@ -576,6 +498,18 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Upstream: "http://h", Service: "a/b"}, "service"},
 		{Config{Upstream: "http://h", Timeout: -1}, "timeout"},
 		{Config{Upstream: "http://h", RoleARN: "role"}, "role_arn"},
+		{Config{Upstream: "http://h", MaxBodyBytes: -1}, "max_body_bytes"},
+		{Config{Upstream: "http://h", BodyTimeout: -1}, "body_timeout"},
+		{Config{Upstream: "http://h", MaxConcurrent: -1}, "max_concurrent"},
+		{Config{Upstream: "http://h", MaxInFlightBodyBytes: -1}, "max_in_flight_body_bytes"},
+		{Config{Upstream: "http://h", MaxBodyBytes: 2 << 20, MaxInFlightBodyBytes: 1 << 20}, "less than max_body_bytes"},
+		{Config{Upstream: "http://h", MaxBodyBytes: 100 << 20}, "less than max_body_bytes"}, // over the default in-flight budget
+		{Config{Upstream: "http://h", Allow: []string{"/workspaces"}}, "METHOD /path/prefix"},
+		{Config{Upstream: "http://h", Allow: []string{"GET workspaces"}}, "must start with '/'"},
+		{Config{Upstream: "http://h", Allow: []string{"GET /a/../b"}}, "canonical form"},
+		{Config{Upstream: "http://h", Allow: []string{"G3T /a"}}, "not an HTTP method"},
+		{Config{Upstream: "http://h", Allow: []string{"GET /a?x"}}, "no query"},
+		{Config{Upstream: "http://h", Allow: []string{"get /workspaces/*/api/v1/rules", "* /x/"}, AllowControlPlane: true}, ""},
 		{Config{Upstream: "https://aps-workspaces.us-east-1.amazonaws.com/"}, ""},
 		{Config{Upstream: "http://127.0.0.1:8080/prefix/v1/", RoleARN: "arn:aws:iam::123456789012:role/r"}, ""},
 	} {
@@ -595,7 +529,7 @@ func TestProxyHTTPSUpstream(t *testing.T) {
 	p.transport.TLSClientConfig = up.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	client := newClient(t)
 	for _, target := range []string{
-		`/workspaces/ws-1/api/v1/label/a%2Fb/values?match%5B%5D=up%7Bx%3D%22a+b%22%7D`,
+		`/workspaces/ws-1/api/v1/label/a%3Ab/values?match%5B%5D=up%7Bx%3D%22a+b%22%7D`,
 		"/workspaces/ws-1/api/v1/label/x{y}|\"z\"/values?q=\"{|}\"",
 	} {
 		resp, body := rawRequest(t, hostOf(t, base), "GET "+target+" HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
