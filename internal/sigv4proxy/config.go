@@ -74,6 +74,10 @@ type Config struct {
 	// BodyTimeout bounds reading a request's body; a client slower than that
 	// gets 408. Zero means 30s.
 	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// UpstreamCAFile is a PEM bundle trusted, besides the system roots, for an
+	// https upstream (a Strata serving TLS with a private CA). Empty means the
+	// system roots only.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
 	// MaxConcurrent caps the requests being proxied at once; more are
 	// answered 503 with Retry-After at once rather than queued. Zero means 128.
 	MaxConcurrent int `yaml:"max_concurrent"`
@@ -103,6 +107,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.AllowControlPlane, "allow-control-plane", false, "Also forward AMP's control plane (create, list, describe and delete workspaces, rule groups, alertmanager definitions, logging, policies, configuration, tags, scrapers), signed with the proxy's credentials for anyone who reaches it.")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "Largest request body forwarded; every body is buffered and its SHA-256 signed. Larger bodies answer 413.")
 	f.DurationVar(&c.BodyTimeout, "body-timeout", DefaultBodyTimeout, "Longest a client may take to send a request body; slower ones answer 408.")
+	f.StringVar(&c.UpstreamCAFile, "upstream-ca-file", "", "PEM bundle of CAs trusted, besides the system roots, for an https --upstream (a Strata with a private certificate).")
 	f.IntVar(&c.MaxConcurrent, "max-concurrent", DefaultMaxConcurrent, "Requests proxied at once; more answer 503 with Retry-After.")
 	f.Int64Var(&c.MaxInFlightBodyBytes, "max-in-flight-body-bytes", DefaultMaxInFlightBodyBytes, "Request body bytes held in memory at once, over all requests; a body that does not fit answers 503 with Retry-After. At least --max-body-bytes.")
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stratametrics/strata/internal/tlsutil"
 )
 
 const usage = `Usage: strata sigv4-proxy --upstream URL [flags]
@@ -107,6 +109,8 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	logLevel := fs.String("log.level", "info", "Log level: debug, info, warn or error. debug logs every request.")
 	logFormat := fs.String("log.format", "logfmt", "Log format: logfmt or json.")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "How long to let requests in flight finish after SIGINT or SIGTERM.")
+	var tlsCfg tlsutil.Config
+	tlsCfg.RegisterFlags(fs, "tls.")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -138,6 +142,10 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "strata sigv4-proxy:", err)
+		return 2
+	}
+	if err := tlsCfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "strata sigv4-proxy: tls:", err)
 		return 2
 	}
 	logger := cfg.Logger
@@ -178,17 +186,31 @@ func runMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: readHeaderTimeout,
-		// A backstop for the whole request; the proxy itself bounds the body
-		// (--body-timeout) with a deadline it lifts once the body is in.
-		ReadTimeout:    readHeaderTimeout + d.BodyTimeout,
+		// No ReadTimeout: the proxy bounds the body (--body-timeout) with a deadline
+		// it lifts once the body is in. A ReadTimeout would also fire in net/http's
+		// background read after the body and cancel a long answer's context.
 		IdleTimeout:    idleTimeout,
 		MaxHeaderBytes: maxHeaderBytes,
 		// No WriteTimeout: responses stream; --timeout bounds each request.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "upstream", cfg.Upstream,
+	if tlsCfg.Enabled() {
+		reloader, err := tlsutil.NewReloader(tlsCfg, "sigv4-proxy", logger, nil)
+		if err != nil {
+			_ = ln.Close()
+			logger.Error("starting sigv4-proxy", "err", err)
+			return 1
+		}
+		srv.TLSConfig = reloader.ServerConfig()
+		rctx, stopReloads := context.WithCancel(ctx)
+		defer stopReloads()
+		go func() { _ = reloader.Run(rctx) }()
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsCfg.Enabled(), "upstream", cfg.Upstream,
 		"region", d.Region, "service", d.Service, "allow_control_plane", d.AllowControlPlane, "allow", strings.Join(d.Allow, ","))
 
 	select {
