@@ -43,6 +43,9 @@ type Config struct {
 	// StopAfterBackfill ends the run once the backfill is sent instead of
 	// going real time (benchmarks that only need the data loaded).
 	StopAfterBackfill bool
+	// Attack runs slow unauthenticated connections against the server beside the
+	// load, for as long as it is generated. Zero Connections: none.
+	Attack AttackConfig
 	// Duration bounds the sending phase; it must be positive. In-flight
 	// requests then get DrainTimeout to finish; verification has its own bound.
 	Duration time.Duration
@@ -187,6 +190,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.QueryURL, "query-url", c.QueryURL, "Prometheus HTTP API root for --verify, ending in api/v1/ (default: --url with its trailing api/v1/remote_write replaced by api/v1/).")
 	f.DurationVar(&c.VerifyTimeout, "verify.timeout", c.VerifyTimeout, "Bound of --verify, re-checks of samples not yet visible included.")
 	f.DurationVar(&c.ProgressInterval, "progress", c.ProgressInterval, "Log progress to stderr this often; 0 disables.")
+	f.IntVar(&c.Attack.Connections, "attack.slow-connections", c.Attack.Connections, "Also keep this many slow, unsigned connections to the server while sending (a slowloris attack, to measure what it costs the server); 0 disables.")
+	f.StringVar(&c.Attack.Mode, "attack.mode", AttackMixed, "How attack connections hold on: headers (sent a byte at a time), body (an unsigned POST announcing 8 MiB, its body a byte at a time) or mixed.")
+	f.DurationVar(&c.Attack.Interval, "attack.interval", time.Second, "Time between two bytes on an attack connection.")
 }
 
 // Validate reports the first problem with c (after defaults are applied).
@@ -199,6 +205,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("url: %w", err)
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
 		return fmt.Errorf("url %q: want http(s)://host/path", c.URL)
+	}
+	switch c.Attack.Mode {
+	case "", AttackHeaders, AttackBody, AttackMixed:
+	default:
+		return fmt.Errorf("attack.mode %q: want %s, %s or %s", c.Attack.Mode, AttackHeaders, AttackBody, AttackMixed)
+	}
+	if c.Attack.Connections < 0 || c.Attack.Interval < 0 {
+		return errors.New("attack.slow-connections and attack.interval must not be negative")
 	}
 	switch {
 	case c.Protocol != ProtocolV1 && c.Protocol != ProtocolV2:

@@ -52,6 +52,7 @@ type Report struct {
 	ErrorMessages     []string       // the first few distinct error answers
 
 	Verify *VerifyReport // nil unless Config.Verify
+	Attack *AttackReport `json:",omitempty"` // nil unless Config.Attack
 }
 
 // LatencySummary gives request latency quantiles, within 0.5% (log buckets);
@@ -158,6 +159,14 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  latency:   p50 %s  p90 %s  p99 %s  max %s (%d answers)\n", fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max), l.Count)
 	for _, m := range r.ErrorMessages {
 		fmt.Fprintf(&b, "  error:     %s\n", m)
+	}
+	if a := r.Attack; a != nil {
+		var parts []string
+		for _, k := range statusKeys(a.Answers) {
+			parts = append(parts, fmt.Sprintf("%s: %d", k, a.Answers[k]))
+		}
+		fmt.Fprintf(&b, "  attack:    %d slow connections (%s) held; %d opened, %d closed or answered by the server (%s); %d bytes sent\n",
+			a.Connections, a.Mode, a.Opened, a.ClosedByServer, strings.Join(parts, ", "), a.BytesSent)
 	}
 	if v := r.Verify; v != nil {
 		verdict := "OK"

@@ -101,6 +101,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	logger.Info("loadgen starting", "url", cfg.URL, "protocol", cfg.Protocol, "active_series", cfg.ActiveSeries,
 		"instances", r.wl.numSlots, "seed", cfg.Seed, "backfill", cfg.Backfill, "duration", cfg.Duration)
 
+	var attack chan *AttackReport
+	if cfg.Attack.Connections > 0 {
+		attack = make(chan *AttackReport, 1)
+		go func() {
+			rep, err := runAttack(r.genCtx, cfg.URL, cfg.Attack)
+			if err != nil {
+				logger.Error("attack", "err", err)
+			}
+			attack <- rep
+		}()
+	}
+
 	workers := make([]*worker, cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -113,6 +125,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	stopProgress()
 
 	rep := r.report(workers, elapsed)
+	if attack != nil {
+		cancelGen() // the attack lasts as long as the load
+		rep.Attack = <-attack
+	}
 	logger.Info("loadgen finished sending", "accepted_samples", rep.AcceptedSamples, "elapsed", elapsed)
 	if cfg.Verify {
 		var all []*series
