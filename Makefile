@@ -35,6 +35,7 @@ FUZZ_TARGETS = \
 	./internal/auth/sigv4:FuzzVerify \
 	./internal/auth/policy:FuzzParse \
 	./internal/auth:FuzzParseIdentities \
+	./internal/auth/session:FuzzOpen \
 	./internal/remotewrite:FuzzDecodeV1 \
 	./internal/remotewrite:FuzzDecodeV2 \
 	./internal/query:FuzzParseTime

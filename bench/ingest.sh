@@ -45,7 +45,7 @@ export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_
 export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 mkdir -p "$work/strata-data"
 echo "overrides: {}" > "$work/rt.yaml"
-"$work/strata" server --listen 127.0.0.1:18191 --data-dir "$work/strata-data" \
+"$work/strata" server --listen 127.0.0.1:18191 --internal.listen 127.0.0.1:18181 --data-dir "$work/strata-data" \
 	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
 	--log.level warn 2> "$work/strata.log" &
 spid=$!

@@ -30,7 +30,7 @@ export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRAT
 sign=(--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
 
 [ "$phase" = query ] || echo "overrides: {}" > "$work/rt.yaml"
-"$work/strata" server --listen 127.0.0.1:18193 --data-dir "$work/strata-data" \
+"$work/strata" server --listen 127.0.0.1:18193 --internal.listen 127.0.0.1:18183 --data-dir "$work/strata-data" \
 	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
 	--query.max-samples 500000000 --log.level warn 2> "$work/strata.log" &
 for _ in $(seq 3000); do curl -sf 127.0.0.1:18193/-/ready >/dev/null && break; sleep 0.1; done # WAL replay

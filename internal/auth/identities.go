@@ -344,14 +344,31 @@ func checkSecret(secret string) string {
 //	            Resource: "*"
 //	            Condition: {NotIpAddress: {"aws:SourceIp": "10.0.0.0/8"}}
 //
-//	roles:                     # kept for STS (AssumeRole); nobody can assume them yet
+//	roles:                     # assumed through STS (AssumeRole, AssumeRoleWithWebIdentity)
 //	  - name: central-monitoring
 //	    account: "111122223333"
 //	    trust_policy: |        # who may assume the role: a policy whose statements name Principals
 //	      {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-//	        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole"}]}
+//	        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole",
+//	        "Condition": {"StringEquals": {"sts:ExternalId": "..."}}}]}
 //	    policies: [PrometheusRemoteWrite]
 //	    inline_policies: []
+//	    tags: {team: obs}      # aws:PrincipalTag/<key> of its sessions, aws:ResourceTag/<key> when assuming it
+//	    max_session_duration: 1h # longest DurationSeconds: 1h (the default) to 12h
+//	    revoke_sessions_issued_before: 2026-12-05T10:00:00Z # IAM's "revoke active sessions"
+//
+//	oidc_providers:            # identity providers for AssumeRoleWithWebIdentity (IRSA-style)
+//	  - url: https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE # the tokens' iss; https, no port
+//	    account: "111122223333" # optional; the default account when absent
+//	    client_ids: [sts.amazonaws.com]   # accepted audiences (aud, or azp when present)
+//	    jwks_url: https://...  # or jwks_file: a file; neither: OIDC discovery at the url
+//	    thumbprints: []        # hex SHA-1 of a certificate of the JWKS server's chain, for
+//	                           # one no trusted root signs (optional)
+//	    ca_file: ""            # extra CA bundle for the JWKS server (optional)
+//
+// Users take tags too (aws:PrincipalTag/<key>). Tags: at most 50, keys 1-128 and
+// values 0-256 letters, digits, spaces or _.:/=+-@, keys unique regardless of
+// case and not starting with "aws:".
 //
 // Validation rejects the whole file (the server keeps the last good version)
 // when: a field is unknown; an account id is not 12 digits, is listed twice,
@@ -367,7 +384,10 @@ func checkSecret(secret string) string {
 // statement and, as in AWS, no Resource, since the resource is the role).
 //
 // Principals: a root key acts as "arn:aws:iam::<account>:root", a user's key
-// as "arn:aws:iam::<account>:user/<name>".
+// as "arn:aws:iam::<account>:user/<name>", a role session as
+// "arn:aws:sts::<account>:assumed-role/<role>/<session>". A secret file (or an
+// identities file holding secrets inline) that every user of the machine may
+// read is refused.
 func ParseIdentities(data []byte, opts ParseOptions) (*Identities, error) {
 	ids, _, err := parseIdentities(data, opts)
 	return ids, err

@@ -106,14 +106,47 @@ users:
           "Action": ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"],
           "Resource": "*", "Condition": {"StringEquals": {"aws:ResourceTag/team": "sre"}}}]}'
 
-# Roles: kept for STS AssumeRole (a later release); nobody can assume them yet.
+# Roles, assumed through Strata's STS (AWS_ENDPOINT_URL_STS=<strata url>): with
+# AssumeRole by users of trusted accounts, or with AssumeRoleWithWebIdentity by
+# workloads holding an OIDC token (IRSA-style).
 roles:
+  # team-payments' Prometheus servers write to the central account's workspaces
+  # through this role; the external id guards against the confused deputy.
   - name: central-writer
     account: "111122223333"
     trust_policy: |
       {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole"}]}
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": "payments-to-central"}}}]}
     policies: [PrometheusRemoteWrite]
+    max_session_duration: 4h     # DurationSeconds up to 4 hours (1h when absent, at most 12h)
+    tags: {team: payments}       # aws:PrincipalTag/team of its sessions
+
+  # Pods of the monitoring namespace's prometheus service account, with their
+  # projected service account token (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE).
+  - name: cluster-prometheus
+    trust_policy:
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Principal: {Federated: "arn:aws:iam::000000000000:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"}
+          Action: sts:AssumeRoleWithWebIdentity
+          Condition:
+            StringEquals:
+              "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE:sub": system:serviceaccount:monitoring:prometheus
+              "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE:aud": sts.amazonaws.com
+    policies: [PrometheusRemoteWrite]
+    # Revokes the sessions issued before this time, as IAM's "Revoke active sessions".
+    revoke_sessions_issued_before: 2026-12-01T00:00:00Z
+
+# OIDC identity providers, as IAM's CreateOpenIDConnectProvider declares them.
+oidc_providers:
+  - url: https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE  # the tokens' iss
+    client_ids: [sts.amazonaws.com]
+    # Where the signing keys are: jwks_file, jwks_url, or (neither) the issuer's
+    # /.well-known/openid-configuration. A private IdP's TLS certificate is trusted
+    # through ca_file, or pinned by thumbprints (SHA-1 of a certificate of its chain).
+    jwks_file: keys/cluster-jwks.json
 `
 
 func exampleReadFile(name string) ([]byte, error) {
@@ -171,22 +204,38 @@ func TestExampleIdentities(t *testing.T) {
 		t.Error("a named policy is not shared")
 	}
 	role, ok := ids.Role("arn:aws:iam::111122223333:role/central-writer")
-	if !ok || role.TrustPolicy == nil || len(role.Policies) != 1 || !strings.Contains(string(role.TrustPolicyJSON), "sts:AssumeRole") {
+	if !ok || role.TrustPolicy == nil || len(role.Policies) != 1 || !strings.Contains(string(role.TrustPolicyJSON), "sts:AssumeRole") ||
+		role.MaxSessionDuration != 4*time.Hour || role.Tags["team"] != "payments" {
 		t.Fatalf("role %+v", role)
 	}
-	// The trust policy says who may assume the role (STS will ask it).
-	assume := func(caller string) policy.Decision {
+	// The trust policy says who may assume the role (STS asks it), here with the
+	// external id.
+	assume := func(caller, externalID string) policy.Decision {
 		p, err := policy.ParsePrincipal(caller)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return policy.Evaluate(nil, role.TrustPolicy, policy.Request{Principal: p, Action: "sts:AssumeRole", Resource: role.ARN})
+		ctx := policy.Context{}
+		if externalID != "" {
+			ctx["sts:ExternalId"] = []string{externalID}
+		}
+		return policy.Evaluate(nil, role.TrustPolicy, policy.Request{Principal: p, Action: "sts:AssumeRole", Resource: role.ARN, Context: ctx, RequireResourceGrant: true})
 	}
-	if d := assume("arn:aws:iam::444455556666:root"); d != policy.Allow {
+	if d := assume("arn:aws:iam::444455556666:root", "payments-to-central"); d != policy.Allow {
 		t.Errorf("trusted account root: %v", d)
 	}
-	if d := assume("arn:aws:iam::000000000000:root"); d != policy.ImplicitDeny {
+	if d := assume("arn:aws:iam::444455556666:root", ""); d != policy.ImplicitDeny {
+		t.Errorf("trusted account root without the external id: %v", d)
+	}
+	if d := assume("arn:aws:iam::000000000000:root", "payments-to-central"); d != policy.ImplicitDeny {
 		t.Errorf("untrusted account root: %v", d)
+	}
+	if irsa, ok := ids.Role("arn:aws:iam::000000000000:role/cluster-prometheus"); !ok || irsa.RevokeBefore.IsZero() ||
+		irsa.PolicyNames[len(irsa.PolicyNames)-1] != RevokePolicyName {
+		t.Errorf("cluster-prometheus role %+v", irsa)
+	}
+	if provs := ids.OIDCProviders("000000000000"); len(provs) != 1 || provs["https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"].JWKSFile != "/etc/strata/keys/cluster-jwks.json" {
+		t.Errorf("providers %+v", provs)
 	}
 
 	// The policies mean what the comments say.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +197,38 @@ func BenchmarkOpenSessionToken(b *testing.B) {
 		if _, ok := ids.SessionPrincipal(s); !ok {
 			b.Fatal("no principal")
 		}
+	}
+}
+
+func TestIdentitiesRoleAndProviderValidation(t *testing.T) {
+	role := func(extra string) string {
+		return "roles:\n  - name: r\n    trust_policy: '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"111111111111\"}, \"Action\": \"sts:AssumeRole\"}]}'\n" + extra
+	}
+	for name, tc := range map[string]struct{ doc, want string }{
+		"duration too short":  {role("    max_session_duration: 30m\n"), "max_session_duration"},
+		"duration too long":   {role("    max_session_duration: 13h\n"), "max_session_duration"},
+		"bad revoke time":     {role("    revoke_sessions_issued_before: yesterday\n"), "revoke_sessions_issued_before"},
+		"aws: tag":            {role("    tags: {\"aws:x\": y}\n"), "tags"},
+		"bad tag value":       {role("    tags: {k: \"a;b\"}\n"), "tags"},
+		"duplicate tag keys":  {role("    tags: {Team: a, team: b}\n"), "appears twice"},
+		"http provider":       {"oidc_providers:\n  - {url: http://idp.example, client_ids: [a]}\n", "https"},
+		"provider port":       {"oidc_providers:\n  - {url: https://idp.example:8443, client_ids: [a]}\n", "port"},
+		"no client ids":       {"oidc_providers:\n  - {url: https://idp.example}\n", "client_ids"},
+		"bad thumbprint":      {"oidc_providers:\n  - {url: https://idp.example, client_ids: [a], thumbprints: [xyz]}\n", "thumbprints"},
+		"unknown account":     {"oidc_providers:\n  - {url: https://idp.example, client_ids: [a], account: \"999999999999\"}\n", "not listed"},
+		"duplicate providers": {"oidc_providers:\n  - {url: https://idp.example, client_ids: [a]}\n  - {url: https://idp.example, client_ids: [b]}\n", "already has"},
+	} {
+		_, err := ParseIdentities([]byte(tc.doc), ParseOptions{DefaultAccount: acctA})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error about %q", name, err, tc.want)
+		}
+	}
+	ids, err := ParseIdentities([]byte(role("    max_session_duration: 12h\n    tags: {team: blue}\n")), ParseOptions{DefaultAccount: acctA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := ids.Role("arn:aws:iam::111111111111:role/r")
+	if r.MaxSessionDuration != 12*time.Hour || r.Tags["team"] != "blue" || r.UniqueID[:4] != "AROA" {
+		t.Fatalf("role %+v", r)
 	}
 }

@@ -97,7 +97,7 @@ func runAttack(ctx context.Context, target string, cfg AttackConfig) (*AttackRep
 				opened.Add(1)
 				select {
 				case <-ctx.Done():
-				case <-time.After(10 * time.Millisecond): // reconnect, gently
+				case <-time.After(cfg.Interval): // then come back, as slowly
 				}
 			}
 		}()
