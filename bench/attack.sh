@@ -40,7 +40,7 @@ run() {
 	local sampler=$!
 	"$work/strata" loadgen --url "http://127.0.0.1:18195/workspaces/$ws/api/v1/remote_write" --sigv4 \
 		--active-series "$series" --scrape-interval 1s --duration "${secs}s" --concurrency 4 --batch-size 2000 \
-		--progress 0 --output json "$@" > "$work/$name.json"
+		--progress 0 --output json "$@" > "$work/$name.json" 2> "$work/$name.loadgen.log"
 	local open
 	open=$(curl -sf 127.0.0.1:18185/metrics | awk '/^strata_http_connections / {print $2}')
 	kill "$sampler" 2>/dev/null || true
@@ -48,11 +48,11 @@ run() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 name, before, peak, conns = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-st = ", ".join(f"{k}: {v}" for k, v in sorted(r["RequestsByStatus"].items()))
-lat = r["Latency"]
-a = r.get("Attack")
+st = ", ".join(f"{k}: {v}" for k, v in sorted(r["requests_by_status"].items()))
+lat = r["latency"]
+a = r.get("attack")
 att = "none" if not a else f'{a["connections"]} held ({a["mode"]}), {a["opened"]} opened, answers {a["answers"]}'
-print(f'| {name} | {before/1024:.0f} MiB | {peak/1024:.0f} MiB | {r["AcceptedSamplesPerSecond"]:,.0f} | {st} | {lat["P99"]/1e6:.1f} ms | {conns} | {att} |')
+print(f'| {name} | {before/1024:.0f} MiB | {peak/1024:.0f} MiB | {r["accepted_samples_per_second"]:,.0f} | {st} | {lat["p99_seconds"]*1e3:.1f} ms | {conns} | {att} |')
 PY
 	kill "$pid"; wait "$pid" 2>/dev/null || true
 }

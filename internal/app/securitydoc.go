@@ -2,10 +2,17 @@ package app
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"strings"
 )
+
+// securityGuide is the hand-written part of docs/security.md: temporary credentials,
+// transport and the request bounds, after the generated table of routes.
+//
+//go:embed securityguide.md
+var securityGuide string
 
 // SecurityReference renders docs/security.md from the routes a server mounts, so the
 // table of routes, IAM actions and resources cannot drift from the code.
@@ -54,8 +61,13 @@ Credentials:
   principal, account, source IP, user agent, action, resource, outcome, status, error code);
   ` + "`--auth.audit-data-plane`" + ` adds remote write and queries.
 
-Unauthenticated: ` + "`/-/healthy`, `/-/ready`, `/metrics`" + ` (and ` + "`/debug/pprof/`" + ` with
-` + "`--server.enable-pprof`" + `). Keep the listener private or put these behind your own proxy.
+Temporary credentials come from Strata's STS (` + "`--sts.path`" + `, see below): their requests carry
+` + "`X-Amz-Security-Token`" + ` and are verified like any other, with the session's permissions.
+
+Unauthenticated on ` + "`--listen`" + `: ` + "`/-/healthy`, `/-/ready`" + ` and the STS action
+` + "`AssumeRoleWithWebIdentity`" + ` (the token is the credential). ` + "`/metrics`" + ` and ` + "`/debug/pprof/`" + `
+need a signature there (` + "`strata:GetMetrics`, `strata:GetProfile`" + `) and are served without one
+on the internal listener (` + "`--internal.listen`" + `, loopback by default).
 
 | method | route | IAM action | resource |
 |---|---|---|---|
@@ -70,5 +82,8 @@ Unauthenticated: ` + "`/-/healthy`, `/-/ready`, `/metrics`" + ` (and ` + "`/debu
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", r.Method, r.Pattern, r.Action, res)
 	}
+	fmt.Fprintf(&b, "| POST, GET | `%s` (STS, `Action=`) | `sts:AssumeRole`, `sts:AssumeRoleWithWebIdentity`, `sts:GetSessionToken`, `sts:GetCallerIdentity` | the role ARN (trust policy) or `*` |\n", cfg.STS.Path)
+	b.WriteString("\n")
+	b.WriteString(securityGuide)
 	return b.String(), nil
 }

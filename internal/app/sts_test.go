@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -374,6 +376,26 @@ func TestSTSGetSessionToken(t *testing.T) {
 	root := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
 	if code, msg := f.write(t, root); code != 204 {
 		t.Fatalf("root session write: %d %s", code, msg)
+	}
+	// A presigned GetCallerIdentity (what EKS-style authenticators hand around).
+	pre, err := sts.NewPresignClient(f.sts(f.users["deployer"])).PresignGetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(pre.Method, pre.URL, nil)
+	for k, vs := range pre.SignedHeader {
+		if k != "Host" {
+			req.Header[k] = vs
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<Arn>arn:aws:iam::000000000000:user/deployer</Arn>") {
+		t.Fatalf("presigned GetCallerIdentity (%s): %d %s", pre.Method, resp.StatusCode, body)
 	}
 	// Unsigned calls other than AssumeRoleWithWebIdentity are refused.
 	anon := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.r.url), Credentials: aws.AnonymousCredentials{}})

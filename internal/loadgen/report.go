@@ -52,7 +52,7 @@ type Report struct {
 	ErrorMessages     []string       // the first few distinct error answers
 
 	Verify *VerifyReport // nil unless Config.Verify
-	Attack *AttackReport `json:",omitempty"` // nil unless Config.Attack
+	Attack *AttackReport // nil unless Config.Attack
 }
 
 // LatencySummary gives request latency quantiles, within 0.5% (log buckets);
@@ -240,6 +240,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		Latency                  latency          `json:"latency"`
 		ErrorMessages            []string         `json:"error_messages"`
 		Verify                   *verify          `json:"verify,omitempty"`
+		Attack                   *AttackReport    `json:"attack,omitempty"`
 	}{
 		URL: r.URL, Protocol: r.Protocol, Seed: r.Seed, ActiveSeries: r.ActiveSeries, Instances: r.Instances,
 		SeriesCreated: r.SeriesCreated, Churn: r.Churn, ScrapeInterval: r.ScrapeInterval.Seconds(),
@@ -251,6 +252,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		WrittenMismatches: r.WrittenMismatches, ErrorMessages: r.ErrorMessages,
 		Latency: latency{Count: r.Latency.Count, P50: r.Latency.P50.Seconds(), P90: r.Latency.P90.Seconds(),
 			P99: r.Latency.P99.Seconds(), Max: r.Latency.Max.Seconds()},
+		Attack: r.Attack,
 	}
 	if !r.FirstTimestamp.IsZero() {
 		out.FirstTimestamp, out.LastTimestamp = r.FirstTimestamp.UnixMilli(), r.LastTimestamp.UnixMilli()

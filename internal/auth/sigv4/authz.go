@@ -38,9 +38,10 @@ type authParams struct {
 	hostSigned    bool
 	signature     [32]byte
 
-	amzDate string    // signing time as the string to sign spells it
-	t       time.Time // signing time
-	expires time.Duration
+	amzDate   string    // signing time as the string to sign spells it
+	t         time.Time // signing time
+	expires   time.Duration
+	noExpires bool // presigned without X-Amz-Expires: good within the clock skew
 
 	token    string
 	hasToken bool
@@ -330,6 +331,12 @@ func parsePresigned(q *queryParser, a *authParams) *Error {
 	if a.t, ok = parseAmzDate(a.amzDate); !ok {
 		return malformed("X-Amz-Date '" + clip(a.amzDate) + "' is not of the form yyyymmddThhmmssZ.")
 	}
+	// Without X-Amz-Expires (the Go SDK's presigned STS calls have none) the URL is
+	// good within the clock skew, as a header-signed request.
+	if _, n := q.find(paramExpires); n == 0 {
+		a.noExpires = true
+		return parsePresignedToken(q, a)
+	}
 	exp, err := get(paramExpires)
 	if err != nil {
 		return err
@@ -342,6 +349,11 @@ func parsePresigned(q *queryParser, a *authParams) *Error {
 		return malformed("X-Amz-Expires must be less than a week (in seconds) that is 604800.")
 	}
 	a.expires = time.Duration(secs) * time.Second
+	return parsePresignedToken(q, a)
+}
+
+// parsePresignedToken reads a presigned URL's X-Amz-Security-Token, if any.
+func parsePresignedToken(q *queryParser, a *authParams) *Error {
 	switch v, n := q.find(paramSecurityToken); n {
 	case 0:
 	case 1:

@@ -187,7 +187,8 @@ func TestRejections(t *testing.T) {
 				r.Header.Set("X-Amz-Content-Sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
 				return r
 			})},
-		{name: "presigned without X-Amz-Expires", want: ErrMalformedAuthorization, msgHas: "X-Amz-Expires",
+		// Dropping X-Amz-Expires from a URL signed with it changes what was signed.
+		{name: "presigned, X-Amz-Expires removed", want: ErrSignatureMismatch,
 			req: preQuery(drop(`X-Amz-Expires=\d+&?`))},
 		{name: "presigned X-Amz-Expires over a week", want: ErrMalformedAuthorization, msgHas: "604800",
 			req: preQuery(replace("X-Amz-Expires=600", "X-Amz-Expires=604801"))},

@@ -345,6 +345,33 @@ func TestSDKPresignHTTP(t *testing.T) {
 	}
 }
 
+// A URL presigned without X-Amz-Expires (the Go SDK's STS presign client makes these)
+// is good within the clock skew, as a header-signed request.
+func TestSDKPresignWithoutExpires(t *testing.T) {
+	r := newRequest(t, http.MethodGet, "https://"+testHost+workspace+"/api/v1/query?query=up", nil)
+	uri, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), longTermCreds(), r, emptySHA256Hex, testService, testRegion, signTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(uri, "X-Amz-Expires") {
+		t.Fatal("the SDK added X-Amz-Expires")
+	}
+	pr := newRequest(t, http.MethodGet, uri, nil)
+	for k, vs := range hdr {
+		if k == "Host" {
+			pr.Host = vs[0]
+			continue
+		}
+		pr.Header[k] = vs
+	}
+	want := wantIdentity(false, true, true)
+	want.Expires = signTime.Add(DefaultMaxClockSkew)
+	checkBoth(t, testVerifier(t, signTime.Add(DefaultMaxClockSkew)), pr, nil, want)
+	if _, err := testVerifier(t, signTime.Add(DefaultMaxClockSkew+time.Second)).Verify(pr, nil); !errors.Is(err, ErrRequestTimeTooSkewed) {
+		t.Fatalf("past the skew: %v", err)
+	}
+}
+
 // TestSDKOverHTTPServer runs the verifier behind a real net/http server and
 // client, so RequestURI and headers are exactly what Go's server produces.
 func TestSDKOverHTTPServer(t *testing.T) {

@@ -451,6 +451,9 @@ func (c *Check) finish(pl *payload) (Identity, error) {
 	}
 	if a.presigned {
 		id.Expires = a.t.Add(a.expires)
+		if a.noExpires {
+			id.Expires = a.t.Add(v.maxSkew)
+		}
 	}
 	return id, nil
 }
@@ -586,7 +589,7 @@ func (st *state) hmac(key *[sha256.Size]byte, msg []byte) [sha256.Size]byte {
 }
 
 func (v *Verifier) checkTime(a *authParams, now time.Time) *Error {
-	if a.presigned {
+	if a.presigned && !a.noExpires {
 		if a.t.Sub(now) > v.maxSkew {
 			return newError(ErrRequestTimeTooSkewed, "Signature not yet current: "+a.amzDate+" is still later than "+
 				amzTime(now.Add(v.maxSkew))+" ("+amzTime(now)+" + "+skewString(v.maxSkew)+".)")
