@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/smithy-go"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func ampAs(r *running, id, secret string) *amp.Client {
@@ -241,5 +244,53 @@ func TestDataDirectoryIsPrivate(t *testing.T) {
 	}
 	if perm := fi.Mode().Perm(); perm != 0o700 {
 		t.Fatalf("data directory mode %04o, want 0700", perm)
+	}
+}
+
+// TLS on the listener: AWS clients work over it, prometheusEndpoint is https, and
+// aws:SecureTransport is true for policies that insist on it.
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "strata CA")
+	certFile, keyFile := ca.Issue(t, "strata", false).WriteFiles(t, dir, "server")
+	ids := filepath.Join(dir, "identities.yaml")
+	if err := os.WriteFile(ids, []byte(`
+users:
+  - name: tls-only
+    access_keys: [{id: AKIDTLSONLY000000001, secret: tls-only-secret-000000000}]
+    inline_policies:
+      - Version: "2012-10-17"
+        Statement:
+          - {Effect: Allow, Action: "aps:*", Resource: "*"}
+          - {Effect: Deny, Action: "aps:*", Resource: "*", Condition: {Bool: {"aws:SecureTransport": "false"}}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--data-dir", dir, "--tls.cert-file", certFile, "--tls.key-file", keyFile, "--auth.identities-file", ids)
+	base := "https://" + r.app.Addr()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	defer hc.CloseIdleConnections()
+	c := amp.New(amp.Options{Region: "us-east-1", BaseEndpoint: aws.String(base), HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTLSONLY000000001", "tls-only-secret-000000000", "")})
+	ctx := context.Background()
+	out, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	if err != nil {
+		t.Fatalf("over TLS, with a policy that wants it: %v", err)
+	}
+	d, err := c.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId})
+	if err != nil || !strings.HasPrefix(aws.ToString(d.Workspace.PrometheusEndpoint), "https://") {
+		t.Fatalf("describe over TLS: %v %v", err, d)
+	}
+	// The same user on a plain HTTP listener is denied by the policy.
+	plain := start(t, "--data-dir", t.TempDir(), "--auth.identities-file", ids)
+	if _, err := ampAs(plain, "AKIDTLSONLY000000001", "tls-only-secret-000000000").CreateWorkspace(ctx, &amp.CreateWorkspaceInput{}); apiCode(err) != "AccessDeniedException" {
+		t.Fatalf("over plain HTTP: %v", err)
+	}
+	// Plain HTTP on the TLS port gets no answer a client could use.
+	if resp, err := http.Get("http://" + r.app.Addr() + "/workspaces"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("plain HTTP on the TLS listener: %d", resp.StatusCode)
+		}
 	}
 }

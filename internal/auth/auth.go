@@ -448,6 +448,21 @@ type requestFacts struct {
 
 type requestFactsKey struct{}
 
+// setReadDeadline is http.ResponseController's SetReadDeadline without its allocations
+// (this runs for every request with a body): it reports whether w supports deadlines.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch x := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return x.SetReadDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
 // abandonBody makes the server close the connection after the answer instead of reading
 // a body nobody will use: a client trickling it must not hold the connection.
 func abandonBody(w http.ResponseWriter, r *http.Request) {
@@ -455,7 +470,7 @@ func abandonBody(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	setReadDeadline(w, time.Now())
 }
 
 // Authorize decides, inside a handler behind Wrap, whether the caller of r
@@ -600,11 +615,10 @@ func (a *Auth) readBody(w http.ResponseWriter, r *http.Request, st *reqState) ([
 		abandonBody(w, r)
 		return nil, a.tooLarge()
 	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(a.cfg.BodyReadTimeout)) == nil { // the wall clock: a network deadline
+	if setReadDeadline(w, time.Now().Add(a.cfg.BodyReadTimeout)) { // the wall clock: a network deadline
 		// Cleared once read: a deadline left on the connection would cut off the
 		// server's read of the next request or end a long answer's context.
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		defer setReadDeadline(w, time.Time{})
 	}
 	limit := a.maxBody + 1 // one more byte tells a body over the limit
 	if r.ContentLength >= 0 {
