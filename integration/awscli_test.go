@@ -180,28 +180,8 @@ func TestAWSCLIRejectedSignature(t *testing.T) {
 func TestSigningProxyWithCurl(t *testing.T) {
 	curl := requireTool(t, "curl")
 	p := startStrata(t, "--data-dir", t.TempDir())
-	proxyAddr := freeAddr(t)
-	cmd := exec.Command(strataBin, "sigv4-proxy", "--listen", proxyAddr, "--upstream", p.URL, "--region", "us-east-1", "--allow-control-plane")
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootKeyID, "AWS_SECRET_ACCESS_KEY="+rootSecret, "AWS_SESSION_TOKEN=",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
-	var proxyLog strings.Builder
-	cmd.Stderr = &proxyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + proxyAddr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/-/healthy"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy did not start: %s", proxyLog.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, proxyLog := startProxy(t, []string{"AWS_ACCESS_KEY_ID=" + rootKeyID, "AWS_SECRET_ACCESS_KEY=" + rootSecret},
+		"--upstream", p.URL, "--region", "us-east-1", "--allow-control-plane")
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(curl, append([]string{"-sS", "--fail-with-body", "--noproxy", "*"}, args...)...).CombinedOutput()

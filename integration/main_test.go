@@ -21,6 +21,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // strataBin is the binary built once for all tests.
@@ -202,15 +204,21 @@ func freeAddr(t *testing.T) string {
 // awsCLIWith is awsCLI with extra environment variables (later ones win).
 func awsCLIWith(t *testing.T, url string, env []string, args ...string) (string, string, int) {
 	t.Helper()
+	env = append([]string{"AWS_ACCESS_KEY_ID=" + rootKeyID, "AWS_SECRET_ACCESS_KEY=" + rootSecret}, env...)
+	return awsRun(t, env, append(append([]string{"amp"}, args...), "--endpoint-url", url)...)
+}
+
+// awsRun runs the aws CLI with args and, of the AWS_ variables, only those given (plus
+// a region, a private HOME and config files), and returns stdout, stderr and the exit
+// code.
+func awsRun(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	bin := requireTool(t, "aws")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(append([]string{"amp"}, args...), "--endpoint-url", url, "--output", "json")...)
+	cmd := exec.CommandContext(ctx, bin, append(args, "--output", "json")...)
 	home := t.TempDir()
-	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+rootKeyID,
-		"AWS_SECRET_ACCESS_KEY="+rootSecret,
-		"AWS_SESSION_TOKEN=",
+	cmd.Env = append(withoutAWSEnv(),
 		"AWS_DEFAULT_REGION=us-east-1",
 		"AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+filepath.Join(home, "config"),
@@ -232,4 +240,45 @@ func awsCLIWith(t *testing.T, url string, env []string, args ...string) (string,
 		code = ee.ExitCode()
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// withoutAWSEnv is this process's environment without its AWS_ variables, so that a
+// client started from it sees only the credentials a test gives it.
+func withoutAWSEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// startProxy starts `strata sigv4-proxy` with args and AWS credentials from env (and no
+// others), waits until it answers and returns its base URL and log. It is killed when
+// the test ends.
+func startProxy(t *testing.T, env []string, args ...string) (string, *testutil.SyncBuffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(strataBin, append([]string{"sigv4-proxy", "--listen", addr}, args...)...)
+	cmd.Env = append(withoutAWSEnv(), "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
+	cmd.Env = append(cmd.Env, env...)
+	log := &testutil.SyncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/-/healthy"); err == nil {
+			resp.Body.Close()
+			return base, log
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not start: %s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -75,43 +75,6 @@ oidc_providers:
 	return p, idp, dir
 }
 
-// awsRun runs the aws CLI with args and only the environment given (plus a private
-// HOME and config files), and returns stdout, stderr and the exit code.
-func awsRun(t *testing.T, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	bin := requireTool(t, "aws")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(args, "--output", "json")...)
-	home := t.TempDir()
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env,
-		"AWS_DEFAULT_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(home, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_PAGER=",
-		"HOME="+home,
-	)
-	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running aws %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return stdout.String(), stderr.String(), code
-}
-
 func TestAWSCLIAssumeRoleThenAMP(t *testing.T) {
 	requireTool(t, "aws")
 	p, _, _ := stsServer(t)
@@ -240,9 +203,7 @@ func TestWebIdentityProviderUnchanged(t *testing.T) {
 		}, "InvalidIdentityToken"},
 		"tampered": {func() {
 			tok := idp.Token(t, oidctest.Claims{"sub": "system:serviceaccount:monitoring:prometheus", "aud": "sts.amazonaws.com"})
-			parts := strings.Split(tok, ".")
-			parts[1] = strings.Replace(parts[1], parts[1][4:5], map[bool]string{true: "B", false: "A"}[parts[1][4:5] == "A"], 1)
-			_ = os.WriteFile(tokenFile, []byte(strings.Join(parts, ".")), 0o600)
+			_ = os.WriteFile(tokenFile, []byte(oidctest.Tamper(tok)), 0o600)
 		}, "InvalidIdentityToken"},
 		"wrong subject": {func() { writeToken(oidctest.Claims{"sub": "system:serviceaccount:default:intruder"}) }, "AccessDenied"},
 	} {
@@ -302,12 +263,7 @@ remote_write:
 	}
 	defer logFile.Close()
 	cmd := exec.Command(bin, "--config.file", cfgFile, "--storage.tsdb.path", filepath.Join(dir, "prom"), "--web.listen-address", addr)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID="+deployerKey, "AWS_SECRET_ACCESS_KEY="+deployerSecret,
+	cmd.Env = append(withoutAWSEnv(), "AWS_ACCESS_KEY_ID="+deployerKey, "AWS_SECRET_ACCESS_KEY="+deployerSecret,
 		"AWS_ENDPOINT_URL_STS="+p.URL, "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -352,34 +308,8 @@ func TestSigningProxyWithRole(t *testing.T) {
 	curl := requireTool(t, "curl")
 	p, _, _ := stsServer(t)
 	ws := createWorkspace(t, p.URL)
-	proxyAddr := freeAddr(t)
-	cmd := exec.Command(strataBin, "sigv4-proxy", "--listen", proxyAddr, "--upstream", p.URL, "--region", "us-east-1",
-		"--role-arn", "arn:aws:iam::000000000000:role/monitoring")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID="+deployerKey, "AWS_SECRET_ACCESS_KEY="+deployerSecret, "AWS_ENDPOINT_URL_STS="+p.URL,
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
-	var proxyLog strings.Builder
-	cmd.Stderr = &proxyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + proxyAddr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/-/healthy"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy did not start: %s", proxyLog.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, proxyLog := startProxy(t, []string{"AWS_ACCESS_KEY_ID=" + deployerKey, "AWS_SECRET_ACCESS_KEY=" + deployerSecret, "AWS_ENDPOINT_URL_STS=" + p.URL},
+		"--upstream", p.URL, "--region", "us-east-1", "--role-arn", "arn:aws:iam::000000000000:role/monitoring")
 	out, err := exec.Command(curl, "-sS", "--fail-with-body", "--noproxy", "*", "-G", "--data-urlencode", "query=vector(7)",
 		base+"/workspaces/"+ws+"/api/v1/query").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"7"`) {

@@ -461,12 +461,12 @@ func TestSTSWebIdentity(t *testing.T) {
 		token string
 		code  string
 	}{
-		"expired":        {f.idp.Token(t, merge(good, oidctest.Claims{"exp": time.Now().Add(-time.Minute).Unix()})), "ExpiredTokenException"},
-		"wrong audience": {f.idp.Token(t, merge(good, oidctest.Claims{"aud": "another-client"})), "InvalidIdentityToken"},
+		"expired":        {f.idp.Token(t, good.With(oidctest.Claims{"exp": time.Now().Add(-time.Minute).Unix()})), "ExpiredTokenException"},
+		"wrong audience": {f.idp.Token(t, good.With(oidctest.Claims{"aud": "another-client"})), "InvalidIdentityToken"},
 		"wrong issuer":   {other.Token(t, good), "InvalidIdentityToken"},
 		"forged":         {f.idp.TokenSignedBy(t, other, good), "InvalidIdentityToken"},
-		"tampered":       {tamperJWT(f.idp.Token(t, good)), "InvalidIdentityToken"},
-		"wrong subject":  {f.idp.Token(t, merge(good, oidctest.Claims{"sub": "system:serviceaccount:default:intruder"})), "AccessDenied"},
+		"tampered":       {oidctest.Tamper(f.idp.Token(t, good)), "InvalidIdentityToken"},
+		"wrong subject":  {f.idp.Token(t, good.With(oidctest.Claims{"sub": "system:serviceaccount:default:intruder"})), "AccessDenied"},
 	} {
 		_, err := client.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(role),
 			RoleSessionName: aws.String("x1"), WebIdentityToken: aws.String(tc.token)})
@@ -474,27 +474,4 @@ func TestSTSWebIdentity(t *testing.T) {
 			t.Errorf("%s: %v, want %s", name, err, tc.code)
 		}
 	}
-}
-
-func merge(a, b oidctest.Claims) oidctest.Claims {
-	out := oidctest.Claims{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
-}
-
-func tamperJWT(tok string) string {
-	parts := strings.Split(tok, ".")
-	b := []byte(parts[1])
-	if b[5] == 'A' {
-		b[5] = 'B'
-	} else {
-		b[5] = 'A'
-	}
-	parts[1] = string(b)
-	return strings.Join(parts, ".")
 }

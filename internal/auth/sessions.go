@@ -62,7 +62,7 @@ func (s *Store) LookupSession(ctx context.Context, accessKeyID, token string) (s
 		return s.LookupCredential(ctx, accessKeyID) // no sessions: the verifier refuses the token
 	}
 	ids := s.cur.Load()
-	if e := s.sessions.get(accessKeyID); e != nil && e.ids == ids && constantTimeEqual(e.token, token) {
+	if e := s.sessions.get(accessKeyID); e != nil && e.ids == ids && sigv4.ConstantTimeEqual(e.token, token) {
 		return e.cred, true, nil
 	}
 	sess, err := s.ring.Open(accessKeyID, token)
@@ -144,17 +144,4 @@ func (ids *Identities) SessionPrincipal(sess *session.Session) (*Principal, bool
 		}
 	}
 	return nil, false
-}
-
-// constantTimeEqual compares without allocating; like crypto/subtle it leaks
-// only the lengths.
-func constantTimeEqual(x, y string) bool {
-	if len(x) != len(y) {
-		return false
-	}
-	var d byte
-	for i := 0; i < len(x); i++ {
-		d |= x[i] ^ y[i]
-	}
-	return d == 0
 }

@@ -168,10 +168,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			answer(e)
 			return
 		}
-		setRequestID(out, w.Header().Get(requestIDHeader))
-		rec.Outcome, rec.Status = auth.OutcomeAllowed, http.StatusOK
-		writeXML(w, http.StatusOK, out)
-		h.auth.Audit(w, r, "sts:"+action, rec, start)
+		h.succeed(w, r, action, out, rec, start)
 		return
 	}
 	if check == nil {
@@ -189,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var out any
 	switch action {
 	case "GetCallerIdentity":
-		out = h.getCallerIdentity(w, p)
+		out = getCallerIdentity(p)
 	case "GetSessionToken":
 		out, e = h.getSessionToken(r, p, params)
 	case "AssumeRole":
@@ -203,6 +200,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(e)
 		return
 	}
+	h.succeed(w, r, action, out, rec, start)
+}
+
+// succeed answers out and audits the request.
+func (h *Handler) succeed(w http.ResponseWriter, r *http.Request, action string, out any, rec *auth.AuditRecord, start time.Time) {
 	setRequestID(out, w.Header().Get(requestIDHeader))
 	rec.Outcome, rec.Status = auth.OutcomeAllowed, http.StatusOK
 	writeXML(w, http.StatusOK, out)
@@ -287,7 +289,7 @@ func (h *Handler) verifyError(err error) *Error {
 	return &Error{Status: http.StatusForbidden, Code: CodeSignatureDoesNotMatch, Message: se.Error()}
 }
 
-func (h *Handler) getCallerIdentity(w http.ResponseWriter, p *auth.Principal) any {
+func getCallerIdentity(p *auth.Principal) any {
 	out := &getCallerIdentityResponse{Xmlns: xmlns}
 	out.Result.Arn, out.Result.UserID, out.Result.Account = p.ARN, p.UserID, p.AccountID
 	return out
@@ -310,7 +312,7 @@ func (h *Handler) getSessionToken(r *http.Request, p *auth.Principal, params url
 	}
 	var v violations
 	dur := durationParam(&v, params, "DurationSeconds", "durationSeconds", defaultUserSession, minSession, maxUserSession)
-	if e := mfaParams(&v, params); e != nil {
+	if e := refuseMFA(params); e != nil {
 		return nil, e
 	}
 	if e := v.err(); e != nil {
@@ -333,8 +335,8 @@ func (h *Handler) getSessionToken(r *http.Request, p *auth.Principal, params url
 	return out, nil
 }
 
-// mfaParams refuses MFA: Strata has no MFA devices.
-func mfaParams(v *violations, params url.Values) *Error {
+// refuseMFA refuses MFA: Strata has no MFA devices.
+func refuseMFA(params url.Values) *Error {
 	if params.Has("SerialNumber") || params.Has("TokenCode") {
 		return accessDenied("MultiFactorAuthentication failed: Strata has no MFA devices; call without SerialNumber and TokenCode")
 	}
@@ -476,7 +478,7 @@ func (h *Handler) assumeRole(r *http.Request, p *auth.Principal, params url.Valu
 		}
 	}
 	tags, transitive := tagParams(&v, params)
-	if e := mfaParams(&v, params); e != nil {
+	if e := refuseMFA(params); e != nil {
 		return nil, e
 	}
 	if e := v.err(); e != nil {

@@ -55,21 +55,21 @@ func TestVerify(t *testing.T) {
 		code  string
 		msg   string
 	}{
-		"expired":         {idp.Token(t, merge(good, oidctest.Claims{"exp": time.Now().Add(-time.Minute).Unix()})), CodeExpiredToken, "Token expired"},
-		"wrong audience":  {idp.Token(t, merge(good, oidctest.Claims{"aud": "someone-else"})), CodeInvalidIdentityToken, "Incorrect token audience"},
-		"azp decides":     {idp.Token(t, merge(good, oidctest.Claims{"aud": []string{"sts.amazonaws.com", "x"}, "azp": "x"})), CodeInvalidIdentityToken, "Incorrect token audience"},
-		"no audience":     {idp.Token(t, merge(good, oidctest.Claims{"aud": nil})), CodeInvalidIdentityToken, "Missing a required claim: aud"},
-		"no subject":      {idp.Token(t, merge(good, oidctest.Claims{"sub": nil})), CodeInvalidIdentityToken, "Missing a required claim: sub"},
-		"no expiry":       {idp.Token(t, merge(good, oidctest.Claims{"exp": nil})), CodeInvalidIdentityToken, "exp"},
-		"not yet valid":   {idp.Token(t, merge(good, oidctest.Claims{"nbf": time.Now().Add(time.Hour).Unix()})), CodeInvalidIdentityToken, "not valid before"},
-		"from the future": {idp.Token(t, merge(good, oidctest.Claims{"iat": time.Now().Add(time.Hour).Unix()})), CodeInvalidIdentityToken, "issued in the future"},
+		"expired":         {idp.Token(t, good.With(oidctest.Claims{"exp": time.Now().Add(-time.Minute).Unix()})), CodeExpiredToken, "Token expired"},
+		"wrong audience":  {idp.Token(t, good.With(oidctest.Claims{"aud": "someone-else"})), CodeInvalidIdentityToken, "Incorrect token audience"},
+		"azp decides":     {idp.Token(t, good.With(oidctest.Claims{"aud": []string{"sts.amazonaws.com", "x"}, "azp": "x"})), CodeInvalidIdentityToken, "Incorrect token audience"},
+		"no audience":     {idp.Token(t, good.With(oidctest.Claims{"aud": nil})), CodeInvalidIdentityToken, "Missing a required claim: aud"},
+		"no subject":      {idp.Token(t, good.With(oidctest.Claims{"sub": nil})), CodeInvalidIdentityToken, "Missing a required claim: sub"},
+		"no expiry":       {idp.Token(t, good.With(oidctest.Claims{"exp": nil})), CodeInvalidIdentityToken, "exp"},
+		"not yet valid":   {idp.Token(t, good.With(oidctest.Claims{"nbf": time.Now().Add(time.Hour).Unix()})), CodeInvalidIdentityToken, "not valid before"},
+		"from the future": {idp.Token(t, good.With(oidctest.Claims{"iat": time.Now().Add(time.Hour).Unix()})), CodeInvalidIdentityToken, "issued in the future"},
 		"wrong issuer":    {other.Token(t, good), CodeInvalidIdentityToken, "No OpenIDConnect provider found in your account for https://other.example.com"},
 		"forged":          {idp.TokenSignedBy(t, other, good), CodeInvalidIdentityToken, "verification key"},
 		"other key type":  {ec.Token(t, good), CodeInvalidIdentityToken, ""},
-		"tampered":        {tamper(idp.Token(t, good)), CodeInvalidIdentityToken, ""},
+		"tampered":        {oidctest.Tamper(idp.Token(t, good)), CodeInvalidIdentityToken, ""},
 		"not a JWT":       {"not-a-jwt", CodeInvalidIdentityToken, "not a signed JWT"},
 		"alg none":        {unsigned(t, good), CodeInvalidIdentityToken, "not a signed JWT"},
-		"float exp":       {idp.Token(t, merge(good, oidctest.Claims{"exp": float64(time.Now().Add(time.Hour).Unix()) + 0.5})), CodeInvalidIdentityToken, "integers"},
+		"float exp":       {idp.Token(t, good.With(oidctest.Claims{"exp": float64(time.Now().Add(time.Hour).Unix()) + 0.5})), CodeInvalidIdentityToken, "integers"},
 		"huge":            {strings.Repeat("a", MaxTokenLength+1), CodeInvalidIdentityToken, "longer than"},
 	} {
 		_, _, err := v.Verify(ctx, tc.token, providers)
@@ -77,30 +77,6 @@ func TestVerify(t *testing.T) {
 			t.Errorf("%s: %v, want %s containing %q", name, err, tc.code, tc.msg)
 		}
 	}
-}
-
-func merge(a, b oidctest.Claims) oidctest.Claims {
-	out := oidctest.Claims{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
-}
-
-// tamper changes one character of the payload, keeping it base64.
-func tamper(tok string) string {
-	parts := strings.Split(tok, ".")
-	b := []byte(parts[1])
-	if b[10] == 'A' {
-		b[10] = 'B'
-	} else {
-		b[10] = 'A'
-	}
-	parts[1] = string(b)
-	return strings.Join(parts, ".")
 }
 
 // unsigned is a token with "alg": "none".

@@ -629,15 +629,15 @@ func checkToken(a *authParams, cred *Credential) *Error {
 		return nil
 	case !a.hasToken:
 		return newError(ErrSecurityToken, "The request is signed with temporary credentials but carries no X-Amz-Security-Token.")
-	case !constantTimeEqual(a.token, cred.SessionToken):
+	case !ConstantTimeEqual(a.token, cred.SessionToken):
 		return newError(ErrSecurityToken, msgInvalidToken)
 	}
 	return nil
 }
 
-// constantTimeEqual compares without converting to []byte (which would
-// allocate for long tokens); like crypto/subtle it leaks only the lengths.
-func constantTimeEqual(x, y string) bool {
+// ConstantTimeEqual compares two secrets (tokens) without converting them to []byte
+// (which would allocate for long tokens); like crypto/subtle it leaks only the lengths.
+func ConstantTimeEqual(x, y string) bool {
 	if len(x) != len(y) {
 		return false
 	}

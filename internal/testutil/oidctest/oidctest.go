@@ -174,3 +174,33 @@ func (i *IdP) Rotate(t testing.TB, kid string) {
 	i.key, i.KeyID, i.alg = k, kid, jose.RS256
 	i.mu.Unlock()
 }
+
+// With returns c with the claims of more set over it (nil values remove a claim when
+// signed).
+func (c Claims) With(more Claims) Claims {
+	out := Claims{}
+	for k, v := range c {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+// Tamper changes one character of a token's payload, keeping it base64: a token whose
+// signature no longer verifies.
+func Tamper(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) < 10 {
+		return token + "x"
+	}
+	b := []byte(parts[1])
+	if b[5] == 'A' {
+		b[5] = 'B'
+	} else {
+		b[5] = 'A'
+	}
+	parts[1] = string(b)
+	return strings.Join(parts, ".")
+}
