@@ -628,6 +628,9 @@ func (a *Auth) readBody(w http.ResponseWriter, r *http.Request, st *reqState) ([
 	lr := io.LimitedReader{R: r.Body, N: a.maxBody + 1}
 	for {
 		if len(buf) == cap(buf) {
+			if lr.N == 0 {
+				break // over the limit: no need to make room to see the end
+			}
 			// Grow by doubling from 16 KiB, never past what the body can be.
 			n := min(max(2*int64(cap(buf)), 16<<10), limit)
 			if n <= int64(cap(buf)) {

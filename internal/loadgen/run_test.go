@@ -66,7 +66,8 @@ func TestRunOrderedAcrossWorkers(t *testing.T) {
 			if got := int64(total + f.stale); got != rep.AcceptedSamples {
 				t.Errorf("server stored %d samples (+%d stale), report says %d accepted", total, f.stale, rep.AcceptedSamples)
 			}
-			if f.stale == 0 || nseries <= cfg.ActiveSeries || nseries != rep.SeriesCreated {
+			// On a slow machine the last churned-in series may be created but not sent.
+			if f.stale == 0 || nseries <= cfg.ActiveSeries || nseries > rep.SeriesCreated || rep.SeriesCreated-nseries > cfg.ActiveSeries/5 {
 				t.Errorf("churn: %d stale markers, %d series stored, %d created", f.stale, nseries, rep.SeriesCreated)
 			}
 			// Backfill of 2s at 100ms: about 20 steps, then ~20 real-time.
@@ -303,9 +304,11 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := rep.Verify
-	total, _ := f.total()
-	if !v.OK() || v.CheckedSamples != int64(total) || v.CheckedSamples == 0 || v.Series != rep.SeriesCreated || v.Rounds != 1 {
-		t.Fatalf("verify %+v; stored %d", v, total)
+	// Every series the store holds was checked. (A series created in the last moments
+	// of a slow run may have had no sample acknowledged: it is created, not checked.)
+	total, nseries := f.total()
+	if !v.OK() || v.CheckedSamples != int64(total) || v.CheckedSamples == 0 || v.Series != nseries || v.Series > rep.SeriesCreated || v.Rounds != 1 {
+		t.Fatalf("verify %+v; stored %d samples of %d series; %d series created", v, total, nseries, rep.SeriesCreated)
 	}
 	if v.Queries != v.Instances || v.Instances <= 3 {
 		t.Errorf("%d queries for %d instances", v.Queries, v.Instances)
