@@ -95,6 +95,18 @@ roles:
               "` + stsPrefix + `:aud": sts.amazonaws.com
     inline_policies:
       - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": "*"}]}
+  - name: irsa-mfa
+    trust_policy:
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Principal: {Federated: "arn:aws:iam::000000000000:oidc-provider/` + stsPrefix + `"}
+          Action: [sts:AssumeRoleWithWebIdentity, sts:TagSession]
+          Condition:
+            ForAnyValue:StringEquals: {"` + stsPrefix + `:amr": mfa}
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:QueryMetrics", "Resource": "*",
+          "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}}}]}
 oidc_providers:
   - url: ` + stsIssuer + `
     client_ids: [sts.amazonaws.com]
@@ -454,6 +466,24 @@ func TestSTSWebIdentity(t *testing.T) {
 	if aws.ToString(out.SubjectFromWebIdentityToken) != good["sub"] || aws.ToString(out.Audience) != "sts.amazonaws.com" ||
 		aws.ToString(out.Provider) != "arn:aws:iam::000000000000:oidc-provider/"+stsPrefix {
 		t.Fatalf("answer: %+v", out)
+	}
+
+	// amr is multi-valued (ForAnyValue), and the token's session tags become
+	// aws:PrincipalTag (with sts:TagSession in the trust policy).
+	mfa := good.With(oidctest.Claims{"amr": []string{"pwd", "mfa"},
+		"https://aws.amazon.com/tags": map[string]any{"principal_tags": map[string][]string{"team": {"blue"}}}})
+	out2, err := client.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/irsa-mfa"),
+		RoleSessionName: aws.String("mfa"), WebIdentityToken: aws.String(f.idp.Token(t, mfa))})
+	if err != nil {
+		t.Fatalf("amr contains mfa: %v", err)
+	}
+	tagged := aws.Credentials{AccessKeyID: *out2.Credentials.AccessKeyId, SecretAccessKey: *out2.Credentials.SecretAccessKey, SessionToken: *out2.Credentials.SessionToken}
+	if code := f.query(t, tagged); code != 200 {
+		t.Fatalf("query with the token's team=blue session tag: %d", code)
+	}
+	if _, err := client.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/irsa-mfa"),
+		RoleSessionName: aws.String("nomfa"), WebIdentityToken: aws.String(f.idp.Token(t, good.With(oidctest.Claims{"amr": []string{"pwd"}})))}); errCode(err) != "AccessDenied" {
+		t.Fatalf("amr without mfa: %v", err)
 	}
 
 	other := oidctest.New(t, "https://elsewhere.example")
