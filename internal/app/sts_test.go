@@ -8,6 +8,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -503,5 +504,48 @@ func TestSTSWebIdentity(t *testing.T) {
 		if errCode(err) != tc.code {
 			t.Errorf("%s: %v, want %s", name, err, tc.code)
 		}
+	}
+}
+
+// STS calls are audited like the control plane: who assumed which role, and refusals.
+func TestSTSAudited(t *testing.T) {
+	f := &stsFixture{dir: t.TempDir(), idp: oidctest.New(t, stsIssuer)}
+	f.jwks = f.idp.WriteJWKS(t, f.dir)
+	f.ids = filepath.Join(f.dir, "identities.yaml")
+	f.writeIdentities(t, "")
+	auditFile := filepath.Join(f.dir, "audit.log")
+	f.r = start(t, "--data-dir", f.dir, "--auth.identities-file", f.ids, "--auth.audit-log", auditFile)
+	deployer := aws.Credentials{AccessKeyID: "AKIDDEPLOYER00000001", SecretAccessKey: "deployer-secret-0000000000"}
+	stranger := aws.Credentials{AccessKeyID: "AKIDSTRANGER00000001", SecretAccessKey: "stranger-secret-0000000000"}
+	role := "arn:aws:iam::000000000000:role/prom-writer"
+	if _, err := f.assume(t, deployer, &sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("audited")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.assume(t, stranger, &sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("refused")}); err == nil {
+		t.Fatal("stranger assumed the role")
+	}
+	f.r.stop() // flushes and closes the audit log
+	b, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed, denied bool
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if rec["action"] != "sts:AssumeRole" || rec["resource"] != role {
+			continue
+		}
+		switch {
+		case rec["outcome"] == "allowed" && rec["principal_arn"] == "arn:aws:iam::000000000000:user/deployer" && rec["access_key_id"] == "AKIDDEPLOYER00000001":
+			allowed = true
+		case rec["outcome"] == "denied" && rec["principal_arn"] == "arn:aws:iam::000000000000:user/stranger" && rec["error_code"] == "AccessDenied":
+			denied = true
+		}
+	}
+	if !allowed || !denied {
+		t.Fatalf("audit log lacks the AssumeRole records (allowed %v, denied %v):\n%s", allowed, denied, b)
 	}
 }

@@ -853,6 +853,9 @@ func (c *STSCheck) Finish(r *http.Request, body []byte) (*Principal, error) {
 // Release returns the check's scratch space.
 func (c *STSCheck) Release() { c.check.Release() }
 
+// AccessKeyID is the access key the request is signed with.
+func (c *STSCheck) AccessKeyID() string { return c.check.AccessKeyID() }
+
 // Evaluate decides action on resource for p with the request's facts (source IP,
 // TLS), p's condition keys and extra ones, against p's identity and session
 // policies and resPolicy (for sts:AssumeRole, the role's trust policy, with

@@ -139,6 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer c.Release()
 		check = c
+		rec.AccessKeyID = strings.Clone(c.AccessKeyID())
 	}
 	body, e := readBody(w, r)
 	if e != nil {
