@@ -268,12 +268,15 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return nil
 	}
 	for _, r := range api.Routes() {
-		resource := "*"
+		resource := r.Resource
 		switch {
+		case resource != "":
 		case strings.Contains(r.Pattern, "{workspaceId}"):
 			resource = "workspace"
 		case strings.Contains(r.Pattern, "{resourceArn}"):
 			resource = "arn"
+		default:
+			resource = "*"
 		}
 		a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource, RequestTags: r.RequestTags}, r.Handler)
 	}

@@ -24,7 +24,8 @@ type RouteAction struct {
 	Pattern   string
 	Action    string // IAM action, e.g. aps:RemoteWrite
 	// Resource says where the ARN comes from: "workspace" (the {workspaceId} path
-	// value), "arn" (the {resourceArn} path value) or "*" (no resource type).
+	// value), "rulegroupsnamespace" ({workspaceId} and {name}), "arn" (the
+	// {resourceArn} path value) or "*" (no resource type).
 	Resource  string
 	DataPlane bool
 	// RequestTags finds the tags a tagging request sets (see auth.RouteInfo).
@@ -57,6 +58,29 @@ func (r *resources) workspaceARN(req *http.Request) string {
 		return ws.ARN
 	}
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", r.region, r.accountID, id)
+}
+
+// ruleGroupsNamespaceARN is the ARN of the rule groups namespace in the request path
+// (arn:…:rulegroupsnamespace/<workspace>/<name>), in the workspace's account.
+func (r *resources) ruleGroupsNamespaceARN(req *http.Request) string {
+	return namespaceARN(r.workspaceARN(req), req.PathValue("name"))
+}
+
+// peekRuleGroupsNamespaceARN is ruleGroupsNamespaceARN from the cache only.
+func (r *resources) peekRuleGroupsNamespaceARN(req *http.Request) string {
+	if ws := r.peekWorkspaceARN(req); ws != "" {
+		return namespaceARN(ws, req.PathValue("name"))
+	}
+	return ""
+}
+
+// namespaceARN turns a workspace ARN into the ARN of its rule groups namespace name.
+func namespaceARN(workspaceARN, name string) string {
+	prefix, id, ok := strings.Cut(workspaceARN, ":workspace/")
+	if !ok {
+		return ""
+	}
+	return prefix + ":rulegroupsnamespace/" + id + "/" + name
 }
 
 // peekWorkspaceARN is workspaceARN from the cache only, for the audit records of
@@ -155,6 +179,10 @@ func (a *App) authenticated(route RouteAction, h http.Handler) http.Handler {
 		info.PeekResource = a.resources.peekWorkspaceARN
 		// A workspace id is checked before anything else: before it names an object in
 		// the bucket (the resource's lookup), a log line or an audit record.
+		return validWorkspacePath(a.auth.Wrap(info, h))
+	case "rulegroupsnamespace":
+		info.Resource = a.resources.ruleGroupsNamespaceARN
+		info.PeekResource = a.resources.peekRuleGroupsNamespaceARN
 		return validWorkspacePath(a.auth.Wrap(info, h))
 	case "arn":
 		info.Resource = func(r *http.Request) string { return r.PathValue("resourceArn") }

@@ -80,6 +80,11 @@ type Route struct {
 	// aws:RequestTag/<key> and aws:TagKeys condition keys; nil for operations that
 	// take no tags.
 	RequestTags func(r *http.Request, body []byte) (tags map[string]string, keys []string, err error)
+	// Resource says what the operation acts on, for authorization: "workspace" (the
+	// {workspaceId} of the path), "rulegroupsnamespace" ({workspaceId} and {name}),
+	// "arn" (the {resourceArn} of the path) or "*". Empty means "workspace" when the
+	// pattern has a {workspaceId}, "arn" when it has a {resourceArn}, else "*".
+	Resource string
 }
 
 // API serves the control-plane operations.
@@ -119,19 +124,19 @@ func New(cfg Config, env Env, store *meta.Store, logger *slog.Logger) *API {
 // Routes lists the operations served, for the HTTP server to mount.
 func (a *API) Routes() []Route {
 	return []Route{
-		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace), bodyTags},
-		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces), nil},
-		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace), nil},
-		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace), nil},
-		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias), nil},
-		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration), nil},
-		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration), nil},
-		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource), bodyTags},
-		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource), queryTagKeys},
-		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource), nil},
-		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy), nil},
-		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy), nil},
-		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy), nil},
+		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace), bodyTags, ""},
+		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces), nil, ""},
+		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace), nil, ""},
+		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace), nil, ""},
+		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias), nil, ""},
+		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration), nil, ""},
+		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration), nil, ""},
+		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource), bodyTags, ""},
+		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource), queryTagKeys, ""},
+		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource), nil, ""},
+		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy), nil, ""},
+		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy), nil, ""},
+		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy), nil, ""},
 	}
 }
 

@@ -13,6 +13,7 @@ const (
 	StatusUpdating       = "UPDATING"
 	StatusDeleting       = "DELETING"
 	StatusCreationFailed = "CREATION_FAILED"
+	StatusUpdateFailed   = "UPDATE_FAILED"
 )
 
 // Workspace is the stored form of an AMP workspace. It is Strata's own format, not the
@@ -38,6 +39,40 @@ type Workspace struct {
 	Configuration Configuration `json:"configuration"`
 	// ResourcePolicy is the workspace's resource-based policy; nil when none.
 	ResourcePolicy *ResourcePolicy `json:"resourcePolicy,omitempty"`
+	// RuleGroupsNamespaces are the workspace's rule files, by namespace name. They live
+	// in the workspace's object (AMP caps one at 1 MB and a workspace at a few dozen), so
+	// one conditional write changes them and every process sees them with the workspace.
+	RuleGroupsNamespaces map[string]*RuleGroupsNamespace `json:"ruleGroupsNamespaces,omitempty"`
+	// AlertManagerDefinition is the workspace's Alertmanager configuration; nil when none.
+	AlertManagerDefinition *AlertManagerDefinition `json:"alertManagerDefinition,omitempty"`
+}
+
+// RuleGroupsNamespace is one rule file of a workspace (CreateRuleGroupsNamespace).
+type RuleGroupsNamespace struct {
+	Name string `json:"name"`
+	ARN  string `json:"arn"`
+	// Data is the Prometheus rule file, as uploaded (YAML).
+	Data []byte `json:"data"`
+	// Status is CREATING, ACTIVE, UPDATING, DELETING, CREATION_FAILED or UPDATE_FAILED;
+	// StatusReason says why it failed.
+	Status       string            `json:"status"`
+	StatusReason string            `json:"statusReason,omitempty"`
+	CreatedAt    time.Time         `json:"createdAt"`
+	ModifiedAt   time.Time         `json:"modifiedAt"`
+	Tags         map[string]string `json:"tags,omitempty"`
+}
+
+// AlertManagerDefinition is a workspace's Alertmanager configuration
+// (CreateAlertManagerDefinition).
+type AlertManagerDefinition struct {
+	// Data is AMP's definition format, as uploaded: YAML with alertmanager_config (the
+	// Alertmanager configuration, as text) and optional template_files (name → text).
+	Data []byte `json:"data"`
+	// Status is CREATING, ACTIVE, UPDATING, DELETING, CREATION_FAILED or UPDATE_FAILED.
+	Status       string    `json:"status"`
+	StatusReason string    `json:"statusReason,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	ModifiedAt   time.Time `json:"modifiedAt"`
 }
 
 // ResourcePolicy is a workspace's resource-based policy (PutResourcePolicy).
@@ -73,6 +108,21 @@ func (w Workspace) Clone() Workspace {
 	if w.ResourcePolicy != nil {
 		rp := *w.ResourcePolicy
 		w.ResourcePolicy = &rp
+	}
+	if w.RuleGroupsNamespaces != nil {
+		m := make(map[string]*RuleGroupsNamespace, len(w.RuleGroupsNamespaces))
+		for k, ns := range w.RuleGroupsNamespaces {
+			c := *ns
+			c.Data = slices.Clone(ns.Data)
+			c.Tags = maps.Clone(ns.Tags)
+			m[k] = &c
+		}
+		w.RuleGroupsNamespaces = m
+	}
+	if w.AlertManagerDefinition != nil {
+		d := *w.AlertManagerDefinition
+		d.Data = slices.Clone(d.Data)
+		w.AlertManagerDefinition = &d
 	}
 	return w
 }
