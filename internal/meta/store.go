@@ -36,14 +36,23 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned when creating a resource whose id is taken.
 var ErrExists = errors.New("already exists")
 
+// ErrTooLarge is returned when a workspace's record would exceed MaxRecordBytes; nothing
+// is written.
+var ErrTooLarge = errors.New("record too large")
+
 // workspacesDir holds one object per workspace: meta/workspaces/<id>.json.
 const workspacesDir = "meta/workspaces/"
 
 // recentWindow is how long after its listed modification time an object is re-read.
 const recentWindow = 5 * time.Second
 
+// MaxRecordBytes bounds one workspace's stored record (its JSON object, rule groups
+// namespaces and alert manager definition included): a write of a larger one fails with
+// ErrTooLarge, and a read takes no more.
+const MaxRecordBytes = 16 << 20
+
 // maxObjectBytes bounds what a read of one metadata object may take.
-const maxObjectBytes = 16 << 20
+const maxObjectBytes = MaxRecordBytes
 
 // Config configures the metadata store.
 type Config struct {
@@ -89,6 +98,9 @@ type Store struct {
 	loaded      bool
 
 	changes chan struct{}
+
+	subMu       sync.Mutex // guards subscribers
+	subscribers []chan struct{}
 }
 
 type storeMetrics struct {
@@ -136,14 +148,34 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 }
 
 // Changes signals (without blocking the sender, coalescing bursts) after the cache changed,
-// whether by this process or by a poll. There is one channel per store: one consumer.
+// whether by this process or by a poll. There is one such channel per store: one
+// consumer (the reconciler); other components Subscribe.
 func (s *Store) Changes() <-chan struct{} { return s.changes }
+
+// Subscribe returns a channel of its own that signals as Changes does, for another
+// component that follows the metadata (the ruler, the alertmanager). Each call makes a
+// new subscription; call it once.
+func (s *Store) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.subMu.Lock()
+	s.subscribers = append(s.subscribers, ch)
+	s.subMu.Unlock()
+	return ch
+}
 
 func (s *Store) notify() {
 	select {
 	case s.changes <- struct{}{}:
 	default:
 	}
+	s.subMu.Lock()
+	for _, ch := range s.subscribers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.subMu.Unlock()
 }
 
 // Ready reports whether the first full load has completed.
@@ -332,6 +364,10 @@ func (s *Store) writeWorkspace(ctx context.Context, ws Workspace) error {
 	body, err := json.MarshalIndent(ws, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding workspace %s: %w", ws.ID, err)
+	}
+	if len(body) > MaxRecordBytes {
+		// A larger object would not be read back whole (maxObjectBytes).
+		return fmt.Errorf("workspace %s: %d bytes, more than %d: %w", ws.ID, len(body), MaxRecordBytes, ErrTooLarge)
 	}
 	if err := s.bkt.Upload(ctx, objectName(ws.ID), bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("writing workspace %s: %w", ws.ID, err)

@@ -1,0 +1,485 @@
+package ruler
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/stratametrics/strata/internal/meta"
+)
+
+// env is a ruler over a real TSDB (the workspace's storage), the real PromQL engine
+// and a real metadata store on a filesystem bucket.
+type env struct {
+	t      *testing.T
+	db     *tsdb.DB
+	eng    *promql.Engine
+	store  *meta.Store
+	alerts *alertLog
+	reg    *prometheus.Registry
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := meta.New(meta.Config{PollInterval: time.Hour}, bkt, nil, nil)
+	if err := store.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	return &env{t: t, db: db, eng: eng, store: store, alerts: &alertLog{}}
+}
+
+// start runs a ruler until the test ends (or the returned stop is called).
+func (e *env) start(cfg Config) (*Ruler, func()) {
+	e.t.Helper()
+	cfg.Enabled = true
+	e.reg = prometheus.NewRegistry()
+	r, err := New(cfg, Deps{
+		Store:       e.store,
+		Querier:     e,
+		Queryables:  e,
+		Writer:      e,
+		Alerts:      e.alerts,
+		ExternalURL: "http://strata.example:8080/",
+		Registerer:  e.reg,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(stop)
+	return r, stop
+}
+
+func (e *env) RuleQuery(ctx context.Context, ws, q string, t time.Time) (promql.Vector, error) {
+	if ws != "ws-1" {
+		e.t.Errorf("query for workspace %q", ws)
+	}
+	return rules.EngineQueryFunc(e.eng, e.db)(ctx, q, t)
+}
+
+func (e *env) Querier(_ context.Context, ws string, mint, maxt int64) (storage.Querier, error) {
+	return e.db.Querier(mint, maxt)
+}
+
+func (e *env) WriteRuleSamples(ctx context.Context, ws string, samples []Sample) error {
+	app := e.db.Appender(ctx)
+	for _, s := range samples {
+		var err error
+		switch {
+		case s.FH != nil:
+			_, err = app.AppendHistogram(0, s.Labels, s.T, nil, s.FH)
+		case s.H != nil:
+			_, err = app.AppendHistogram(0, s.Labels, s.T, s.H, nil)
+		default:
+			_, err = app.Append(0, s.Labels, s.T, s.F)
+		}
+		if err != nil {
+			_ = app.Rollback()
+			return err
+		}
+	}
+	return app.Commit()
+}
+
+func (e *env) add(ls labels.Labels, t time.Time, v float64) {
+	e.t.Helper()
+	app := e.db.Appender(context.Background())
+	if _, err := app.Append(0, ls, t.UnixMilli(), v); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) instant(q string) promql.Vector {
+	e.t.Helper()
+	v, err := rules.EngineQueryFunc(e.eng, e.db)(context.Background(), q, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+func (e *env) putNamespace(ws, name, data string) {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, ok := e.store.PeekWorkspace(ws); !ok {
+		if err := e.store.CreateWorkspace(ctx, meta.Workspace{ID: ws, Status: meta.StatusActive}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	_, err := e.store.UpdateWorkspace(ctx, ws, func(w *meta.Workspace) error {
+		if w.RuleGroupsNamespaces == nil {
+			w.RuleGroupsNamespaces = map[string]*meta.RuleGroupsNamespace{}
+		}
+		if data == "" {
+			delete(w.RuleGroupsNamespaces, name)
+			return nil
+		}
+		w.RuleGroupsNamespaces[name] = &meta.RuleGroupsNamespace{Name: name, Data: []byte(data), Status: meta.StatusActive}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// alertLog records what the ruler sends, per workspace.
+type alertLog struct {
+	mu   sync.Mutex
+	sent []*notifier.Alert
+	err  error
+}
+
+func (l *alertLog) SendAlerts(_ context.Context, ws string, alerts []*notifier.Alert) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	l.sent = append(l.sent, alerts...)
+	return nil
+}
+
+func (l *alertLog) find(f func(*notifier.Alert) bool) *notifier.Alert {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.sent {
+		if f(a) {
+			return a
+		}
+	}
+	return nil
+}
+
+// eventually polls cond until it holds, failing after a while.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const rulesFile = `
+groups:
+  - name: g1
+    interval: 100ms
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: InstanceDown
+        expr: up == 0
+        for: 500ms
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.instance }} of {{ $labels.job }} is down ({{ $value }})"
+`
+
+func TestRecordingAndAlertingRules(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	up := func(inst string) labels.Labels { return labels.FromStrings("__name__", "up", "job", "node", "instance", inst) }
+	e.add(up("a"), now, 1)
+	e.add(up("b"), now, 0)
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	e.start(Config{EvaluationInterval: time.Second})
+
+	// The recording rule's series is stored with the value of its expression.
+	eventually(t, "job:up:sum", func() bool {
+		v := e.instant(`job:up:sum{job="node"}`)
+		return len(v) == 1 && v[0].F == 1
+	})
+	// The alert goes pending, then fires and is sent with its labels, annotations and a
+	// link to the workspace.
+	firing := func(a *notifier.Alert) bool {
+		return a.Labels.Get("alertname") == "InstanceDown" && a.Labels.Get("instance") == "b" && a.EndsAt.After(time.Now().Add(-time.Second))
+	}
+	eventually(t, "firing alert sent", func() bool { return e.alerts.find(firing) != nil })
+	a := e.alerts.find(firing)
+	if got := a.Annotations.Get("summary"); got != "b of node is down (0)" {
+		t.Errorf("summary = %q", got)
+	}
+	if a.Labels.Get("severity") != "page" {
+		t.Errorf("labels = %v", a.Labels)
+	}
+	if !strings.HasPrefix(a.GeneratorURL, "http://strata.example:8080/workspaces/ws-1/graph?g0.expr=") {
+		t.Errorf("generator URL = %q", a.GeneratorURL)
+	}
+	eventually(t, "ALERTS and ALERTS_FOR_STATE stored", func() bool {
+		return len(e.instant(`ALERTS{alertname="InstanceDown",alertstate="firing",instance="b"}`)) == 1 &&
+			len(e.instant(`ALERTS_FOR_STATE{alertname="InstanceDown",instance="b"}`)) == 1
+	})
+
+	// The instance comes back: the alert is sent resolved.
+	e.add(up("b"), time.Now(), 1)
+	resolvedAfter := time.Now()
+	eventually(t, "resolved alert sent", func() bool {
+		return e.alerts.find(func(a *notifier.Alert) bool {
+			return a.Labels.Get("instance") == "b" && !a.EndsAt.IsZero() && a.EndsAt.After(resolvedAfter) && a.EndsAt.Before(time.Now().Add(time.Millisecond))
+		}) != nil
+	})
+	eventually(t, "job:up:sum = 2", func() bool {
+		v := e.instant(`job:up:sum{job="node"}`)
+		return len(v) == 1 && v[0].F == 2
+	})
+}
+
+func TestSyncFollowsNamespaces(t *testing.T) {
+	e := newEnv(t)
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	r, _ := e.start(Config{EvaluationInterval: time.Second})
+	r.Sync(context.Background())
+	names := func() []string {
+		var out []string
+		for _, g := range r.groups("ws-1") {
+			for _, rule := range g.Rules() {
+				out = append(out, namespaceOf(g.File())+"/"+g.Name()+"/"+rule.Name())
+			}
+		}
+		return out
+	}
+	if got := strings.Join(names(), ","); got != "ns1/g1/job:up:sum,ns1/g1/InstanceDown" {
+		t.Fatalf("rules = %s", got)
+	}
+
+	// A second namespace and a changed first one are loaded together.
+	e.putNamespace("ws-1", "ns2", "groups:\n  - name: g2\n    rules:\n      - record: a:b\n        expr: vector(1)\n")
+	e.putNamespace("ws-1", "ns1", "groups:\n  - name: g1\n    rules:\n      - record: c:d\n        expr: vector(2)\n")
+	r.Sync(context.Background())
+	if got := strings.Join(names(), ","); got != "ns1/g1/c:d,ns2/g2/a:b" {
+		t.Fatalf("rules after update = %s", got)
+	}
+	if got := testutil.ToFloat64(r.m.syncs.WithLabelValues("success")); got < 2 {
+		t.Errorf("successful loads = %v", got)
+	}
+
+	// A namespace that does not load leaves the previous rules running.
+	e.putNamespace("ws-1", "ns2", "groups:\n  - name: g2\n    rules:\n      - record: a:b\n        expr: sum(\n")
+	r.Sync(context.Background())
+	if got := strings.Join(names(), ","); got != "ns1/g1/c:d,ns2/g2/a:b" {
+		t.Fatalf("rules after a bad update = %s", got)
+	}
+	if got := testutil.ToFloat64(r.m.syncs.WithLabelValues("failure")); got != 1 {
+		t.Errorf("failed loads = %v", got)
+	}
+
+	// Without namespaces the workspace's manager stops; deleting a workspace stops it at once.
+	e.putNamespace("ws-1", "ns1", "")
+	e.putNamespace("ws-1", "ns2", "")
+	r.Sync(context.Background())
+	if g := r.groups("ws-1"); g != nil {
+		t.Fatalf("groups after removing every namespace: %v", g)
+	}
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	r.Sync(context.Background())
+	if len(r.groups("ws-1")) != 1 {
+		t.Fatal("namespace not loaded again")
+	}
+	if _, err := e.store.UpdateWorkspace(context.Background(), "ws-1", func(w *meta.Workspace) error {
+		w.Status = meta.StatusDeleting
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.DeleteWorkspace("ws-1")
+	if g := r.groups("ws-1"); g != nil {
+		t.Fatalf("groups after DeleteWorkspace: %v", g)
+	}
+}
+
+// The store's change signal alone brings a new namespace in, without a Sync call.
+func TestRunFollowsStoreChanges(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(Config{EvaluationInterval: time.Second, ResyncInterval: 0})
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	eventually(t, "rules loaded after a store change", func() bool { return len(r.groups("ws-1")) == 1 })
+}
+
+// After a restart, an alert that was pending carries on from where it was, from
+// ALERTS_FOR_STATE, instead of starting its `for` again.
+func TestForStateRestoredAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.add(labels.FromStrings("__name__", "up", "job", "node", "instance", "b"), time.Now(), 0)
+	e.putNamespace("ws-1", "ns1", `
+groups:
+  - name: g1
+    interval: 200ms
+    rules:
+      - alert: InstanceDown
+        expr: up == 0
+        for: 1h
+`)
+	cfg := Config{EvaluationInterval: time.Second, OutageTolerance: time.Hour, ForGracePeriod: time.Millisecond}
+	r, stop := e.start(cfg)
+	var activeAt time.Time
+	eventually(t, "pending alert", func() bool {
+		for _, g := range r.groups("ws-1") {
+			for _, a := range g.AlertingRules() {
+				for _, al := range a.ActiveAlerts() {
+					activeAt = al.ActiveAt
+				}
+			}
+		}
+		return !activeAt.IsZero()
+	})
+	// Pending for a few seconds (ALERTS_FOR_STATE holds seconds), stored every evaluation.
+	eventually(t, "pending for 3s", func() bool {
+		return len(e.instant(`ALERTS_FOR_STATE{alertname="InstanceDown"}`)) == 1 && time.Since(activeAt) > 3*time.Second
+	})
+	stop()
+
+	restarted := time.Now()
+	r2, _ := e.start(cfg)
+	// Prometheus restores after the second evaluation; the restored alert has been
+	// pending since before the restart (its time pending carries on, the outage not
+	// counted). Without the restore it would be new, active since after the restart.
+	eventually(t, "alert active since before the restart", func() bool {
+		for _, g := range r2.groups("ws-1") {
+			for _, a := range g.AlertingRules() {
+				for _, al := range a.ActiveAlerts() {
+					if al.ActiveAt.Before(restarted) {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+}
+
+func TestAPI(t *testing.T) {
+	e := newEnv(t)
+	e.add(labels.FromStrings("__name__", "up", "job", "node", "instance", "b"), time.Now(), 0)
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	e.putNamespace("ws-1", "ns2", "groups:\n  - name: g2\n    rules:\n      - record: a:b\n        expr: vector(1)\n  - name: g3\n    rules:\n      - record: c:d\n        expr: vector(1)\n")
+	r, _ := e.start(Config{EvaluationInterval: time.Second})
+	r.Sync(context.Background())
+	mux := http.NewServeMux()
+	for _, rt := range r.Routes() {
+		mux.HandleFunc(rt.Method+" "+rt.Pattern, rt.Handler)
+	}
+	get := func(path string, params url.Values) (int, map[string]any) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+"?"+params.Encode(), nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, rec.Body)
+		}
+		return rec.Code, body
+	}
+	groupNames := func(body map[string]any) string {
+		var out []string
+		for _, g := range body["data"].(map[string]any)["groups"].([]any) {
+			g := g.(map[string]any)
+			out = append(out, g["file"].(string)+"/"+g["name"].(string))
+		}
+		return strings.Join(out, ",")
+	}
+
+	code, body := get("/workspaces/ws-1/api/v1/rules", nil)
+	if code != 200 || groupNames(body) != "ns1/g1,ns2/g2,ns2/g3" {
+		t.Fatalf("rules: %d %v", code, body)
+	}
+	_, body = get("/workspaces/ws-1/api/v1/rules", url.Values{"type": {"alert"}})
+	if groupNames(body) != "ns1/g1" {
+		t.Errorf("type=alert: %v", groupNames(body))
+	}
+	_, body = get("/workspaces/ws-1/api/v1/rules", url.Values{"file[]": {"ns2"}, "rule_name[]": {"c:d"}})
+	if groupNames(body) != "ns2/g3" {
+		t.Errorf("file[] and rule_name[]: %v", groupNames(body))
+	}
+	// Pagination: one group a page, with Prometheus' tokens.
+	_, body = get("/workspaces/ws-1/api/v1/rules", url.Values{"group_limit": {"1"}})
+	next, _ := body["data"].(map[string]any)["groupNextToken"].(string)
+	if groupNames(body) != "ns1/g1" || next != groupToken("ns2", "g2") {
+		t.Errorf("page 1: %v next %q", groupNames(body), next)
+	}
+	_, body = get("/workspaces/ws-1/api/v1/rules", url.Values{"group_limit": {"1"}, "group_next_token": {next}})
+	if groupNames(body) != "ns2/g2" {
+		t.Errorf("page 2: %v", groupNames(body))
+	}
+	for _, bad := range []url.Values{
+		{"type": {"x"}},
+		{"group_limit": {"0"}},
+		{"group_next_token": {"abc"}},
+		{"group_limit": {"1"}, "group_next_token": {"abc"}},
+		{"match[]": {`{job=""}`}},
+		{"exclude_alerts": {"maybe"}},
+	} {
+		if code, body := get("/workspaces/ws-1/api/v1/rules", bad); code != 400 || body["errorType"] != "bad_data" {
+			t.Errorf("%v: %d %v", bad, code, body)
+		}
+	}
+	if code, _ := get("/workspaces/ws-nope/api/v1/rules", nil); code != 404 {
+		t.Errorf("unknown workspace: %d", code)
+	}
+	// A workspace without rules has none, and no alerts.
+	if err := e.store.CreateWorkspace(context.Background(), meta.Workspace{ID: "ws-2", Status: meta.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/workspaces/ws-2/api/v1/alerts", nil); code != 200 || len(body["data"].(map[string]any)["alerts"].([]any)) != 0 {
+		t.Errorf("alerts of ws-2: %d %v", code, body)
+	}
+
+	eventually(t, "alert in /api/v1/alerts", func() bool {
+		_, body := get("/workspaces/ws-1/api/v1/alerts", nil)
+		alerts := body["data"].(map[string]any)["alerts"].([]any)
+		return len(alerts) == 1 && alerts[0].(map[string]any)["labels"].(map[string]any)["instance"] == "b"
+	})
+	_, body = get("/workspaces/ws-1/api/v1/rules", url.Values{"type": {"alert"}, "exclude_alerts": {"true"}})
+	rule := body["data"].(map[string]any)["groups"].([]any)[0].(map[string]any)["rules"].([]any)[0].(map[string]any)
+	if rule["type"] != "alerting" || rule["alerts"] != nil || rule["duration"] != 0.5 || rule["health"] != "ok" {
+		t.Errorf("alerting rule with exclude_alerts: %v", rule)
+	}
+}
+
+// A workspace whose Alertmanager refuses alerts: the evaluations go on, the failures
+// are counted.
+func TestSendFailuresCounted(t *testing.T) {
+	e := newEnv(t)
+	e.alerts.err = context.DeadlineExceeded
+	e.add(labels.FromStrings("__name__", "up", "job", "node", "instance", "b"), time.Now(), 0)
+	e.putNamespace("ws-1", "ns1", rulesFile)
+	r, _ := e.start(Config{EvaluationInterval: time.Second})
+	eventually(t, "send failures counted", func() bool {
+		return testutil.ToFloat64(r.m.sendErrors.WithLabelValues("ws-1")) > 0
+	})
+	eventually(t, "recording rule still evaluated", func() bool { return len(e.instant(`job:up:sum`)) == 1 })
+}
