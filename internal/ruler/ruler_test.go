@@ -214,7 +214,9 @@ groups:
 func TestRecordingAndAlertingRules(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now()
-	up := func(inst string) labels.Labels { return labels.FromStrings("__name__", "up", "job", "node", "instance", inst) }
+	up := func(inst string) labels.Labels {
+		return labels.FromStrings("__name__", "up", "job", "node", "instance", inst)
+	}
 	e.add(up("a"), now, 1)
 	e.add(up("b"), now, 0)
 	e.putNamespace("ws-1", "ns1", rulesFile)
