@@ -305,17 +305,8 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("workspaceId")
 	ctx := r.Context()
-	status, err := d.workspaceStatus(ctx, id)
-	switch {
-	case errors.Is(err, meta.ErrNotFound):
-		d.reply(w, 0, http.StatusNotFound, fmt.Sprintf("workspace %s not found", id), [3]int{})
-		return
-	case err != nil:
-		d.logger.Error("looking up workspace", "workspace", id, "err", err)
-		d.reply(w, 0, http.StatusInternalServerError, "looking up the workspace failed; retry", [3]int{})
-		return
-	case status != meta.StatusActive && status != meta.StatusCreating:
-		d.reply(w, 0, http.StatusNotFound, fmt.Sprintf("workspace %s is %s and accepts no data", id, status), [3]int{})
+	if herr := d.accepting(ctx, id); herr != nil {
+		d.reply(w, 0, herr.status, herr.msg, [3]int{})
 		return
 	}
 
@@ -359,6 +350,44 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.reply(w, v, http.StatusNoContent, "", written)
+}
+
+// accepting says why workspace id takes no data; nil when it does.
+func (d *Distributor) accepting(ctx context.Context, id string) *httpError {
+	status, err := d.workspaceStatus(ctx, id)
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		return &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s not found", id)}
+	case err != nil:
+		d.logger.Error("looking up workspace", "workspace", id, "err", err)
+		return &httpError{http.StatusInternalServerError, "looking up the workspace failed; retry"}
+	case status != meta.StatusActive && status != meta.StatusCreating:
+		return &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is %s and accepts no data", id, status)}
+	}
+	return nil
+}
+
+// WriteError is what Write refused, with the status remote write would answer.
+type WriteError struct {
+	Status int
+	Msg    string
+}
+
+func (e *WriteError) Error() string { return e.Msg }
+
+// Write stores a request that did not come over remote write (the ruler's recorded
+// series and ALERTS) through the same path: the workspace's status, HA dedup,
+// validation, limits and usage. It returns what was stored, and a *WriteError for what
+// was refused. req is consumed (its series are filtered in place); the caller releases it.
+func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request) (ingester.PushResult, error) {
+	if herr := d.accepting(ctx, id); herr != nil {
+		return ingester.PushResult{}, &WriteError{herr.status, herr.msg}
+	}
+	out, herr := d.push(ctx, id, req)
+	if herr != nil {
+		return out.PushResult, &WriteError{herr.status, herr.msg}
+	}
+	return out.PushResult, nil
 }
 
 type pushOutcome struct {
