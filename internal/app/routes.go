@@ -139,10 +139,19 @@ func (r *resources) ResourcePolicy(_ context.Context, arn string) (*policy.Polic
 }
 
 func (r *resources) ResourceTags(_ context.Context, arn string) (map[string]string, error) {
-	if ws, ok := r.workspaceOf(arn); ok {
-		return ws.Tags, nil
+	ws, ok := r.workspaceOf(arn)
+	if !ok {
+		return nil, nil
 	}
-	return nil, nil
+	// A rule groups namespace has tags of its own (none while it does not exist).
+	if rest, isNamespace := strings.CutPrefix(strings.SplitN(arn, ":", 6)[5], "rulegroupsnamespace/"); isNamespace {
+		_, name, _ := strings.Cut(rest, "/")
+		if ns, ok := ws.RuleGroupsNamespaces[name]; ok && ns.ARN == arn {
+			return ns.Tags, nil
+		}
+		return nil, nil
+	}
+	return ws.Tags, nil
 }
 
 // queryLimits overlays the per-workspace query limits of the runtime file on the

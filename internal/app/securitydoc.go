@@ -77,6 +77,8 @@ on the internal listener (` + "`--internal.listen`" + `, loopback by default).
 		switch r.Resource {
 		case "workspace":
 			res = "`arn:aws:aps:<region>:<account>:workspace/<workspaceId>`"
+		case "rulegroupsnamespace":
+			res = "`arn:aws:aps:<region>:<account>:rulegroupsnamespace/<workspaceId>/<name>`"
 		case "arn":
 			res = "the ARN in the path"
 		}

@@ -1,7 +1,8 @@
 // Package controlplane serves the AMP control-plane API (REST-JSON, API version 2020-08-01,
 // signing name aps) over the metadata store. Start from API: Routes lists every operation
 // it serves with its method and path pattern; Reconciler moves workspaces through their
-// states (CREATING → ACTIVE, DELETING → gone) in the background.
+// states (CREATING → ACTIVE, DELETING → gone) in the background, and so the rule groups
+// namespaces and alert manager definitions stored in them (rules.go, alertmanager.go).
 //
 //	client ── HTTP ──▶ API handler ──▶ validate ──▶ meta.Store (bucket object + cache)
 //	                                                      │ Changes()
@@ -24,8 +25,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/stratametrics/strata/internal/awsapi"
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 )
 
@@ -97,13 +100,26 @@ type API struct {
 	// nil when allowed. Nil means every dependent action is allowed (tests without
 	// authentication). Set before serving.
 	Authorize func(r *http.Request, action, resource string) error
+	// Limits answers the rules and alerting quotas of each workspace. Nil means the
+	// defaults of the limits flags (AMP's quotas), without the operator's flags or
+	// runtime overrides. Set before serving.
+	Limits Limits
+	// PromQL parses the expressions of rule files; it should admit what the ruler
+	// evaluates. New sets Prometheus' default parser (no experimental functions).
+	PromQL parser.Parser
 
-	cfg    Config
-	env    Env
-	store  *meta.Store
-	logger *slog.Logger
-	now    func() time.Time
-	newID  func() string
+	cfg      Config
+	env      Env
+	store    *meta.Store
+	logger   *slog.Logger
+	now      func() time.Time
+	newID    func() string
+	defaults limits.Limits
+}
+
+// Limits answers the limits in force for a workspace; *limits.Overrides implements it.
+type Limits interface {
+	For(workspace string) *limits.Limits
 }
 
 // New returns the API over store.
@@ -112,31 +128,59 @@ func New(cfg Config, env Env, store *meta.Store, logger *slog.Logger) *API {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{
-		cfg:    cfg,
-		env:    env,
-		store:  store,
-		logger: logger,
-		now:    time.Now,
-		newID:  func() string { return "ws-" + uuid.NewString() },
+		PromQL:   parser.NewParser(parser.Options{}),
+		cfg:      cfg,
+		env:      env,
+		store:    store,
+		logger:   logger,
+		now:      time.Now,
+		newID:    func() string { return "ws-" + uuid.NewString() },
+		defaults: limits.Default(),
 	}
+}
+
+// limitsFor returns the limits of workspace id.
+func (a *API) limitsFor(id string) *limits.Limits {
+	if a.Limits == nil {
+		return &a.defaults
+	}
+	return a.Limits.For(id)
 }
 
 // Routes lists the operations served, for the HTTP server to mount.
 func (a *API) Routes() []Route {
+	const (
+		namespaces = "/workspaces/{workspaceId}/rulegroupsnamespaces"
+		namespace  = namespaces + "/{name}"
+		definition = "/workspaces/{workspaceId}/alertmanager/definition"
+	)
+	get, post, put, patch, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	return []Route{
-		{"CreateWorkspace", http.MethodPost, "/workspaces", a.wrap(a.createWorkspace), bodyTags, ""},
-		{"ListWorkspaces", http.MethodGet, "/workspaces", a.wrap(a.listWorkspaces), nil, ""},
-		{"DescribeWorkspace", http.MethodGet, "/workspaces/{workspaceId}", a.wrap(a.describeWorkspace), nil, ""},
-		{"DeleteWorkspace", http.MethodDelete, "/workspaces/{workspaceId}", a.wrap(a.deleteWorkspace), nil, ""},
-		{"UpdateWorkspaceAlias", http.MethodPost, "/workspaces/{workspaceId}/alias", a.wrap(a.updateWorkspaceAlias), nil, ""},
-		{"DescribeWorkspaceConfiguration", http.MethodGet, "/workspaces/{workspaceId}/configuration", a.wrap(a.describeWorkspaceConfiguration), nil, ""},
-		{"UpdateWorkspaceConfiguration", http.MethodPatch, "/workspaces/{workspaceId}/configuration", a.wrap(a.updateWorkspaceConfiguration), nil, ""},
-		{"TagResource", http.MethodPost, "/tags/{resourceArn}", a.wrap(a.tagResource), bodyTags, ""},
-		{"UntagResource", http.MethodDelete, "/tags/{resourceArn}", a.wrap(a.untagResource), queryTagKeys, ""},
-		{"ListTagsForResource", http.MethodGet, "/tags/{resourceArn}", a.wrap(a.listTagsForResource), nil, ""},
-		{"PutResourcePolicy", http.MethodPut, "/workspaces/{workspaceId}/policy", a.wrap(a.putResourcePolicy), nil, ""},
-		{"DescribeResourcePolicy", http.MethodGet, "/workspaces/{workspaceId}/policy", a.wrap(a.describeResourcePolicy), nil, ""},
-		{"DeleteResourcePolicy", http.MethodDelete, "/workspaces/{workspaceId}/policy", a.wrap(a.deleteResourcePolicy), nil, ""},
+		{Operation: "CreateWorkspace", Method: post, Pattern: "/workspaces", Handler: a.wrap(a.createWorkspace), RequestTags: bodyTags},
+		{Operation: "ListWorkspaces", Method: get, Pattern: "/workspaces", Handler: a.wrap(a.listWorkspaces)},
+		{Operation: "DescribeWorkspace", Method: get, Pattern: "/workspaces/{workspaceId}", Handler: a.wrap(a.describeWorkspace)},
+		{Operation: "DeleteWorkspace", Method: del, Pattern: "/workspaces/{workspaceId}", Handler: a.wrap(a.deleteWorkspace)},
+		{Operation: "UpdateWorkspaceAlias", Method: post, Pattern: "/workspaces/{workspaceId}/alias", Handler: a.wrap(a.updateWorkspaceAlias)},
+		{Operation: "DescribeWorkspaceConfiguration", Method: get, Pattern: "/workspaces/{workspaceId}/configuration", Handler: a.wrap(a.describeWorkspaceConfiguration)},
+		{Operation: "UpdateWorkspaceConfiguration", Method: patch, Pattern: "/workspaces/{workspaceId}/configuration", Handler: a.wrap(a.updateWorkspaceConfiguration)},
+		{Operation: "TagResource", Method: post, Pattern: "/tags/{resourceArn}", Handler: a.wrap(a.tagResource), RequestTags: bodyTags},
+		{Operation: "UntagResource", Method: del, Pattern: "/tags/{resourceArn}", Handler: a.wrap(a.untagResource), RequestTags: queryTagKeys},
+		{Operation: "ListTagsForResource", Method: get, Pattern: "/tags/{resourceArn}", Handler: a.wrap(a.listTagsForResource)},
+		{Operation: "PutResourcePolicy", Method: put, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.putResourcePolicy)},
+		{Operation: "DescribeResourcePolicy", Method: get, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.describeResourcePolicy)},
+		{Operation: "DeleteResourcePolicy", Method: del, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.deleteResourcePolicy)},
+		// AMP authorizes CreateRuleGroupsNamespace on the new namespace's ARN; its path
+		// has no {name}, so it is authorized on the workspace (and aps:TagResource, when
+		// it tags, on the namespace).
+		{Operation: "CreateRuleGroupsNamespace", Method: post, Pattern: namespaces, Handler: a.wrap(a.createRuleGroupsNamespace), RequestTags: bodyTags, Resource: "workspace"},
+		{Operation: "ListRuleGroupsNamespaces", Method: get, Pattern: namespaces, Handler: a.wrap(a.listRuleGroupsNamespaces), Resource: "workspace"},
+		{Operation: "DescribeRuleGroupsNamespace", Method: get, Pattern: namespace, Handler: a.wrap(a.describeRuleGroupsNamespace), Resource: "rulegroupsnamespace"},
+		{Operation: "PutRuleGroupsNamespace", Method: put, Pattern: namespace, Handler: a.wrap(a.putRuleGroupsNamespace), Resource: "rulegroupsnamespace"},
+		{Operation: "DeleteRuleGroupsNamespace", Method: del, Pattern: namespace, Handler: a.wrap(a.deleteRuleGroupsNamespace), Resource: "rulegroupsnamespace"},
+		{Operation: "CreateAlertManagerDefinition", Method: post, Pattern: definition, Handler: a.wrap(a.createAlertManagerDefinition), Resource: "workspace"},
+		{Operation: "DescribeAlertManagerDefinition", Method: get, Pattern: definition, Handler: a.wrap(a.describeAlertManagerDefinition), Resource: "workspace"},
+		{Operation: "PutAlertManagerDefinition", Method: put, Pattern: definition, Handler: a.wrap(a.putAlertManagerDefinition), Resource: "workspace"},
+		{Operation: "DeleteAlertManagerDefinition", Method: del, Pattern: definition, Handler: a.wrap(a.deleteAlertManagerDefinition), Resource: "workspace"},
 	}
 }
 
@@ -210,6 +254,11 @@ func (a *API) updateWorkspace(r *http.Request, fn func(*meta.Workspace) error) (
 	ws, err := a.store.UpdateWorkspace(r.Context(), id, fn)
 	if errors.Is(err, meta.ErrNotFound) {
 		return meta.Workspace{}, workspaceNotFound(id)
+	}
+	if errors.Is(err, meta.ErrTooLarge) {
+		// Rule files and the alert manager definition live in the workspace's record.
+		return meta.Workspace{}, awsapi.QuotaExceeded("Workspace", id, "",
+			"Limit exceeded. The rule groups namespaces and alert manager definition of workspace %s would take more than the %d bytes its record holds; delete or shrink a rule groups namespace", id, meta.MaxRecordBytes)
 	}
 	return ws, err
 }
@@ -449,6 +498,14 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) error {
 			return awsapi.Conflict("Workspace", ws.ID, "workspace %s is already being deleted", ws.ID)
 		}
 		ws.Status = meta.StatusDeleting
+		// They go with the workspace's record; DELETING stops the ruler and the
+		// alertmanager from running them meanwhile.
+		for _, ns := range ws.RuleGroupsNamespaces {
+			ns.Status, ns.StatusReason = meta.StatusDeleting, ""
+		}
+		if d := ws.AlertManagerDefinition; d != nil {
+			d.Status, d.StatusReason = meta.StatusDeleting, ""
+		}
 		return nil
 	})
 	if err != nil {
@@ -566,29 +623,68 @@ func (a *API) updateWorkspaceConfiguration(w http.ResponseWriter, r *http.Reques
 	return nil
 }
 
-// resourceFromARN resolves a tagging ARN to a workspace id of this server. The workspace
-// must exist under exactly that ARN (its region and owning account).
-func (a *API) resourceFromARN(r *http.Request, arn string) (string, error) {
+// taggable is what TagResource, UntagResource and ListTagsForResource act on: a
+// workspace, or one of its rule groups namespaces.
+type taggable struct {
+	arn       string
+	workspace string
+	namespace string // "" for the workspace itself
+}
+
+// tagsOf returns the tag map of t in ws, to read or replace.
+func (t taggable) tagsOf(ws *meta.Workspace) (*map[string]string, error) {
+	if t.namespace == "" {
+		return &ws.Tags, nil
+	}
+	ns, ok := ws.RuleGroupsNamespaces[t.namespace]
+	if !ok || ns.ARN != t.arn {
+		return nil, awsapi.NotFound("RuleGroupsNamespace", t.arn, "resource %s not found", t.arn)
+	}
+	return &ns.Tags, nil
+}
+
+// resourceFromARN resolves a tagging ARN to a resource of this server: a workspace
+// (…:workspace/<id>) or a rule groups namespace (…:rulegroupsnamespace/<id>/<name>). The
+// resource must exist under exactly that ARN (its region and owning account).
+func (a *API) resourceFromARN(r *http.Request, arn string) (taggable, error) {
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] == "" {
-		return "", awsapi.Validation("resourceArn", "resourceArn %q is not an ARN", arn)
+		return taggable{}, awsapi.Validation("resourceArn", "resourceArn %q is not an ARN", arn)
 	}
 	notFound := awsapi.NotFound("Resource", arn, "resource %s not found", arn)
 	if parts[2] != "aps" || parts[3] != a.env.Region {
-		return "", notFound
+		return taggable{}, notFound
 	}
-	id, ok := strings.CutPrefix(parts[5], "workspace/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", notFound
+	kind, rest, _ := strings.Cut(parts[5], "/")
+	t := taggable{arn: arn}
+	switch kind {
+	case "workspace":
+		t.workspace = rest
+	case "rulegroupsnamespace":
+		t.workspace, t.namespace, _ = strings.Cut(rest, "/")
+		if validateNamespaceName(t.namespace) != nil {
+			return taggable{}, notFound
+		}
+	default:
+		return taggable{}, notFound
 	}
-	ws, err := a.store.GetWorkspace(r.Context(), id)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && ws.ARN != arn) {
-		return "", notFound
+	if t.workspace == "" || strings.Contains(t.workspace, "/") {
+		return taggable{}, notFound
+	}
+	ws, err := a.store.GetWorkspace(r.Context(), t.workspace)
+	if errors.Is(err, meta.ErrNotFound) {
+		return taggable{}, notFound
 	}
 	if err != nil {
-		return "", err
+		return taggable{}, err
 	}
-	return id, nil
+	if t.namespace == "" && ws.ARN != arn {
+		return taggable{}, notFound
+	}
+	if _, err := t.tagsOf(&ws); err != nil {
+		return taggable{}, notFound
+	}
+	return t, nil
 }
 
 func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
@@ -603,23 +699,22 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) error {
 	if err := validateTags(req.Tags); err != nil {
 		return err
 	}
-	id, err := a.resourceFromARN(r, arn)
+	t, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}
-	return a.updateTags(w, r, arn, id, func(ws *meta.Workspace) error {
-		merged := make(map[string]string, len(ws.Tags)+len(req.Tags))
-		for k, v := range ws.Tags {
+	return a.updateTags(w, r, t, func(tags map[string]string) (map[string]string, error) {
+		merged := make(map[string]string, len(tags)+len(req.Tags))
+		for k, v := range tags {
 			merged[k] = v
 		}
 		for k, v := range req.Tags {
 			merged[k] = v
 		}
 		if len(merged) > maxTags {
-			return awsapi.Validation("tags", "a resource may have at most %d tags; this request would give it %d", maxTags, len(merged))
+			return nil, awsapi.Validation("tags", "a resource may have at most %d tags; this request would give it %d", maxTags, len(merged))
 		}
-		ws.Tags = merged
-		return nil
+		return merged, nil
 	})
 }
 
@@ -634,20 +729,20 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	id, err := a.resourceFromARN(r, arn)
+	t, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}
-	return a.updateTags(w, r, arn, id, func(ws *meta.Workspace) error {
+	return a.updateTags(w, r, t, func(tags map[string]string) (map[string]string, error) {
 		for _, k := range keys {
-			delete(ws.Tags, k)
+			delete(tags, k)
 		}
-		return nil
+		return tags, nil
 	})
 }
 
-// bodyTags finds the tags a CreateWorkspace or TagResource body sets, decoded as the
-// handlers decode them.
+// bodyTags finds the tags a CreateWorkspace, CreateRuleGroupsNamespace or TagResource
+// body sets, decoded as the handlers decode them.
 func bodyTags(_ *http.Request, body []byte) (map[string]string, []string, error) {
 	var req tagResourceRequest
 	if len(body) > 0 {
@@ -668,11 +763,22 @@ func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string, error
 	return nil, r.URL.Query()["tagKeys"], nil
 }
 
-// updateTags changes the tags of workspace id (named by arn) with fn and answers {}.
-func (a *API) updateTags(w http.ResponseWriter, r *http.Request, arn, id string, fn func(*meta.Workspace) error) error {
-	_, err := a.store.UpdateWorkspace(r.Context(), id, fn)
+// updateTags replaces the tags of t with what fn makes of them and answers {}.
+func (a *API) updateTags(w http.ResponseWriter, r *http.Request, t taggable, fn func(map[string]string) (map[string]string, error)) error {
+	_, err := a.store.UpdateWorkspace(r.Context(), t.workspace, func(ws *meta.Workspace) error {
+		tags, err := t.tagsOf(ws)
+		if err != nil {
+			return err
+		}
+		next, err := fn(*tags)
+		if err != nil {
+			return err
+		}
+		*tags = next
+		return nil
+	})
 	if errors.Is(err, meta.ErrNotFound) {
-		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
+		return awsapi.NotFound("Resource", t.arn, "resource %s not found", t.arn)
 	}
 	if err != nil {
 		return err
@@ -683,18 +789,22 @@ func (a *API) updateTags(w http.ResponseWriter, r *http.Request, arn, id string,
 
 func (a *API) listTagsForResource(w http.ResponseWriter, r *http.Request) error {
 	arn := r.PathValue("resourceArn")
-	id, err := a.resourceFromARN(r, arn)
+	t, err := a.resourceFromARN(r, arn)
 	if err != nil {
 		return err
 	}
-	ws, err := a.store.GetWorkspace(r.Context(), id)
+	ws, err := a.store.GetWorkspace(r.Context(), t.workspace)
 	if errors.Is(err, meta.ErrNotFound) {
-		return awsapi.NotFound("Workspace", id, "resource %s not found", arn)
+		return awsapi.NotFound("Resource", arn, "resource %s not found", arn)
 	}
 	if err != nil {
 		return err
 	}
-	tags := ws.Tags
+	p, err := t.tagsOf(&ws)
+	if err != nil {
+		return err
+	}
+	tags := *p
 	if tags == nil {
 		tags = map[string]string{}
 	}

@@ -76,11 +76,16 @@ type fixture struct {
 	store  *meta.Store
 	hook   *blockingHook
 	recon  *Reconciler
+	api    *API
+	// manual, when an option sets it, keeps the reconciler from running: the test
+	// calls recon.ReconcileOnce itself.
+	manual bool
 }
 
 // newFixture serves the control plane on a real HTTP listener over a filesystem bucket
-// in dir and returns the real AWS SDK client pointed at it.
-func newFixture(t *testing.T, dir string, cfg Config) *fixture {
+// in dir and returns the real AWS SDK client pointed at it. opts change the fixture
+// before it serves.
+func newFixture(t *testing.T, dir string, cfg Config, opts ...func(*fixture)) *fixture {
 	t.Helper()
 	bkt, err := bucket.NewFilesystem(dir)
 	if err != nil {
@@ -99,17 +104,22 @@ func newFixture(t *testing.T, dir string, cfg Config) *fixture {
 	}
 	hook := &blockingHook{}
 	recon := NewReconciler(store, []Lifecycle{hook}, 20*time.Millisecond, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = recon.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-
 	client := amp.New(amp.Options{
 		Region:       testRegion,
 		BaseEndpoint: aws.String(srv.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE0000001", "secret-secret-secret", ""),
 	})
-	return &fixture{client: client, url: srv.URL, store: store, hook: hook, recon: recon}
+	f := &fixture{client: client, url: srv.URL, store: store, hook: hook, recon: recon, api: api}
+	for _, o := range opts {
+		o(f)
+	}
+	if !f.manual {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = recon.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	return f
 }
 
 func defaultConfig() Config { return Config{MaxRequestBodyBytes: 4 << 20} }

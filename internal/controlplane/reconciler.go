@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 )
 
@@ -21,14 +22,21 @@ type Lifecycle interface {
 	Deprovision(ctx context.Context, id string) error
 }
 
-// Reconciler drives workspaces from their requested state to the next one. Every process
-// runs one; when several share a bucket they may do the same step twice, which the
-// Lifecycle contract allows.
+// Reconciler drives workspaces from their requested state to the next one, and so the
+// rule groups namespaces and alert manager definitions of active workspaces (CREATING and
+// UPDATING → ACTIVE or *_FAILED, DELETING → removed). Every process runs one; when several
+// share a bucket they may do the same step twice, which the Lifecycle contract allows.
 type Reconciler struct {
+	// Limits answers the quotas a namespace or definition is checked against again
+	// before it becomes ACTIVE (they may have been lowered since the request). Nil means
+	// the defaults of the limits flags. Set before Run.
+	Limits Limits
+
 	store    *meta.Store
 	hooks    []Lifecycle
 	logger   *slog.Logger
 	interval time.Duration
+	defaults limits.Limits
 }
 
 // NewReconciler returns a reconciler over store. interval is how often it looks again at
@@ -37,7 +45,14 @@ func NewReconciler(store *meta.Store, hooks []Lifecycle, interval time.Duration,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{store: store, hooks: hooks, logger: logger, interval: interval}
+	return &Reconciler{store: store, hooks: hooks, logger: logger, interval: interval, defaults: limits.Default()}
+}
+
+func (r *Reconciler) limitsFor(id string) *limits.Limits {
+	if r.Limits == nil {
+		return &r.defaults
+	}
+	return r.Limits.For(id)
 }
 
 // Run reconciles after every store change and every interval until ctx is done.
@@ -69,6 +84,9 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) {
 			err = r.deprovision(ctx, ws.ID)
 		case ws.Status == meta.StatusActive && ws.Configuration.Status == meta.StatusUpdating:
 			err = r.reconfigure(ctx, ws)
+		}
+		if ws.Status == meta.StatusActive && rulesPending(&ws) {
+			err = errors.Join(err, r.settleRules(ctx, ws.ID))
 		}
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("reconciling workspace; will retry", "workspace", ws.ID, "status", ws.Status, "err", err)
@@ -125,6 +143,94 @@ func (r *Reconciler) deprovision(ctx context.Context, id string) error {
 		return err
 	}
 	r.logger.Info("workspace deleted", "workspace", id)
+	return nil
+}
+
+// pending reports whether a namespace or definition in status waits for the reconciler.
+func pending(status string) bool {
+	return status == meta.StatusCreating || status == meta.StatusUpdating || status == meta.StatusDeleting
+}
+
+// rulesPending reports whether a namespace or the definition of ws waits for the
+// reconciler.
+func rulesPending(ws *meta.Workspace) bool {
+	for _, ns := range ws.RuleGroupsNamespaces {
+		if pending(ns.Status) {
+			return true
+		}
+	}
+	return ws.AlertManagerDefinition != nil && pending(ws.AlertManagerDefinition.Status)
+}
+
+// failed is the status a namespace or definition in status goes to when it cannot
+// become ACTIVE.
+func failed(status string) string {
+	if status == meta.StatusCreating {
+		return meta.StatusCreationFailed
+	}
+	return meta.StatusUpdateFailed
+}
+
+// settleRules takes the namespaces and the definition of workspace id that wait one
+// step further: those created or updated become ACTIVE when they are still within the
+// workspace's quotas, else CREATION_FAILED or UPDATE_FAILED with the reason; those
+// deleted are removed from the record. The ruler and the alertmanager follow the record.
+func (r *Reconciler) settleRules(ctx context.Context, id string) error {
+	l := r.limitsFor(id)
+	type event struct{ msg, namespace, status, reason string }
+	var events []event
+	_, err := r.store.UpdateWorkspace(ctx, id, func(ws *meta.Workspace) error {
+		events = events[:0]
+		if ws.Status != meta.StatusActive || !rulesPending(ws) {
+			return errStale
+		}
+		for name, ns := range ws.RuleGroupsNamespaces {
+			switch ns.Status {
+			case meta.StatusCreating, meta.StatusUpdating:
+				next, why := meta.StatusActive, recheckNamespace(ws, name, ns, l)
+				if why != "" {
+					next = failed(ns.Status)
+				}
+				ns.Status, ns.StatusReason = next, why
+				events = append(events, event{"rule groups namespace settled", name, ns.Status, ns.StatusReason})
+			case meta.StatusDeleting:
+				delete(ws.RuleGroupsNamespaces, name)
+				events = append(events, event{"rule groups namespace deleted", name, "", ""})
+			}
+		}
+		if d := ws.AlertManagerDefinition; d != nil {
+			switch d.Status {
+			case meta.StatusCreating, meta.StatusUpdating:
+				next, why := meta.StatusActive, recheckDefinition(d.Data, l)
+				if why != "" {
+					next = failed(d.Status)
+				}
+				d.Status, d.StatusReason = next, why
+				events = append(events, event{"alert manager definition settled", "", d.Status, d.StatusReason})
+			case meta.StatusDeleting:
+				ws.AlertManagerDefinition = nil
+				events = append(events, event{"alert manager definition deleted", "", "", ""})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ignoreStale(err)
+	}
+	for _, e := range events {
+		args := []any{"workspace", id}
+		if e.namespace != "" {
+			args = append(args, "namespace", e.namespace)
+		}
+		if e.status != "" {
+			args = append(args, "status", e.status)
+		}
+		if e.reason != "" {
+			r.logger.Warn(e.msg, append(args, "reason", e.reason)...)
+			continue
+		}
+		r.logger.Info(e.msg, args...)
+	}
 	return nil
 }
 

@@ -100,3 +100,88 @@ type updateWorkspaceConfigurationRequest struct {
 type updateWorkspaceConfigurationResponse struct {
 	Status workspaceConfigurationStatus `json:"status"`
 }
+
+// Rule groups namespaces. data is a blob: base64 in JSON. It is decoded by the handler,
+// not by encoding/json, so that a bad encoding is a ValidationException naming "data".
+
+type ruleGroupsNamespaceStatus struct {
+	StatusCode   string `json:"statusCode"`
+	StatusReason string `json:"statusReason,omitempty"`
+}
+
+type createRuleGroupsNamespaceRequest struct {
+	Name        *string           `json:"name"`
+	Data        *string           `json:"data"`
+	ClientToken *string           `json:"clientToken"`
+	Tags        map[string]string `json:"tags"`
+}
+
+type putRuleGroupsNamespaceRequest struct {
+	Data        *string `json:"data"`
+	ClientToken *string `json:"clientToken"`
+}
+
+// ruleGroupsNamespaceResponse answers CreateRuleGroupsNamespace and PutRuleGroupsNamespace.
+type ruleGroupsNamespaceResponse struct {
+	Name   string                    `json:"name"`
+	ARN    string                    `json:"arn"`
+	Status ruleGroupsNamespaceStatus `json:"status"`
+	Tags   map[string]string         `json:"tags,omitempty"`
+}
+
+type ruleGroupsNamespaceDescription struct {
+	ARN        string                    `json:"arn"`
+	Name       string                    `json:"name"`
+	Status     ruleGroupsNamespaceStatus `json:"status"`
+	Data       []byte                    `json:"data"`
+	CreatedAt  awsapi.Timestamp          `json:"createdAt"`
+	ModifiedAt awsapi.Timestamp          `json:"modifiedAt"`
+	Tags       map[string]string         `json:"tags,omitempty"`
+}
+
+type describeRuleGroupsNamespaceResponse struct {
+	RuleGroupsNamespace ruleGroupsNamespaceDescription `json:"ruleGroupsNamespace"`
+}
+
+type ruleGroupsNamespaceSummary struct {
+	ARN        string                    `json:"arn"`
+	Name       string                    `json:"name"`
+	Status     ruleGroupsNamespaceStatus `json:"status"`
+	CreatedAt  awsapi.Timestamp          `json:"createdAt"`
+	ModifiedAt awsapi.Timestamp          `json:"modifiedAt"`
+	Tags       map[string]string         `json:"tags,omitempty"`
+}
+
+type listRuleGroupsNamespacesResponse struct {
+	RuleGroupsNamespaces []ruleGroupsNamespaceSummary `json:"ruleGroupsNamespaces"`
+	NextToken            string                       `json:"nextToken,omitempty"`
+}
+
+// Alert manager definition.
+
+type alertManagerDefinitionStatus struct {
+	StatusCode   string `json:"statusCode"`
+	StatusReason string `json:"statusReason,omitempty"`
+}
+
+type alertManagerDefinitionRequest struct {
+	Data        *string `json:"data"`
+	ClientToken *string `json:"clientToken"`
+}
+
+// alertManagerDefinitionResponse answers CreateAlertManagerDefinition and
+// PutAlertManagerDefinition.
+type alertManagerDefinitionResponse struct {
+	Status alertManagerDefinitionStatus `json:"status"`
+}
+
+type alertManagerDefinitionDescription struct {
+	Status     alertManagerDefinitionStatus `json:"status"`
+	Data       []byte                       `json:"data"`
+	CreatedAt  awsapi.Timestamp             `json:"createdAt"`
+	ModifiedAt awsapi.Timestamp             `json:"modifiedAt"`
+}
+
+type describeAlertManagerDefinitionResponse struct {
+	AlertManagerDefinition alertManagerDefinitionDescription `json:"alertManagerDefinition"`
+}

@@ -58,6 +58,67 @@ type Limits struct {
 	MaxQuerySamples      int           `yaml:"max_query_samples"`
 	MaxQuerySeries       int           `yaml:"max_query_series"`
 	MaxConcurrentQueries int           `yaml:"max_concurrent_queries"`
+
+	// Rules and alerting: AMP's quotas on a workspace's rule groups namespaces and alert
+	// manager definition. The control plane refuses a CreateRuleGroupsNamespace,
+	// PutRuleGroupsNamespace, CreateAlertManagerDefinition or PutAlertManagerDefinition
+	// that would exceed one (402 ServiceQuotaExceededException, with AMP's quota code
+	// where it has one); the alertmanager enforces the Alertmanager* runtime ones (alerts,
+	// aggregation groups, silences). Zero means no limit for each.
+	//
+	// Where AMP's current quota table (docs.aws.amazon.com/prometheus/latest/userguide/
+	// AMP_quotas.html) has the quota, the default is its value; the namespaces, rule
+	// groups and rules-per-group caps come from AMP's older table, which had them.
+
+	// RulerMaxRuleGroupsNamespaces caps the rule groups namespaces of a workspace: the
+	// older table's "Rule group namespaces per workspace" (10; the current one lists no
+	// such quota). It also bounds the workspace's metadata record, which holds every
+	// rule file (see meta.MaxRecordBytes).
+	RulerMaxRuleGroupsNamespaces int `yaml:"ruler_max_rule_groups_namespaces"`
+	// RulerMaxRuleGroupsPerWorkspace caps the rule groups of all of a workspace's
+	// namespaces: the older table's "Rule groups per workspace" (100).
+	RulerMaxRuleGroupsPerWorkspace int `yaml:"ruler_max_rule_groups_per_workspace"`
+	// RulerMaxRulesPerWorkspace caps the rules of all of a workspace's namespaces: the
+	// current table's "Rules per workspace" (L-3D15CDB4, 2,000).
+	RulerMaxRulesPerWorkspace int `yaml:"ruler_max_rules_per_workspace"`
+	// RulerMaxRulesPerRuleGroup caps the rules of one group: the older table's "Rules
+	// per rule group" (20).
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
+	// RulerMaxNamespaceSizeBytes caps one namespace's rule file: the current table's
+	// "Rule group namespace definition file size" (L-C62641E3, 1 MB, taken as 1 MiB).
+	RulerMaxNamespaceSizeBytes int `yaml:"ruler_max_namespace_size_bytes"`
+	// RulerMinEvaluationInterval is the shortest interval a rule group may set: the
+	// current table's "Rule evaluation interval" (L-8DEDEE8E, 30s). A group with a
+	// shorter one is refused with 400 ValidationException, as AMP refuses it; groups that
+	// set none run at --ruler.evaluation-interval. Zero means any interval.
+	RulerMinEvaluationInterval time.Duration `yaml:"ruler_min_evaluation_interval"`
+	// AlertmanagerMaxConfigSizeBytes caps the alert manager definition (the whole AMP
+	// document, templates included): "Alert manager definition file size" (L-3316EF76,
+	// 1 MB, taken as 1 MiB).
+	AlertmanagerMaxConfigSizeBytes int `yaml:"alertmanager_max_config_size_bytes"`
+	// AlertmanagerMaxTemplatesCount caps the template_files of the definition:
+	// "Templates in alert manager definition file" (L-0F151AA2, 100).
+	AlertmanagerMaxTemplatesCount int `yaml:"alertmanager_max_templates_count"`
+	// AlertmanagerMaxInhibitionRules caps the inhibit_rules of the definition:
+	// "Inhibition rules in alert manager definition file" (L-46D5E194, 100).
+	AlertmanagerMaxInhibitionRules int `yaml:"alertmanager_max_inhibition_rules"`
+	// AlertmanagerMaxRoutingTreeNodes caps the routes of the definition, the root route
+	// included: "Nodes in alert manager routing tree" (L-E3E60B3E, 100).
+	AlertmanagerMaxRoutingTreeNodes int `yaml:"alertmanager_max_routing_tree_nodes"`
+	// AlertmanagerMaxAggregationGroups caps the aggregation groups (one per combination
+	// of group_by values) of a workspace's Alertmanager: "Alert aggregation group size
+	// in alert manager definition file" (L-BDF9895D, 1,000). Enforced at run time.
+	AlertmanagerMaxAggregationGroups int `yaml:"alertmanager_max_aggregation_groups"`
+	// AlertmanagerMaxAlertsCount caps the active alerts of a workspace's Alertmanager:
+	// "Alerts in Alert Manager" (L-E9CD1A4F, 1,000). Enforced at run time.
+	AlertmanagerMaxAlertsCount int `yaml:"alertmanager_max_alerts_count"`
+	// AlertmanagerMaxAlertsSizeBytes caps the total size of a workspace's active alerts
+	// (labels and annotations): "Alert payload size in Alert Manager" (L-3E2A717A,
+	// 20 MB, taken as 20 MiB). Enforced at run time.
+	AlertmanagerMaxAlertsSizeBytes int `yaml:"alertmanager_max_alerts_size_bytes"`
+	// AlertmanagerMaxSilencesCount caps the silences of a workspace, expired ones not
+	// counted: "Silences per workspace" (L-C15FCA36, 1,000). Enforced at run time.
+	AlertmanagerMaxSilencesCount int `yaml:"alertmanager_max_silences_count"`
 }
 
 // MaxOutOfOrderTimeWindow is AMP's upper bound for the out-of-order window.
@@ -84,6 +145,29 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQuerySeries, "limits.max-query-series", 0, "Series a query may read. 0 means --query.max-series.")
 	f.IntVar(&l.MaxConcurrentQueries, "limits.max-concurrent-queries", 0, "Queries of a workspace run at once; more wait in a queue. 0 means --query.max-concurrent.")
 	f.IntVar(&l.RetentionPeriodDays, "limits.retention-period-days", 150, "Retention period, in days, of workspaces that set none with UpdateWorkspaceConfiguration (AMP's default is 150).")
+
+	f.IntVar(&l.RulerMaxRuleGroupsNamespaces, "limits.ruler-max-rule-groups-namespaces", 10, "Rule groups namespaces per workspace (AMP's older quota: 10). Over it, CreateRuleGroupsNamespace gets 402 ServiceQuotaExceededException. 0 means no limit.")
+	f.IntVar(&l.RulerMaxRuleGroupsPerWorkspace, "limits.ruler-max-rule-groups-per-workspace", 100, "Rule groups per workspace, all namespaces together (AMP's older quota: 100). 0 means no limit.")
+	f.IntVar(&l.RulerMaxRulesPerWorkspace, "limits.ruler-max-rules-per-workspace", 2000, "Rules per workspace, all namespaces together (AMP: 2,000, L-3D15CDB4). 0 means no limit.")
+	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "limits.ruler-max-rules-per-rule-group", 20, "Rules per rule group (AMP's older quota: 20). 0 means no limit.")
+	f.IntVar(&l.RulerMaxNamespaceSizeBytes, "limits.ruler-max-namespace-size-bytes", 1<<20, "Largest rule file of one rule groups namespace, in bytes (AMP: 1 MB, L-C62641E3). 0 means no limit.")
+	f.DurationVar(&l.RulerMinEvaluationInterval, "limits.ruler-min-evaluation-interval", 30*time.Second, "Shortest interval a rule group may set (AMP: 30s, L-8DEDEE8E); a shorter one is refused with 400 ValidationException. 0 means any.")
+	f.IntVar(&l.AlertmanagerMaxConfigSizeBytes, "limits.alertmanager-max-config-size-bytes", 1<<20, "Largest alert manager definition, templates included, in bytes (AMP: 1 MB, L-3316EF76). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxTemplatesCount, "limits.alertmanager-max-templates-count", 100, "Template files per alert manager definition (AMP: 100, L-0F151AA2). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxInhibitionRules, "limits.alertmanager-max-inhibition-rules", 100, "Inhibition rules per alert manager definition (AMP: 100, L-46D5E194). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxRoutingTreeNodes, "limits.alertmanager-max-routing-tree-nodes", 100, "Routes per alert manager definition, the root route included (AMP: 100, L-E3E60B3E). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxAggregationGroups, "limits.alertmanager-max-aggregation-groups", 1000, "Aggregation groups of a workspace's Alertmanager (AMP: 1,000, L-BDF9895D). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxAlertsCount, "limits.alertmanager-max-alerts-count", 1000, "Active alerts of a workspace's Alertmanager (AMP: 1,000, L-E9CD1A4F). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "limits.alertmanager-max-alerts-size-bytes", 20<<20, "Total size of a workspace's active alerts, in bytes (AMP: 20 MB, L-3E2A717A). 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxSilencesCount, "limits.alertmanager-max-silences-count", 1000, "Silences per workspace, expired ones not counted (AMP: 1,000, L-C15FCA36). 0 means no limit.")
+}
+
+// Default returns the limits the flags default to (AMP's quotas), for code that runs
+// without flags.
+func Default() Limits {
+	var l Limits
+	l.RegisterFlags(flag.NewFlagSet("limits", flag.ContinueOnError))
+	return l
 }
 
 // Validate checks the limits.
@@ -105,6 +189,13 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("out_of_order_time_window must be between 0 and %s", MaxOutOfOrderTimeWindow)
 	case l.QueryTimeout < 0 || l.MaxQuerySamples < 0 || l.MaxQuerySeries < 0 || l.MaxConcurrentQueries < 0:
 		return errors.New("query limits must not be negative")
+	case l.RulerMaxRuleGroupsNamespaces < 0 || l.RulerMaxRuleGroupsPerWorkspace < 0 || l.RulerMaxRulesPerWorkspace < 0 ||
+		l.RulerMaxRulesPerRuleGroup < 0 || l.RulerMaxNamespaceSizeBytes < 0 || l.RulerMinEvaluationInterval < 0:
+		return errors.New("ruler limits must not be negative")
+	case l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxInhibitionRules < 0 ||
+		l.AlertmanagerMaxRoutingTreeNodes < 0 || l.AlertmanagerMaxAggregationGroups < 0 || l.AlertmanagerMaxAlertsCount < 0 ||
+		l.AlertmanagerMaxAlertsSizeBytes < 0 || l.AlertmanagerMaxSilencesCount < 0:
+		return errors.New("alertmanager limits must not be negative")
 	case l.RetentionPeriodDays < 1 || l.RetentionPeriodDays > 1095:
 		return errors.New("retention_period_days must be between 1 and 1095")
 	}

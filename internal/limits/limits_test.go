@@ -38,6 +38,46 @@ func TestDefaultsAreAMPQuotas(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if l.RulerMaxRuleGroupsNamespaces != 10 || l.RulerMaxRuleGroupsPerWorkspace != 100 || l.RulerMaxRulesPerWorkspace != 2000 ||
+		l.RulerMaxRulesPerRuleGroup != 20 || l.RulerMaxNamespaceSizeBytes != 1<<20 || l.RulerMinEvaluationInterval != 30*time.Second ||
+		l.AlertmanagerMaxConfigSizeBytes != 1<<20 || l.AlertmanagerMaxTemplatesCount != 100 || l.AlertmanagerMaxInhibitionRules != 100 ||
+		l.AlertmanagerMaxRoutingTreeNodes != 100 || l.AlertmanagerMaxAggregationGroups != 1000 || l.AlertmanagerMaxAlertsCount != 1000 ||
+		l.AlertmanagerMaxAlertsSizeBytes != 20<<20 || l.AlertmanagerMaxSilencesCount != 1000 {
+		t.Fatalf("rules and alerting defaults: %+v", l)
+	}
+	if Default() != l {
+		t.Fatalf("Default() differs from the flags' defaults:\n%+v\n%+v", Default(), l)
+	}
+}
+
+func TestRulesAndAlertingOverrides(t *testing.T) {
+	c := defaults(t)
+	m, err := ParseRuntimeConfig([]byte(`overrides:
+  ws-a:
+    ruler_max_rule_groups_namespaces: 3
+    ruler_max_rules_per_workspace: 5000
+    ruler_min_evaluation_interval: 10s
+    alertmanager_max_templates_count: 0
+    alertmanager_max_silences_count: 50
+`), c.Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m["ws-a"]
+	if l.RulerMaxRuleGroupsNamespaces != 3 || l.RulerMaxRulesPerWorkspace != 5000 || l.RulerMinEvaluationInterval != 10*time.Second ||
+		l.AlertmanagerMaxTemplatesCount != 0 || l.AlertmanagerMaxSilencesCount != 50 || l.RulerMaxRulesPerRuleGroup != 20 {
+		t.Fatalf("ws-a: %+v", l)
+	}
+	for body, want := range map[string]string{
+		"overrides:\n  ws-a:\n    ruler_max_rules_per_workspace: -1\n":     "ruler limits",
+		"overrides:\n  ws-a:\n    ruler_min_evaluation_interval: -1s\n":    "ruler limits",
+		"overrides:\n  ws-a:\n    alertmanager_max_alerts_count: -1\n":     "alertmanager limits",
+		"overrides:\n  ws-a:\n    alertmanager_max_config_size_bytes: x\n": "cannot unmarshal",
+	} {
+		if _, err := ParseRuntimeConfig([]byte(body), c.Limits); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error naming %s", body, err, want)
+		}
+	}
 }
 
 func TestParseRuntimeConfig(t *testing.T) {

@@ -1,6 +1,6 @@
-// Package meta keeps the AMP resources (workspaces now; rule groups, alertmanager
-// definitions and policies later) as one JSON object each in the bucket, with an in-memory
-// cache. Start from Store.
+// Package meta keeps the AMP resources as one JSON object per workspace in the bucket —
+// the workspace with its configuration, resource policy, rule groups namespaces and alert
+// manager definition (workspace.go) — with an in-memory cache. Start from Store.
 //
 // Every process of a cluster that shares the bucket sees the same state: a process reads
 // through to the bucket on a cache miss and polls the bucket every poll interval for
@@ -86,8 +86,11 @@ type Store struct {
 	now    func() time.Time
 	m      *storeMetrics
 
-	// writeMu serializes read-modify-write cycles of this process.
+	// writeMu serializes read-modify-write cycles of this process, and guards
+	// maxRecordBytes.
 	writeMu sync.Mutex
+	// maxRecordBytes is MaxRecordBytes unless a test lowered it.
+	maxRecordBytes int
 
 	mu sync.RWMutex // guards the fields below
 	// workspaces is the cache, by id.
@@ -122,6 +125,8 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		workspaces:  map[string]*entry{},
 		localChange: map[string]time.Time{},
 		changes:     make(chan struct{}, 1),
+
+		maxRecordBytes: MaxRecordBytes,
 	}
 	f := promauto.With(reg)
 	s.m = &storeMetrics{
@@ -365,14 +370,22 @@ func (s *Store) writeWorkspace(ctx context.Context, ws Workspace) error {
 	if err != nil {
 		return fmt.Errorf("encoding workspace %s: %w", ws.ID, err)
 	}
-	if len(body) > MaxRecordBytes {
+	if len(body) > s.maxRecordBytes {
 		// A larger object would not be read back whole (maxObjectBytes).
-		return fmt.Errorf("workspace %s: %d bytes, more than %d: %w", ws.ID, len(body), MaxRecordBytes, ErrTooLarge)
+		return fmt.Errorf("workspace %s: %d bytes, more than %d: %w", ws.ID, len(body), s.maxRecordBytes, ErrTooLarge)
 	}
 	if err := s.bkt.Upload(ctx, objectName(ws.ID), bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("writing workspace %s: %w", ws.ID, err)
 	}
 	return nil
+}
+
+// SetMaxRecordBytes lowers the bound of a workspace's record below MaxRecordBytes, for
+// tests of what lies beyond it that need not write 16 MiB objects.
+func (s *Store) SetMaxRecordBytes(n int) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.maxRecordBytes = min(n, MaxRecordBytes)
 }
 
 // GetWorkspace returns a copy of the workspace with id. A cache miss reads through to the

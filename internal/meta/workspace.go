@@ -60,6 +60,16 @@ type RuleGroupsNamespace struct {
 	CreatedAt    time.Time         `json:"createdAt"`
 	ModifiedAt   time.Time         `json:"modifiedAt"`
 	Tags         map[string]string `json:"tags,omitempty"`
+	// RuleGroups and Rules count the groups and rules of Data, for the per-workspace
+	// quotas (counted when Data is written, so checking a quota reads no other file).
+	RuleGroups int `json:"ruleGroups,omitempty"`
+	Rules      int `json:"rules,omitempty"`
+	// ClientToken and RequestHash make the last Create or Put idempotent: a retry with
+	// the same token and parameters changes nothing, with other parameters it is a
+	// conflict. DeleteClientToken does the same for a Delete in progress.
+	ClientToken       string `json:"clientToken,omitempty"`
+	RequestHash       string `json:"requestHash,omitempty"`
+	DeleteClientToken string `json:"deleteClientToken,omitempty"`
 }
 
 // AlertManagerDefinition is a workspace's Alertmanager configuration
@@ -73,6 +83,11 @@ type AlertManagerDefinition struct {
 	StatusReason string    `json:"statusReason,omitempty"`
 	CreatedAt    time.Time `json:"createdAt"`
 	ModifiedAt   time.Time `json:"modifiedAt"`
+	// ClientToken, RequestHash and DeleteClientToken make Create, Put and Delete
+	// idempotent, as for RuleGroupsNamespace.
+	ClientToken       string `json:"clientToken,omitempty"`
+	RequestHash       string `json:"requestHash,omitempty"`
+	DeleteClientToken string `json:"deleteClientToken,omitempty"`
 }
 
 // ResourcePolicy is a workspace's resource-based policy (PutResourcePolicy).
@@ -99,6 +114,10 @@ type LimitsPerLabelSet struct {
 }
 
 // Clone returns a deep copy, so callers may keep or change it without locks.
+//
+// The rule files and the definition (Data) are shared, not copied: they are immutable
+// (a change replaces the slice), and copying up to megabytes on every lookup would
+// tax the data path.
 func (w Workspace) Clone() Workspace {
 	w.Tags = maps.Clone(w.Tags)
 	w.Configuration.LimitsPerLabelSet = slices.Clone(w.Configuration.LimitsPerLabelSet)
@@ -113,7 +132,6 @@ func (w Workspace) Clone() Workspace {
 		m := make(map[string]*RuleGroupsNamespace, len(w.RuleGroupsNamespaces))
 		for k, ns := range w.RuleGroupsNamespaces {
 			c := *ns
-			c.Data = slices.Clone(ns.Data)
 			c.Tags = maps.Clone(ns.Tags)
 			m[k] = &c
 		}
@@ -121,7 +139,6 @@ func (w Workspace) Clone() Workspace {
 	}
 	if w.AlertManagerDefinition != nil {
 		d := *w.AlertManagerDefinition
-		d.Data = slices.Clone(d.Data)
 		w.AlertManagerDefinition = &d
 	}
 	return w
