@@ -1,0 +1,277 @@
+// Package goaws starts a real SNS/SQS-compatible server for tests: goaws (MIT), one
+// process per Start, on a free port, with one SNS topic and one SQS queue subscribed to
+// it. Start from Start; read what was published to the topic with Server.Receive.
+//
+// The binary is not a module dependency: .ci/install-goaws.sh installs it into
+// $(go env GOPATH)/bin. Without it, Start skips the test, except under CI=true, where a
+// missing server must fail the run instead of silently testing less.
+//
+// goaws speaks the AWS query protocol (form-encoded Action=...), which SNS clients use;
+// it does not check signatures. It binds every interface (0.0.0.0), not only loopback.
+package goaws
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Binary is the name of the server's executable.
+const Binary = "goaws"
+
+// The server's region, account, topic and queue.
+const (
+	Region    = "us-east-1"
+	AccountID = "100010001000"
+	Topic     = "alerts"
+	Queue     = "alerts-queue"
+)
+
+const (
+	startTimeout  = 30 * time.Second
+	startAttempts = 3
+)
+
+// Server is a running goaws.
+type Server struct {
+	// URL is the endpoint of both SNS and SQS, http://127.0.0.1:<port>.
+	URL string
+	// TopicARN is the topic's ARN; QueueURL the URL of the queue subscribed to it.
+	TopicARN string
+	QueueURL string
+}
+
+// Start starts a server that lives until the test ends. The queue receives what is
+// published to the topic in SNS's JSON envelope (not raw), so subject and message
+// attributes can be read (see Notification).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := find()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed; .ci/install-goaws.sh installs it: %v", Binary, err)
+		}
+		t.Skipf("%s is not installed, skipping the SNS test; .ci/install-goaws.sh installs it: %v", Binary, err)
+	}
+	for attempt := 1; ; attempt++ {
+		s, err := start(t, bin)
+		if err == nil {
+			return s
+		}
+		var busy errPortTaken
+		if !errors.As(err, &busy) || attempt == startAttempts {
+			t.Fatalf("starting %s: %v", Binary, err)
+		}
+		t.Logf("starting %s: %v; retrying on another port", Binary, err)
+	}
+}
+
+// find looks for the binary on PATH, then where .ci/install-goaws.sh puts it.
+func find() (string, error) {
+	if p, err := exec.LookPath(Binary); err == nil {
+		return p, nil
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err != nil {
+		return "", fmt.Errorf("not on PATH, and go env GOPATH failed: %w", err)
+	}
+	var tried []string
+	for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
+		p := filepath.Join(dir, "bin", Binary)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", fmt.Errorf("not on PATH nor at %s", strings.Join(tried, ", "))
+}
+
+type errPortTaken struct{ err error }
+
+func (e errPortTaken) Error() string { return e.err.Error() }
+
+const configTemplate = `Local:
+  Host: 127.0.0.1
+  Port: "%s"
+  Region: %s
+  AccountId: "%s"
+  LogToFile: false
+  QueueAttributeDefaults:
+    VisibilityTimeout: 30
+    ReceiveMessageWaitTimeSeconds: 0
+  Queues:
+    - Name: %s
+  Topics:
+    - Name: %s
+      Subscriptions:
+        - QueueName: %s
+          Raw: false
+`
+
+func start(t testing.TB, bin string) (*Server, error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("finding a free port: %w", err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "goaws.yaml")
+	cfg := fmt.Sprintf(configTemplate, port, Region, AccountID, Queue, Topic, Queue)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, Binary+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	cmd := exec.Command(bin, "-config", cfgPath, "Local")
+	cmd.Dir = dir // goaws looks for goaws.yaml under its working directory without -config
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output (pid %d):\n%s", Binary, cmd.Process.Pid, readLog(logPath))
+		}
+	})
+	s := &Server{
+		URL:      "http://127.0.0.1:" + port,
+		TopicARN: fmt.Sprintf("arn:aws:sns:%s:%s:%s", Region, AccountID, Topic),
+	}
+	s.QueueURL = s.URL + "/" + AccountID + "/" + Queue
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-exited:
+			out := readLog(logPath)
+			err := fmt.Errorf("%s exited (%s) before answering on port %s:\n%s", Binary, cmd.ProcessState, port, out)
+			if strings.Contains(out, "address already in use") {
+				return nil, errPortTaken{err}
+			}
+			return nil, err
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := s.call(ctx, url.Values{"Action": {"ListTopics"}})
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s did not answer on port %s within %s (last: %v):\n%s", Binary, port, startTimeout, err, readLog(logPath))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// call posts a query-protocol request and returns the body of a 200 answer.
+func (s *Server) call(ctx context.Context, form url.Values) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: status %s: %s", form.Get("Action"), resp.Status, body)
+	}
+	return body, nil
+}
+
+// Notification is a message published to the topic, as SNS delivers it to a queue.
+type Notification struct {
+	TopicArn          string
+	Subject           string
+	Message           string
+	MessageAttributes map[string]struct {
+		Type  string
+		Value string
+	}
+}
+
+// Receive returns the next message of the queue, deleting it; it polls until ctx ends.
+func (s *Server) Receive(ctx context.Context) (Notification, error) {
+	for {
+		body, err := s.call(ctx, url.Values{
+			"Action":              {"ReceiveMessage"},
+			"QueueUrl":            {s.QueueURL},
+			"MaxNumberOfMessages": {"1"},
+		})
+		if err != nil {
+			return Notification{}, err
+		}
+		var out struct {
+			Messages []struct {
+				Body          string `xml:"Body"`
+				ReceiptHandle string `xml:"ReceiptHandle"`
+			} `xml:"ReceiveMessageResult>Message"`
+		}
+		if err := xml.Unmarshal(body, &out); err != nil {
+			return Notification{}, fmt.Errorf("decoding ReceiveMessage: %w: %s", err, body)
+		}
+		if len(out.Messages) > 0 {
+			m := out.Messages[0]
+			if _, err := s.call(ctx, url.Values{"Action": {"DeleteMessage"}, "QueueUrl": {s.QueueURL}, "ReceiptHandle": {m.ReceiptHandle}}); err != nil {
+				return Notification{}, err
+			}
+			var n Notification
+			if err := json.Unmarshal([]byte(m.Body), &n); err != nil {
+				return Notification{}, fmt.Errorf("decoding the SNS envelope: %w: %s", err, m.Body)
+			}
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Notification{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func readLog(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", path, err)
+	}
+	const max = 16 << 10
+	if len(b) > max {
+		b = append([]byte("...\n"), b[len(b)-max:]...)
+	}
+	return string(b)
+}
