@@ -38,7 +38,10 @@ FUZZ_TARGETS = \
 	./internal/auth/session:FuzzOpen \
 	./internal/remotewrite:FuzzDecodeV1 \
 	./internal/remotewrite:FuzzDecodeV2 \
-	./internal/query:FuzzParseTime
+	./internal/query:FuzzParseTime \
+	./internal/controlplane:FuzzCheckRuleFile \
+	./internal/controlplane:FuzzCheckDefinition \
+	./internal/alertmanager:FuzzParseDefinition
 fuzz-smoke:
 	@failed=""; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/thanos-io/objstore"
 
+	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/auth/oidc"
 	"github.com/stratametrics/strata/internal/auth/session"
@@ -32,6 +34,7 @@ import (
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/ruler"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/sts"
@@ -78,6 +81,8 @@ type App struct {
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
 	decoder   *remotewrite.Decoder
+	ruler     *ruler.Ruler
+	am        *alertmanager.MultiTenant
 }
 
 // writeInternal stores a request in a workspace without authentication or quotas: Strata
@@ -115,10 +120,12 @@ func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
 
 // workspaceHooks tells the data path about workspace lifecycle changes.
 type workspaceHooks struct {
-	ing  *ingester.Ingester
-	dis  *distributor.Distributor
-	sg   *storegateway.StoreGateway
-	comp *compactor.Compactor
+	ing   *ingester.Ingester
+	dis   *distributor.Distributor
+	sg    *storegateway.StoreGateway
+	comp  *compactor.Compactor
+	ruler *ruler.Ruler
+	am    *alertmanager.MultiTenant
 }
 
 func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
@@ -131,6 +138,10 @@ func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) erro
 
 // Deprovision stops ingestion before removing data.
 func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
+	h.ruler.DeleteWorkspace(id)
+	if err := h.am.DeleteWorkspace(ctx, id); err != nil {
+		return err
+	}
 	h.dis.DeleteWorkspace(id)
 	if err := h.ing.Deprovision(ctx, id); err != nil {
 		return err
@@ -261,6 +272,10 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		DefaultRetentionDays: cfg.Limits.RetentionPeriodDays,
 	}, a.store, logger.With("component", "controlplane"))
 	api.Account = callerAccount
+	api.Limits = a.limits
+	// Rule files admit what queries admit.
+	promql := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.Query.EnableExperimentalFunctions})
+	api.PromQL = promql
 	api.Authorize = func(r *http.Request, action, resource string) error {
 		if e := a.auth.Authorize(r, action, resource); e != nil {
 			return e
@@ -308,8 +323,44 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
 		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
 	}
-	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor}}
+	a.am, err = alertmanager.New(cfg.Alertmanager, alertmanager.Deps{
+		Workspaces:  a.store,
+		Changes:     a.store.Subscribe(),
+		Bucket:      a.bkt,
+		DataDir:     cfg.Alertmanager.Dir(cfg.DataDir),
+		ExternalURL: a.server.ExternalURL(),
+		Limits:      alertmanagerLimits{a.limits},
+		Logger:      logger.With("component", "alertmanager"),
+		Registerer:  a.reg,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("setting up the alertmanager: %w", err))
+	}
+	for _, r := range a.am.Routes() {
+		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
+		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+	}
+	a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
+		Store:       a.store,
+		Querier:     a.query,
+		Queryables:  mergedStorage{ing: a.ingester, sg: a.sg, retentions: retentions{store: a.store, limits: a.limits}},
+		Writer:      ruleWriter{dis: a.distrib, decoder: a.decoder},
+		Alerts:      alertSender{a.am},
+		ExternalURL: a.server.ExternalURL(),
+		Logger:      logger.With("component", "ruler"),
+		Registerer:  a.reg,
+		Parser:      promql,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("setting up the ruler: %w", err))
+	}
+	for _, r := range a.ruler.Routes() {
+		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
+		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+	}
+	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am}}
 	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
+	a.recon.Limits = a.limits
 	return a, nil
 }
 
@@ -409,7 +460,39 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// The ruler runs on its own context: it stops first, while the write path it
+	// stores its last evaluations through is still up.
+	rulerCtx, stopRuler := context.WithCancel(context.WithoutCancel(ctx))
+	rulerDone := make(chan struct{})
+	go func() {
+		defer close(rulerDone)
+		if err := a.ruler.Run(rulerCtx); err != nil {
+			a.logger.Error("component failed", "component", "ruler", "err", err)
+			mu.Lock()
+			bgErr = errors.Join(bgErr, fmt.Errorf("ruler: %w", err))
+			mu.Unlock()
+			stopServer()
+		}
+	}()
+	// The alertmanager outlives the ruler (which sends to it) and persists its state to
+	// the bucket when it stops.
+	amCtx, stopAM := context.WithCancel(context.WithoutCancel(ctx))
+	amDone := make(chan struct{})
+	go func() {
+		defer close(amDone)
+		if err := a.am.Run(amCtx); err != nil {
+			a.logger.Error("component failed", "component", "alertmanager", "err", err)
+			mu.Lock()
+			bgErr = errors.Join(bgErr, fmt.Errorf("alertmanager: %w", err))
+			mu.Unlock()
+			stopServer()
+		}
+	}()
 	err := a.server.Run(srvCtx)
+	stopRuler()
+	<-rulerDone
+	stopAM()
+	<-amDone
 	stopBackground()
 	wg.Wait()
 	if cerr := a.query.Close(); cerr != nil {

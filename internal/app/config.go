@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/auth"
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/compactor"
@@ -25,6 +26,7 @@ import (
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
+	"github.com/stratametrics/strata/internal/ruler"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/sts"
@@ -61,6 +63,8 @@ type Config struct {
 	Compactor    compactor.Config    `yaml:"compactor"`
 	Limits       limits.Config       `yaml:"limits"`
 	Usage        usage.ExportConfig  `yaml:"usage"`
+	Ruler        ruler.Config        `yaml:"ruler"`
+	Alertmanager alertmanager.Config `yaml:"alertmanager"`
 }
 
 // LogConfig configures logging.
@@ -91,6 +95,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Compactor.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Usage.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
+	c.Alertmanager.RegisterFlags(f)
 }
 
 var (
@@ -123,6 +129,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
 		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
+		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -118,7 +118,12 @@ type Sample struct {
 	FH     *histogram.FloatHistogram
 }
 
-// AlertSender hands a workspace's alerts to its Alertmanager.
+// ErrNoAlertmanager is what an AlertSender answers for a workspace without an
+// Alertmanager: its alerts are dropped, as AMP drops them, and counted.
+var ErrNoAlertmanager = errors.New("the workspace has no alert manager definition")
+
+// AlertSender hands a workspace's alerts to its Alertmanager. An error wrapping
+// ErrNoAlertmanager says the workspace has none.
 type AlertSender interface {
 	SendAlerts(ctx context.Context, workspace string, alerts []*notifier.Alert) error
 }
@@ -138,6 +143,9 @@ type Deps struct {
 	// Now is the clock of the ruler's own bookkeeping; nil means time.Now. (The rules
 	// manager evaluates on the wall clock.)
 	Now func() time.Time
+	// Parser parses rule files; it should admit what the query API admits. Nil means
+	// PromQL without experimental functions.
+	Parser parser.Parser
 }
 
 // Ruler runs the rules of every workspace. It is safe for concurrent use.
@@ -189,11 +197,14 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Parser == nil {
+		deps.Parser = parser.NewParser(parser.Options{})
+	}
 	r := &Ruler{
 		cfg:     cfg,
 		deps:    deps,
 		logger:  deps.Logger,
-		parser:  parser.NewParser(parser.Options{}),
+		parser:  deps.Parser,
 		tenants: map[string]*tenant{},
 		// One set of Prometheus' rule metrics for every workspace: their rule_group
 		// label ("<workspace>/<namespace>;<group>") names the workspace.
@@ -218,9 +229,9 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 			Help: "Rule group evaluations whose samples (recorded series, ALERTS) were not all stored, per workspace.",
 		}, []string{"workspace"}),
 		sendErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_ruler_alert_send_failures_total",
-			Help: "Alerts the ruler could not hand to the workspace's Alertmanager (none defined, or refused), per workspace.",
-		}, []string{"workspace"}),
+			Name: "strata_ruler_alerts_dropped_total",
+			Help: "Alerts the ruler could not hand to the workspace's Alertmanager, per workspace and reason (no_alertmanager: the workspace has no alert manager definition; refused: its Alertmanager refused them, e.g. over a quota).",
+		}, []string{"workspace", "reason"}),
 	}
 	r.changes = deps.Store.Subscribe()
 	return r, nil
@@ -516,8 +527,15 @@ type sender struct {
 }
 
 func (s *sender) Send(alerts ...*notifier.Alert) {
-	if err := s.r.deps.Alerts.SendAlerts(s.ctx, s.workspace, alerts); err != nil {
-		s.r.m.sendErrors.WithLabelValues(s.workspace).Add(float64(len(alerts)))
+	err := s.r.deps.Alerts.SendAlerts(s.ctx, s.workspace, alerts)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoAlertmanager):
+		// Common and harmless (rules without alerting): counted, not logged loudly.
+		s.r.m.sendErrors.WithLabelValues(s.workspace, "no_alertmanager").Add(float64(len(alerts)))
+		s.r.logger.Debug("alerts dropped", "workspace", s.workspace, "alerts", len(alerts), "err", err)
+	default:
+		s.r.m.sendErrors.WithLabelValues(s.workspace, "refused").Add(float64(len(alerts)))
 		s.r.logger.Warn("sending alerts", "workspace", s.workspace, "alerts", len(alerts), "err", err)
 	}
 }

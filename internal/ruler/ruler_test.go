@@ -481,7 +481,7 @@ func TestSendFailuresCounted(t *testing.T) {
 	e.putNamespace("ws-1", "ns1", rulesFile)
 	r, _ := e.start(Config{EvaluationInterval: time.Second})
 	eventually(t, "send failures counted", func() bool {
-		return testutil.ToFloat64(r.m.sendErrors.WithLabelValues("ws-1")) > 0
+		return testutil.ToFloat64(r.m.sendErrors.WithLabelValues("ws-1", "refused")) > 0
 	})
 	eventually(t, "recording rule still evaluated", func() bool { return len(e.instant(`job:up:sum`)) == 1 })
 }
