@@ -253,7 +253,9 @@ remote_write:
 		{"ALERTS", "query?query=ALERTS", func(j string) bool { return strings.Count(j, `"__name__"`) == 5 && strings.Contains(j, firing) }},
 		{"ALERTS_FOR_STATE label sets", "query?query=" + url.QueryEscape(`group by (__name__, alertname, room, code, severity, room_copy, instance, job) (ALERTS_FOR_STATE)`),
 			func(j string) bool { return strings.Contains(j, "HighErrorRate") && strings.Contains(j, "LongPending") }},
-		{"/api/v1/alerts", "alerts", func(j string) bool { return strings.Count(j, `"state"`) == 5 && strings.Contains(j, `"HighErrorRate","code":"500","severity":"page"},"state":"firing"`) }},
+		{"/api/v1/alerts", "alerts", func(j string) bool {
+			return strings.Count(j, `"state"`) == 5 && strings.Contains(j, `"HighErrorRate","code":"500","severity":"page"},"state":"firing"`)
+		}},
 		{"/api/v1/rules", "rules", func(j string) bool { return strings.Count(j, `"state":"firing"`) == 6 }},
 	}
 	// Poll until Prometheus' answer has settled and Strata's equals it (or the deadline

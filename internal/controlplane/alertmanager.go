@@ -6,8 +6,8 @@ package controlplane
 // uploaded, secrets included, as AMP does.
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/stratametrics/strata/internal/awsapi"
