@@ -219,11 +219,8 @@ func TestWebIdentityProviderUnchanged(t *testing.T) {
 // as prometheus3): Debian's 2.42 does not sign sigv4 remote writes.
 func requirePrometheus3(t *testing.T) string {
 	t.Helper()
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.SplitN(strings.TrimSpace(string(out)), string(os.PathListSeparator), 2)[0], "bin", "prometheus3")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	if p, err := testutil.FindBinary("prometheus3"); err == nil {
+		return p
 	}
 	return requireTool(t, "prometheus3")
 }

@@ -319,9 +319,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.decoder = remotewrite.NewDecoder(remotewrite.Options{})
 	a.exporter = usage.NewExporter(cfg.Usage, a.reg, a.writeInternal, logger.With("component", "usage"))
 	for _, r := range a.query.Routes() {
-		// The route name in metrics is the path: several paths share one IAM action.
-		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
-		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 	}
 	a.am, err = alertmanager.New(cfg.Alertmanager, alertmanager.Deps{
 		Workspaces:  a.store,
@@ -337,8 +335,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return fail(fmt.Errorf("setting up the alertmanager: %w", err))
 	}
 	for _, r := range a.am.Routes() {
-		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
-		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 	}
 	a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
 		Store:       a.store,
@@ -355,8 +352,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		return fail(fmt.Errorf("setting up the ruler: %w", err))
 	}
 	for _, r := range a.ruler.Routes() {
-		name := strings.TrimPrefix(r.Pattern, "/workspaces/{workspaceId}/")
-		a.route(RouteAction{Operation: name, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: "workspace", DataPlane: true}, r.Handler)
+		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 	}
 	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am}}
 	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
@@ -414,6 +410,14 @@ func (a *App) route(r RouteAction, h http.Handler) {
 	a.server.Handle(r.Operation, r.Method+" "+r.Pattern, a.authenticated(r, h))
 }
 
+// dataPlaneRoute mounts a route of a workspace's data plane, authorized for "aps:" +
+// operation on the workspace. The route name in metrics is the path: several paths
+// share one IAM action.
+func (a *App) dataPlaneRoute(operation, method, pattern string, h http.Handler) {
+	name := strings.TrimPrefix(pattern, "/workspaces/{workspaceId}/")
+	a.route(RouteAction{Operation: name, Method: method, Pattern: pattern, Action: "aps:" + operation, Resource: "workspace", DataPlane: true}, h)
+}
+
 // Routes lists every authenticated route with its IAM action (docs/security.md).
 func (a *App) Routes() []RouteAction { return a.routes }
 
@@ -460,39 +464,29 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	// The ruler runs on its own context: it stops first, while the write path it
-	// stores its last evaluations through is still up.
-	rulerCtx, stopRuler := context.WithCancel(context.WithoutCancel(ctx))
-	rulerDone := make(chan struct{})
-	go func() {
-		defer close(rulerDone)
-		if err := a.ruler.Run(rulerCtx); err != nil {
-			a.logger.Error("component failed", "component", "ruler", "err", err)
-			mu.Lock()
-			bgErr = errors.Join(bgErr, fmt.Errorf("ruler: %w", err))
-			mu.Unlock()
-			stopServer()
-		}
-	}()
-	// The alertmanager outlives the ruler (which sends to it) and persists its state to
-	// the bucket when it stops.
-	amCtx, stopAM := context.WithCancel(context.WithoutCancel(ctx))
-	amDone := make(chan struct{})
-	go func() {
-		defer close(amDone)
-		if err := a.am.Run(amCtx); err != nil {
-			a.logger.Error("component failed", "component", "alertmanager", "err", err)
-			mu.Lock()
-			bgErr = errors.Join(bgErr, fmt.Errorf("alertmanager: %w", err))
-			mu.Unlock()
-			stopServer()
-		}
-	}()
+	// The ruler and the alertmanager run on contexts of their own and stop first, in
+	// that order: the ruler stores its last evaluations through the write path and sends
+	// to the alertmanager, which persists its state to the bucket when it stops.
+	runOwn := func(name string, run func(context.Context) error) (stop func()) {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := run(ctx); err != nil {
+				a.logger.Error("component failed", "component", name, "err", err)
+				mu.Lock()
+				bgErr = errors.Join(bgErr, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				stopServer()
+			}
+		}()
+		return func() { cancel(); <-done }
+	}
+	stopRuler := runOwn("ruler", a.ruler.Run)
+	stopAM := runOwn("alertmanager", a.am.Run)
 	err := a.server.Run(srvCtx)
 	stopRuler()
-	<-rulerDone
 	stopAM()
-	<-amDone
 	stopBackground()
 	wg.Wait()
 	if cerr := a.query.Close(); cerr != nil {

@@ -30,6 +30,23 @@ import (
 var errUnchanged = errors.New("unchanged")
 
 // decodeBlob decodes a required blob member (base64 in JSON).
+// ruleFile decodes a request's rule file for namespace name of the path's workspace and
+// checks it with the workspace's limits.
+func (a *API) ruleFile(r *http.Request, name string, blob *string) (data []byte, workspace string, st ruleFileStats, err error) {
+	if data, err = decodeBlob("data", blob); err != nil {
+		return nil, "", st, err
+	}
+	workspace = r.PathValue("workspaceId")
+	if err := validateWorkspaceID(workspace); err != nil {
+		return nil, "", st, err
+	}
+	rgs, err := checkRuleFile(data, name, a.PromQL, a.limitsFor(workspace))
+	if err != nil {
+		return nil, "", st, err
+	}
+	return data, workspace, statsOf(rgs), nil
+}
+
 func decodeBlob(field string, v *string) ([]byte, error) {
 	if v == nil || *v == "" {
 		return nil, awsapi.Validation(field, "%s is required", field)
@@ -99,20 +116,10 @@ func (a *API) createRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) 
 	if err := validateTags(req.Tags); err != nil {
 		return err
 	}
-	data, err := decodeBlob("data", req.Data)
+	data, _, st, err := a.ruleFile(r, name, req.Data)
 	if err != nil {
 		return err
 	}
-	id := r.PathValue("workspaceId")
-	if err := validateWorkspaceID(id); err != nil {
-		return err
-	}
-	l := a.limitsFor(id)
-	rgs, err := checkRuleFile(data, name, a.PromQL, l)
-	if err != nil {
-		return err
-	}
-	st := statsOf(rgs)
 	ws, err := a.getWorkspace(r)
 	if err != nil {
 		return err
@@ -148,7 +155,7 @@ func (a *API) createRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) 
 		if _, ok := ws.RuleGroupsNamespaces[name]; ok {
 			return awsapi.Conflict("RuleGroupsNamespace", name, "rule groups namespace %s already exists in workspace %s; use PutRuleGroupsNamespace to replace its rules", name, ws.ID)
 		}
-		if err := checkRuleQuotas(ws, name, st, l); err != nil {
+		if err := checkRuleQuotas(ws, name, st, a.limitsFor(ws.ID)); err != nil {
 			return err
 		}
 		now := a.now().UTC()
@@ -221,20 +228,10 @@ func (a *API) putRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) err
 	if err := validateClientToken(req.ClientToken); err != nil {
 		return err
 	}
-	data, err := decodeBlob("data", req.Data)
+	data, id, st, err := a.ruleFile(r, name, req.Data)
 	if err != nil {
 		return err
 	}
-	id := r.PathValue("workspaceId")
-	if err := validateWorkspaceID(id); err != nil {
-		return err
-	}
-	l := a.limitsFor(id)
-	rgs, err := checkRuleFile(data, name, a.PromQL, l)
-	if err != nil {
-		return err
-	}
-	st := statsOf(rgs)
 	hash := hashRequest("PutRuleGroupsNamespace", struct {
 		Name string
 		Data []byte
@@ -260,7 +257,7 @@ func (a *API) putRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) err
 		default:
 			return awsapi.Conflict("RuleGroupsNamespace", name, "rule groups namespace %s is %s; retry when it is ACTIVE", name, ns.Status)
 		}
-		if err := checkRuleQuotas(ws, name, st, l); err != nil {
+		if err := checkRuleQuotas(ws, name, st, a.limitsFor(ws.ID)); err != nil {
 			return err
 		}
 		ns.Data = data

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -77,6 +78,10 @@ type Config struct {
 	// chain (environment, shared files, ...) unless Credentials is set.
 	SigV4       bool
 	SigV4Region string // Zero: us-east-1.
+	// Workspaces, when set, spreads the load over several workspaces: URL holds
+	// "{workspace}", and worker i sends to Workspaces[i % len(Workspaces)], so
+	// Concurrency must be at least their number. Not with Verify or an attack.
+	Workspaces []string
 	// Verify queries every acknowledged sample back after the run.
 	Verify bool
 	// QueryURL is the Prometheus HTTP API root, ending in "api/v1/". Zero:
@@ -186,6 +191,14 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var((*labelsFlag)(&c.Labels), "label", "Label `name=value` added to every series, like an external label (repeatable); overrides cluster=loadgen and env=bench.")
 	f.BoolVar(&c.SigV4, "sigv4", c.SigV4, "Sign requests with AWS SigV4 (service aps), credentials from the standard AWS chain (AWS_ACCESS_KEY_ID..., shared files, ...).")
 	f.StringVar(&c.SigV4Region, "sigv4.region", c.SigV4Region, "SigV4 signing region.")
+	f.Func("workspaces-file", "File of workspace ids, one per line: --url holds {workspace}, and the workers (--concurrency, at least one per workspace) are spread over them.", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		c.Workspaces = strings.Fields(string(b))
+		return nil
+	})
 	f.BoolVar(&c.Verify, "verify", c.Verify, "After the run, query every acknowledged sample back and compare timestamp and value; exit 1 if any is missing.")
 	f.StringVar(&c.QueryURL, "query-url", c.QueryURL, "Prometheus HTTP API root for --verify, ending in api/v1/ (default: --url with its trailing api/v1/remote_write replaced by api/v1/).")
 	f.DurationVar(&c.VerifyTimeout, "verify.timeout", c.VerifyTimeout, "Bound of --verify, re-checks of samples not yet visible included.")
@@ -193,6 +206,17 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Attack.Connections, "attack.slow-connections", c.Attack.Connections, "Also keep this many slow, unsigned connections to the server while sending (a slowloris attack, to measure what it costs the server); 0 disables.")
 	f.StringVar(&c.Attack.Mode, "attack.mode", AttackMixed, "How attack connections hold on: headers (sent a byte at a time), body (an unsigned POST announcing 8 MiB, its body a byte at a time) or mixed.")
 	f.DurationVar(&c.Attack.Interval, "attack.interval", time.Second, "Time between two bytes on an attack connection.")
+}
+
+// workspacePlaceholder is replaced in URL by each worker's workspace.
+const workspacePlaceholder = "{workspace}"
+
+// workerURL is the URL worker id sends to.
+func (c Config) workerURL(id int) string {
+	if len(c.Workspaces) == 0 {
+		return c.URL
+	}
+	return strings.ReplaceAll(c.URL, workspacePlaceholder, c.Workspaces[id%len(c.Workspaces)])
 }
 
 // Validate reports the first problem with c (after defaults are applied).
@@ -235,6 +259,16 @@ func (c Config) Validate() error {
 		return errors.New("timeout and min-backoff must be positive, max-backoff at least min-backoff, drain-timeout not negative")
 	case c.Verify && c.VerifyTimeout <= 0:
 		return fmt.Errorf("verify.timeout %v: must be positive", c.VerifyTimeout)
+	}
+	if n := len(c.Workspaces); n > 0 {
+		switch {
+		case !strings.Contains(c.URL, workspacePlaceholder):
+			return fmt.Errorf("url %q: with workspaces it must hold %s", c.URL, workspacePlaceholder)
+		case c.Concurrency < n:
+			return fmt.Errorf("concurrency %d: at least one worker per workspace (%d)", c.Concurrency, n)
+		case c.Verify || c.Attack.Connections > 0:
+			return errors.New("verify and attack.slow-connections need a single workspace")
+		}
 	}
 	for name, value := range c.Labels {
 		if !validLabelName(name) || strings.HasPrefix(name, "__") {

@@ -301,11 +301,12 @@ type worker struct {
 	v2      *v2Encoder
 	lb      labels.ScratchBuilder
 	stats   workerStats
+	url     string // where this worker sends (its workspace's)
 }
 
 func newWorker(r *runner, id int) *worker {
 	w := &worker{
-		id: id, r: r,
+		id: id, r: r, url: r.cfg.workerURL(id),
 		slots: make([]slot, r.wl.numSlots),
 		batch: make([]sample, 0, r.cfg.BatchSize),
 		lb:    labels.NewScratchBuilder(16),
@@ -459,7 +460,7 @@ func (w *worker) send(body []byte, n int64) bool {
 	}
 	backoff := r.cfg.MinBackoff
 	for try := 0; ; try++ {
-		a := r.w.post(r.sendCtx, body, hash)
+		a := r.w.post(r.sendCtx, w.url, body, hash)
 		w.record(a)
 		if a.status/100 == 2 {
 			if a.written >= 0 && a.written != n {

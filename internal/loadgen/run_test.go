@@ -556,3 +556,52 @@ func TestStopAfterBackfill(t *testing.T) {
 		t.Fatalf("stored %d samples of %d series: want 20 steps of %d series", total, nseries, cfg.ActiveSeries)
 	}
 }
+
+// With workspaces, the workers send to their workspaces' URLs: every workspace gets
+// data, and every series is sent.
+func TestWorkspaces(t *testing.T) {
+	var mu sync.Mutex
+	byPath := map[string]int{}
+	f, _ := newFakeStore(t)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		byPath[r.URL.Path]++
+		mu.Unlock()
+		r.URL.Path = "/api/v1/remote_write"
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	cfg := testConfig(front.URL + "/workspaces/{workspace}/api/v1/remote_write")
+	cfg.Workspaces = []string{"ws-a", "ws-b", "ws-c"}
+	for name, mod := range map[string]func(*Config){
+		"fewer workers than workspaces": func(c *Config) { c.Concurrency = 2 },
+		"no placeholder":                func(c *Config) { c.URL = front.URL + "/api/v1/remote_write" },
+		"verify":                        func(c *Config) { c.Verify = true },
+	} {
+		bad := cfg
+		mod(&bad)
+		if err := bad.withDefaults().Validate(); err == nil {
+			t.Errorf("%s: validated", name)
+		}
+	}
+	cfg.StopAfterBackfill, cfg.Duration = true, time.Hour
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, nseries := f.total()
+	if rep.AcceptedSamples != int64(total) || nseries != cfg.ActiveSeries {
+		t.Fatalf("accepted %d, stored %d samples of %d series", rep.AcceptedSamples, total, nseries)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ws := range cfg.Workspaces {
+		if byPath["/workspaces/"+ws+"/api/v1/remote_write"] == 0 {
+			t.Errorf("nothing sent to %s: %v", ws, byPath)
+		}
+	}
+	if len(byPath) != 3 {
+		t.Errorf("paths: %v", byPath)
+	}
+}

@@ -100,7 +100,6 @@ func (a attempt) retryable() bool {
 // writer posts encoded, compressed remote write requests.
 type writer struct {
 	c       *client
-	url     string
 	header  http.Header
 	timeout time.Duration
 }
@@ -115,14 +114,14 @@ func newWriter(c *client, cfg Config) *writer {
 		h.Set("Content-Type", contentTypeV1)
 		h.Set(versionHeader, "0.1.0")
 	}
-	return &writer{c: c, url: cfg.URL, header: h, timeout: cfg.Timeout}
+	return &writer{c: c, header: h, timeout: cfg.Timeout}
 }
 
-func (w *writer) post(ctx context.Context, body []byte, payloadHash string) attempt {
+func (w *writer) post(ctx context.Context, url string, body []byte, payloadHash string) attempt {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := w.c.do(ctx, http.MethodPost, w.url, w.header, body, payloadHash)
+	resp, err := w.c.do(ctx, http.MethodPost, url, w.header, body, payloadHash)
 	if err != nil {
 		return attempt{err: err, written: -1, latency: time.Since(start)}
 	}

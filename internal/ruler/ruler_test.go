@@ -485,3 +485,28 @@ func TestSendFailuresCounted(t *testing.T) {
 	})
 	eventually(t, "recording rule still evaluated", func() bool { return len(e.instant(`job:up:sum`)) == 1 })
 }
+
+// A template that panics (reReplaceAll compiles its regexp with MustCompile) does not
+// stop the rule: the alert fires with the error as the annotation, as in Prometheus.
+func TestPanickingTemplate(t *testing.T) {
+	e := newEnv(t)
+	e.putNamespace("ws-1", "ns1", `
+groups:
+  - name: g
+    interval: 100ms
+    rules:
+      - alert: Broken
+        expr: vector(1)
+        annotations:
+          summary: '{{ "x" | reReplaceAll "(" "" }}'
+      - record: still:evaluated
+        expr: vector(2)
+`)
+	e.start(Config{EvaluationInterval: time.Second})
+	eventually(t, "the alert sent despite its template", func() bool {
+		return e.alerts.find(func(a *notifier.Alert) bool {
+			return a.Labels.Get("alertname") == "Broken" && strings.Contains(a.Annotations.Get("summary"), "error expanding template")
+		}) != nil
+	})
+	eventually(t, "the next rule evaluated", func() bool { return len(e.instant(`still:evaluated`)) == 1 })
+}

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // Binary is the name of the server's executable.
@@ -58,7 +60,7 @@ type Server struct {
 // attributes can be read (see Notification).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := find()
+	bin, err := testutil.FindBinary(Binary)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is not installed; .ci/install-goaws.sh installs it: %v", Binary, err)
@@ -76,26 +78,6 @@ func Start(t testing.TB) *Server {
 		}
 		t.Logf("starting %s: %v; retrying on another port", Binary, err)
 	}
-}
-
-// find looks for the binary on PATH, then where .ci/install-goaws.sh puts it.
-func find() (string, error) {
-	if p, err := exec.LookPath(Binary); err == nil {
-		return p, nil
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return "", fmt.Errorf("not on PATH, and go env GOPATH failed: %w", err)
-	}
-	var tried []string
-	for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-		p := filepath.Join(dir, "bin", Binary)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-		tried = append(tried, p)
-	}
-	return "", fmt.Errorf("not on PATH nor at %s", strings.Join(tried, ", "))
 }
 
 type errPortTaken struct{ err error }

@@ -27,6 +27,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // Binary is the name of the server's executable.
@@ -50,7 +51,7 @@ const (
 // returned configuration see the same objects.
 func Start(t testing.TB) bucket.S3Config {
 	t.Helper()
-	bin, err := find()
+	bin, err := testutil.FindBinary(Binary)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is not installed; .ci/install-s3-server.sh installs it: %v", Binary, err)
@@ -81,26 +82,6 @@ func Start(t testing.TB) bucket.S3Config {
 		t.Fatalf("creating bucket %s on %s: %v", cfg.Bucket, Binary, err)
 	}
 	return cfg
-}
-
-// find looks for the binary on PATH, then where .ci/install-s3-server.sh puts it.
-func find() (string, error) {
-	if p, err := exec.LookPath(Binary); err == nil {
-		return p, nil
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return "", fmt.Errorf("not on PATH, and go env GOPATH failed: %w", err)
-	}
-	var tried []string
-	for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-		p := filepath.Join(dir, "bin", Binary)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-		tried = append(tried, p)
-	}
-	return "", fmt.Errorf("not on PATH nor at %s", strings.Join(tried, ", "))
 }
 
 // errPortTaken says the server could not bind its port: another process took it between
