@@ -42,7 +42,13 @@ const (
 // each of 100 workspaces, one SendAlerts call per alert as fast as it goes, one
 // goroutine per workspace, and waits until a webhook has received every one. An
 // alert's latency is its arrival at the webhook minus the return of its SendAlerts call
-// plus group_wait (1s).
+// plus group_wait (1s). It reports p50-ms, p99-ms and max-ms over the alerts of all
+// iterations, and logs them per iteration; ns/op is the time of a whole burst (sending,
+// group_wait, the last notification), not a latency.
+//
+// It is the worst case of the issue: 10,000 groups whose group_wait ends within the few
+// hundred milliseconds the sending takes, so 10,000 notifications at once. The webhook
+// runs in the same process and takes its share of the CPU.
 //
 // The alerts of earlier iterations stay active (resolve timeout 5m), so iteration k runs
 // with k×10,000 active alerts, and the default quotas (1,000 alerts and aggregation
