@@ -1,7 +1,8 @@
 // Package ruler evaluates each workspace's recording and alerting rules with
 // Prometheus' own rules manager, one per workspace that has rule groups namespaces.
-// Start from Ruler: New, then Run (it follows the metadata store), Routes for the
-// /api/v1/rules and /api/v1/alerts endpoints, and Close.
+// Start from Ruler: New, then Run (it follows the metadata store and stops every
+// workspace's rules when its context ends), and Routes for the /api/v1/rules and
+// /api/v1/alerts endpoints.
 //
 //	meta.Store (rule groups namespaces) ─▶ sync ─▶ rules.Manager per workspace
 //	   each group, every interval:
@@ -128,7 +129,8 @@ type AlertSender interface {
 	SendAlerts(ctx context.Context, workspace string, alerts []*notifier.Alert) error
 }
 
-// Deps are the ruler's collaborators. All but Logger and Registerer are required.
+// Deps are the ruler's collaborators: Store, Querier, Queryables, Writer and Alerts are
+// required.
 type Deps struct {
 	Store      Store
 	Querier    Querier
@@ -140,9 +142,6 @@ type Deps struct {
 	ExternalURL string
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
-	// Now is the clock of the ruler's own bookkeeping; nil means time.Now. (The rules
-	// manager evaluates on the wall clock.)
-	Now func() time.Time
 	// Parser parses rule files; it should admit what the query API admits. Nil means
 	// PromQL without experimental functions.
 	Parser parser.Parser
@@ -158,7 +157,7 @@ type Ruler struct {
 	parser  parser.Parser
 	changes <-chan struct{}
 
-	syncMu sync.Mutex // serializes Sync and Close
+	syncMu sync.Mutex // serializes Sync, DeleteWorkspace and the final stop
 
 	mu      sync.Mutex         // guards tenants and closed
 	tenants map[string]*tenant // by workspace id
@@ -193,9 +192,6 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
 	}
 	if deps.Parser == nil {
 		deps.Parser = parser.NewParser(parser.Options{})
