@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -126,18 +127,12 @@ func TestTwoProcessesShareABucket(t *testing.T) {
 	b := startStrata(t, "--data-dir", t.TempDir(), "--bucket.filesystem.dir", bkt, "--meta.poll-interval", "200ms")
 	var created workspaceJSON
 	mustAWS(t, a.URL, &created, "create-workspace", "--alias", "from-a")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var listed struct{ Workspaces []workspaceJSON }
+	var listed struct{ Workspaces []workspaceJSON }
+	waitFor(t, "process b to list a's workspace", 10*time.Second, func() bool {
+		listed.Workspaces = nil
 		mustAWS(t, b.URL, &listed, "list-workspaces")
-		if len(listed.Workspaces) == 1 && listed.Workspaces[0].WorkspaceID == created.WorkspaceID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process b never listed a's workspace: %+v", listed)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(listed.Workspaces) == 1 && listed.Workspaces[0].WorkspaceID == created.WorkspaceID
+	}, func() string { return fmt.Sprintf("listed: %+v", listed) })
 }
 
 func TestHealthAndMetrics(t *testing.T) {

@@ -36,23 +36,19 @@ func createWorkspace(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var status string
+	waitFor(t, "workspace "+out.WorkspaceID+" ACTIVE", 10*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, url+"/workspaces/"+out.WorkspaceID, nil)
 		resp := signedDo(t, req, nil)
+		defer resp.Body.Close()
 		var d struct {
 			Workspace struct{ Status struct{ StatusCode string } }
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&d)
-		resp.Body.Close()
-		if d.Workspace.Status.StatusCode == "ACTIVE" {
-			return out.WorkspaceID
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workspace %s not ACTIVE: %s", out.WorkspaceID, d.Workspace.Status.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		status = d.Workspace.Status.StatusCode
+		return status == "ACTIVE"
+	}, func() string { return "status " + status })
+	return out.WorkspaceID
 }
 
 // sign signs req with the root key, for use off the test goroutine.
@@ -110,7 +106,12 @@ func TestAcknowledgedSamplesSurviveKill9(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the writers have had a good number of answers, while they go on.
+	waitFor(t, "200 acknowledged writes", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200
+	}, p.Log)
 	p.kill() // SIGKILL while writers are mid-flight
 	stop.Store(true)
 	wg.Wait()

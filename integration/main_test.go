@@ -270,14 +270,30 @@ func startProxy(t *testing.T, env []string, args ...string) (string, *testutil.S
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/-/healthy"); err == nil {
+	waitFor(t, "the proxy to answer", 20*time.Second, func() bool {
+		resp, err := http.Get(base + "/-/healthy")
+		if err == nil {
 			resp.Body.Close()
-			return base, log
 		}
+		return err == nil
+	}, log.String)
+	return base, log
+}
+
+// waitFor waits until cond holds, failing after timeout with the tails of logs. The
+// servers under test are other processes that give no signal when what a test waits for
+// has happened (a rule evaluated, a notification sent): asking again is the only way to
+// know, and every wait of these tests goes through here.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, logs ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("proxy did not start: %s", log.String())
+			var extra []string
+			for _, l := range logs {
+				extra = append(extra, tail(l(), 6000))
+			}
+			t.Fatalf("timed out waiting for %s\n%s", what, strings.Join(extra, "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -258,30 +258,27 @@ remote_write:
 		}},
 		{"/api/v1/rules", "rules", func(j string) bool { return strings.Count(j, `"state":"firing"`) == 6 }},
 	}
-	// Poll until Prometheus' answer has settled and Strata's equals it (or the deadline
-	// says it never will).
+	// Until Prometheus' answer has settled and Strata's equals it (or the deadline says
+	// it never will).
 	deadline := time.Now().Add(90 * time.Second)
 	for _, c := range checks {
-		for {
-			pd, perr := getJSON(t, prom+c.path, false)
-			sd, serr := getJSON(t, strata+c.path, true)
-			var pn, sn any
-			if perr == nil && serr == nil {
-				pn, sn = normalize(stripTime(pd)), normalize(stripTime(sd))
-				pj, _ := json.Marshal(pn)
-				if c.settled(string(pj)) && reflect.DeepEqual(pn, sn) {
-					break
-				}
+		var pn, sn any
+		var perr, serr error
+		waitFor(t, c.name+" alike", time.Until(deadline), func() bool {
+			var pd, sd any
+			pd, perr = getJSON(t, prom+c.path, false)
+			sd, serr = getJSON(t, strata+c.path, true)
+			if perr != nil || serr != nil {
+				return false
 			}
-			if time.Now().After(deadline) {
-				pj, _ := json.MarshalIndent(pn, "", " ")
-				sj, _ := json.MarshalIndent(sn, "", " ")
-				log, _ := os.ReadFile(logFile.Name())
-				t.Fatalf("%s differ (errors: prometheus %v, strata %v)\nprometheus:\n%s\nstrata:\n%s\nstrata log:\n%s\nprometheus log:\n%s",
-					c.name, perr, serr, pj, sj, tail(p.Log(), 4000), tail(string(log), 4000))
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+			pn, sn = normalize(stripTime(pd)), normalize(stripTime(sd))
+			pj, _ := json.Marshal(pn)
+			return c.settled(string(pj)) && reflect.DeepEqual(pn, sn)
+		}, func() string {
+			pj, _ := json.MarshalIndent(pn, "", " ")
+			sj, _ := json.MarshalIndent(sn, "", " ")
+			return fmt.Sprintf("errors: prometheus %v, strata %v\nprometheus:\n%s\nstrata:\n%s", perr, serr, pj, sj)
+		}, p.Log, func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) })
 	}
 }
 

@@ -85,18 +85,13 @@ func awsFails(t *testing.T, url string, wantCode string, args ...string) string 
 // waitCLI runs a describe command until check accepts its output.
 func waitCLI[T any](t *testing.T, url string, check func(T) bool, args ...string) T {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var out T
+	var out T
+	waitFor(t, "aws amp "+strings.Join(args, " "), 20*time.Second, func() bool {
+		out = *new(T)
 		mustAWS(t, url, &out, args...)
-		if check(out) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aws amp %s: never as wanted: %+v", strings.Join(args, " "), out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return check(out)
+	}, func() string { return fmt.Sprintf("last answer: %+v", out) })
+	return out
 }
 
 func TestAWSCLIRulesAndAlerting(t *testing.T) {
@@ -184,17 +179,10 @@ func TestAWSCLIRulesAndAlerting(t *testing.T) {
 	awsFails(t, p.URL, "ConflictException", "create-rule-groups-namespace", "--workspace-id", id, "--name", "team-b", "--data", "fileb://"+rules)
 
 	mustAWS(t, p.URL, nil, "delete-rule-groups-namespace", "--workspace-id", id, "--name", "team-c")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, "team-c deleted", 20*time.Second, func() bool {
 		_, stderr, code := awsCLI(t, p.URL, "describe-rule-groups-namespace", "--workspace-id", id, "--name", "team-c")
-		if code != 0 && strings.Contains(stderr, "ResourceNotFoundException") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("team-c never deleted: %d %s", code, stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return code != 0 && strings.Contains(stderr, "ResourceNotFoundException")
+	}, p.Log)
 
 	// The alert manager definition: create, describe, put, invalid ones, delete.
 	awsFails(t, p.URL, "ResourceNotFoundException", "describe-alert-manager-definition", "--workspace-id", id)
@@ -245,17 +233,10 @@ func TestAWSCLIRulesAndAlerting(t *testing.T) {
 		t.Fatalf("after restart: %+v", listed)
 	}
 	mustAWS(t, p.URL, nil, "delete-alert-manager-definition", "--workspace-id", id)
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, "the definition deleted", 20*time.Second, func() bool {
 		_, stderr, code := awsCLI(t, p.URL, "describe-alert-manager-definition", "--workspace-id", id)
-		if code != 0 && strings.Contains(stderr, "ResourceNotFoundException") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("definition never deleted: %d %s", code, stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return code != 0 && strings.Contains(stderr, "ResourceNotFoundException")
+	}, p.Log)
 	p.stop(t)
 }
 
@@ -320,15 +301,10 @@ users:
 	}
 	waitActive := func(name string) {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		waitFor(t, name+" ACTIVE", 20*time.Second, func() bool {
 			d, err := root.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(name)})
-			if err == nil && d.RuleGroupsNamespace.Status.StatusCode == "ACTIVE" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never ACTIVE: %v", name, err)
-			}
-		}
+			return err == nil && d.RuleGroupsNamespace.Status.StatusCode == "ACTIVE"
+		})
 	}
 	if err := create(root, "locked", map[string]string{"locked": "yes"}); err != nil {
 		t.Fatal(err)

@@ -269,17 +269,9 @@ remote_write:
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if n := countSeries(t, p.URL, ws, `up{job="prometheus"}`); n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("Prometheus 3's samples did not arrive through the role\nstrata log:\n%s\nprometheus log:\n%s", p.Log(), log)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitFor(t, "Prometheus 3's samples through the role", 90*time.Second, func() bool {
+		return countSeries(t, p.URL, ws, `up{job="prometheus"}`) > 0
+	}, p.Log, func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) })
 }
 
 // countSeries runs an instant query as root and returns the number of series.

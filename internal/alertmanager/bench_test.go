@@ -155,20 +155,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // end of an iteration does not slow the next one down.
 func settle(b *testing.B, reg *prometheus.Registry, want int) {
 	b.Helper()
-	deadline := time.Now().Add(benchNotifyTimeout)
-	for {
+	testutil.Eventually(b, benchNotifyTimeout, fmt.Sprintf("%d successful webhook requests", want), func() bool {
 		ok, err := notifyRequests(reg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if ok >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the alertmanagers saw %d successful webhook requests, want %d", ok, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ok >= want
+	})
 }
 
 // notifyRequests returns the number of successful notification requests of all the

@@ -283,13 +283,7 @@ func (f *fixture) metric(name string, want map[string]string) (float64, bool) {
 // waitFor polls cond until it holds or waitTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitTimeout, what, cond)
 }
 
 // definition builds AMP's definition document.

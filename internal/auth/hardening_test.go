@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // rawConn opens a TCP connection to the harness and writes head (request line and
@@ -104,10 +106,7 @@ func TestSlowBodyTimesOutAndAllocatesAsItArrives(t *testing.T) {
 	body := make([]byte, 900000)
 	_, br := h.rawConn(h.signedHead(http.MethodPost, "/workspaces/ws-a/api/v1/remote_write", testKeys["admin"], body), body[:10])
 	// While the body trickles, the server holds 16 KiB for it, not the 900 kB announced.
-	deadline := time.Now().Add(5 * time.Second)
-	for h.counter("strata_auth_inflight_body_bytes") == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the body's first bytes reserved", func() bool { return h.counter("strata_auth_inflight_body_bytes") > 0 })
 	if v := h.counter("strata_auth_inflight_body_bytes"); v == 0 || v > 16<<10 {
 		t.Fatalf("%v bytes reserved for a body of which 10 bytes arrived", v)
 	}
@@ -139,10 +138,7 @@ func TestInflightBodyBudget(t *testing.T) {
 	// A holds 32 KiB of the budget while its body trickles in.
 	slow := make([]byte, 200000)
 	_, brA := h.rawConn(h.signedHead(http.MethodPost, "/workspaces/ws-a/api/v1/remote_write", testKeys["admin"], slow), slow[:20000])
-	deadline := time.Now().Add(5 * time.Second)
-	for h.counter("strata_auth_inflight_body_bytes") < 32<<10 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "A's 32 KiB reserved", func() bool { return h.counter("strata_auth_inflight_body_bytes") >= 32<<10 })
 	if v := h.counter("strata_auth_inflight_body_bytes"); v != 32<<10 {
 		t.Fatalf("A holds %v bytes, want 32 KiB", v)
 	}

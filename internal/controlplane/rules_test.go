@@ -108,26 +108,22 @@ func (f *fixture) describeNamespace(t *testing.T, ws, name string) (*types.RuleG
 	return out.RuleGroupsNamespace, nil
 }
 
-// waitNamespace waits until namespace name of ws has status; "" waits until it is gone.
+// waitNamespace takes a reconciliation step, as the reconciler takes on every change,
+// and returns namespace name of ws, which must then have status ("" means gone).
 func (f *fixture) waitNamespace(t *testing.T, ws, name string, status types.RuleGroupsNamespaceStatusCode) *types.RuleGroupsNamespaceDescription {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d, err := f.describeNamespace(t, ws, name)
-		switch {
-		case status == "" && err != nil:
-			apiError(t, err, awsapi.ResourceNotFoundException)
-			return nil
-		case err != nil:
-			t.Fatal(err)
-		case d.Status.StatusCode == status:
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("namespace %s: status %s, want %q", name, d.Status.StatusCode, status)
-		}
-		time.Sleep(10 * time.Millisecond)
+	f.recon.ReconcileOnce(context.Background())
+	d, err := f.describeNamespace(t, ws, name)
+	switch {
+	case status == "" && err != nil:
+		apiError(t, err, awsapi.ResourceNotFoundException)
+		return nil
+	case err != nil:
+		t.Fatal(err)
+	case d.Status.StatusCode != status:
+		t.Fatalf("namespace %s: status %s, want %q", name, d.Status.StatusCode, status)
 	}
+	return d
 }
 
 func (f *fixture) createNamespace(t *testing.T, ws, name, data string) *amp.CreateRuleGroupsNamespaceOutput {
@@ -141,8 +137,16 @@ func (f *fixture) createNamespace(t *testing.T, ws, name, data string) *amp.Crea
 	return out
 }
 
+// stepClock is a clock the test moves.
+type stepClock struct{ ns atomic.Int64 }
+
+func (c *stepClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *stepClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
 func TestRuleGroupsNamespaceLifecycle(t *testing.T) {
-	f := newFixture(t, t.TempDir(), defaultConfig())
+	clock := &stepClock{}
+	clock.ns.Store(time.Now().UnixNano())
+	f := newFixture(t, t.TempDir(), defaultConfig(), func(f *fixture) { f.api.now = clock.now })
 	ctx := context.Background()
 	c := f.client
 	ws := f.activeWorkspace(t)
@@ -173,7 +177,7 @@ func TestRuleGroupsNamespaceLifecycle(t *testing.T) {
 	f.createNamespace(t, ws, "team-b", rulesWith(1, 2))
 
 	// Put replaces the rules.
-	time.Sleep(2 * time.Millisecond) // modifiedAt has millisecond precision on the wire
+	clock.advance(time.Second)
 	replaced := rulesWith(2, 3)
 	put, err := c.PutRuleGroupsNamespace(ctx, &amp.PutRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("team-a.rules"), Data: []byte(replaced)})
 	if err != nil {

@@ -83,10 +83,12 @@ func TestGzip(t *testing.T) {
 	}
 }
 
-// blockingStore delays every select until released or until its context ends, and
-// reports how each context ended.
+// blockingStore delays every select (of workspace only, when set) until released or
+// until its context ends, and reports how each context ended; the other workspaces
+// read freely.
 type blockingStore struct {
 	*tsdbStore
+	only    string
 	release chan struct{}
 	started chan struct{}
 	ended   chan error
@@ -99,8 +101,8 @@ func newBlockingStore(s *tsdbStore) *blockingStore {
 
 func (b *blockingStore) Querier(ctx context.Context, ws string, mint, maxt int64) (storage.Querier, error) {
 	q, err := b.tsdbStore.Querier(ctx, ws, mint, maxt)
-	if err != nil {
-		return nil, err
+	if err != nil || (b.only != "" && ws != b.only) {
+		return q, err
 	}
 	return &blockingQuerier{Querier: q, b: b}, nil
 }
@@ -114,11 +116,19 @@ func (q *blockingQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	q.b.started <- struct{}{}
 	select {
 	case <-q.b.release:
-		q.b.ended <- nil
+		q.b.end(nil)
 		return q.Querier.Select(ctx, sortSeries, hints, ms...)
 	case <-ctx.Done():
-		q.b.ended <- ctx.Err()
+		q.b.end(ctx.Err())
 		return storage.ErrSeriesSet(ctx.Err())
+	}
+}
+
+// end reports how a select ended, to tests that read ended (others need not).
+func (b *blockingStore) end(err error) {
+	select {
+	case b.ended <- err:
+	default:
 	}
 }
 

@@ -10,56 +10,20 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
+
+	stratatest "github.com/stratametrics/strata/internal/testutil"
 )
 
 // otherWS is a second workspace, holding the fixture too.
 const otherWS = "ws-other"
 
-// gateStore holds every select of one workspace until release is closed or the select's
-// context ends; the other workspaces read freely. started receives a value per held
-// select.
-type gateStore struct {
-	*tsdbStore
-	gated   string
-	release chan struct{}
-	started chan struct{}
-}
-
-func newGateStore(s *tsdbStore, gated string) *gateStore {
-	return &gateStore{tsdbStore: s, gated: gated, release: make(chan struct{}), started: make(chan struct{}, 100)}
-}
-
-func (g *gateStore) Querier(ctx context.Context, ws string, mint, maxt int64) (storage.Querier, error) {
-	q, err := g.tsdbStore.Querier(ctx, ws, mint, maxt)
-	if err != nil || ws != g.gated {
-		return q, err
-	}
-	return &gatedQuerier{Querier: q, g: g}, nil
-}
-
-type gatedQuerier struct {
-	storage.Querier
-	g *gateStore
-}
-
-func (q *gatedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	q.g.started <- struct{}{}
-	select {
-	case <-q.g.release:
-		return q.Querier.Select(ctx, sortSeries, hints, ms...)
-	case <-ctx.Done():
-		return storage.ErrSeriesSet(ctx.Err())
-	}
-}
-
 // newGatedEnv is newEnv with testWS gated and otherWS added.
-func newGatedEnv(t *testing.T, mod func(*Config, *Deps)) (*env, *gateStore) {
+func newGatedEnv(t *testing.T, mod func(*Config, *Deps)) (*env, *blockingStore) {
 	t.Helper()
-	var gs *gateStore
+	var gs *blockingStore
 	e := newEnv(t, func(c *Config, d *Deps) {
-		gs = newGateStore(d.Queryables.(*tsdbStore), testWS)
+		gs = newBlockingStore(d.Queryables.(*tsdbStore))
+		gs.only = testWS
 		d.Queryables = gs
 		if mod != nil {
 			mod(c, d)
@@ -83,12 +47,7 @@ func awaitSignal(t *testing.T, ch <-chan struct{}, what string) {
 // waitFor polls cond, which the handlers make true as they finish.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 10s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	stratatest.Eventually(t, 10*time.Second, what, cond)
 }
 
 // idle tells whether the server-wide limits are back to nothing in flight.

@@ -157,6 +157,12 @@ type Ruler struct {
 	parser  parser.Parser
 	changes <-chan struct{}
 
+	// iterate is what a group does at each tick of its schedule; nil is Prometheus'
+	// DefaultEvalIterationFunc. Tests replace it to evaluate at times they choose.
+	iterate rules.GroupEvalIterationFunc
+	// onSync, when set, is called at the end of every Sync (tests wait for it).
+	onSync func()
+
 	syncMu sync.Mutex // serializes Sync, DeleteWorkspace and the final stop
 
 	mu      sync.Mutex         // guards tenants and closed
@@ -278,6 +284,9 @@ func identifier(workspace, namespace string) string { return workspace + "/" + n
 func (r *Ruler) Sync(ctx context.Context) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
+	if r.onSync != nil {
+		defer r.onSync()
+	}
 	want := map[string]map[string]string{} // workspace -> identifier -> digest
 	for _, ws := range r.deps.Store.ListWorkspaces() {
 		if ws.Status != meta.StatusActive && ws.Status != meta.StatusUpdating {
@@ -324,7 +333,7 @@ func (r *Ruler) Sync(ctx context.Context) {
 	for _, t := range update {
 		files := want[t.id]
 		ids := slices.Sorted(maps.Keys(files))
-		if err := t.mgr.Update(r.cfg.EvaluationInterval, ids, labels.EmptyLabels(), r.externalURL(t.id), nil); err != nil {
+		if err := t.mgr.Update(r.cfg.EvaluationInterval, ids, labels.EmptyLabels(), r.externalURL(t.id), r.iterate); err != nil {
 			// The manager keeps the previous rules. The same content would fail again:
 			// it is not retried until it changes.
 			r.m.syncs.WithLabelValues("failure").Inc()

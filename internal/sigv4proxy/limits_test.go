@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // dialProxy opens a raw connection to the proxy at base.
@@ -40,18 +42,11 @@ func readResponse(t *testing.T, conn net.Conn, method string) (*http.Response, s
 // answer).
 func waitBudgetEmpty(t *testing.T, p *Proxy) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testutil.Eventually(t, 10*time.Second, "the body budget given back", func() bool {
 		p.bodyBytes.mu.Lock()
-		used := p.bodyBytes.used
-		p.bodyBytes.mu.Unlock()
-		if used == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d body bytes still reserved", used)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer p.bodyBytes.mu.Unlock()
+		return p.bodyBytes.used == 0
+	})
 }
 
 // TestProxyRefusesLargeBodies: a body over MaxBodyBytes is answered 413,
@@ -227,20 +222,14 @@ func TestProxyConcurrencyCap(t *testing.T) {
 		}
 	}
 	// The slots are given back as the handlers return.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testutil.Eventually(t, 10*time.Second, "a slot after the requests in flight finished", func() bool {
 		resp, err := client.Get(base + "/workspaces/ws-1/api/v1/labels")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %d after the requests in flight finished", resp.StatusCode)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // TestProxyInFlightBodyBytes: bodies held in memory are bounded over all

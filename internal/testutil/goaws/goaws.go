@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -72,17 +71,12 @@ func Start(t testing.TB) *Server {
 		if err == nil {
 			return s
 		}
-		var busy errPortTaken
-		if !errors.As(err, &busy) || attempt == startAttempts {
+		if !errors.Is(err, testutil.ErrPortTaken) || attempt == startAttempts {
 			t.Fatalf("starting %s: %v", Binary, err)
 		}
 		t.Logf("starting %s: %v; retrying on another port", Binary, err)
 	}
 }
-
-type errPortTaken struct{ err error }
-
-func (e errPortTaken) Error() string { return e.err.Error() }
 
 const configTemplate = `Local:
   Host: 127.0.0.1
@@ -104,12 +98,8 @@ const configTemplate = `Local:
 
 func start(t testing.TB, bin string) (*Server, error) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testutil.FreePort()
 	if err != nil {
-		return nil, fmt.Errorf("finding a free port: %w", err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	if err := l.Close(); err != nil {
 		return nil, err
 	}
 	dir := t.TempDir()
@@ -118,58 +108,23 @@ func start(t testing.TB, bin string) (*Server, error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, Binary+".log")
-	logFile, err := os.Create(logPath)
+	cmd := exec.Command(bin, "-config", cfgPath, "Local")
+	cmd.Dir = dir // goaws looks for goaws.yaml under its working directory without -config
+	proc, err := testutil.StartProcess(t, Binary, cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close() // the child holds its own descriptor
-	cmd := exec.Command(bin, "-config", cfgPath, "Local")
-	cmd.Dir = dir // goaws looks for goaws.yaml under its working directory without -config
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output (pid %d):\n%s", Binary, cmd.Process.Pid, readLog(logPath))
-		}
-	})
 	s := &Server{
 		URL:      "http://127.0.0.1:" + port,
 		TopicARN: fmt.Sprintf("arn:aws:sns:%s:%s:%s", Region, AccountID, Topic),
 	}
 	s.QueueURL = s.URL + "/" + AccountID + "/" + Queue
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-exited:
-			out := readLog(logPath)
-			err := fmt.Errorf("%s exited (%s) before answering on port %s:\n%s", Binary, cmd.ProcessState, port, out)
-			if strings.Contains(out, "address already in use") {
-				return nil, errPortTaken{err}
-			}
-			return nil, err
-		default:
-		}
+	return s, proc.WaitReady(startTimeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		_, err := s.call(ctx, url.Values{"Action": {"ListTopics"}})
-		cancel()
-		if err == nil {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s did not answer on port %s within %s (last: %v):\n%s", Binary, port, startTimeout, err, readLog(logPath))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // call posts a query-protocol request and returns the body of a 200 answer.
@@ -207,13 +162,16 @@ type Notification struct {
 	}
 }
 
-// Receive returns the next message of the queue, deleting it; it polls until ctx ends.
+// Receive returns the next message of the queue, deleting it; it long-polls the queue
+// until ctx ends.
 func (s *Server) Receive(ctx context.Context) (Notification, error) {
 	for {
 		body, err := s.call(ctx, url.Values{
 			"Action":              {"ReceiveMessage"},
 			"QueueUrl":            {s.QueueURL},
 			"MaxNumberOfMessages": {"1"},
+			// Long polling: the server answers as soon as a message arrives.
+			"WaitTimeSeconds": {"1"},
 		})
 		if err != nil {
 			return Notification{}, err
@@ -238,22 +196,8 @@ func (s *Server) Receive(ctx context.Context) (Notification, error) {
 			}
 			return n, nil
 		}
-		select {
-		case <-ctx.Done():
-			return Notification{}, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if err := ctx.Err(); err != nil {
+			return Notification{}, err
 		}
 	}
-}
-
-func readLog(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", path, err)
-	}
-	const max = 16 << 10
-	if len(b) > max {
-		b = append([]byte("...\n"), b[len(b)-max:]...)
-	}
-	return string(b)
 }

@@ -14,11 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +70,7 @@ func Start(t testing.TB) bucket.S3Config {
 			cfg.Endpoint = endpoint
 			break
 		}
-		var busy errPortTaken
-		if !errors.As(err, &busy) || attempt == startAttempts {
+		if !errors.Is(err, testutil.ErrPortTaken) || attempt == startAttempts {
 			t.Fatalf("starting %s: %v", Binary, err)
 		}
 		t.Logf("starting %s: %v; retrying on another port", Binary, err)
@@ -84,28 +81,15 @@ func Start(t testing.TB) bucket.S3Config {
 	return cfg
 }
 
-// errPortTaken says the server could not bind its port: another process took it between
-// freePort and the server's own bind.
-type errPortTaken struct{ err error }
-
-func (e errPortTaken) Error() string { return e.err.Error() }
-
 // start runs one server process on a free loopback port and waits until it answers. It
 // registers the process's end with t.Cleanup, also when it fails.
 func start(t testing.TB, bin, root string, cfg bucket.S3Config) (endpoint string, err error) {
 	t.Helper()
-	addr, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return "", err
 	}
-	// The server's output goes to a file, not a pipe, so no goroutine copies it and the
-	// file can be read at any time for failure messages.
-	logPath := filepath.Join(t.TempDir(), Binary+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return "", err
-	}
-	defer logFile.Close() // the child holds its own descriptor
+	addr := "127.0.0.1:" + port
 	cmd := exec.Command(bin,
 		"--access", cfg.AccessKeyID,
 		"--secret", cfg.SecretAccessKey,
@@ -117,60 +101,23 @@ func start(t testing.TB, bin, root string, cfg bucket.S3Config) (endpoint string
 	)
 	// The keys are also passed as flags; keep the environment from overriding them.
 	cmd.Env = filterEnv(os.Environ(), "ROOT_ACCESS_KEY", "ROOT_SECRET", "VGW_")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	proc, err := testutil.StartProcess(t, Binary, cmd)
+	if err != nil {
 		return "", err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output (pid %d):\n%s", Binary, cmd.Process.Pid, readLog(logPath))
-		}
-	})
-
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-exited:
-			out := readLog(logPath)
-			err := fmt.Errorf("%s exited (%s) before answering on %s:\n%s", Binary, cmd.ProcessState, addr, out)
-			if strings.Contains(out, "address already in use") {
-				return "", errPortTaken{err}
-			}
-			return "", err
-		default:
-		}
+	return addr, proc.WaitReady(startTimeout, func() error {
 		resp, err := client.Get("http://" + addr + healthPath)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, nil
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%s did not answer on %s within %s (last: %v, status %v):\n%s", Binary, addr, startTimeout, err, statusOf(resp), readLog(logPath))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// freePort returns a loopback address that was free a moment ago. versitygw accepts port
-// 0 but does not say which port it got, so we pick one ourselves and retry if it was taken.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+		return nil
+	})
 }
 
 // createBucket sends a SigV4-signed CreateBucket request, so the server sets up the
@@ -221,23 +168,4 @@ next:
 		out = append(out, kv)
 	}
 	return out
-}
-
-func readLog(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", path, err)
-	}
-	const max = 16 << 10
-	if len(b) > max {
-		b = append([]byte("...\n"), b[len(b)-max:]...)
-	}
-	return string(b)
-}
-
-func statusOf(resp *http.Response) any {
-	if resp == nil {
-		return "none"
-	}
-	return resp.Status
 }
