@@ -370,14 +370,4 @@ func (w *webhook) next(t *testing.T) message {
 	}
 }
 
-// none says no notification was received so far (it does not wait).
-func (w *webhook) none(t *testing.T) {
-	t.Helper()
-	select {
-	case m := <-w.ch:
-		t.Fatalf("unexpected notification: %+v", m)
-	default:
-	}
-}
-
 func joined(ss []string) string { return strings.Join(ss, ",") }
