@@ -41,6 +41,7 @@ type fixture struct {
 	logs    *testutil.SyncBuffer
 	srv     *httptest.Server
 	wrap    func(objstore.Bucket) objstore.Bucket
+	cfg     Config
 }
 
 type fixtureOption func(*fixture)
@@ -52,12 +53,15 @@ func withBucket(wrap func(objstore.Bucket) objstore.Bucket) fixtureOption {
 
 func withLimits(l Limits) fixtureOption { return func(f *fixture) { f.limits = l } }
 
+// withConfig changes the MultiTenant's configuration (testConfig's defaults).
+func withConfig(change func(*Config)) fixtureOption { return func(f *fixture) { change(&f.cfg) } }
+
 // withBucketDir shares the bucket of an earlier fixture (a restart).
 func withBucketDir(dir string) fixtureOption { return func(f *fixture) { f.bktDir = dir } }
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
-	f := &fixture{t: t, bktDir: t.TempDir(), dataDir: t.TempDir(), logs: &testutil.SyncBuffer{}}
+	f := &fixture{t: t, bktDir: t.TempDir(), dataDir: t.TempDir(), logs: &testutil.SyncBuffer{}, cfg: testConfig()}
 	for _, o := range opts {
 		o(f)
 	}
@@ -84,7 +88,7 @@ func (f *fixture) start() {
 	if f.wrap != nil {
 		bkt = f.wrap(bkt)
 	}
-	m, err := New(testConfig(), Deps{
+	m, err := New(f.cfg, Deps{
 		Workspaces:  f.store,
 		Bucket:      bkt,
 		DataDir:     f.dataDir,

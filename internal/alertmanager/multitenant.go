@@ -283,7 +283,7 @@ func (m *MultiTenant) syncWorkspaceLocked(ctx context.Context, ws meta.Workspace
 		m.logger.Error("loading the alertmanager state of a workspace; retrying at the next sync", "workspace", ws.ID, "err", err)
 		return
 	}
-	logger := m.logger.With("workspace", ws.ID)
+	logger := slog.New(newLazyHandler(m.logger.Handler())).With("workspace", ws.ID)
 	extURL := m.extURL.JoinPath("workspaces", ws.ID, "alertmanager")
 	t, err = newTenant(ws.ID, &m.cfg, extURL, m.limits, logger, st)
 	if err == nil {
