@@ -296,3 +296,51 @@ func TestStartOnDemand(t *testing.T) {
 		t.Errorf("running %v", got)
 	}
 }
+
+// The requests Grafana's Alertmanager data source (implementation "Prometheus", as for
+// AMP) sends besides status, receivers and silences: alert groups and alerts with its
+// state, filter and receiver parameters. Grafana itself is not installable here.
+func TestGrafanaDataSourceQueries(t *testing.T) {
+	f := newFixture(t)
+	hook := newWebhook(t)
+	f.createWorkspace("ws-a", definition(t, hookConfig(hook.url()), nil))
+	f.sync()
+	f.postAlerts("ws-a",
+		map[string]string{"alertname": "Down", "instance": "a", "team": "db"},
+		map[string]string{"alertname": "Down", "instance": "b", "team": "web"},
+		map[string]string{"alertname": "Slow", "instance": "c", "team": "db"})
+	hook.next(t)
+	hook.next(t) // both groups flushed: the dispatcher has them
+	var groups models.AlertGroups
+	if err := json.Unmarshal(f.mustDo(http.StatusOK, http.MethodGet, "ws-a",
+		"alerts/groups?active=true&silenced=false&inhibited=false&filter=team%3D%22db%22&receiver=%5E%28hook%29%24", nil), &groups); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groups {
+		if *g.Receiver.Name != "hook" {
+			t.Errorf("group of receiver %q", *g.Receiver.Name)
+		}
+		for _, a := range g.Alerts {
+			got = append(got, g.Labels["alertname"]+"/"+a.Labels["instance"])
+		}
+	}
+	slices.Sort(got)
+	if joined(got) != "Down/a,Slow/c" {
+		t.Errorf("groups of team db: %v", got)
+	}
+	var alerts models.GettableAlerts
+	if err := json.Unmarshal(f.mustDo(http.StatusOK, http.MethodGet, "ws-a",
+		"alerts?active=true&silenced=false&inhibited=false&unprocessed=false&filter=alertname%3D~%22Do.%2A%22&receiver=hook", nil), &alerts); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, a := range alerts {
+		got = append(got, a.Labels["instance"])
+	}
+	slices.Sort(got)
+	if joined(got) != "a,b" {
+		t.Errorf("alerts matching alertname=~\"Do.*\": %v", got)
+	}
+	f.mustDo(http.StatusBadRequest, http.MethodGet, "ws-a", "alerts/groups?filter=%7Bnot-a-matcher", nil)
+}
