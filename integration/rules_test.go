@@ -259,6 +259,10 @@ users:
             Action: aps:PutRuleGroupsNamespace
             Resource: "*"
             Condition: {StringEquals: {"aws:ResourceTag/locked": "yes"}}
+  - name: team-a       # may create only the namespaces named team-a-*
+    access_keys: [{id: AKIDRULESTEAMA000001, secret: rules-team-a-secret-000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:CreateRuleGroupsNamespace", "Resource": "arn:aws:aps:us-east-1:000000000000:rulegroupsnamespace/*/team-a-*"}]}
   - name: rules-reader  # may describe only the namespaces named public-*
     access_keys: [{id: AKIDRULESREADER00001, secret: rules-reader-secret-000000}]
     inline_policies:
@@ -319,6 +323,15 @@ users:
 	}
 	if err := create(root, "public-rules", nil); err != nil {
 		t.Fatal(err)
+	}
+	// As AMP, creating is authorized on the new namespace's ARN, named in the body.
+	teamA := client("AKIDRULESTEAMA000001", "rules-team-a-secret-000000")
+	if err := create(teamA, "team-a-alerts", nil); err != nil {
+		t.Fatalf("create allowed by the namespace's ARN: %v", err)
+	}
+	err = create(teamA, "team-b-alerts", nil)
+	if code(err) != "AccessDeniedException" || !strings.Contains(err.Error(), "rulegroupsnamespace/"+aws.ToString(ws)+"/team-b-alerts") {
+		t.Fatalf("create of a namespace the policy does not name: %v", err)
 	}
 	for _, name := range []string{"locked", "open", "public-rules"} {
 		waitActive(name)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stratametrics/strata/internal/auth/policy"
 	"github.com/stratametrics/strata/internal/awsapi"
 	"github.com/stratametrics/strata/internal/blocks"
+	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/query"
@@ -24,8 +26,9 @@ type RouteAction struct {
 	Pattern   string
 	Action    string // IAM action, e.g. aps:RemoteWrite
 	// Resource says where the ARN comes from: "workspace" (the {workspaceId} path
-	// value), "rulegroupsnamespace" ({workspaceId} and {name}), "arn" (the
-	// {resourceArn} path value) or "*" (no resource type).
+	// value), "rulegroupsnamespace" ({workspaceId} and {name}), "newrulegroupsnamespace"
+	// ({workspaceId} and the body's name), "arn" (the {resourceArn} path value) or "*"
+	// (no resource type).
 	Resource  string
 	DataPlane bool
 	// RequestTags finds the tags a tagging request sets (see auth.RouteInfo).
@@ -64,6 +67,18 @@ func (r *resources) workspaceARN(req *http.Request) string {
 // (arn:…:rulegroupsnamespace/<workspace>/<name>), in the workspace's account.
 func (r *resources) ruleGroupsNamespaceARN(req *http.Request) string {
 	return namespaceARN(r.workspaceARN(req), req.PathValue("name"))
+}
+
+// newRuleGroupsNamespaceARN is the ARN of the namespace a CreateRuleGroupsNamespace
+// body names; "" when the body names none that is valid.
+func (r *resources) newRuleGroupsNamespaceARN(req *http.Request, body []byte) string {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(body, &in) != nil || controlplane.ValidateNamespaceName(in.Name) != nil {
+		return ""
+	}
+	return namespaceARN(r.workspaceARN(req), in.Name)
 }
 
 // peekRuleGroupsNamespaceARN is ruleGroupsNamespaceARN from the cache only.
@@ -192,6 +207,13 @@ func (a *App) authenticated(route RouteAction, h http.Handler) http.Handler {
 	case "rulegroupsnamespace":
 		info.Resource = a.resources.ruleGroupsNamespaceARN
 		info.PeekResource = a.resources.peekRuleGroupsNamespaceARN
+		return validWorkspacePath(a.auth.Wrap(info, h))
+	case "newrulegroupsnamespace":
+		// The namespace named in the body; a body without a valid name is authorized
+		// on the workspace, and the handler refuses it.
+		info.BodyResource = a.resources.newRuleGroupsNamespaceARN
+		info.Resource = a.resources.workspaceARN
+		info.PeekResource = a.resources.peekWorkspaceARN
 		return validWorkspacePath(a.auth.Wrap(info, h))
 	case "arn":
 		info.Resource = func(r *http.Request) string { return r.PathValue("resourceArn") }

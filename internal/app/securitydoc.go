@@ -79,6 +79,8 @@ on the internal listener (` + "`--internal.listen`" + `, loopback by default).
 			res = "`arn:aws:aps:<region>:<account>:workspace/<workspaceId>`"
 		case "rulegroupsnamespace":
 			res = "`arn:aws:aps:<region>:<account>:rulegroupsnamespace/<workspaceId>/<name>`"
+		case "newrulegroupsnamespace":
+			res = "`arn:aws:aps:<region>:<account>:rulegroupsnamespace/<workspaceId>/<name>` (the `name` of the body)"
 		case "arn":
 			res = "the ARN in the path"
 		}

@@ -83,6 +83,10 @@ type RouteInfo struct {
 	// r.PathValue("workspaceId"). Nil, or an empty result, means "*" (for
 	// actions with no resource type, such as aps:ListWorkspaces).
 	Resource func(r *http.Request) string
+	// BodyResource returns the ARN from the verified body, for operations that create a
+	// resource named in it (aps:CreateRuleGroupsNamespace acts on the new namespace's
+	// ARN, its name is in the body). When set and not empty, it wins over Resource.
+	BodyResource func(r *http.Request, body []byte) string
 	// PeekResource returns the ARN without I/O (from caches only), for the audit records
 	// of requests that were not authenticated: their path must cost no bucket read. Nil
 	// means "*" in those records.
@@ -382,10 +386,16 @@ func (a *Auth) serve(w http.ResponseWriter, r *http.Request, route *RouteInfo, h
 		return
 	}
 	resource := "*"
-	if route.Resource != nil {
+	if route.BodyResource != nil {
+		resource = route.BodyResource(r, body)
+	}
+	if route.Resource != nil && (resource == "" || resource == "*") {
 		if s := route.Resource(r); s != "" {
 			resource = s
 		}
+	}
+	if resource == "" {
+		resource = "*"
 	}
 	if rec != nil {
 		rec.AccessKeyID, rec.PrincipalARN, rec.AccountID, rec.Resource = id.AccessKeyID, p.ARN, p.AccountID, resource

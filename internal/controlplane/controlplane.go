@@ -85,7 +85,8 @@ type Route struct {
 	RequestTags func(r *http.Request, body []byte) (tags map[string]string, keys []string, err error)
 	// Resource says what the operation acts on, for authorization: "workspace" (the
 	// {workspaceId} of the path), "rulegroupsnamespace" ({workspaceId} and {name}),
-	// "arn" (the {resourceArn} of the path) or "*". Empty means "workspace" when the
+	// "newrulegroupsnamespace" ({workspaceId} and the name in the body), "arn" (the
+	// {resourceArn} of the path) or "*". Empty means "workspace" when the
 	// pattern has a {workspaceId}, "arn" when it has a {resourceArn}, else "*".
 	Resource string
 }
@@ -169,10 +170,9 @@ func (a *API) Routes() []Route {
 		{Operation: "PutResourcePolicy", Method: put, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.putResourcePolicy)},
 		{Operation: "DescribeResourcePolicy", Method: get, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.describeResourcePolicy)},
 		{Operation: "DeleteResourcePolicy", Method: del, Pattern: "/workspaces/{workspaceId}/policy", Handler: a.wrap(a.deleteResourcePolicy)},
-		// AMP authorizes CreateRuleGroupsNamespace on the new namespace's ARN; its path
-		// has no {name}, so it is authorized on the workspace (and aps:TagResource, when
-		// it tags, on the namespace).
-		{Operation: "CreateRuleGroupsNamespace", Method: post, Pattern: namespaces, Handler: a.wrap(a.createRuleGroupsNamespace), RequestTags: bodyTags, Resource: "workspace"},
+		// As AMP, CreateRuleGroupsNamespace is authorized on the new namespace's ARN, whose
+		// name is in the body.
+		{Operation: "CreateRuleGroupsNamespace", Method: post, Pattern: namespaces, Handler: a.wrap(a.createRuleGroupsNamespace), RequestTags: bodyTags, Resource: "newrulegroupsnamespace"},
 		{Operation: "ListRuleGroupsNamespaces", Method: get, Pattern: namespaces, Handler: a.wrap(a.listRuleGroupsNamespaces), Resource: "workspace"},
 		{Operation: "DescribeRuleGroupsNamespace", Method: get, Pattern: namespace, Handler: a.wrap(a.describeRuleGroupsNamespace), Resource: "rulegroupsnamespace"},
 		{Operation: "PutRuleGroupsNamespace", Method: put, Pattern: namespace, Handler: a.wrap(a.putRuleGroupsNamespace), Resource: "rulegroupsnamespace"},
@@ -662,7 +662,7 @@ func (a *API) resourceFromARN(r *http.Request, arn string) (taggable, error) {
 		t.workspace = rest
 	case "rulegroupsnamespace":
 		t.workspace, t.namespace, _ = strings.Cut(rest, "/")
-		if validateNamespaceName(t.namespace) != nil {
+		if ValidateNamespaceName(t.namespace) != nil {
 			return taggable{}, notFound
 		}
 	default:

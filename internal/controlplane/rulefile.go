@@ -44,7 +44,8 @@ const (
 // is a path segment and the last part of an ARN, so it holds no "/".
 var namespaceNameRe = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]*$`)
 
-func validateNamespaceName(name string) error {
+// ValidateNamespaceName checks a rule groups namespace name against AMP's model.
+func ValidateNamespaceName(name string) error {
 	if n := len(name); n < 1 || n > maxNamespaceNameLength {
 		return awsapi.Validation("name", "name must be 1 to %d characters long, got %d", maxNamespaceNameLength, n)
 	}

@@ -84,7 +84,7 @@ func namespaceNotFound(ws, name string) error {
 // pathNamespace is the valid {name} of the path.
 func pathNamespace(r *http.Request) (string, error) {
 	name := r.PathValue("name")
-	if err := validateNamespaceName(name); err != nil {
+	if err := ValidateNamespaceName(name); err != nil {
 		return "", err
 	}
 	return name, nil
@@ -107,7 +107,7 @@ func (a *API) createRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) 
 		return awsapi.Validation("name", "name is required")
 	}
 	name := *req.Name
-	if err := validateNamespaceName(name); err != nil {
+	if err := ValidateNamespaceName(name); err != nil {
 		return err
 	}
 	if err := validateClientToken(req.ClientToken); err != nil {
@@ -351,7 +351,7 @@ func (a *API) listRuleGroupsNamespaces(w http.ResponseWriter, r *http.Request) e
 	after := ""
 	if v := q.Get("nextToken"); v != "" {
 		b, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || len(v) > 1000 || validateNamespaceName(string(b)) != nil {
+		if err != nil || len(v) > 1000 || ValidateNamespaceName(string(b)) != nil {
 			return awsapi.Validation("nextToken", "nextToken is not a token returned by ListRuleGroupsNamespaces")
 		}
 		after = string(b)
