@@ -36,6 +36,11 @@ type labelSetLimit struct {
 }
 
 // activeSeries counts a workspace's active series and caches raw label keys to TSDB refs.
+//
+// The limits are exact: a new series is admitted by taking a reservation (counted with the
+// active series at once, under the lock), turned into an entry or given back after the
+// TSDB commit. So neither the series of one request nor those of concurrent requests can
+// take a workspace past a limit, as Cortex enforces at series creation.
 type activeSeries struct {
 	mu        sync.RWMutex // guards everything below
 	byKey     map[string]*seriesEntry
@@ -45,14 +50,28 @@ type activeSeries struct {
 	sets      []labelSetLimit
 	perSet    []int64
 	gen       uint32
+
+	// Reservations of series admitted and not yet committed, counted against the
+	// limits like active series.
+	pending          int
+	pendingPerMetric map[string]int
+	pendingPerSet    []int64 // by index of sets, for reservations of generation gen
+}
+
+// reservation is an admitted series' share of the limits until its commit.
+type reservation struct {
+	metric string
+	sets   []uint16
+	gen    uint32
 }
 
 func newActiveSeries(sets []meta.LimitsPerLabelSet) *activeSeries {
 	a := &activeSeries{
-		byKey:     map[string]*seriesEntry{},
-		byRef:     map[storage.SeriesRef]*seriesEntry{},
-		perMetric: map[string]int{},
-		names:     map[string]string{},
+		byKey:            map[string]*seriesEntry{},
+		byRef:            map[storage.SeriesRef]*seriesEntry{},
+		perMetric:        map[string]int{},
+		names:            map[string]string{},
+		pendingPerMetric: map[string]int{},
 	}
 	a.setLabelSets(sets)
 	return a
@@ -68,6 +87,8 @@ func (a *activeSeries) setLabelSets(sets []meta.LimitsPerLabelSet) {
 	a.mu.Lock()
 	a.sets = compiled
 	a.perSet = make([]int64, len(compiled))
+	// Reservations of the old sets no longer count against them (release skips them).
+	a.pendingPerSet = make([]int64, len(compiled))
 	a.gen++
 	a.mu.Unlock()
 }
@@ -141,23 +162,52 @@ type refusal struct {
 	msg   string
 }
 
-// admit decides whether a series not in the cache may be created. exists reports
-// whether the TSDB already holds it as an active series (then it is never refused).
-// Call with a.mu held for reading at least.
+// admit decides whether a series not in the cache may be created, counting the active
+// series and the reservations. Call with a.mu held for reading at least.
 func (a *activeSeries) admit(metric string, maxTotal, maxPerMetric int, sets []uint16) *refusal {
-	if maxTotal > 0 && len(a.byRef) >= maxTotal {
+	if maxTotal > 0 && len(a.byRef)+a.pending >= maxTotal {
 		return &refusal{quota: usage.QuotaActiveSeries, msg: fmt.Sprintf("per-workspace series limit of %d exceeded; raise max_active_series for this workspace in the runtime limits file, or send fewer series", maxTotal)}
 	}
-	if maxPerMetric > 0 && a.perMetric[metric] >= maxPerMetric {
+	if maxPerMetric > 0 && a.perMetric[metric]+a.pendingPerMetric[metric] >= maxPerMetric {
 		return &refusal{quota: usage.QuotaSeriesMetric, msg: fmt.Sprintf("per-metric series limit of %d exceeded for metric %s; raise max_active_series_per_metric for this workspace in the runtime limits file, or reduce the metric's cardinality", maxPerMetric, metric)}
 	}
 	for _, i := range sets {
 		s := a.sets[i]
-		if s.maxSeries > 0 && a.perSet[i] >= s.maxSeries {
+		if s.maxSeries > 0 && a.perSet[i]+a.pendingPerSet[i] >= s.maxSeries {
 			return &refusal{quota: usage.QuotaSeriesLabels, msg: fmt.Sprintf("per-labelset series limit of %d exceeded for label set %s; raise it with UpdateWorkspaceConfiguration (limitsPerLabelSet)", s.maxSeries, s.name)}
 		}
 	}
 	return nil
+}
+
+// reserve counts an admitted series against the limits until release. Call with a.mu
+// held for writing.
+func (a *activeSeries) reserve(metric string, sets []uint16) reservation {
+	r := reservation{metric: metric, gen: a.gen}
+	if len(sets) > 0 {
+		r.sets = slices.Clone(sets)
+	}
+	a.pending++
+	a.pendingPerMetric[metric]++
+	for _, i := range r.sets {
+		a.pendingPerSet[i]++
+	}
+	return r
+}
+
+// release gives a reservation back (after the commit, with add for a series created).
+// Call with a.mu held for writing.
+func (a *activeSeries) release(r reservation) {
+	a.pending--
+	if a.pendingPerMetric[r.metric]--; a.pendingPerMetric[r.metric] <= 0 {
+		delete(a.pendingPerMetric, r.metric)
+	}
+	if r.gen != a.gen {
+		return // counted against sets since replaced
+	}
+	for _, i := range r.sets {
+		a.pendingPerSet[i]--
+	}
 }
 
 // add records key → ref after a successful append. Call with a.mu held for writing.

@@ -37,8 +37,11 @@ type pushState struct {
 	stale   []bool // entry's label-set match is from an older configuration
 	builder labels.ScratchBuilder
 	newRefs []newSeries
-	exs     []exemplar.Exemplar
-	lbl     []remotewrite.Label
+	// reserved holds the reservations of the series admitted by this request, given
+	// back once it is committed (or failed).
+	reserved []reservation
+	exs      []exemplar.Exemplar
+	lbl      []remotewrite.Label
 }
 
 // PushOptions says how to store a request.
@@ -81,6 +84,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	st.refs = slices0(st.refs, n)
 	st.stale = slices0(st.stale, n)
 	st.newRefs = st.newRefs[:0]
+	st.reserved = st.reserved[:0]
 
 	// Metadata the distributor validated; beyond the workspace's families limit it is
 	// dropped and counted, silently (AMP's behaviour): it never costs a sample.
@@ -128,9 +132,13 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 			}
 			metric = lbls.Get(labels.MetricName)
 			st.lbl = s.AppendLabels(st.lbl[:0])
-			if r := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric); r != nil {
+			r, reserved := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric)
+			if r != nil {
 				res.limit(i, workspace, s, r)
 				continue
+			}
+			if reserved != nil {
+				st.reserved = append(st.reserved, *reserved)
 			}
 			if md := s.Metadata(); md.Type != remotewrite.MetricTypeUnknown || len(md.Help) > 0 || len(md.Unit) > 0 {
 				// v2 metadata travels with every series; read it for new series only.
@@ -159,11 +167,22 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		}
 	}
 	if err := app.Commit(); err != nil {
+		if len(st.reserved) > 0 {
+			a.mu.Lock()
+			for _, r := range st.reserved {
+				a.release(r)
+			}
+			a.mu.Unlock()
+		}
 		return PushResult{}, fmt.Errorf("committing to the TSDB of workspace %s: %w", workspace, err)
 	}
 
-	if len(st.newRefs) > 0 || anyStale {
+	if len(st.newRefs) > 0 || len(st.reserved) > 0 || anyStale {
 		a.mu.Lock()
+		// In one critical section, so the series move from reserved to active unseen.
+		for _, r := range st.reserved {
+			a.release(r)
+		}
 		for _, ns := range st.newRefs {
 			start := 0
 			if ns.idx > 0 {
@@ -196,17 +215,22 @@ func slices0[T any](s []T, n int) []T {
 	return s
 }
 
-// admit checks the active-series limits for a series not in the cache.
-func (i *Ingester) admit(u *userDB, lbls labels.Labels, metric string, raw []remotewrite.Label, maxTotal, maxPerMetric int) *refusal {
+// admit checks the active-series limits for a series not in the cache. Admitted, the
+// series holds a reservation (nil for a series already active) until the request
+// commits. A request that holds one series twice reserves it twice: at the very edge of
+// a limit it may refuse a series it could have taken, never take one too many.
+func (i *Ingester) admit(u *userDB, lbls labels.Labels, metric string, raw []remotewrite.Label, maxTotal, maxPerMetric int) (*refusal, *reservation) {
 	a := u.active
-	a.mu.RLock()
+	a.mu.Lock()
 	var buf [4]uint16
 	sets := a.matchSets(buf[:0], raw)
 	r := a.admit(metric, maxTotal, maxPerMetric, sets)
-	a.mu.RUnlock()
 	if r == nil {
-		return nil
+		res := a.reserve(metric, sets)
+		a.mu.Unlock()
+		return nil, &res
 	}
+	a.mu.Unlock()
 	// At a limit, a series the TSDB already holds as active (sent under another
 	// encoding, or by the other replica of an HA pair) is not new.
 	ha := u.db.Head().Appender(context.Background())
@@ -217,11 +241,11 @@ func (i *Ingester) admit(u *userDB, lbls labels.Labels, metric string, raw []rem
 			_, active := a.byRef[ref]
 			a.mu.RUnlock()
 			if active {
-				return nil
+				return nil, nil
 			}
 		}
 	}
-	return r
+	return r, nil
 }
 
 // appendSeries appends one series' samples, histograms and exemplars. ok is false when
