@@ -549,6 +549,10 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 			if errors.Is(err, ingester.ErrWorkspaceDeleted) {
 				return out, &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is deleted", id)}
 			}
+			if errors.Is(err, ingester.ErrStopped) {
+				// Shutting down: senders retry a 5xx, and nothing of this request was stored.
+				return out, &httpError{http.StatusServiceUnavailable, "the server is shutting down, nothing was stored; retry"}
+			}
 			d.logger.Error("storing remote write request", "workspace", id, "err", err)
 			return out, &httpError{http.StatusInternalServerError, "storing the samples failed, nothing was stored; retry"}
 		}

@@ -47,6 +47,8 @@ type env struct {
 	reg *prometheus.Registry
 	bkt objstore.Bucket
 	mux *http.ServeMux
+	// stopIngester stops the ingester (ends its Run) and waits for it; idempotent.
+	stopIngester func()
 }
 
 // newEnv builds the distributor and ingester with the flag defaults, changed by mod.
@@ -78,7 +80,8 @@ func newEnv(t testing.TB, mod func(*limits.Limits)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ing.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
 	bkt := objstore.NewInMemBucket()
 	d, err := New(dcfg, lim, ws, ing, use, bkt, nil, reg)
 	if err != nil {
@@ -86,7 +89,7 @@ func newEnv(t testing.TB, mod func(*limits.Limits)) *env {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /workspaces/{workspaceId}/api/v1/remote_write", d)
-	return &env{d: d, ing: ing, reg: reg, bkt: bkt, mux: mux}
+	return &env{d: d, ing: ing, reg: reg, bkt: bkt, mux: mux, stopIngester: stop}
 }
 
 // post sends a snappy-compressed remote-write body through the HTTP handler.

@@ -53,3 +53,16 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("unknown workspace: %v", err)
 	}
 }
+
+// A write that reaches a stopped ingester (the server is shutting down) is a 503 the
+// sender retries, not a 500.
+func TestWriteToStoppedIngester(t *testing.T) {
+	e := newEnv(t, nil)
+	e.stopIngester()
+	code, body := e.postV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbls("up", "job", "node"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+	}})
+	if code != http.StatusServiceUnavailable || !contains(body, "shutting down") {
+		t.Fatalf("write after the ingester stopped: %d %s", code, body)
+	}
+}

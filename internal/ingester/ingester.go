@@ -103,6 +103,9 @@ type Workspaces interface {
 // ErrWorkspaceDeleted is returned for a workspace whose data is being or was removed.
 var ErrWorkspaceDeleted = errors.New("workspace is deleted")
 
+// ErrStopped is returned once the ingester is shutting down: it opens no TSDB again.
+var ErrStopped = errors.New("ingester is stopped")
+
 // Ingester holds the TSDBs of all workspaces. Safe for concurrent use.
 type Ingester struct {
 	cfg        Config
@@ -121,6 +124,9 @@ type Ingester struct {
 	// non-nil opening channel.
 	dbs     map[string]*userDB
 	deleted map[string]bool
+	// stopped is set when shutdown starts (closeAll): from then on get refuses, so no
+	// TSDB is opened again behind the closing ones.
+	stopped bool
 }
 
 type metrics struct {
@@ -199,6 +205,10 @@ func (i *Ingester) get(ctx context.Context, workspace string) (*userDB, error) {
 	}
 	for {
 		i.mu.Lock()
+		if i.stopped {
+			i.mu.Unlock()
+			return nil, ErrStopped
+		}
 		if i.deleted[workspace] {
 			i.mu.Unlock()
 			return nil, ErrWorkspaceDeleted
@@ -483,8 +493,11 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 	}
 }
 
+// closeAll stops the ingester: it refuses every request from now on (ErrStopped) and
+// closes every TSDB once its requests in flight are done.
 func (i *Ingester) closeAll() error {
 	i.mu.Lock()
+	i.stopped = true
 	var all []*userDB
 	for _, u := range i.dbs {
 		all = append(all, u)

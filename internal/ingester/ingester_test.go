@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"math"
@@ -389,5 +390,34 @@ func TestRunOpensTSDBsAtStart(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Once stopped, the ingester refuses writes and reads instead of opening a TSDB again
+// behind the ones it closed.
+func TestStoppedIngesterRefusesWork(t *testing.T) {
+	ws := fakeWorkspaces{"ws-1": {ID: "ws-1"}, "ws-2": {ID: "ws-2"}}
+	i := newIngester(t, Config{}, defaultLimits(t, nil), ws)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- i.Run(ctx) }()
+	now := time.Now().UnixMilli()
+	if _, err := i.Push(context.Background(), "ws-1", request(t, now, 1, []string{"m"}), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ws-1", "ws-2"} { // open before the stop, and never opened
+		if _, err := i.Push(context.Background(), id, request(t, now+1, 2, []string{"m"}), PushOptions{}); !errors.Is(err, ErrStopped) {
+			t.Errorf("push to %s after the stop: %v, want ErrStopped", id, err)
+		}
+		if _, err := i.Querier(context.Background(), id, 0, now); !errors.Is(err, ErrStopped) {
+			t.Errorf("querier of %s after the stop: %v, want ErrStopped", id, err)
+		}
+		if i.openDB(id) != nil {
+			t.Errorf("the TSDB of %s is open after the stop", id)
+		}
 	}
 }
