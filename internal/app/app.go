@@ -241,7 +241,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	// local disk, so that no query reads a sample from both.
 	ccfg := cfg.Compactor
 	ccfg.Hold = cfg.Ingester.TSDB.LocalRetention
-	a.compactor, err = compactor.New(ccfg, cfg.DataDir, a.bkt, retentions{store: a.store, limits: a.limits},
+	a.compactor, err = compactor.New(ccfg, cfg.DataDir, a.bkt, compactor.StoreWorkspaces{Store: a.store, Limits: a.limits},
 		logger.With("component", "compactor"), a.reg, time.Now)
 	if err != nil {
 		return fail(err)
@@ -266,10 +266,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		a.server.Handle("sts", cfg.STS.Pattern(http.MethodGet), h)
 	}
 	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
-		Region:               cfg.Region,
-		AccountID:            cfg.AccountID,
-		ExternalURL:          a.server.ExternalURL(),
-		DefaultRetentionDays: cfg.Limits.RetentionPeriodDays,
+		Region:      cfg.Region,
+		AccountID:   cfg.AccountID,
+		ExternalURL: a.server.ExternalURL(),
 	}, a.store, logger.With("component", "controlplane"))
 	api.Account = callerAccount
 	api.Limits = a.limits
@@ -298,7 +297,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
 	a.query, err = query.New(cfg.Query, query.Deps{
-		Queryables: mergedStorage{ing: a.ingester, sg: a.sg, retentions: retentions{store: a.store, limits: a.limits}},
+		Queryables: mergedStorage{ing: a.ingester, sg: a.sg, retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}},
 		Workspaces: workspaceExists{a.store},
 		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
 		Metadata:   a.ingester,
@@ -340,7 +339,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
 		Store:       a.store,
 		Querier:     a.query,
-		Queryables:  mergedStorage{ing: a.ingester, sg: a.sg, retentions: retentions{store: a.store, limits: a.limits}},
+		Queryables:  mergedStorage{ing: a.ingester, sg: a.sg, retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}},
 		Writer:      ruleWriter{dis: a.distrib, decoder: a.decoder},
 		Alerts:      alertSender{a.am},
 		ExternalURL: a.server.ExternalURL(),

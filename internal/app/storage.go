@@ -2,16 +2,14 @@ package app
 
 import (
 	"context"
-	"errors"
 	"math"
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/stratametrics/strata/internal/blockmerge"
+	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/ingester"
-	"github.com/stratametrics/strata/internal/limits"
-	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/storegateway"
 )
 
@@ -26,7 +24,7 @@ import (
 type mergedStorage struct {
 	ing        *ingester.Ingester
 	sg         *storegateway.StoreGateway
-	retentions retentions
+	retentions compactor.Workspaces
 }
 
 func (m mergedStorage) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
@@ -67,33 +65,3 @@ func part(q storage.Querier) blockmerge.Part {
 	return blockmerge.Part{Querier: q, MinT: mint, MaxT: maxt}
 }
 
-// retentions tells the compactor each workspace's retention: its own
-// (UpdateWorkspaceConfiguration), else the runtime file's or the server default. A workspace
-// that is gone or being deleted does not exist: its blocks are removed.
-type retentions struct {
-	store  *meta.Store
-	limits *limits.Overrides
-}
-
-func (r retentions) Retention(ctx context.Context, id string) (time.Duration, bool, error) {
-	// Every query asks: the cached workspace, read without copying, when there is one.
-	ws, ok := r.store.PeekWorkspace(id)
-	if !ok {
-		var err error
-		ws, err = r.store.GetWorkspace(ctx, id)
-		if errors.Is(err, meta.ErrNotFound) {
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, err
-		}
-	}
-	if ws.Status == meta.StatusDeleting {
-		return 0, false, nil
-	}
-	days := ws.Configuration.RetentionPeriodInDays
-	if days == 0 {
-		days = r.limits.For(id).RetentionPeriodDays
-	}
-	return time.Duration(days) * 24 * time.Hour, true, nil
-}

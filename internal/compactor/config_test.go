@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 )
 
@@ -123,6 +124,9 @@ func FuzzDurationListSet(f *testing.F) {
 
 type fakeStore map[string]meta.Workspace
 
+// PeekWorkspace finds nothing cached: Retention reads through.
+func (f fakeStore) PeekWorkspace(string) (meta.Workspace, bool) { return meta.Workspace{}, false }
+
 func (f fakeStore) GetWorkspace(_ context.Context, id string) (meta.Workspace, error) {
 	if id == "broken" {
 		return meta.Workspace{}, errors.New("bucket down")
@@ -134,14 +138,29 @@ func (f fakeStore) GetWorkspace(_ context.Context, id string) (meta.Workspace, e
 	return ws, nil
 }
 
+// fakeLimits gives every workspace a retention of 150 days, except those listed.
+type fakeLimits map[string]int
+
+func (f fakeLimits) For(id string) *limits.Limits {
+	l := limits.Default()
+	l.RetentionPeriodDays = 150
+	if d, ok := f[id]; ok {
+		l.RetentionPeriodDays = d
+	}
+	return &l
+}
+
+// A workspace's own retention wins over its limits' (the runtime file's or the flag's).
 func TestStoreWorkspaces(t *testing.T) {
 	s := StoreWorkspaces{
 		Store: fakeStore{
-			"ws-default": {ID: "ws-default", Status: meta.StatusActive},
-			"ws-30":      {ID: "ws-30", Status: meta.StatusActive, Configuration: meta.Configuration{RetentionPeriodInDays: 30}},
-			"ws-going":   {ID: "ws-going", Status: meta.StatusDeleting},
+			"ws-default":  {ID: "ws-default", Status: meta.StatusActive},
+			"ws-30":       {ID: "ws-30", Status: meta.StatusActive, Configuration: meta.Configuration{RetentionPeriodInDays: 30}},
+			"ws-override": {ID: "ws-override", Status: meta.StatusActive},
+			"ws-both":     {ID: "ws-both", Status: meta.StatusActive, Configuration: meta.Configuration{RetentionPeriodInDays: 30}},
+			"ws-going":    {ID: "ws-going", Status: meta.StatusDeleting},
 		},
-		DefaultRetention: 150 * 24 * time.Hour,
+		Limits: fakeLimits{"ws-override": 60, "ws-both": 60},
 	}
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -152,6 +171,8 @@ func TestStoreWorkspaces(t *testing.T) {
 	}{
 		{"ws-default", 150 * 24 * time.Hour, true, false},
 		{"ws-30", 30 * 24 * time.Hour, true, false},
+		{"ws-override", 60 * 24 * time.Hour, true, false},
+		{"ws-both", 30 * 24 * time.Hour, true, false},
 		{"ws-going", 0, false, false},
 		{"ws-unknown", 0, false, false},
 		{"broken", 0, false, true},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 )
 
@@ -20,32 +21,40 @@ type Workspaces interface {
 	Retention(ctx context.Context, workspace string) (retention time.Duration, exists bool, err error)
 }
 
-// StoreWorkspaces answers Retention from the metadata store.
+// StoreWorkspaces answers Retention from the metadata store and the limits: the
+// workspace's own retention (UpdateWorkspaceConfiguration), else its limits' (the runtime
+// file's, or --limits.retention-period-days), as limits.Limits.Retention resolves it. The
+// compactor and the query path both ask it.
 type StoreWorkspaces struct {
 	Store interface {
+		// PeekWorkspace returns the cached workspace without copying it.
+		PeekWorkspace(id string) (meta.Workspace, bool)
+		// GetWorkspace reads through to the bucket on a cache miss.
 		GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
 	}
-	// DefaultRetention applies to workspaces that set no retention (AMP: 150 days,
-	// --limits.retention-period-days).
-	DefaultRetention time.Duration
+	Limits interface {
+		For(workspace string) *limits.Limits
+	}
 }
 
 // Retention implements Workspaces.
 func (s StoreWorkspaces) Retention(ctx context.Context, id string) (time.Duration, bool, error) {
-	ws, err := s.Store.GetWorkspace(ctx, id)
-	if errors.Is(err, meta.ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
+	// Every query asks: the cached workspace, read without copying, when there is one.
+	ws, ok := s.Store.PeekWorkspace(id)
+	if !ok {
+		var err error
+		ws, err = s.Store.GetWorkspace(ctx, id)
+		if errors.Is(err, meta.ErrNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
 	}
 	if ws.Status == meta.StatusDeleting {
 		return 0, false, nil
 	}
-	if d := ws.Configuration.RetentionPeriodInDays; d > 0 {
-		return time.Duration(d) * 24 * time.Hour, true, nil
-	}
-	return s.DefaultRetention, true, nil
+	return s.Limits.For(id).Retention(ws.Configuration.RetentionPeriodInDays), true, nil
 }
 
 // StaticWorkspaces is a fixed set of workspaces and their retention (zero: forever), for

@@ -67,8 +67,6 @@ type Env struct {
 	AccountID string
 	// ExternalURL is the base URL clients reach the server at, without a trailing slash.
 	ExternalURL string
-	// DefaultRetentionDays is reported for workspaces that set no retention.
-	DefaultRetentionDays int
 }
 
 // Route is one operation of the API.
@@ -552,13 +550,10 @@ func (a *API) describeWorkspaceConfiguration(w http.ResponseWriter, r *http.Requ
 	c := ws.Configuration
 	out := workspaceConfigurationDescription{
 		Status:                workspaceConfigurationStatus{StatusCode: c.Status, StatusReason: c.StatusReason},
-		RetentionPeriodInDays: c.RetentionPeriodInDays,
+		RetentionPeriodInDays: a.limitsFor(ws.ID).RetentionDays(c.RetentionPeriodInDays),
 	}
 	if out.Status.StatusCode == "" {
 		out.Status.StatusCode = meta.StatusActive
-	}
-	if out.RetentionPeriodInDays == 0 {
-		out.RetentionPeriodInDays = a.env.DefaultRetentionDays
 	}
 	for _, l := range c.LimitsPerLabelSet {
 		maxSeries := l.MaxSeries

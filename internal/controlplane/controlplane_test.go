@@ -23,6 +23,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/awsapi"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 )
 
@@ -98,7 +99,7 @@ func newFixture(t *testing.T, dir string, cfg Config, opts ...func(*fixture)) *f
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	api := New(cfg, Env{Region: testRegion, AccountID: testAccount, ExternalURL: srv.URL, DefaultRetentionDays: 150}, store, nil)
+	api := New(cfg, Env{Region: testRegion, AccountID: testAccount, ExternalURL: srv.URL}, store, nil)
 	for _, r := range api.Routes() {
 		mux.Handle(r.Method+" "+r.Pattern, r.Handler)
 	}
@@ -700,4 +701,21 @@ func TestResourcePolicy(t *testing.T) {
 	apiError(t, err, awsapi.ResourceNotFoundException)
 	_, err = f.client.DeleteResourcePolicy(ctx, &amp.DeleteResourcePolicyInput{WorkspaceId: id})
 	apiError(t, err, awsapi.ResourceNotFoundException)
+}
+
+// Without a retention of its own, a workspace reports its limits' (a runtime override
+// here): the one the compactor and queries apply.
+func TestDescribeRetentionFollowsTheLimits(t *testing.T) {
+	f := newFixture(t, t.TempDir(), defaultConfig(), func(f *fixture) {
+		f.api.Limits = newSwapLimits(func(l *limits.Limits) { l.RetentionPeriodDays = 45 })
+	})
+	ctx := context.Background()
+	out, err := f.client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := f.client.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: out.WorkspaceId})
+	if err != nil || aws.ToInt32(conf.WorkspaceConfiguration.RetentionPeriodInDays) != 45 {
+		t.Fatalf("retention under a limit of 45 days: %+v %v", conf, err)
+	}
 }

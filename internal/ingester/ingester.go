@@ -255,11 +255,8 @@ func (i *Ingester) open(ctx context.Context, u *userDB) error {
 		return fmt.Errorf("reading workspace %s: %w", u.id, err)
 	}
 	lim := i.limits.For(u.id)
-	retentionDays := ws.Configuration.RetentionPeriodInDays
-	if retentionDays == 0 {
-		retentionDays = lim.RetentionPeriodDays
-	}
-	_ = retentionDays // retention applies in the bucket (compactor)
+	// The workspace's retention applies in the bucket (the compactor); locally, blocks
+	// stay --tsdb.local-retention.
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = i.cfg.TSDB.LocalRetention.Milliseconds()
 	opts.MinBlockDuration = i.cfg.TSDB.BlockRange.Milliseconds()

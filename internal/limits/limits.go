@@ -171,6 +171,21 @@ func Default() Limits {
 }
 
 // Validate checks the limits.
+// RetentionDays is a workspace's retention in days: its own (set with
+// UpdateWorkspaceConfiguration; own is 0 when it set none), else RetentionPeriodDays.
+// Every component that needs a workspace's retention asks here.
+func (l *Limits) RetentionDays(own int) int {
+	if own > 0 {
+		return own
+	}
+	return l.RetentionPeriodDays
+}
+
+// Retention is RetentionDays as a duration.
+func (l *Limits) Retention(own int) time.Duration {
+	return time.Duration(l.RetentionDays(own)) * 24 * time.Hour
+}
+
 func (l *Limits) Validate() error {
 	switch {
 	case l.IngestionRate < 0:
