@@ -64,4 +64,3 @@ func part(q storage.Querier) blockmerge.Part {
 	}
 	return blockmerge.Part{Querier: q, MinT: mint, MaxT: maxt}
 }
-
