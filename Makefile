@@ -13,9 +13,11 @@ run:
 	$(GO) run ./cmd/strata server
 
 # Everything CI runs: formatting, vet, the config-reference drift check and all tests
-# (unit and integration, with the race detector).
+# (unit and integration, with the race detector), then the query differential test in
+# full, which the race detector slows tenfold.
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '^TestQueryDifferential$$' ./internal/app
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

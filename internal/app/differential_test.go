@@ -1,0 +1,678 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/compactor"
+	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/query"
+	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/storegateway"
+	"github.com/stratametrics/strata/internal/usage"
+)
+
+var (
+	diffSeed    = flag.Uint64("differential.seed", 0, "seed of TestQueryDifferential's data and queries; 0 picks one (logged)")
+	diffQueries = flag.Int("differential.queries", 0, "queries TestQueryDifferential runs per storage path; 0 means 300, or 40 under the race detector")
+)
+
+// diffWS is the workspace of the differential test.
+const diffWS = "ws-differential"
+
+// TestQueryDifferential compares the query API's answers with Prometheus' engine run
+// directly on the same samples in an in-memory TSDB. The data is random (seeded, the seed
+// logged; rerun one with -differential.seed): counters and gauges on and off a 15 s grid,
+// gaps, staleness markers, out-of-order samples, a native histogram. The queries are
+// random too: instant and range, ranges and steps that put samples exactly on range
+// boundaries, offsets, @, subqueries, aggregations. Every query runs through each storage
+// path the server has, each answer compared value for value (bitwise floats) with the
+// reference:
+//
+//   - ingester: the ingester's head and the blocks it cut, nothing in the bucket;
+//   - ingester+bucket: the same after its blocks are shipped (the bucket copies of local
+//     blocks are skipped, the merge across the boundary runs);
+//   - bucket: a new ingester with no data, everything from the bucket's blocks;
+//   - compacted: the same after the compactor merged the 2 h blocks into 12 h ones;
+//
+// each with range queries evaluated whole and split into parts evaluated in parallel.
+func TestQueryDifferential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	seed := *diffSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -differential.seed=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ctx := context.Background()
+
+	// Three days ago, on an hour: the compactor's 12 h windows are complete.
+	start := time.Now().Add(-72 * time.Hour).Truncate(time.Hour)
+	data := genDiffData(rng, start, 8*time.Hour)
+	ref := newReference(t, data)
+
+	lim := diffLimits(t)
+	bktDir := t.TempDir()
+	bkt, err := bucket.NewFilesystem(bktDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := diffWorkspaces{}
+	ing := newDiffIngester(t, lim, ws, bkt)
+	for _, req := range data.requests {
+		pushDiff(t, ing, req)
+	}
+	sg := newDiffStoreGateway(t, bkt)
+	n := *diffQueries
+	if n == 0 {
+		n = 300
+		if raceEnabled {
+			n = 40
+		}
+	}
+	queries := genDiffQueries(rng, data, n)
+
+	check := func(name string, ing *ingester.Ingester) {
+		for _, parallelism := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/parallelism=%d", name, parallelism), func(t *testing.T) {
+				srv := newDiffAPI(t, mergedStorage{ing: ing, sg: sg, retentions: compactor.StaticWorkspaces{diffWS: 0}}, parallelism)
+				compareAll(t, srv, ref, queries)
+			})
+		}
+	}
+
+	check("ingester", ing)
+
+	// A sample of another series 4 h past the data moves the head on, so compacting it
+	// cuts all the data into blocks (a head keeps its last 1.5 block ranges).
+	pushDiff(t, ing, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "diff_sentinel"}},
+		Samples: []prompb.Sample{{Timestamp: data.end.Add(4 * time.Hour).UnixMilli(), Value: 1}},
+	}}})
+	if err := ing.Compact(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	if err := ing.ShipOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	check("ingester+bucket", ing)
+
+	empty := newDiffIngester(t, lim, ws, nil)
+	check("bucket", empty)
+
+	ccfg := compactor.Config{}
+	ccfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	ccfg.DeletionDelay = 0
+	c, err := compactor.New(ccfg, t.TempDir(), bkt, compactor.StaticWorkspaces{diffWS: 0}, nil, prometheus.NewRegistry(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second run deletes the blocks the first marked
+		if err := c.CompactOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	check("compacted", empty)
+}
+
+// diffData is the test's samples, as the remote-write requests that carry them in the
+// order they are sent (out-of-order samples last).
+type diffData struct {
+	start, end time.Time
+	requests   []*prompb.WriteRequest
+}
+
+// genDiffData makes 12 counters, 12 gauges (two jobs, six instances) and one native
+// histogram over span from start. Most series sample every 15 s on the grid, some off it
+// by a fixed jitter; some have gaps, some end with a staleness marker and come back; a
+// few samples of the last minutes are held back and sent last, out of order.
+func genDiffData(rng *rand.Rand, start time.Time, span time.Duration) diffData {
+	type series struct {
+		lbls      []prompb.Label
+		counter   bool
+		jitter    int64 // ms off the grid
+		gapFrom   int64 // step index where a gap starts (0: none)
+		gapLen    int64
+		staleAt   int64 // step index of a staleness marker (0: none)
+		value     float64
+		histogram bool
+	}
+	const step = int64(15_000)
+	var all []*series
+	for _, kind := range []string{"diff_counter", "diff_gauge"} {
+		for job := range 2 {
+			for inst := range 6 {
+				s := &series{
+					lbls: []prompb.Label{{Name: "__name__", Value: kind}, {Name: "instance", Value: fmt.Sprintf("i-%d", inst)},
+						{Name: "job", Value: string(rune('a' + job))}},
+					counter: kind == "diff_counter",
+					value:   float64(rng.IntN(100)),
+				}
+				if rng.IntN(3) == 0 {
+					s.jitter = rng.Int64N(step-1) + 1
+				}
+				if rng.IntN(3) == 0 {
+					s.gapFrom, s.gapLen = rng.Int64N(1500)+10, rng.Int64N(60)+2
+				}
+				if rng.IntN(4) == 0 {
+					s.staleAt = rng.Int64N(1500) + 10
+				}
+				all = append(all, s)
+			}
+		}
+	}
+	all = append(all, &series{lbls: []prompb.Label{{Name: "__name__", Value: "diff_hist"}, {Name: "job", Value: "a"}}, histogram: true})
+
+	steps := int64(span / time.Millisecond / time.Duration(step))
+	base := start.UnixMilli()
+	held := &prompb.WriteRequest{} // out of order, sent last
+	var reqs []*prompb.WriteRequest
+	hcount := uint64(0)
+	for k := int64(0); k < steps; k += 4 { // one request per minute
+		wr := &prompb.WriteRequest{}
+		for _, s := range all {
+			ts := prompb.TimeSeries{Labels: s.lbls}
+			for j := k; j < min(k+4, steps); j++ {
+				if s.gapFrom > 0 && j >= s.gapFrom && j < s.gapFrom+s.gapLen {
+					continue
+				}
+				t := base + j*step + s.jitter
+				if s.histogram {
+					if j%2 == 1 {
+						continue
+					}
+					hcount += uint64(rng.IntN(20))
+					h := diffHistogram(hcount)
+					ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
+					continue
+				}
+				v := s.value
+				switch {
+				case s.staleAt > 0 && j == s.staleAt:
+					v = math.Float64frombits(value.StaleNaN)
+				case s.counter:
+					s.value += float64(rng.IntN(50))
+					if rng.IntN(400) == 0 {
+						s.value = float64(rng.IntN(10)) // a reset
+					}
+					v = s.value
+				default:
+					s.value = float64(rng.IntN(1000)) / 8
+					v = s.value
+				}
+				// Within the last 8 minutes, some samples go out of order (the
+				// window is 10 minutes).
+				if j > steps-32 && j < steps-1 && rng.IntN(5) == 0 {
+					held.Timeseries = append(held.Timeseries, prompb.TimeSeries{Labels: s.lbls, Samples: []prompb.Sample{{Timestamp: t, Value: v}}})
+					continue
+				}
+				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+			}
+			if len(ts.Samples) > 0 || len(ts.Histograms) > 0 {
+				wr.Timeseries = append(wr.Timeseries, ts)
+			}
+		}
+		reqs = append(reqs, wr)
+	}
+	reqs = append(reqs, held)
+	return diffData{start: start, end: start.Add(span), requests: reqs}
+}
+
+// diffHistogram is an exponential histogram with total count n spread over four buckets.
+func diffHistogram(n uint64) *histogram.Histogram {
+	a, b := int64(n/4), int64(n/4)
+	c, d := int64(n/4), int64(n-3*(n/4))
+	return &histogram.Histogram{
+		Schema: 0, Count: n, Sum: float64(n) * 1.5, ZeroThreshold: 0.001,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 4}},
+		PositiveBuckets: []int64{a, b - a, c - b, d - c},
+	}
+}
+
+// reference is Prometheus' engine over an in-memory TSDB holding the test's samples.
+type reference struct {
+	db  *tsdb.DB
+	eng *promql.Engine
+}
+
+func newReference(t *testing.T, data diffData) *reference {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = (10 * time.Minute).Milliseconds()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	for _, wr := range data.requests {
+		app := db.Appender(context.Background())
+		for _, ts := range wr.Timeseries {
+			b := labels.NewScratchBuilder(len(ts.Labels))
+			for _, l := range ts.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			b.Sort()
+			lbls := b.Labels()
+			for _, s := range ts.Samples {
+				if _, err := app.Append(0, lbls, s.Timestamp, s.Value); err != nil {
+					t.Fatalf("reference: %s at %d: %v", lbls, s.Timestamp, err)
+				}
+			}
+			for _, h := range ts.Histograms {
+				if _, err := app.AppendHistogram(0, lbls, h.Timestamp, h.ToIntHistogram(), nil); err != nil {
+					t.Fatalf("reference: %s at %d: %v", lbls, h.Timestamp, err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The engine options of the query API (internal/query), with its defaults.
+	eng := promql.NewEngine(promql.EngineOpts{
+		MaxSamples: math.MaxInt, Timeout: time.Hour, LookbackDelta: 5 * time.Minute,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true, EnableNegativeOffset: true,
+	})
+	return &reference{db: db, eng: eng}
+}
+
+func diffLimits(t *testing.T) *limits.Overrides {
+	t.Helper()
+	var cfg limits.Config
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	cfg.Limits.OutOfOrderTimeWindow = 10 * time.Minute
+	o, err := limits.NewOverrides(cfg, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+type diffWorkspaces struct{}
+
+func (diffWorkspaces) GetWorkspace(_ context.Context, id string) (meta.Workspace, error) {
+	return meta.Workspace{ID: id, Status: meta.StatusActive}, nil
+}
+
+func (diffWorkspaces) Exists(context.Context, string) (bool, error) { return true, nil }
+
+// newDiffIngester is an ingester with the server's defaults (2 h blocks) shipping to
+// bkt (nil: none).
+func newDiffIngester(t *testing.T, lim *limits.Overrides, ws diffWorkspaces, bkt *bucket.Filesystem) *ingester.Ingester {
+	t.Helper()
+	var cfg ingester.Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	cfg.IdleTimeout = 0
+	var b objstore.Bucket // a nil *Filesystem would not be a nil Bucket
+	if bkt != nil {
+		b = bkt
+	}
+	i, err := ingester.New(cfg, t.TempDir(), lim, ws, b, usage.New(prometheus.NewRegistry()), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = i.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return i
+}
+
+func newDiffStoreGateway(t *testing.T, bkt *bucket.Filesystem) *storegateway.StoreGateway {
+	t.Helper()
+	var cfg storegateway.Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	sg, err := storegateway.New(cfg, t.TempDir(), bkt, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sg.Close() })
+	return sg
+}
+
+var diffDecoder = remotewrite.NewDecoder(remotewrite.Options{})
+
+func pushDiff(t *testing.T, ing *ingester.Ingester, wr *prompb.WriteRequest) {
+	t.Helper()
+	b, err := wr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := diffDecoder.Decode(remotewrite.V1, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Release()
+	res, err := ing.Push(context.Background(), diffWS, req, ingester.PushOptions{})
+	if err != nil || res.Invalid != nil || res.Limited != nil {
+		t.Fatalf("push: %+v %v", res, err)
+	}
+}
+
+// newDiffAPI serves the query API over q, with range queries cut into parallelism parts.
+func newDiffAPI(t *testing.T, q query.Queryables, parallelism int) *httptest.Server {
+	t.Helper()
+	var cfg query.Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	cfg.Parallelism = parallelism
+	a, err := query.New(cfg, query.Deps{Queryables: q, Workspaces: diffWorkspaces{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, r := range a.Routes() {
+		mux.Handle(r.Method+" "+r.Pattern, r.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = a.Close()
+	})
+	return srv
+}
+
+// diffQuery is one query: instant at end when start is zero, else range.
+type diffQuery struct {
+	expr            string
+	start, end, ref time.Time
+	step            time.Duration
+}
+
+func (q diffQuery) String() string {
+	if q.start.IsZero() {
+		return fmt.Sprintf("%s at %d", q.expr, q.end.UnixMilli())
+	}
+	return fmt.Sprintf("%s from %d to %d step %s", q.expr, q.start.UnixMilli(), q.end.UnixMilli(), q.step)
+}
+
+// genDiffQueries makes n queries over the data: expressions from templates with random
+// selectors, ranges, offsets and @ times, at random instants or over random ranges, all
+// on the data's 15 s grid or off it.
+func genDiffQueries(rng *rand.Rand, data diffData, n int) []diffQuery {
+	templates := []string{
+		"{g}", "{c}", "rate({c}[{r}])", "increase({c}[{r}])", "irate({c}[{r}])", "delta({g}[{r}])",
+		"deriv({g}[{r}])", "avg_over_time({g}[{r}])", "sum_over_time({g}[{r}])", "count_over_time({g}[{r}])",
+		"max_over_time({g}[{r}])", "min_over_time({g}[{r}])", "last_over_time({g}[{r}])",
+		"stddev_over_time({g}[{r}])", "quantile_over_time(0.3, {g}[{r}])", "changes({g}[{r}])",
+		"resets({c}[{r}])", "sum by (job) (rate({c}[{r}]))", "avg by (instance) ({g})",
+		// topk and bottomk pick among equal values by the order series come from storage,
+		// which Prometheus leaves unspecified: compare what ties cannot change (the gauges are
+		// multiples of 1/8, so their sums are exact in any order).
+		"sum(topk(3, {g}))", "count(bottomk(2, rate({c}[{r}])))", "max by (job) (bottomk(2, rate({c}[{r}])))", "count({g})", "max({g})", "quantile(0.7, {g})",
+		`count_values("v", floor({g} / 10))`, "{g} offset {o}", "{g} @ {at}", "rate({c}[{r}] offset {o})",
+		"max_over_time(rate({c}[{r}])[{sr}:{ss}])", "timestamp({g})", `absent({g}{job="nope"})`,
+		"{g} > 50", "{g} > bool 50", "sum by (job) (rate({c}[{r}])) / sum by (job) ({g})",
+		"{c} - {c} offset {o}", "histogram_quantile(0.9, rate(diff_hist[{r}]))", "histogram_count(diff_hist)",
+		"histogram_sum(rate(diff_hist[{r}]))", "histogram_avg(increase(diff_hist[{r}]))",
+		"sum_over_time({g}[{r}] @ {at})", "rate({c}[{r}] @ end())", "last_over_time({g}[{r}] offset -{o})",
+		"sort_desc(sum by (instance) (increase({c}[{r}])))", "predict_linear({g}[{r}], 600)",
+	}
+	counters := []string{"diff_counter", `diff_counter{job="a"}`, `diff_counter{instance=~"i-[0-2]"}`}
+	gauges := []string{"diff_gauge", `diff_gauge{job="b"}`, `diff_gauge{instance!="i-3"}`}
+	durs := []string{"15s", "30s", "1m", "75s", "2m", "5m", "10m", "37s", "1h"}
+	span := data.end.Sub(data.start)
+	// A time in the data (or just past its end), on the 15 s grid or off it.
+	at := func() time.Time {
+		t := data.start.Add(time.Duration(rng.Int64N(int64(span+10*time.Minute)/int64(15*time.Second))) * 15 * time.Second)
+		if rng.IntN(3) == 0 {
+			t = t.Add(time.Duration(rng.IntN(15000)) * time.Millisecond)
+		}
+		return t
+	}
+	out := make([]diffQuery, 0, n)
+	for range n {
+		expr := templates[rng.IntN(len(templates))]
+		r := strings.NewReplacer(
+			"{c}", counters[rng.IntN(len(counters))], "{g}", gauges[rng.IntN(len(gauges))],
+			"{r}", durs[rng.IntN(len(durs))], "{o}", durs[rng.IntN(len(durs))],
+			"{sr}", []string{"10m", "30m"}[rng.IntN(2)], "{ss}", []string{"", "30s", "1m", "45s"}[rng.IntN(4)],
+			"{at}", strconv.FormatFloat(float64(at().UnixMilli())/1000, 'f', -1, 64),
+		)
+		expr = r.Replace(expr)
+		q := diffQuery{expr: expr, end: at()}
+		if rng.IntN(2) == 0 {
+			q.step = []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 97 * time.Second, 5 * time.Minute}[rng.IntN(5)]
+			q.start = q.end.Add(-time.Duration(rng.IntN(1000)+1) * q.step)
+			if q.start.Before(data.start.Add(-time.Hour)) {
+				q.start = data.start.Add(-time.Hour)
+			}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// compareAll runs every query against srv and the reference and reports each
+// difference.
+func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []diffQuery) {
+	t.Helper()
+	diffs := 0
+	for _, q := range queries {
+		want, werr := ref.eval(q)
+		got, gerr := evalHTTP(t, srv, q)
+		switch {
+		case (werr != nil) != (gerr != nil):
+			t.Errorf("%s:\n  reference error: %v\n  strata error:    %v", q, werr, gerr)
+		case werr == nil && got != want:
+			t.Errorf("%s: the answers differ from byte %d:\n  reference: %s\n  strata:    %s", q, firstDiff(want, got), around(want, firstDiff(want, got)), around(got, firstDiff(want, got)))
+		default:
+			continue
+		}
+		if diffs++; diffs == 10 {
+			t.Fatal("stopping after 10 differences")
+		}
+	}
+}
+
+// firstDiff is the index of the first byte where a and b differ.
+func firstDiff(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// around is s near byte i, with the series it is in named.
+func around(s string, i int) string {
+	from := strings.LastIndex(s[:i], "{")
+	if from < 0 || i-from > 300 {
+		from = max(0, i-300)
+	}
+	to := min(len(s), i+300)
+	return "…" + s[from:to] + "…"
+}
+
+// eval runs q on Prometheus' engine and renders the answer canonically (see canonical).
+func (r *reference) eval(q diffQuery) (string, error) {
+	ctx := context.Background()
+	var (
+		qry promql.Query
+		err error
+	)
+	if q.start.IsZero() {
+		qry, err = r.eng.NewInstantQuery(ctx, r.db, nil, q.expr, q.end)
+	} else {
+		qry, err = r.eng.NewRangeQuery(ctx, r.db, nil, q.expr, q.start, q.end, q.step)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return "", res.Err
+	}
+	var series []canonSeries
+	switch v := res.Value.(type) {
+	case promql.Scalar:
+		series = append(series, canonSeries{points: []string{point(v.T, v.V)}})
+	case promql.Vector:
+		for _, s := range v {
+			if s.H != nil {
+				return "", fmt.Errorf("the reference answered a histogram; the test compares floats only")
+			}
+			series = append(series, canonSeries{labels: s.Metric.String(), points: []string{point(s.T, s.F)}})
+		}
+	case promql.Matrix:
+		for _, s := range v {
+			if len(s.Histograms) > 0 {
+				return "", fmt.Errorf("the reference answered a histogram; the test compares floats only")
+			}
+			cs := canonSeries{labels: s.Metric.String()}
+			for _, p := range s.Floats {
+				cs.points = append(cs.points, point(p.T, p.F))
+			}
+			series = append(series, cs)
+		}
+	default:
+		return "", fmt.Errorf("unexpected result type %T", res.Value)
+	}
+	return canonical(series), nil
+}
+
+type canonSeries struct {
+	labels string
+	points []string
+}
+
+// canonical renders series sorted by their labels, each value exact (shortest
+// round-trip form), so two answers are equal when their strings are.
+func canonical(series []canonSeries) string {
+	slices.SortFunc(series, func(a, b canonSeries) int { return strings.Compare(a.labels, b.labels) })
+	var b strings.Builder
+	for _, s := range series {
+		fmt.Fprintf(&b, "%s [%s] ", s.labels, strings.Join(s.points, " "))
+	}
+	return b.String()
+}
+
+func point(t int64, v float64) string {
+	return strconv.FormatInt(t, 10) + ":" + strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// evalHTTP runs q through the API and renders the answer as eval does.
+func evalHTTP(t *testing.T, srv *httptest.Server, q diffQuery) (string, error) {
+	t.Helper()
+	params := url.Values{"query": {q.expr}}
+	path := "query"
+	if q.start.IsZero() {
+		params.Set("time", seconds(q.end))
+	} else {
+		path = "query_range"
+		params.Set("start", seconds(q.start))
+		params.Set("end", seconds(q.end))
+		params.Set("step", strconv.FormatFloat(q.step.Seconds(), 'f', -1, 64))
+	}
+	resp, err := http.PostForm(srv.URL+"/workspaces/"+diffWS+"/api/v1/"+path, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s: decoding the answer (status %d): %v", q, resp.StatusCode, err)
+	}
+	if body.Status != "success" {
+		return "", fmt.Errorf("%d: %s", resp.StatusCode, body.Error)
+	}
+	type sample [2]any
+	var series []canonSeries
+	switch body.Data.ResultType {
+	case "scalar":
+		var s sample
+		if err := json.Unmarshal(body.Data.Result, &s); err != nil {
+			t.Fatal(err)
+		}
+		series = append(series, canonSeries{points: []string{jsonPoint(t, s)}})
+	case "vector", "matrix":
+		var rs []struct {
+			Metric     map[string]string `json:"metric"`
+			Value      *sample           `json:"value"`
+			Values     []sample          `json:"values"`
+			Histogram  any               `json:"histogram"`
+			Histograms any               `json:"histograms"`
+		}
+		if err := json.Unmarshal(body.Data.Result, &rs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Histogram != nil || r.Histograms != nil {
+				return "", fmt.Errorf("strata answered a histogram; the test compares floats only")
+			}
+			cs := canonSeries{labels: labels.FromMap(r.Metric).String()}
+			if r.Value != nil {
+				cs.points = append(cs.points, jsonPoint(t, *r.Value))
+			}
+			for _, v := range r.Values {
+				cs.points = append(cs.points, jsonPoint(t, v))
+			}
+			series = append(series, cs)
+		}
+	default:
+		t.Fatalf("%s: result type %q", q, body.Data.ResultType)
+	}
+	return canonical(series), nil
+}
+
+func seconds(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)
+}
+
+// jsonPoint reads a [seconds, "value"] pair of the API's JSON.
+func jsonPoint(t *testing.T, s [2]any) string {
+	t.Helper()
+	ts, ok := s[0].(float64)
+	vs, ok2 := s[1].(string)
+	if !ok || !ok2 {
+		t.Fatalf("malformed sample %v", s)
+	}
+	v, err := strconv.ParseFloat(vs, 64)
+	if err != nil {
+		t.Fatalf("value %q: %v", vs, err)
+	}
+	return point(int64(math.Round(ts*1000)), v)
+}
