@@ -59,6 +59,8 @@ type Config struct {
 	// workspace sends at once; the others of a burst wait (within their group's flush
 	// timeout). Each integration has its own, so a slow receiver delays only its own.
 	MaxConcurrentNotifications int `yaml:"max_concurrent_notifications"`
+	// ReceiversFirewall limits the addresses receivers may connect to.
+	ReceiversFirewall FirewallConfig `yaml:"receivers_firewall"`
 }
 
 // RegisterFlags registers the flags under "alertmanager.".
@@ -69,6 +71,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Retention, "alertmanager.retention", DefaultRetention, "How long expired silences and notification log entries are kept.")
 	f.StringVar(&c.ExternalURL, "alertmanager.external-url", "", "URL of Strata in notification links ({{ .ExternalURL }} is <it>/workspaces/<id>/alertmanager). Empty means --external-url.")
 	f.IntVar(&c.MaxConcurrentNotifications, "alertmanager.max-concurrent-notifications", DefaultMaxConcurrentNotifications, "Notifications each integration (receiver entry) of a workspace sends at once; the rest of a burst waits within its flush timeout.")
+	c.ReceiversFirewall.RegisterFlags(f)
 	f.DurationVar(&c.ResolveTimeout, "alertmanager.resolve-timeout", DefaultResolveTimeout, "global.resolve_timeout of definitions that set none: an alert received without an end time is resolved after it unless sent again.")
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -60,6 +61,8 @@ type tenant struct {
 	limits Limits
 	// maxSends is Config.MaxConcurrentNotifications.
 	maxSends int
+	// httpOpts are the receivers' HTTP client options (the firewall's dialer).
+	httpOpts []commoncfg.HTTPClientOption
 
 	alerts          *limitedAlerts
 	mem             *mem.Alerts
@@ -116,6 +119,7 @@ func newTenant(id string, cfg *Config, extURL *url.URL, limits Limits, logger *s
 		extURL:    extURL,
 		limits:    limits,
 		maxSends:  cfg.MaxConcurrentNotifications,
+		httpOpts:  cfg.ReceiversFirewall.httpOptions(),
 		persisted: map[string]string{},
 		panics: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "alertmanager_notifier_panics_total",
@@ -217,7 +221,7 @@ func (t *tenant) applyConfig(def *Definition, hash string) error {
 		if !used[rcv.Name] {
 			continue
 		}
-		integrations, err := buildIntegrations(rcv, tmpl, plain, t.logger.With("receiver", rcv.Name))
+		integrations, err := buildIntegrations(rcv, tmpl, plain, t.logger.With("receiver", rcv.Name), t.httpOpts)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
@@ -275,20 +279,20 @@ func (t *tenant) applyConfig(def *Definition, hash string) error {
 // library clones the whole template set to do so: for a literal URL, the same string
 // comes out, but the clone of the ~100 default templates was 12% of the CPU of a burst
 // of 10,000 notifications (and more of the garbage collector's).
-func buildIntegrations(rcv config.Receiver, tmpl, plain *template.Template, logger *slog.Logger) ([]notify.Integration, error) {
+func buildIntegrations(rcv config.Receiver, tmpl, plain *template.Template, logger *slog.Logger, httpOpts []commoncfg.HTTPClientOption) ([]notify.Integration, error) {
 	if !plainWebhooks(rcv.WebhookConfigs) {
-		return receiver.BuildReceiverIntegrations(rcv, tmpl, logger)
+		return receiver.BuildReceiverIntegrations(rcv, tmpl, logger, httpOpts...)
 	}
 	// Integrations are numbered within their kind, so splitting by kind keeps every
 	// index, and with it the notification log's keys.
 	hooks := config.Receiver{Name: rcv.Name, WebhookConfigs: rcv.WebhookConfigs}
 	rest := rcv
 	rest.WebhookConfigs = nil
-	out, err := receiver.BuildReceiverIntegrations(hooks, plain, logger)
+	out, err := receiver.BuildReceiverIntegrations(hooks, plain, logger, httpOpts...)
 	if err != nil {
 		return nil, err
 	}
-	others, err := receiver.BuildReceiverIntegrations(rest, tmpl, logger)
+	others, err := receiver.BuildReceiverIntegrations(rest, tmpl, logger, httpOpts...)
 	if err != nil {
 		return nil, err
 	}
