@@ -1,13 +1,19 @@
 package alertmanager
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/alertmanager/alert"
+	"github.com/prometheus/alertmanager/notify"
 )
 
 // heldHook is a webhook receiver that holds every request until the test releases one,
@@ -120,5 +126,55 @@ templates: [urls]
 	}
 	if !got["/templated?name=Templated"] || !got["/plain"] {
 		t.Fatalf("requests %v, want /templated?name=Templated and /plain", got)
+	}
+}
+
+// blockingStage is a pipeline whose flushes hold until released, recording their end.
+type blockingStage struct {
+	entered, release chan struct{}
+	log              func(string)
+}
+
+func (s blockingStage) Exec(ctx context.Context, _ *slog.Logger, alerts ...*alert.Alert) (context.Context, []*alert.Alert, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	s.log("flush ended")
+	return ctx, alerts, nil
+}
+
+// Stopping waits for the flushes in progress (the library's dispatcher does not), so
+// the notification log they write is in the last persist.
+func TestStopWaitsForFlushes(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	log := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	f := &flights{waiting: make(chan struct{})}
+	inner := blockingStage{entered: make(chan struct{}), release: make(chan struct{}), log: log}
+	s := newBoundedStage(inner, map[string][]notify.Integration{"hook": nil}, 1, f)
+	ctx := notify.WithReceiverName(context.Background(), "hook")
+	go func() { _, _, _ = s.Exec(ctx, slog.New(slog.DiscardHandler)) }()
+	<-inner.entered
+	waited := make(chan error, 1)
+	go func() {
+		err := f.wait(context.Background())
+		log("wait returned")
+		waited <- err
+	}()
+	select {
+	case <-f.waiting: // wait is blocked on the flush in progress
+	case err := <-waited:
+		t.Fatalf("wait returned (%v) while a flush was in progress", err)
+	}
+	close(inner.release)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(events, ", ") != "flush ended, wait returned" {
+		t.Fatalf("events %v, want the flush to end before the wait returns", events)
+	}
+	if err := f.wait(context.Background()); err != nil { // idle: returns at once
+		t.Fatal(err)
 	}
 }

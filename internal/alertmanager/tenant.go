@@ -63,6 +63,8 @@ type tenant struct {
 	maxSends int
 	// httpOpts are the receivers' HTTP client options (the firewall's dialer).
 	httpOpts []commoncfg.HTTPClientOption
+	// flights counts the flushes in progress, of every configuration applied.
+	flights flights
 
 	alerts          *limitedAlerts
 	mem             *mem.Alerts
@@ -258,7 +260,7 @@ func (t *tenant) applyConfig(def *Definition, hash string) error {
 		}
 		t.silencer.Mutes(ctx, ls)
 	})
-	dispatcher := dispatch.NewDispatcher(t.alerts, routes, newBoundedStage(pipeline, receivers, t.maxSends), intervener, notifyTimeout, dispatchMaintenanceInterval,
+	dispatcher := dispatch.NewDispatcher(t.alerts, routes, newBoundedStage(pipeline, receivers, t.maxSends, &t.flights), intervener, notifyTimeout, dispatchMaintenanceInterval,
 		dispatcherLimits{t.id, t.limits}, t.logger, recorder, t.dispatchMetrics, tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()
@@ -330,8 +332,18 @@ func (t *tenant) stop() {
 	t.stopped = true
 	t.inhibitor.Load().Stop()
 	t.dispatcher.Load().Stop()
+	// The flushes in progress were cancelled; wait for them to end, so the notification
+	// log they write is in the last persist.
+	ctx, cancel := context.WithTimeout(context.Background(), stopFlushTimeout)
+	defer cancel()
+	if err := t.flights.wait(ctx); err != nil {
+		t.logger.Warn("flushes still in progress at stop; a group they notified may be notified again after a restart", "err", err)
+	}
 	t.mem.Close()
 }
+
+// stopFlushTimeout bounds how long stopping a tenant waits for its cancelled flushes.
+const stopFlushTimeout = 10 * time.Second
 
 // dispatcherLimits gives the dispatcher its workspace's aggregation groups quota.
 type dispatcherLimits struct {
@@ -374,6 +386,56 @@ func (cs callbacks) PostGC(fps model.Fingerprints) {
 	}
 }
 
+// flights counts the flushes in progress, so that stopping a tenant can wait for them:
+// the library's Dispatcher.Stop cancels its aggregation groups without waiting for them,
+// and a flush that notified must have written the notification log before its last
+// persist, or the group is notified again after a restart.
+type flights struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero while someone waits; nil otherwise
+	// waiting, when set (tests), receives once wait starts to block.
+	waiting chan struct{}
+}
+
+func (f *flights) start() {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *flights) end() {
+	f.mu.Lock()
+	if f.n--; f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+	f.mu.Unlock()
+}
+
+// wait returns once no flush is in progress, or with ctx's error.
+func (f *flights) wait(ctx context.Context) error {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	if f.waiting != nil {
+		f.waiting <- struct{}{}
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // boundedStage bounds the flushes of each receiver in flight at once: the rest wait,
 // before the pipeline, on their aggregation group's goroutine. When thousands of groups
 // flush together, notifying them a few at a time over reused connections takes half the
@@ -381,14 +443,15 @@ func (cs callbacks) PostGC(fps model.Fingerprints) {
 // deep stacks (the fan-out's, the HTTP client's), and the collector would scan them all.
 // Each receiver has its own bound, so a slow one delays only its own groups.
 type boundedStage struct {
-	inner notify.Stage
+	inner   notify.Stage
+	flights *flights
 	// slots holds a token per flush in flight, by receiver. A full channel queues
 	// senders in arrival order: the groups of a burst go first come, first served.
 	slots map[string]chan struct{}
 }
 
-func newBoundedStage(inner notify.Stage, receivers map[string][]notify.Integration, n int) *boundedStage {
-	s := &boundedStage{inner: inner, slots: make(map[string]chan struct{}, len(receivers))}
+func newBoundedStage(inner notify.Stage, receivers map[string][]notify.Integration, n int, f *flights) *boundedStage {
+	s := &boundedStage{inner: inner, flights: f, slots: make(map[string]chan struct{}, len(receivers))}
 	for name := range receivers {
 		s.slots[name] = make(chan struct{}, n)
 	}
@@ -396,6 +459,8 @@ func newBoundedStage(inner notify.Stage, receivers map[string][]notify.Integrati
 }
 
 func (s *boundedStage) Exec(ctx context.Context, l *slog.Logger, alerts ...*alert.Alert) (context.Context, []*alert.Alert, error) {
+	s.flights.start()
+	defer s.flights.end()
 	name, _ := notify.ReceiverName(ctx)
 	slots, ok := s.slots[name]
 	if !ok {
