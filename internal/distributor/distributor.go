@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,6 +96,9 @@ type Distributor struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	m          *metrics
+
+	// haUnsaved is set while the last write of the HA elections failed.
+	haUnsaved atomic.Bool
 
 	statusMu sync.RWMutex
 	status   map[string]statusEntry // workspace status cache, refreshed every few seconds
@@ -222,16 +226,19 @@ func (d *Distributor) Run(ctx context.Context) error {
 }
 
 func (d *Distributor) persistHA(ctx context.Context) {
-	if len(d.ha.Changes()) == 0 {
+	if len(d.ha.Changes()) == 0 && !d.haUnsaved.Load() {
 		return
 	}
 	entries := d.ha.Snapshot()
 	if err := d.writeHA(ctx, entries); err != nil {
+		// The change set is consumed: remember that the bucket is behind, so the next
+		// tick writes a snapshot again even if nothing else changes. (Restoring the
+		// snapshot instead would also undo elections made since it was taken.)
+		d.haUnsaved.Store(true)
 		d.logger.Warn("persisting HA elections; will retry", "err", err)
-		// Put the change back so the next tick retries.
-		d.ha.Restore(entries)
 		return
 	}
+	d.haUnsaved.Store(false)
 	seen := map[string]bool{}
 	for _, e := range entries {
 		if !seen[e.Workspace] {

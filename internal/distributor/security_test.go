@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/hatracker"
 	"github.com/stratametrics/strata/internal/limits"
@@ -336,5 +338,39 @@ func TestLoadHADropsInvalidElections(t *testing.T) {
 	// The persisted state is rewritten without them.
 	if got := checkHAState(t, e, 2048); len(got) != 1 || got[0].Cluster != "prod" {
 		t.Fatalf("persisted after load: %d entries", len(got))
+	}
+}
+
+// failingUploads fails the first fail uploads to its bucket.
+type failingUploads struct {
+	objstore.Bucket
+	fail int
+}
+
+func (b *failingUploads) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if b.fail > 0 {
+		b.fail--
+		return errors.New("bucket unavailable")
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// An election whose write to the bucket failed is written at the next try even when
+// nothing else changed since.
+func TestHAElectionsPersistAfterAFailedWrite(t *testing.T) {
+	e := newEnv(t, nil)
+	e.d.bkt = &failingUploads{Bucket: e.bkt, fail: 1}
+	code, msg := e.postV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbls("m", "cluster", "prod", "__replica__", "r1"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+	}})
+	if code != http.StatusNoContent {
+		t.Fatalf("write: %d %s", code, msg)
+	}
+	e.d.persistHA(context.Background()) // fails
+	if got := haState(t, e); len(got) != 1 || got[0].Cluster != "prod" || got[0].Replica != "r1" {
+		t.Fatalf("persisted after the retry: %+v", got)
+	}
+	if _, ok := e.d.ha.Elected(testWS, "prod"); !ok {
+		t.Fatal("the election was lost in memory")
 	}
 }
