@@ -2,6 +2,11 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,9 +28,15 @@ func TestLoadgenSurvivesKill9(t *testing.T) {
 		rep loadgen.Report
 		err error
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 8 // one per worker and verifier, as loadgen's own client
+	writes := &writeCounter{next: tr}
+	hc := &http.Client{Transport: writes}
+	defer hc.CloseIdleConnections()
 	done := make(chan result, 1)
 	go func() {
 		rep, err := loadgen.Run(context.Background(), loadgen.Config{
+			HTTPClient:     hc,
 			URL:            p.URL + "/workspaces/" + ws + "/api/v1/remote_write",
 			ActiveSeries:   2000,
 			ScrapeInterval: time.Second,
@@ -43,9 +54,14 @@ func TestLoadgenSurvivesKill9(t *testing.T) {
 		})
 		done <- result{rep, err}
 	}()
-	time.Sleep(4 * time.Second)
+	// Kill the server once 100 writes (50,000 samples) are acknowledged: early in the
+	// 2-minute backfill, so the load generator is still sending.
+	waitFor(t, "the load generator to get 100 writes acknowledged", time.Minute, func() bool { return writes.acked.Load() >= 100 }, p.Log)
 	p.kill()
-	time.Sleep(500 * time.Millisecond)
+	t.Logf("killed after %d acknowledged writes", writes.acked.Load())
+	// Restart it once a write was refused: the load generator has found it down, and
+	// retries across the gap.
+	waitFor(t, "a write to be refused while the server is down", time.Minute, func() bool { return writes.refused.Load() > 0 })
 	startStrata(t, "--data-dir", dataDir, "--listen", addr)
 
 	res := <-done
@@ -60,4 +76,31 @@ func TestLoadgenSurvivesKill9(t *testing.T) {
 		t.Fatalf("after kill -9: %d of %d acknowledged samples missing, %d wrong", v.MissingSamples, v.CheckedSamples, v.WrongValues)
 	}
 	t.Logf("%d samples accepted across a kill -9, %d checked, none missing", res.rep.AcceptedSamples, v.CheckedSamples)
+}
+
+// writeCounter counts the remote writes next answered 2xx and those it could not
+// connect for.
+type writeCounter struct {
+	next           http.RoundTripper
+	acked, refused atomic.Int64
+}
+
+func (c *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if !strings.HasSuffix(req.URL.Path, "/remote_write") {
+		return resp, err
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		c.refused.Add(1)
+	case err == nil && resp.StatusCode/100 == 2:
+		c.acked.Add(1)
+	}
+	return resp, err
+}
+
+func (c *writeCounter) CloseIdleConnections() {
+	if ci, ok := c.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stratametrics/strata/internal/auth/policy"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // exampleIdentities is the reference identities file (the text of
@@ -605,13 +606,9 @@ func TestIdentitiesReloadLoop(t *testing.T) {
 		wg.Wait()
 	}()
 	writeFile(t, f.file, "users:\n"+userYAML("two", "AKIDRELOADTWO000001", "reloadTwoSECRET/+00000001"))
-	deadline := time.Now().Add(10 * time.Second)
-	for !f.has("AKIDRELOADTWO000001") || f.has("AKIDRELOADONE000001") {
-		if time.Now().After(deadline) {
-			t.Fatal("the reload loop did not pick up the change")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the reload loop to pick up the change", func() bool {
+		return f.has("AKIDRELOADTWO000001") && !f.has("AKIDRELOADONE000001")
+	})
 }
 
 // A file that does not load at start is an error: there is nothing to keep.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -216,46 +217,49 @@ func TestDeleteWorkspaceDuringCompaction(t *testing.T) {
 	}
 }
 
-// Run compacts at once and then every interval, and returns when its context ends.
+// Run compacts at once and then every interval, and returns when its context ends. It
+// runs in a synctest bubble, whose clock moves only when every goroutine of the test
+// waits: sleeping there takes no time, and what Run did by then is exact.
 func TestRun(t *testing.T) {
-	bkt, err := bucket.NewFilesystem(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	run := func(t *testing.T, cfg Config, wait time.Duration) *Compactor {
+		t.Helper()
+		bkt, err := bucket.NewFilesystem(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(cfg, t.TempDir(), bkt, StaticWorkspaces{}, discard, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		time.Sleep(wait) // on the bubble's clock
+		synctest.Wait()  // Run is waiting again: a compaction due now has finished
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 	cfg := testConfig(t)
-	cfg.Interval = 5 * time.Millisecond
-	c, err := New(cfg, t.TempDir(), bkt, StaticWorkspaces{}, discard, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for promtest.ToFloat64(c.m.runs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run does not repeat")
+	cfg.Interval = time.Minute
+
+	synctest.Test(t, func(t *testing.T) {
+		c := run(t, cfg, 2*cfg.Interval)
+		if n := promtest.ToFloat64(c.m.runs); n != 3 {
+			t.Fatalf("%v runs in two intervals, want 3 (at once, then every interval)", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if promtest.ToFloat64(c.m.lastSuccess) == 0 {
-		t.Error("no successful run recorded")
-	}
+		if promtest.ToFloat64(c.m.lastSuccess) == 0 {
+			t.Error("no successful run recorded")
+		}
+	})
 
 	cfg.Enabled = false
-	c, err = New(cfg, t.TempDir(), bkt, StaticWorkspaces{}, discard, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { done <- c.Run(ctx) }()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil || promtest.ToFloat64(c.m.runs) != 0 {
-		t.Fatalf("a disabled compactor ran: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := run(t, cfg, 10*cfg.Interval)
+		if n := promtest.ToFloat64(c.m.runs); n != 0 {
+			t.Fatalf("a disabled compactor ran %v times", n)
+		}
+	})
 }

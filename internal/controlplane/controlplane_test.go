@@ -25,6 +25,7 @@ import (
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -41,12 +42,14 @@ type blockingHook struct {
 	mu          sync.Mutex
 	failDelete  bool
 	failCreate  bool
+	provision   int // calls of Provision
 	deprovision []string
 }
 
 func (h *blockingHook) Provision(context.Context, meta.Workspace) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.provision++
 	if h.failCreate {
 		return errors.New("held by test")
 	}
@@ -63,6 +66,12 @@ func (h *blockingHook) Deprovision(_ context.Context, id string) error {
 	}
 	h.deprovision = append(h.deprovision, id)
 	return nil
+}
+
+func (h *blockingHook) provisions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.provision
 }
 
 func (h *blockingHook) set(create, del bool) {
@@ -245,20 +254,13 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	if up.Status.StatusCode != types.WorkspaceConfigurationStatusCodeUpdating {
 		t.Fatalf("update configuration status %s, want UPDATING", up.Status.StatusCode)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, "the configuration to become ACTIVE", func() bool {
 		conf, err = c.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(id)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if conf.WorkspaceConfiguration.Status.StatusCode == types.WorkspaceConfigurationStatusCodeActive {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("configuration never became ACTIVE")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return conf.WorkspaceConfiguration.Status.StatusCode == types.WorkspaceConfigurationStatusCodeActive
+	})
 	wc := conf.WorkspaceConfiguration
 	if aws.ToInt32(wc.RetentionPeriodInDays) != 30 || len(wc.LimitsPerLabelSet) != 2 ||
 		aws.ToInt64(wc.LimitsPerLabelSet[0].Limits.MaxSeries) != 100000 || wc.LimitsPerLabelSet[0].LabelSet["team"] != "a" ||
@@ -310,22 +312,38 @@ func TestWorkspaceLifecycle(t *testing.T) {
 }
 
 func TestCreateStaysCreatingUntilProvisioned(t *testing.T) {
-	f := newFixture(t, t.TempDir(), defaultConfig())
+	f := newFixture(t, t.TempDir(), defaultConfig(), manual)
 	ctx := context.Background()
 	f.hook.set(true, false)
 	out, err := f.client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // several reconcile intervals
-	d, _ := f.client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId})
-	if d.Workspace.Status.StatusCode != types.WorkspaceStatusCodeCreating {
-		t.Fatalf("status %s while provisioning fails, want CREATING", d.Workspace.Status.StatusCode)
+	status := func() types.WorkspaceStatusCode {
+		t.Helper()
+		d, err := f.client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Workspace.Status.StatusCode
+	}
+	// Passes whose Provision fails leave it CREATING, and each tries again.
+	for range 3 {
+		f.recon.ReconcileOnce(ctx)
+	}
+	if n := f.hook.provisions(); n != 3 {
+		t.Fatalf("Provision called %d times in 3 passes, want 3", n)
+	}
+	if s := status(); s != types.WorkspaceStatusCodeCreating {
+		t.Fatalf("status %s while provisioning fails, want CREATING", s)
 	}
 	_, err = f.client.UpdateWorkspaceAlias(ctx, &amp.UpdateWorkspaceAliasInput{WorkspaceId: out.WorkspaceId, Alias: aws.String("x")})
 	apiError(t, err, awsapi.ConflictException)
 	f.hook.set(false, false)
-	waitActive(t, f.client, aws.ToString(out.WorkspaceId))
+	f.recon.ReconcileOnce(ctx)
+	if s := status(); s != types.WorkspaceStatusCodeActive {
+		t.Fatalf("status %s after Provision succeeded, want ACTIVE", s)
+	}
 }
 
 func TestIdempotentCreate(t *testing.T) {

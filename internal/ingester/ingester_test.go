@@ -21,6 +21,7 @@ import (
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/usage"
 )
 
@@ -377,13 +378,9 @@ func TestRunOpensTSDBsAtStart(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- j.Run(rctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for j.openDB("ws-1") == nil || j.openDB("ws-2") == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("TSDBs not opened by Run")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "Run to open the TSDBs", func() bool {
+		return j.openDB("ws-1") != nil && j.openDB("ws-2") != nil
+	})
 	if got := count(t, j, "ws-2"); got[`{__name__="m"}`] != 1 {
 		t.Fatalf("ws-2 after restart: %v", got)
 	}

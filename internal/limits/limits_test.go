@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -134,36 +136,35 @@ func TestOverridesReloadKeepsLastGood(t *testing.T) {
 	if o.For("ws-a").IngestionRate != 5 || o.For("ws-other").IngestionRate != 70000 {
 		t.Fatal("initial load")
 	}
+	// Run reloads on its own.
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = o.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
 	write("overrides:\n  ws-a:\n    ingestion_rate: 7\n")
-	waitFor(t, func() bool { return o.For("ws-a").IngestionRate == 7 })
+	testutil.Eventually(t, 5*time.Second, "Run to load the changed file", func() bool { return o.For("ws-a").IngestionRate == 7 })
+	cancel()
+	wg.Wait()
+
+	// What a reload keeps is checked right after that reload, which the test makes.
 	write("overrides: [broken")
-	time.Sleep(100 * time.Millisecond)
+	if err := o.reload(); err == nil {
+		t.Fatal("a broken file reloaded without an error")
+	}
 	if o.For("ws-a").IngestionRate != 7 {
 		t.Fatal("a bad file replaced the last good limits")
 	}
 	write("overrides: {}\n")
-	waitFor(t, func() bool { return o.For("ws-a").IngestionRate == 70000 })
+	if err := o.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if o.For("ws-a").IngestionRate != 70000 {
+		t.Fatal("the fixed file was not loaded")
+	}
 
 	// A bad file at start is a configuration error.
 	write("nope: 1\n")
 	if _, err := NewOverrides(c, nil, prometheus.NewRegistry()); err == nil {
 		t.Fatal("bad file accepted at start")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -3,24 +3,23 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/stratametrics/strata/internal/testutil"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 const prometheusBinary = "/usr/bin/prometheus"
 
-type syncBuffer = testutil.SyncBuffer
-
 // startPrometheus runs a real Prometheus with its remote write receiver on a
-// free loopback port and returns its base URL. It is killed (by PID) when
-// the test ends.
+// free loopback port and returns its base URL. It is killed when the test
+// ends.
 func startPrometheus(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(prometheusBinary); err != nil {
@@ -34,62 +33,47 @@ func startPrometheus(t *testing.T) string {
 	if err := os.WriteFile(cfgFile, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var lastErr error
-	for try := range 3 { // the free port may be taken before Prometheus binds it
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		var logs syncBuffer
-		cmd := exec.Command(prometheusBinary,
-			"--config.file="+cfgFile,
-			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data%d", try)),
-			"--web.listen-address="+addr,
-			"--web.enable-remote-write-receiver",
-		)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		pid := cmd.Process.Pid
-		t.Cleanup(func() {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = p.Kill()
-			}
-			<-exited
-		})
-		base := "http://" + addr
-		if lastErr = waitReady(base, exited); lastErr == nil {
+	for try := 1; ; try++ { // the free port may be taken before Prometheus binds it
+		base, err := tryStartPrometheus(t, cfgFile, filepath.Join(dir, fmt.Sprintf("data%d", try)))
+		if err == nil {
 			return base
 		}
-		t.Logf("prometheus on %s did not start: %v\n%s", addr, lastErr, logs.String())
+		if !errors.Is(err, testutil.ErrPortTaken) || try == 3 {
+			t.Fatalf("starting prometheus: %v", err)
+		}
+		t.Logf("starting prometheus: %v; retrying on another port", err)
 	}
-	t.Fatalf("starting prometheus: %v", lastErr)
-	return ""
 }
 
-func waitReady(base string, exited <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+// tryStartPrometheus starts one Prometheus on a port free a moment ago and
+// waits until it is ready.
+func tryStartPrometheus(t *testing.T, cfgFile, dataDir string) (string, error) {
+	t.Helper()
+	port, err := testutil.FreePort()
+	if err != nil {
+		return "", err
 	}
-	return fmt.Errorf("not ready after 30s")
+	base := "http://127.0.0.1:" + port
+	proc, err := testutil.StartProcess(t, "prometheus", exec.Command(prometheusBinary,
+		"--config.file="+cfgFile,
+		"--storage.tsdb.path="+dataDir,
+		"--web.listen-address=127.0.0.1:"+port,
+		"--web.enable-remote-write-receiver",
+	))
+	if err != nil {
+		return "", err
+	}
+	return base, proc.WaitReady(30*time.Second, func() error {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ready: %s", resp.Status)
+		}
+		return nil
+	})
 }
 
 // TestAgainstPrometheus sends a backfilled, churning remote write 1.0 load

@@ -3,7 +3,6 @@ package meta
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,46 +60,64 @@ func TestS3ListsWithUpdatedAt(t *testing.T) {
 // Another process rewrites an object within the second in which b last read it. S3
 // (versitygw here, AWS too) lists last-modified times to the whole second, so the listing
 // shows the same time as before; the store re-reads recently modified objects for that.
+// Which second a real write falls in is up to the server's clock, so b lists through
+// pinnedTimes, which shows the rewrite as S3 does one within the same second, and b's
+// clock is set a second after that time.
 func TestS3RewriteWithinOneSecond(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	cfg := s3server.Start(t)
 	a, b := newS3Store(t, cfg), newS3Store(t, cfg)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
+	b.bkt = &pinnedTimes{Bucket: b.bkt, first: map[string]time.Time{}}
 
-	// Start early in a second so that all of the below happens within it; the server's
-	// clock is this machine's.
-	sleepToNextSecond()
 	if err := a.CreateWorkspace(ctx, ws("ws-1", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	// b reads it by polling (not by id: read-through entries carry no time and are read again).
-	eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b lists the workspace")
+	if err := b.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
 	b.mu.RLock()
-	readMod := b.workspaces["ws-1"].modTime
+	e := b.workspaces["ws-1"]
 	b.mu.RUnlock()
+	if e == nil || e.modTime.IsZero() {
+		t.Fatalf("b did not list ws-1 with its time: %+v", e)
+	}
+	readMod := e.modTime
+	b.now = func() time.Time { return readMod.Add(time.Second) }
 	if _, err := a.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	attrs, err := a.bkt.Attributes(ctx, objectName("ws-1"))
-	if err != nil {
+	if err := b.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !attrs.LastModified.Equal(readMod) {
-		t.Logf("the rewrite fell into a later second (%v, read %v): this run does not test the same-second case", attrs.LastModified, readMod)
+	b.mu.RLock()
+	listed := b.workspaces["ws-1"].modTime
+	b.mu.RUnlock()
+	if !listed.Equal(readMod) {
+		t.Fatalf("the rewrite listed %v, not the time b read before (%v)", listed, readMod)
 	}
-	eventually(t, func() bool {
-		w, err := b.GetWorkspace(ctx, "ws-1")
-		return err == nil && w.Alias == "renamed"
-	}, "b sees the rewrite")
+	if w, err := b.GetWorkspace(ctx, "ws-1"); err != nil || w.Alias != "renamed" {
+		t.Fatalf("b after the rewrite: alias %q, %v; want renamed", w.Alias, err)
+	}
 }
 
-// sleepToNextSecond sleeps until just after the next whole second of the wall clock.
-func sleepToNextSecond() {
-	now := time.Now()
-	time.Sleep(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
+// pinnedTimes lists every object with the last-modified time of its first listing, as S3
+// lists an object rewritten within the second it was last listed in. Not safe for
+// concurrent use.
+type pinnedTimes struct {
+	objstore.Bucket
+	first map[string]time.Time
+}
+
+func (p *pinnedTimes) IterWithAttributes(ctx context.Context, dir string, f func(objstore.IterObjectAttributes) error, options ...objstore.IterOption) error {
+	return p.Bucket.IterWithAttributes(ctx, dir, func(a objstore.IterObjectAttributes) error {
+		if mod, ok := a.LastModified(); ok {
+			if first, seen := p.first[a.Name]; seen {
+				a.SetLastModified(first)
+			} else {
+				p.first[a.Name] = mod
+			}
+		}
+		return f(a)
+	}, options...)
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
@@ -156,21 +157,21 @@ func TestTwoStoresOnOneBucket(t *testing.T) {
 		if err := a.CreateWorkspace(ctx, ws("ws-b", time.Now())); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, func() bool { return len(b.ListWorkspaces()) == 2 }, "b lists both workspaces")
-		// S3 gives last-modified times to the second: update in a later second than the
-		// create (a rewrite within the same second is TestS3RewriteWithinOneSecond).
-		sleepToNextSecond()
+		testutil.Eventually(t, 5*time.Second, "b to list both workspaces", func() bool { return len(b.ListWorkspaces()) == 2 })
+		// S3 lists last-modified times to the second, so the update may list the time of
+		// the create; b re-reads objects that recent either way (the same-second case on
+		// its own is TestS3RewriteWithinOneSecond).
 		if _, err := a.UpdateWorkspace(ctx, "ws-b", func(w *Workspace) error { w.Alias = "renamed"; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, func() bool {
+		testutil.Eventually(t, 5*time.Second, "b to see the new alias", func() bool {
 			w, err := b.GetWorkspace(ctx, "ws-b")
 			return err == nil && w.Alias == "renamed"
-		}, "b sees the new alias")
+		})
 		if err := a.DeleteWorkspace(ctx, "ws-a"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, func() bool { return len(b.ListWorkspaces()) == 1 }, "b drops the deleted workspace")
+		testutil.Eventually(t, 5*time.Second, "b to drop the deleted workspace", func() bool { return len(b.ListWorkspaces()) == 1 })
 		select {
 		case <-b.Changes():
 		default:
@@ -242,16 +243,5 @@ func TestFindByClientToken(t *testing.T) {
 	}
 	if _, ok := s.FindByClientToken("other"); ok {
 		t.Fatal("found an unknown token")
-	}
-}
-
-func eventually(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -202,13 +202,9 @@ func TestClientDisconnectCancelsQuery(t *testing.T) {
 		t.Error("the canceled request succeeded")
 	}
 	// The handler records the outcome after it returns; wait for it.
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(e.api.metrics.requests.WithLabelValues(testWS, "query", "canceled")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("requests{outcome=canceled} was not counted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "requests{outcome=canceled} to be counted", func() bool {
+		return testutil.ToFloat64(e.api.metrics.requests.WithLabelValues(testWS, "query", "canceled")) == 1
+	})
 	if n := e.store.openQueriers(); n != 0 {
 		t.Errorf("%d queriers left open", n)
 	}
@@ -227,12 +223,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	<-bs.started // the first runs
 	go func() { results <- e.do(t, http.MethodGet, testWS, "query", params) }()
 	gauge := e.api.metrics.queued.WithLabelValues(testWS)
-	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(gauge) != 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("the second request was not queued")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the second request to be queued", func() bool { return testutil.ToFloat64(gauge) == 1 })
 	// The queue is full: the third is refused at once.
 	a := e.do(t, http.MethodGet, testWS, "query", params)
 	want := `{"status":"error","errorType":"unavailable","error":"too many outstanding requests: more than 1 queries of this workspace are running and 1 are queued"}`
@@ -291,15 +282,12 @@ func TestSlots(t *testing.T) {
 			got <- i
 			rel()
 		}()
-		for { // queue them in order
+		// Queue them in order.
+		waitFor(t, fmt.Sprintf("waiter %d to be queued", i), func() bool {
 			s.mu.Lock()
-			n := s.ws["a"].waiting.Len()
-			s.mu.Unlock()
-			if n == i+1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+			defer s.mu.Unlock()
+			return s.ws["a"].waiting.Len() == i+1
+		})
 	}
 	r1()
 	r1() // releasing twice gives back one slot

@@ -3,8 +3,8 @@ package query
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage/remote"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // prometheusBinary is Debian's Prometheus 2.42, the reference the API is compared with.
@@ -41,13 +43,13 @@ func requirePrometheus(t *testing.T) string {
 
 // promProcess is a Prometheus started by a test.
 type promProcess struct {
-	url string
-	log string
+	url  string
+	proc *testutil.Process
 }
 
 // startPrometheus runs Prometheus with config on a free port and a fresh TSDB, with the
 // remote-write receiver and the features the fixture needs, and waits until it is ready.
-// t.Cleanup kills it by its PID.
+// It is killed when the test ends.
 func startPrometheus(t *testing.T, config string) *promProcess {
 	t.Helper()
 	bin := requirePrometheus(t)
@@ -56,54 +58,50 @@ func startPrometheus(t *testing.T, config string) *promProcess {
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		p, err := tryStartPrometheus(t, bin, cfgFile, filepath.Join(dir, fmt.Sprintf("data%d", attempt)))
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, testutil.ErrPortTaken) || attempt == 3 {
+			t.Fatalf("starting Prometheus: %v", err)
+		}
+		t.Logf("starting Prometheus: %v; retrying on another port", err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
+}
+
+// tryStartPrometheus starts one Prometheus process on a port free a moment ago and waits
+// until it is ready.
+func tryStartPrometheus(t *testing.T, bin, cfgFile, dataDir string) (*promProcess, error) {
+	t.Helper()
+	port, err := testutil.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(bin,
+	addr := "127.0.0.1:" + port
+	proc, err := testutil.StartProcess(t, "prometheus", exec.Command(bin,
 		"--config.file="+cfgFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+dataDir,
 		"--web.listen-address="+addr,
 		"--web.enable-remote-write-receiver",
 		"--enable-feature=native-histograms,exemplar-storage,promql-per-step-stats",
 		"--query.lookback-delta=5m",
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	))
+	if err != nil {
+		return nil, err
 	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		// The process we started, by its PID.
-		if p, err := os.FindProcess(pid); err == nil {
-			_ = p.Kill()
-		}
-		_ = cmd.Wait()
-	})
-	p := &promProcess{url: "http://" + addr, log: logPath}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	p := &promProcess{url: "http://" + addr, proc: proc}
+	return p, proc.WaitReady(60*time.Second, func() error {
 		resp, err := http.Get(p.url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("Prometheus did not become ready:\n%s", b)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ready: %s", resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // remoteWrite sends data to Prometheus' receiver with Prometheus' own remote-write client,
@@ -149,8 +147,7 @@ func (p *promProcess) remoteWrite(t *testing.T, data []fixtureSeries) {
 		t.Fatal(err)
 	}
 	if _, err := c.Store(context.Background(), snappy.Encode(nil, raw), 0); err != nil {
-		b, _ := os.ReadFile(p.log)
-		t.Fatalf("remote write to Prometheus: %v\n%s", err, b)
+		t.Fatalf("remote write to Prometheus: %v\n%s", err, p.proc.Log())
 	}
 }
 
@@ -202,17 +199,10 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, strings.TrimPrefix(target.URL, "http://")))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.Eventually(t, 30*time.Second, "Prometheus to scrape the metadata of the fixture", func() bool {
 		a := metaProm.do(t, http.MethodGet, "metadata", nil)
-		if bytes.Count(a.body, []byte(`"type"`)) == len(fixtureMetadata()) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not scrape the metadata: %s", a.body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return bytes.Count(a.body, []byte(`"type"`)) == len(fixtureMetadata())
+	})
 
 	e := newEnv(t, nil)
 	for _, c := range apiCases {

@@ -20,11 +20,12 @@ import (
 
 // fakeSTS answers AssumeRole, after verifying that the caller signed the
 // call (service "sts") with the base credentials, with fresh temporary
-// credentials that expire after ttl.
+// credentials: the nth expires ttls[n-1] after it is issued (the last ttl
+// for those beyond), so a negative ttl issues credentials already expired.
 type fakeSTS struct {
 	*httptest.Server
 	verifier *sigv4.Verifier
-	ttl      time.Duration
+	ttls     []time.Duration
 
 	mu     sync.Mutex
 	calls  []url.Values
@@ -32,12 +33,12 @@ type fakeSTS struct {
 	errs   []error
 }
 
-func newFakeSTS(t *testing.T, base sigv4.CredentialStore, ttl time.Duration) *fakeSTS {
+func newFakeSTS(t *testing.T, base sigv4.CredentialStore, ttls ...time.Duration) *fakeSTS {
 	v, err := sigv4.New(sigv4.Config{Region: "us-east-1", Service: "sts"}, base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fakeSTS{verifier: v, ttl: ttl, issued: map[string]sigv4.Credential{}}
+	s := &fakeSTS{verifier: v, ttls: ttls, issued: map[string]sigv4.Credential{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -68,7 +69,7 @@ func (s *fakeSTS) serve(w http.ResponseWriter, r *http.Request) {
 		SessionToken:    fmt.Sprintf("role-session-token-%04d", n),
 	}
 	s.issued[keyID] = cred
-	exp := time.Now().Add(s.ttl).UTC().Format(time.RFC3339)
+	exp := time.Now().Add(s.ttls[min(n, len(s.ttls))-1]).UTC().Format(time.RFC3339)
 	w.Header().Set("Content-Type", "text/xml")
 	fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleResult>
@@ -103,10 +104,12 @@ func (s *fakeSTS) state() (calls []url.Values, errs []error) {
 // TestAssumeRoleAndRefresh: with --role-arn the proxy assumes the role with
 // the base credentials, signs with the role's temporary credentials and
 // session token, reuses them while they are valid, and fetches new ones
-// when they expire.
+// when they expire. The first credentials the fake STS issues have expired
+// an hour before (New takes them, and the first request needs new ones), the
+// next are good for an hour.
 func TestAssumeRoleAndRefresh(t *testing.T) {
 	const roleARN = "arn:aws:iam::123456789012:role/strata-writer"
-	sts := newFakeSTS(t, staticStore(testKeyID, testSecret, ""), 3*time.Second)
+	sts := newFakeSTS(t, staticStore(testKeyID, testSecret, ""), -time.Hour, time.Hour)
 	isolateAWSEnv(t, "AWS_ACCESS_KEY_ID", testKeyID, "AWS_SECRET_ACCESS_KEY", testSecret,
 		"AWS_ENDPOINT_URL_STS", sts.URL)
 	up := newUpstream(t, storeFunc(sts.lookup))
@@ -134,24 +137,21 @@ func TestAssumeRoleAndRefresh(t *testing.T) {
 		}
 	}
 
-	start := time.Now()
-	check(get(), 1) // New fetched the first credentials
-	check(get(), 1) // cached
 	calls, errs := sts.state()
-	if len(errs) > 0 || len(calls) != 1 {
+	if len(errs) > 0 || len(calls) != 1 { // New fetched the first credentials
 		t.Fatalf("STS: %d calls, errors %v; want 1 call", len(calls), errs)
 	}
-	if calls[0].Get("RoleArn") != roleARN || calls[0].Get("RoleSessionName") != roleSessionName {
-		t.Errorf("AssumeRole %v", calls[0])
-	}
-
-	// Expiration has second precision (truncated): the first credentials
-	// are good for at least ttl-1s after New, and certainly expired past
-	// start+ttl.
-	time.Sleep(time.Until(start.Add(sts.ttl + 100*time.Millisecond)))
+	check(get(), 2) // the first had expired
+	check(get(), 2) // cached
 	check(get(), 2)
-	if calls, errs := sts.state(); len(errs) > 0 || len(calls) != 2 {
+	calls, errs = sts.state()
+	if len(errs) > 0 || len(calls) != 2 {
 		t.Fatalf("STS: %d calls, errors %v; want 2 calls", len(calls), errs)
+	}
+	for _, c := range calls {
+		if c.Get("RoleArn") != roleARN || c.Get("RoleSessionName") != roleSessionName {
+			t.Errorf("AssumeRole %v", c)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
@@ -272,7 +273,7 @@ func TestRestartDropsBlocksDeletedMeanwhile(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- sg2.Run(runCtx) }()
-	waitFor(t, func() bool { return slices.Equal(cached(t, sg2, "ws"), ids(b0)) })
+	testutil.Eventually(t, 10*time.Second, "Run to remove the local copy of the deleted block", func() bool { return slices.Equal(cached(t, sg2, "ws"), ids(b0)) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func TestRunSyncs(t *testing.T) {
 	b1 := f.add(t, "b1", floats("up", 0, 3, 1000, 2000, 10))
 	upload(t, bkt, "ws", b1)
 	ref := reference(t, b0, b1)
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, "Run to sync the uploaded block", func() bool {
 		q, err := sg.Querier(ctx, "ws", 0, 5000)
 		if err != nil {
 			t.Fatal(err)
@@ -348,17 +349,6 @@ func mustQuerier(t testing.TB, db *tsdb.DB, mint, maxt int64) storage.Querier {
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	return r
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // The disk budget evicts the least recently used blocks, never one an open querier reads.
