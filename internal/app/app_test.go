@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"go.uber.org/goleak"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -312,34 +314,22 @@ func TestTwoServersShareOneBucket(t *testing.T) {
 	if _, err := b.client().DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId}); err != nil {
 		t.Fatalf("b describes a's workspace: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	// Each process learns of the other's changes on its own: polling the bucket, reconciling.
+	testutil.Eventually(t, 5*time.Second, "b to list a's workspace as ACTIVE", func() bool {
 		l, err := b.client().ListWorkspaces(ctx, &amp.ListWorkspacesInput{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(l.Workspaces) == 1 && l.Workspaces[0].Status.StatusCode == "ACTIVE" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b lists %+v", l.Workspaces)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(l.Workspaces) == 1 && l.Workspaces[0].Status.StatusCode == "ACTIVE"
+	})
 	if _, err := b.client().DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: out.WorkspaceId}); err != nil {
 		t.Fatal(err)
 	}
-	for {
+	testutil.Eventually(t, 5*time.Second, "a to list no workspace once b deleted it", func() bool {
 		l, err := a.client().ListWorkspaces(ctx, &amp.ListWorkspacesInput{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(l.Workspaces) == 0 {
-			break
-		}
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			t.Fatalf("a still lists %+v", l.Workspaces)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(l.Workspaces) == 0
+	})
 }

@@ -31,6 +31,9 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/sigv4"
+
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // newWorkspace creates an ACTIVE workspace and returns its id.
@@ -49,6 +52,27 @@ func newWorkspace(t testing.TB, r *running) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.WorkspaceId)
+}
+
+// waitConfigurationActive returns once the reconciler has applied the workspace's last
+// UpdateWorkspaceConfiguration, which leaves the configuration UPDATING until then.
+func waitConfigurationActive(t testing.TB, r *running, ws string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "the configuration of "+ws+" to become ACTIVE", func() bool {
+		out, err := r.client().DescribeWorkspaceConfiguration(context.Background(), &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(ws)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch code := out.WorkspaceConfiguration.Status.StatusCode; code {
+		case types.WorkspaceConfigurationStatusCodeActive:
+			return true
+		case types.WorkspaceConfigurationStatusCodeUpdating:
+			return false
+		default:
+			t.Fatalf("configuration of %s is %s", ws, code)
+			return false
+		}
+	})
 }
 
 func rwURL(r *running, ws string) string {
@@ -311,6 +335,22 @@ func writeOverrides(t *testing.T, path, body string) {
 	}
 }
 
+// setOverrides replaces the runtime limits file at path with body and returns once the
+// limits body sets for ws are in force. The file is reloaded on the limits' own ticker
+// (--limits.runtime-config-reload-period), with no way to reload now from outside their
+// package, so this waits for the reload to show rather than for a guessed time.
+func setOverrides(t *testing.T, r *running, path, ws, body string) {
+	t.Helper()
+	want, err := limits.ParseRuntimeConfig([]byte(body), *r.app.limits.Defaults())
+	if err != nil || want[ws] == nil {
+		t.Fatalf("the runtime limits set nothing for %s: %v", ws, err)
+	}
+	writeOverrides(t, path, body)
+	testutil.Eventually(t, 10*time.Second, "the runtime limits of "+ws+" to be reloaded", func() bool {
+		return *r.app.limits.For(ws) == *want[ws]
+	})
+}
+
 func TestQuotas(t *testing.T) {
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "runtime.yaml")
@@ -325,10 +365,7 @@ func TestQuotas(t *testing.T) {
 	one := func(name string, n int, lbls ...string) prompb.TimeSeries {
 		return prompb.TimeSeries{Labels: ts(name, lbls...), Samples: []prompb.Sample{{Value: float64(n), Timestamp: now + int64(n)}}}
 	}
-	waitLimits := func(body string) {
-		writeOverrides(t, rc, body)
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitLimits := func(body string) { setOverrides(t, r, rc, ws, body) }
 
 	// Active series: 3 per workspace. New series beyond are refused, known ones keep going.
 	waitLimits(fmt.Sprintf("overrides:\n  %s:\n    max_active_series: 3\n", ws))
@@ -362,7 +399,7 @@ func TestQuotas(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the reconciler applies it
+	waitConfigurationActive(t, r, ws)
 	send(one("ls", 1, "team", "x", "i", "1"))
 	code, msg, _ = send(one("ls", 2, "team", "x", "i", "2"), one("ls", 2, "team", "y", "i", "3"))
 	if code != 429 || !strings.Contains(msg, `per-labelset series limit of 1 exceeded for label set {team="x"}`) {
@@ -402,35 +439,45 @@ func TestQuotas(t *testing.T) {
 }
 
 func TestHADeduplication(t *testing.T) {
-	r := start(t, "--data-dir", t.TempDir(), "--ha-tracker.failover-timeout", "1s", "--ha-tracker.update-timeout", "100ms")
+	const failover = time.Second
+	r := start(t, "--data-dir", t.TempDir(), "--ha-tracker.failover-timeout", failover.String(), "--ha-tracker.update-timeout", "100ms")
 	ws := newWorkspace(t, r)
 	target := rwURL(r, ws)
-	send := func(replica string, v float64) (int, string) {
+	// Samples carry their own timestamps, one millisecond apart, so that no two collide
+	// however fast they are sent.
+	t0 := time.Now().UnixMilli()
+	send := func(replica string, v float64, at int64) (int, string) {
 		code, msg, _ := post(t, target, "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-			{Labels: ts("ha_metric", "cluster", "prod", "__replica__", replica), Samples: []prompb.Sample{{Value: v, Timestamp: time.Now().UnixMilli()}}},
+			{Labels: ts("ha_metric", "cluster", "prod", "__replica__", replica), Samples: []prompb.Sample{{Value: v, Timestamp: at}}},
 		}}))
 		return code, msg
 	}
+	var leaderLast time.Time
 	for i := range 3 {
-		if code, msg := send("r1", float64(i)); code != 204 {
+		if code, msg := send("r1", float64(i), t0+int64(i)); code != 204 {
 			t.Fatalf("leader: %d %s", code, msg)
 		}
-		if code, msg := send("r2", 100+float64(i)); code != 204 {
+		leaderLast = time.Now()
+		if code, msg := send("r2", 100+float64(i), t0+int64(i)); code != 204 {
 			t.Fatalf("follower must get 2xx too: %d %s", code, msg)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	got := stored(t, r, ws)
 	vals := got[`{__name__="ha_metric", cluster="prod"}`]
 	if len(got) != 1 || len(vals) != 3 || vals[2].v != 2 {
 		t.Fatalf("only the leader's samples, without the replica label: %v", got)
 	}
-	// Leader stops; after the failover timeout the other replica takes over.
-	time.Sleep(1100 * time.Millisecond)
-	if code, msg := send("r2", 200); code != 204 {
+	// Leader stops; after the failover timeout the other replica takes over. The tracker
+	// reads the distributor's clock, which cannot be set from this package, so this waits
+	// for the timeout to pass on the same clock: the leader's last sample was received
+	// before leaderLast, so from here on the follower is at least failover behind it.
+	testutil.Eventually(t, failover+5*time.Second, "the failover timeout to pass since the leader's last sample", func() bool {
+		return time.Since(leaderLast) >= failover
+	})
+	if code, msg := send("r2", 200, t0+3); code != 204 {
 		t.Fatalf("failover: %d %s", code, msg)
 	}
-	if code, msg := send("r1", 3); code != 204 {
+	if code, msg := send("r1", 3, t0+4); code != 204 {
 		t.Fatalf("old leader: %d %s", code, msg)
 	}
 	vals = stored(t, r, ws)[`{__name__="ha_metric", cluster="prod"}`]
@@ -504,19 +551,21 @@ func TestHAClusterLimit(t *testing.T) {
 	writeOverrides(t, rc, "overrides: {}\n")
 	r := start(t, "--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms")
 	ws := newWorkspace(t, r)
-	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_ha_clusters: 1\n", ws))
-	time.Sleep(300 * time.Millisecond)
-	send := func(cluster string) (int, string) {
+	setOverrides(t, r, rc, ws, fmt.Sprintf("overrides:\n  %s:\n    max_ha_clusters: 1\n", ws))
+	// Each request's samples are a millisecond after the previous one's, so that "plain"
+	// is stored twice however fast they are sent.
+	t0 := time.Now().UnixMilli()
+	send := func(cluster string, at int64) (int, string) {
 		code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-			{Labels: ts("m", "cluster", cluster, "__replica__", "a"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
-			{Labels: ts("plain"), Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}},
+			{Labels: ts("m", "cluster", cluster, "__replica__", "a"), Samples: []prompb.Sample{{Value: 1, Timestamp: at}}},
+			{Labels: ts("plain"), Samples: []prompb.Sample{{Value: 1, Timestamp: at}}},
 		}}))
 		return code, msg
 	}
-	if code, msg := send("one"); code != 204 {
+	if code, msg := send("one", t0); code != 204 {
 		t.Fatalf("first cluster: %d %s", code, msg)
 	}
-	code, msg := send("two")
+	code, msg := send("two", t0+1)
 	if code != 400 || !strings.Contains(msg, "limit of 1 clusters") || !strings.Contains(msg, "max_ha_clusters") || !strings.Contains(msg, "1 samples") {
 		t.Fatalf("second cluster: %d %s", code, msg)
 	}

@@ -80,8 +80,7 @@ func testLongTermStorage(t *testing.T, bkt objstore.Bucket, bucketArgs ...string
 	args = append(args, bucketArgs...)
 	r := start(t, append([]string{"--data-dir", dir}, args...)...)
 	ws := newWorkspace(t, r)
-	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 2h\n", ws))
-	time.Sleep(200 * time.Millisecond)
+	setOverrides(t, r, rc, ws, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 2h\n", ws))
 
 	// 3 series, a sample every 15s for the last 30 minutes.
 	end := time.Now().Truncate(15 * time.Second)
@@ -177,8 +176,7 @@ func TestRetentionAndWorkspaceDeletion(t *testing.T) {
 		"--tsdb.ship-interval", "1h", "--compactor.deletion-delay", "0s", "--compactor.interval", "1h",
 		"--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms")
 	ws := newWorkspace(t, r)
-	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 72h\n", ws))
-	time.Sleep(200 * time.Millisecond)
+	setOverrides(t, r, rc, ws, fmt.Sprintf("overrides:\n  %s:\n    max_sample_age: 72h\n", ws))
 	ctx := context.Background()
 	now := time.Now()
 	write := func(name string, from time.Time, n int) {
@@ -225,7 +223,7 @@ func TestRetentionAndWorkspaceDeletion(t *testing.T) {
 	if _, err := r.client().UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(ws), RetentionPeriodInDays: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitConfigurationActive(t, r, ws)
 	for range 2 { // mark, then delete (no delay)
 		if err := r.app.compactor.CompactOnce(ctx); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/stratametrics/strata/internal/sigv4proxy"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // requirePrometheus returns Debian's prometheus binary, skipping when it is absent except
@@ -108,29 +109,32 @@ remote_write:
 		`{__name__="up", cluster="e2e", instance="` + addr + `", job="prometheus"}`,
 		`prometheus_tsdb_head_series`,
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got := stored(t, r, ws, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "up|prometheus_tsdb_head_series"))
+	var (
+		got map[string][]sample
+		all string
+	)
+	defer func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Logf("stored: %s\nprometheus log:\n%s", all, log)
+		}
+	}()
+	// Prometheus scrapes and sends on its own timers.
+	testutil.Eventually(t, 60*time.Second, "Prometheus' series to arrive", func() bool {
+		got = stored(t, r, ws, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "up|prometheus_tsdb_head_series"))
 		var keys []string
 		for k := range got {
 			keys = append(keys, k)
 		}
-		all := strings.Join(keys, "\n")
-		if strings.Contains(all, want[0]) && strings.Contains(all, want[1]) {
-			if strings.Contains(all, "__replica__") {
-				t.Fatalf("the replica label was stored: %s", all)
-			}
-			for k, v := range got {
-				if strings.HasPrefix(k, `{__name__="up"`) && v[len(v)-1].v != 1 {
-					t.Fatalf("up is %v", v)
-				}
-			}
-			break
+		all = strings.Join(keys, "\n")
+		return strings.Contains(all, want[0]) && strings.Contains(all, want[1])
+	})
+	if strings.Contains(all, "__replica__") {
+		t.Fatalf("the replica label was stored: %s", all)
+	}
+	for k, v := range got {
+		if strings.HasPrefix(k, `{__name__="up"`) && v[len(v)-1].v != 1 {
+			t.Fatalf("up is %v", v)
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("Prometheus' series did not arrive; stored: %s\nprometheus log:\n%s", all, log)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }

@@ -129,8 +129,7 @@ func TestQueryLimitsPerWorkspace(t *testing.T) {
 			t.Fatalf("write: %d %s", code, msg)
 		}
 	}
-	writeOverrides(t, rc, fmt.Sprintf("overrides:\n  %s:\n    max_query_series: 2\n", limited))
-	time.Sleep(300 * time.Millisecond)
+	setOverrides(t, r, rc, limited, fmt.Sprintf("overrides:\n  %s:\n    max_query_series: 2\n", limited))
 	params := url.Values{"query": {"m"}, "time": {fmt.Sprint(now.Unix() + 1)}}
 	code, out := queryAPI(t, r, limited, "query", params)
 	if code != 422 || !strings.Contains(fmt.Sprint(out["error"]), "series") {
@@ -148,7 +147,8 @@ func TestUsageQueryableInMonitoringWorkspace(t *testing.T) {
 	r := start(t, "--data-dir", dir)
 	mon, tenant := newWorkspace(t, r), newWorkspace(t, r)
 	r.stop()
-	r = start(t, "--data-dir", dir, "--usage.monitoring-workspace", mon, "--usage.interval", "1s", "--ingester.active-series-window", "2h")
+	// The export runs when the test says, not on the exporter's ticker.
+	r = start(t, "--data-dir", dir, "--usage.monitoring-workspace", mon, "--usage.interval", "1h", "--ingester.active-series-window", "2h")
 	now := time.Now()
 	code, msg, _ := post(t, rwURL(r, tenant), "application/x-protobuf", encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: ts("m"), Samples: []prompb.Sample{{Value: 1, Timestamp: now.UnixMilli()}}},
@@ -157,19 +157,15 @@ func TestUsageQueryableInMonitoringWorkspace(t *testing.T) {
 	if code != 400 {
 		t.Fatalf("write: %d %s", code, msg)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q := fmt.Sprintf(`sum by (reason) (strata_workspace_discarded_samples_total{workspace=%q})`, tenant)
-		code, out := queryAPI(t, r, mon, "query", url.Values{"query": {q}})
-		if code == 200 && strings.Contains(fmt.Sprint(out["data"]), "metric_name_invalid") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("usage not queryable in the monitoring workspace: %d %v", code, out)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := r.app.exporter.ExportOnce(context.Background()); err != nil {
+		t.Fatalf("exporting usage: %v", err)
 	}
-	code, out := queryAPI(t, r, mon, "query", url.Values{"query": {fmt.Sprintf(`strata_workspace_ingested_samples_total{workspace=%q}`, tenant)}})
+	q := fmt.Sprintf(`sum by (reason) (strata_workspace_discarded_samples_total{workspace=%q})`, tenant)
+	code, out := queryAPI(t, r, mon, "query", url.Values{"query": {q}})
+	if code != 200 || !strings.Contains(fmt.Sprint(out["data"]), "metric_name_invalid") {
+		t.Fatalf("usage not queryable in the monitoring workspace: %d %v", code, out)
+	}
+	code, out = queryAPI(t, r, mon, "query", url.Values{"query": {fmt.Sprintf(`strata_workspace_ingested_samples_total{workspace=%q}`, tenant)}})
 	if code != 200 || !strings.Contains(fmt.Sprint(out["data"]), `value:[`) {
 		t.Fatalf("ingested samples: %d %v", code, out)
 	}
