@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -327,19 +328,44 @@ func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// String renders the series' labels in wire order, {name="value", ...}, for messages.
+// Bounds of Series.String: it ends up in answers to clients and in logs, and a series
+// may hold 70 labels of 2 KiB values.
+const (
+	maxStringValue  = 256  // bytes of one label value
+	maxStringSeries = 2048 // bytes of the whole
+)
+
+// String renders the series' labels in wire order, {name="value", ...}, for messages,
+// bounded: a value longer than 256 bytes is cut (marked "…+N bytes") and the labels
+// beyond about 2 KiB are left out (marked "…N more labels").
 func (s *Series) String() string {
 	b := make([]byte, 0, 128)
 	b = append(b, '{')
-	first := true
+	n, shown := 0, 0
 	for name, value := range s.Labels() {
-		if !first {
+		n++
+		if len(b) >= maxStringSeries {
+			continue
+		}
+		if shown > 0 {
 			b = append(b, ", "...)
 		}
-		first = false
+		shown++
 		b = append(b, name...)
 		b = append(b, '=')
+		if len(value) > maxStringValue {
+			cut := maxStringValue
+			for cut > 0 && !utf8.RuneStart(value[cut]) {
+				cut--
+			}
+			b = strconv.AppendQuote(b, string(value[:cut]))
+			b = fmt.Appendf(b, "…+%d bytes", len(value)-cut)
+			continue
+		}
 		b = strconv.AppendQuote(b, string(value))
+	}
+	if n > shown {
+		b = fmt.Appendf(b, ", …%d more labels", n-shown)
 	}
 	return string(append(b, '}'))
 }
