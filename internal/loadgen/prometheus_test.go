@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,17 +62,7 @@ func tryStartPrometheus(t *testing.T, cfgFile, dataDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return base, proc.WaitReady(30*time.Second, func() error {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	})
+	return base, proc.WaitReady(30*time.Second, testutil.GetOK(base+"/-/ready"))
 }
 
 // TestAgainstPrometheus sends a backfilled, churning remote write 1.0 load

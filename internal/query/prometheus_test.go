@@ -91,17 +91,7 @@ func tryStartPrometheus(t *testing.T, bin, cfgFile, dataDir string) (*promProces
 		return nil, err
 	}
 	p := &promProcess{url: "http://" + addr, proc: proc}
-	return p, proc.WaitReady(60*time.Second, func() error {
-		resp, err := http.Get(p.url + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	})
+	return p, proc.WaitReady(60*time.Second, testutil.GetOK(p.url+"/-/ready"))
 }
 
 // remoteWrite sends data to Prometheus' receiver with Prometheus' own remote-write client,

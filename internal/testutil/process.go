@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,4 +103,21 @@ func (p *Process) Log() string {
 		b = append([]byte("...\n"), b[len(b)-max:]...)
 	}
 	return string(b)
+}
+
+// GetOK is a WaitReady probe: a GET of url must answer 200.
+func GetOK(url string) func() error {
+	// No idle connections: they would outlive the probe (goleak).
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
 }

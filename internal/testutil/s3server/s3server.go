@@ -105,19 +105,7 @@ func start(t testing.TB, bin, root string, cfg bucket.S3Config) (endpoint string
 	if err != nil {
 		return "", err
 	}
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	return addr, proc.WaitReady(startTimeout, func() error {
-		resp, err := client.Get("http://" + addr + healthPath)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health: %s", resp.Status)
-		}
-		return nil
-	})
+	return addr, proc.WaitReady(startTimeout, testutil.GetOK("http://"+addr+healthPath))
 }
 
 // createBucket sends a SigV4-signed CreateBucket request, so the server sets up the
