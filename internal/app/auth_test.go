@@ -1,8 +1,14 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/prometheus/prometheus/prompb"
@@ -149,4 +156,65 @@ func TestGeneratedRootKey(t *testing.T) {
 			t.Fatal("the instructions print the secret")
 		}
 	}
+}
+
+// CreateRuleGroupsNamespace is authorized on the namespace its body names, and the body
+// authorization reads is the one the handler acts on: a body with anything after its JSON
+// value is refused by both, so it cannot be authorized on the workspace while it creates
+// the namespace a policy denies.
+func TestCreateNamespaceAuthorizedOnTheBodyItActsOn(t *testing.T) {
+	dir := t.TempDir()
+	ids := filepath.Join(dir, "identities.yaml")
+	if err := os.WriteFile(ids, []byte(`
+users:
+  - name: rules
+    access_keys: [{id: AKIDRULESUSER0000001, secret: rules-user-secret-000000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [
+          {"Effect": "Allow", "Action": "aps:*", "Resource": "*"},
+          {"Effect": "Deny", "Action": "aps:CreateRuleGroupsNamespace", "Resource": "arn:aws:aps:us-east-1:*:rulegroupsnamespace/*/prod*"}]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--data-dir", dir, "--auth.identities-file", ids)
+	ws := newWorkspace(t, r)
+	rules := &aws.Credentials{AccessKeyID: "AKIDRULESUSER0000001", SecretAccessKey: "rules-user-secret-000000000"}
+	data := base64.StdEncoding.EncodeToString([]byte("groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n"))
+	create := func(body string) (int, string) {
+		t.Helper()
+		code, msg, _ := postJSONAs(t, rules, r.url+"/workspaces/"+ws+"/rulegroupsnamespaces", []byte(body))
+		return code, msg
+	}
+	if code, msg := create(`{"name":"prod","data":"` + data + `"}`); code != http.StatusForbidden || !strings.Contains(msg, "rulegroupsnamespace/"+ws+"/prod") {
+		t.Fatalf("denied namespace: %d %s", code, msg)
+	}
+	for _, trailing := range []string{"}", "]", `{"name":"dev"}`} {
+		if code, msg := create(`{"name":"prod","data":"` + data + `"}` + trailing); code != http.StatusBadRequest && code != http.StatusForbidden {
+			t.Fatalf("denied namespace, body followed by %q: %d %s", trailing, code, msg)
+		}
+	}
+	if _, err := r.client().DescribeRuleGroupsNamespace(context.Background(), &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("prod")}); err == nil {
+		t.Fatal("the denied namespace was created")
+	}
+	if code, msg := create(`{"name":"dev","data":"` + data + `"}`); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("allowed namespace: %d %s", code, msg)
+	}
+}
+
+// postJSONAs sends a JSON body signed with creds.
+func postJSONAs(t *testing.T, creds *aws.Credentials, target string, body []byte) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -70,12 +69,13 @@ func (r *resources) ruleGroupsNamespaceARN(req *http.Request) string {
 }
 
 // newRuleGroupsNamespaceARN is the ARN of the namespace a CreateRuleGroupsNamespace
-// body names; "" when the body names none that is valid.
+// body names; "" when the body names none that is valid, which the handler refuses, as
+// it reads the body the same way (awsapi.DecodeJSON).
 func (r *resources) newRuleGroupsNamespaceARN(req *http.Request, body []byte) string {
 	var in struct {
 		Name string `json:"name"`
 	}
-	if json.Unmarshal(body, &in) != nil || controlplane.ValidateNamespaceName(in.Name) != nil {
+	if awsapi.DecodeJSON(body, &in) != nil || controlplane.ValidateNamespaceName(in.Name) != nil {
 		return ""
 	}
 	return namespaceARN(r.workspaceARN(req), in.Name)

@@ -55,6 +55,14 @@ func ReadJSON(r *http.Request, maxBytes int64, v any) error {
 			Reason:  ReasonOther,
 		}
 	}
+	return DecodeJSON(body, v)
+}
+
+// DecodeJSON decodes a request body read whole, as ReadJSON does: empty (or blank) is
+// an empty object; otherwise it must be exactly one JSON value, with nothing but white
+// space after it. Authorization reads a body with it too (a namespace's name, request
+// tags), so that it sees exactly what the handler will act on.
+func DecodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
@@ -66,7 +74,9 @@ func ReadJSON(r *http.Request, maxBytes int64, v any) error {
 		}
 		return CannotParse("request body is not valid JSON: %v", err)
 	}
-	if dec.More() {
+	// Anything after the value, a stray "}" included (which More does not see), makes
+	// the body invalid.
+	if _, err := dec.Token(); err != io.EOF {
 		return CannotParse("request body holds more than one JSON value")
 	}
 	return nil

@@ -740,10 +740,8 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) error {
 // body sets, decoded as the handlers decode them.
 func bodyTags(_ *http.Request, body []byte) (map[string]string, []string, error) {
 	var req tagResourceRequest
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, nil, err
-		}
+	if err := awsapi.DecodeJSON(body, &req); err != nil {
+		return nil, nil, err
 	}
 	keys := make([]string, 0, len(req.Tags))
 	for k := range req.Tags {
