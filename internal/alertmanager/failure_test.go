@@ -81,7 +81,7 @@ func TestSafeNotifierRecovers(t *testing.T) {
 		logger: slog.New(slog.NewTextHandler(logs, nil)).With("workspace", "ws-a"),
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"integration"}),
 	}
-	sn := &safeNotifier{inner: notify.NewIntegration(panicNotifier{}, sendResolved(true), "webhook", 0, "r"), tenant: tn, receiver: "r"}
+	sn := newSafeNotifier(notify.NewIntegration(panicNotifier{}, sendResolved(true), "webhook", 0, "r"), tn, "r", 1)
 	v := sn.Notify(context.Background())
 	if v.Err() == nil || v.ShouldRetry() || !strings.Contains(v.Err().Error(), "panicked: bug") {
 		t.Fatalf("verdict: err %v, retry %v", v.Err(), v.ShouldRetry())

@@ -2,14 +2,17 @@ package alertmanager
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/alertmanager/config"
 	commoncfg "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 )
@@ -20,8 +23,8 @@ import (
 // its webhooks, Slack, PagerDuty, SNS… URLs are dialled by the server.
 type FirewallConfig struct {
 	// BlockPrivateAddresses refuses connections to loopback, private (RFC 1918, fc00::/7),
-	// link-local (169.254.0.0/16 and fe80::/10, where cloud metadata services answer),
-	// multicast and unspecified addresses.
+	// shared (100.64.0.0/10), link-local (169.254.0.0/16 and fe80::/10, where cloud
+	// metadata services answer), multicast and unspecified addresses.
 	BlockPrivateAddresses bool `yaml:"block_private_addresses"`
 	// BlockCIDRNetworks refuses connections to these networks.
 	BlockCIDRNetworks CIDRList `yaml:"block_cidr_networks"`
@@ -34,6 +37,10 @@ func (c *FirewallConfig) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.BlockCIDRNetworks, "alertmanager.receivers-firewall.block-cidr-networks",
 		"Comma-separated networks (CIDR) HTTP-based receivers may not connect to; not email.")
 }
+
+// sharedAddressSpace is RFC 6598's 100.64.0.0/10, which netip's IsPrivate leaves out;
+// a cloud's metadata service answers there too (100.100.100.200).
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
 
 // enabled says whether the firewall refuses anything.
 func (c *FirewallConfig) enabled() bool {
@@ -49,6 +56,8 @@ func (c *FirewallConfig) blocked(addr netip.Addr) string {
 			return "a loopback address"
 		case addr.IsPrivate():
 			return "a private address"
+		case sharedAddressSpace.Contains(addr):
+			return "a shared (carrier-grade NAT) address"
 		case addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast(), addr.IsInterfaceLocalMulticast():
 			return "a link-local address"
 		case addr.IsMulticast():
@@ -63,6 +72,24 @@ func (c *FirewallConfig) blocked(addr netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// admits refuses, while the firewall is on, the receivers the library would dial
+// without its dialer: SNS through the AWS SDK's own HTTP client, which the library uses
+// when use_aws_http_client is set or AWS_CA_BUNDLE is in the environment.
+func (c *FirewallConfig) admits(rcv config.Receiver) error {
+	if !c.enabled() {
+		return nil
+	}
+	for _, sc := range rcv.SNSConfigs {
+		switch {
+		case sc.UseAWSHTTPClient:
+			return errors.New("sns_configs: use_aws_http_client bypasses the receivers firewall, which is on; remove it")
+		case os.Getenv("AWS_CA_BUNDLE") != "":
+			return errors.New("sns_configs: with AWS_CA_BUNDLE set in the server's environment, SNS is sent by the AWS SDK's own HTTP client, which bypasses the receivers firewall; the operator must unset it (SSL_CERT_FILE serves the same purpose) or turn the firewall off")
+		}
+	}
+	return nil
 }
 
 // httpOptions are the HTTP client options of every receiver: a dialer that checks each

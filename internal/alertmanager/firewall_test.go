@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/notify/sns"
 	"gopkg.in/yaml.v3"
 )
 
@@ -27,6 +29,8 @@ func TestFirewallBlocked(t *testing.T) {
 		{"192.168.1.1", true, false},
 		{"fd00::1", true, false},
 		{"169.254.169.254", true, false}, // cloud metadata
+		{"100.100.100.200", true, false}, // another cloud's
+		{"100.63.255.255", false, false},
 		{"fe80::1", true, false},
 		{"0.0.0.0", true, false},
 		{"224.0.0.1", true, false},
@@ -111,5 +115,30 @@ func TestReceiversFirewall(t *testing.T) {
 				return v >= 1 && strings.Contains(f.logs.String(), "receivers firewall: the connection to 127.0.0.1 is blocked")
 			})
 		})
+	}
+}
+
+// While the firewall is on, SNS receivers the library would send through the AWS SDK's
+// own HTTP client (not through the firewall's dialer) are refused.
+func TestFirewallRefusesSNSOutsideIt(t *testing.T) {
+	rcv := func(useAWS bool) config.Receiver {
+		return config.Receiver{Name: "sns", SNSConfigs: []*sns.SNSConfig{{UseAWSHTTPClient: useAWS}}}
+	}
+	var on FirewallConfig
+	on.BlockPrivateAddresses = true
+	var off FirewallConfig
+	t.Setenv("AWS_CA_BUNDLE", "")
+	if err := on.admits(rcv(false)); err != nil {
+		t.Errorf("SNS through the firewall: %v", err)
+	}
+	if err := on.admits(rcv(true)); err == nil || !strings.Contains(err.Error(), "use_aws_http_client") {
+		t.Errorf("use_aws_http_client with the firewall on: %v", err)
+	}
+	if err := off.admits(rcv(true)); err != nil {
+		t.Errorf("use_aws_http_client with the firewall off: %v", err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+	if err := on.admits(rcv(false)); err == nil || !strings.Contains(err.Error(), "AWS_CA_BUNDLE") {
+		t.Errorf("AWS_CA_BUNDLE with the firewall on: %v", err)
 	}
 }

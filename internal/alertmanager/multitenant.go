@@ -288,7 +288,7 @@ func (m *MultiTenant) syncWorkspaceLocked(ctx context.Context, ws meta.Workspace
 	t, err = newTenant(ws.ID, &m.cfg, extURL, m.limits, logger, st)
 	if err == nil {
 		if err = t.applyConfig(def, hash); err != nil {
-			t.stop()
+			t.stop(ctx)
 		}
 	}
 	if err != nil {
@@ -323,7 +323,7 @@ func (m *MultiTenant) stopTenantLocked(ctx context.Context, t *tenant, persist b
 	}
 	m.mu.Unlock()
 	// Dispatching stops first, so the notification log persisted is the final one.
-	t.stop()
+	t.stop(ctx)
 	if persist {
 		// The last write must not be cut short by the caller's context ending.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)

@@ -96,11 +96,11 @@ func TestConcurrentNotificationsBounded(t *testing.T) {
 // webhooks with a literal URL get a template set without them).
 func TestTemplatedWebhookURL(t *testing.T) {
 	f := newFixture(t)
-	hook := newWebhook(t)
 	paths := make(chan string, 10)
-	hook.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		paths <- r.URL.RequestURI()
-	})
+	}))
+	t.Cleanup(srv.Close)
 	cfg := fmt.Sprintf(`route:
   receiver: both
   group_by: [alertname]
@@ -111,8 +111,8 @@ receivers:
   - url: '{{ template "base" . }}/templated?name={{ .GroupLabels.alertname }}'
   - url: %s/plain
 templates: [urls]
-`, hook.srv.URL)
-	f.createWorkspace("ws-a", definition(t, cfg, map[string]string{"urls": fmt.Sprintf(`{{ define "base" }}%s{{ end }}`, hook.srv.URL)}))
+`, srv.URL)
+	f.createWorkspace("ws-a", definition(t, cfg, map[string]string{"urls": fmt.Sprintf(`{{ define "base" }}%s{{ end }}`, srv.URL)}))
 	f.sync()
 	f.postAlerts("ws-a", map[string]string{"alertname": "Templated"})
 	got := map[string]bool{}
@@ -150,7 +150,7 @@ func TestStopWaitsForFlushes(t *testing.T) {
 	log := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	f := &flights{waiting: make(chan struct{})}
 	inner := blockingStage{entered: make(chan struct{}), release: make(chan struct{}), log: log}
-	s := newBoundedStage(inner, map[string][]notify.Integration{"hook": nil}, 1, f)
+	s := trackedStage{inner, f}
 	ctx := notify.WithReceiverName(context.Background(), "hook")
 	go func() { _, _, _ = s.Exec(ctx, slog.New(slog.DiscardHandler)) }()
 	<-inner.entered
@@ -177,4 +177,28 @@ func TestStopWaitsForFlushes(t *testing.T) {
 	if err := f.wait(context.Background()); err != nil { // idle: returns at once
 		t.Fatal(err)
 	}
+}
+
+// A tenant's stop waits for its flushes in progress before it returns (and the last
+// persist follows).
+func TestTenantStopWaitsForFlights(t *testing.T) {
+	f := newFixture(t)
+	hook := newWebhook(t)
+	f.createWorkspace("ws-a", definition(t, hookConfig(hook.url()), nil))
+	f.sync()
+	tn := f.m.tenant("ws-a")
+	tn.flights.waiting = make(chan struct{})
+	tn.flights.start() // a flush in progress
+	stopped := make(chan struct{})
+	go func() {
+		tn.stop(context.Background())
+		close(stopped)
+	}()
+	select {
+	case <-tn.flights.waiting:
+	case <-stopped:
+		t.Fatal("stop returned while a flush was in progress")
+	}
+	tn.flights.end()
+	<-stopped
 }

@@ -61,7 +61,9 @@ type tenant struct {
 	limits Limits
 	// maxSends is Config.MaxConcurrentNotifications.
 	maxSends int
-	// httpOpts are the receivers' HTTP client options (the firewall's dialer).
+	// firewall is Config.ReceiversFirewall; httpOpts the receivers' HTTP client options
+	// (its dialer).
+	firewall FirewallConfig
 	httpOpts []commoncfg.HTTPClientOption
 	// flights counts the flushes in progress, of every configuration applied.
 	flights flights
@@ -121,6 +123,7 @@ func newTenant(id string, cfg *Config, extURL *url.URL, limits Limits, logger *s
 		extURL:    extURL,
 		limits:    limits,
 		maxSends:  cfg.MaxConcurrentNotifications,
+		firewall:  cfg.ReceiversFirewall,
 		httpOpts:  cfg.ReceiversFirewall.httpOptions(),
 		persisted: map[string]string{},
 		panics: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
@@ -223,12 +226,15 @@ func (t *tenant) applyConfig(def *Definition, hash string) error {
 		if !used[rcv.Name] {
 			continue
 		}
+		if err := t.firewall.admits(rcv); err != nil {
+			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
 		integrations, err := buildIntegrations(rcv, tmpl, plain, t.logger.With("receiver", rcv.Name), t.httpOpts)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
 		for i := range integrations {
-			sn := &safeNotifier{inner: integrations[i], tenant: t, receiver: rcv.Name}
+			sn := newSafeNotifier(integrations[i], t, rcv.Name, t.maxSends)
 			integrations[i] = notify.NewIntegration(sn, sn, sn.inner.Name(), sn.inner.Index(), rcv.Name)
 		}
 		receivers[rcv.Name] = integrations
@@ -260,7 +266,7 @@ func (t *tenant) applyConfig(def *Definition, hash string) error {
 		}
 		t.silencer.Mutes(ctx, ls)
 	})
-	dispatcher := dispatch.NewDispatcher(t.alerts, routes, newBoundedStage(pipeline, receivers, t.maxSends, &t.flights), intervener, notifyTimeout, dispatchMaintenanceInterval,
+	dispatcher := dispatch.NewDispatcher(t.alerts, routes, trackedStage{pipeline, &t.flights}, intervener, notifyTimeout, dispatchMaintenanceInterval,
 		dispatcherLimits{t.id, t.limits}, t.logger, recorder, t.dispatchMetrics, tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()
@@ -323,7 +329,7 @@ func notifyTimeout(d time.Duration) time.Duration {
 
 // stop stops dispatching and the alert store's collection. The silences and the
 // notification log stay readable for a last persist.
-func (t *tenant) stop() {
+func (t *tenant) stop(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
@@ -333,8 +339,9 @@ func (t *tenant) stop() {
 	t.inhibitor.Load().Stop()
 	t.dispatcher.Load().Stop()
 	// The flushes in progress were cancelled; wait for them to end, so the notification
-	// log they write is in the last persist.
-	ctx, cancel := context.WithTimeout(context.Background(), stopFlushTimeout)
+	// log they write is in the last persist. At most stopFlushTimeout, and within ctx,
+	// which Close shares between all its tenants.
+	ctx, cancel := context.WithTimeout(ctx, stopFlushTimeout)
 	defer cancel()
 	if err := t.flights.wait(ctx); err != nil {
 		t.logger.Warn("flushes still in progress at stop; a group they notified may be notified again after a restart", "err", err)
@@ -436,57 +443,52 @@ func (f *flights) wait(ctx context.Context) error {
 	}
 }
 
-// boundedStage bounds the flushes of each receiver in flight at once: the rest wait,
-// before the pipeline, on their aggregation group's goroutine. When thousands of groups
-// flush together, notifying them a few at a time over reused connections takes half the
-// CPU of starting them all: each would open a connection and run on new goroutines with
-// deep stacks (the fan-out's, the HTTP client's), and the collector would scan them all.
-// Each receiver has its own bound, so a slow one delays only its own groups.
-type boundedStage struct {
+// trackedStage counts the flushes of the pipeline in progress (flights).
+type trackedStage struct {
 	inner   notify.Stage
 	flights *flights
-	// slots holds a token per flush in flight, by receiver. A full channel queues
-	// senders in arrival order: the groups of a burst go first come, first served.
-	slots map[string]chan struct{}
 }
 
-func newBoundedStage(inner notify.Stage, receivers map[string][]notify.Integration, n int, f *flights) *boundedStage {
-	s := &boundedStage{inner: inner, flights: f, slots: make(map[string]chan struct{}, len(receivers))}
-	for name := range receivers {
-		s.slots[name] = make(chan struct{}, n)
-	}
-	return s
-}
-
-func (s *boundedStage) Exec(ctx context.Context, l *slog.Logger, alerts ...*alert.Alert) (context.Context, []*alert.Alert, error) {
+func (s trackedStage) Exec(ctx context.Context, l *slog.Logger, alerts ...*alert.Alert) (context.Context, []*alert.Alert, error) {
 	s.flights.start()
 	defer s.flights.end()
-	name, _ := notify.ReceiverName(ctx)
-	slots, ok := s.slots[name]
-	if !ok {
-		return s.inner.Exec(ctx, l, alerts...) // the pipeline answers for an unknown receiver
-	}
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		// The flush timeout ended while the receiver was busy with other groups; the
-		// group's next flush tries again, as after a failed notification.
-		return ctx, nil, fmt.Errorf("receiver %q: waiting for one of its %d notifications in flight: %w", name, cap(slots), context.Cause(ctx))
-	}
-	defer func() { <-slots }()
 	return s.inner.Exec(ctx, l, alerts...)
 }
 
-// safeNotifier turns a panic of a notifier (its templates run inside it) into a failed,
-// unrecoverable notification: it runs on the dispatcher's goroutines, where a panic would
-// end the process and every workspace's Alertmanager with it.
+// safeNotifier bounds the notifications of an integration in flight at once, and turns
+// a panic of its notifier (its templates run inside it) into a failed, unrecoverable
+// notification: it runs on the dispatcher's goroutines, where a panic would end the
+// process and every workspace's Alertmanager with it.
+//
+// When thousands of groups flush together, notifying them a few at a time over reused
+// connections takes half the CPU of starting them all, each on a new connection. The
+// bound holds for one attempt, not for the retries' backoff in between, so a receiver
+// that fails some notifications does not hold up the others; each integration has its
+// own, so a slow one delays only its own.
 type safeNotifier struct {
 	inner    notify.Integration
 	tenant   *tenant
 	receiver string
+	// slots holds a token per notification in flight. A full channel queues senders in
+	// arrival order: the groups of a burst go about first come, first served.
+	slots chan struct{}
+}
+
+// newSafeNotifier wraps inner, an integration of t's receiver, allowing it maxSends
+// notifications in flight.
+func newSafeNotifier(inner notify.Integration, t *tenant, receiver string, maxSends int) *safeNotifier {
+	return &safeNotifier{inner: inner, tenant: t, receiver: receiver, slots: make(chan struct{}, maxSends)}
 }
 
 func (n *safeNotifier) Notify(ctx context.Context, alerts ...*alert.Alert) (v notify.NotifyVerdict) {
+	select {
+	case n.slots <- struct{}{}:
+	case <-ctx.Done():
+		// The flush timeout ended while the integration was busy with other groups; the
+		// group's next flush tries again, as after a failed notification.
+		return notify.Retry(0, fmt.Errorf("waiting for one of the %d notifications in flight of %s: %w", cap(n.slots), n.inner.String(), context.Cause(ctx)), notify.DefaultReason)
+	}
+	defer func() { <-n.slots }()
 	defer func() {
 		if r := recover(); r != nil {
 			n.tenant.panics.WithLabelValues(n.inner.Name()).Inc()
