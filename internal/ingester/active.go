@@ -180,6 +180,16 @@ func (a *activeSeries) admit(metric string, maxTotal, maxPerMetric int, sets []u
 	return nil
 }
 
+// setLimited says whether one of sets has a series limit. Call with a.mu held.
+func (a *activeSeries) setLimited(sets []uint16) bool {
+	for _, i := range sets {
+		if a.sets[i].maxSeries > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // reserve counts an admitted series against the limits until release. Call with a.mu
 // held for writing.
 func (a *activeSeries) reserve(metric string, sets []uint16) reservation {

@@ -85,6 +85,19 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	st.stale = slices0(st.stale, n)
 	st.newRefs = st.newRefs[:0]
 	st.reserved = st.reserved[:0]
+	// Reservations are given back with the commit below; should anything in between
+	// panic (the HTTP server recovers it), here, or they would lower the limits until the
+	// TSDB closes.
+	defer func() {
+		if len(st.reserved) > 0 {
+			u.active.mu.Lock()
+			for _, r := range st.reserved {
+				u.active.release(r)
+			}
+			u.active.mu.Unlock()
+			st.reserved = st.reserved[:0]
+		}
+	}()
 
 	// Metadata the distributor validated; beyond the workspace's families limit it is
 	// dropped and counted, silently (AMP's behaviour): it never costs a sample.
@@ -167,14 +180,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		}
 	}
 	if err := app.Commit(); err != nil {
-		if len(st.reserved) > 0 {
-			a.mu.Lock()
-			for _, r := range st.reserved {
-				a.release(r)
-			}
-			a.mu.Unlock()
-		}
-		return PushResult{}, fmt.Errorf("committing to the TSDB of workspace %s: %w", workspace, err)
+		return PushResult{}, fmt.Errorf("committing to the TSDB of workspace %s: %w", workspace, err) // the deferred release gives the reservations back
 	}
 
 	if len(st.newRefs) > 0 || len(st.reserved) > 0 || anyStale {
@@ -183,6 +189,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		for _, r := range st.reserved {
 			a.release(r)
 		}
+		st.reserved = st.reserved[:0]
 		for _, ns := range st.newRefs {
 			start := 0
 			if ns.idx > 0 {
@@ -226,6 +233,10 @@ func (i *Ingester) admit(u *userDB, lbls labels.Labels, metric string, raw []rem
 	sets := a.matchSets(buf[:0], raw)
 	r := a.admit(metric, maxTotal, maxPerMetric, sets)
 	if r == nil {
+		if maxTotal <= 0 && maxPerMetric <= 0 && !a.setLimited(sets) {
+			a.mu.Unlock()
+			return nil, nil // no limit to hold a share of
+		}
 		res := a.reserve(metric, sets)
 		a.mu.Unlock()
 		return nil, &res
