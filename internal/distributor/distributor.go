@@ -184,7 +184,8 @@ func (d *Distributor) LoadHA(ctx context.Context) error {
 	if dropped := len(entries) - len(valid); dropped > 0 {
 		d.logger.Warn("HA elections with invalid cluster or replica values dropped", "elections", dropped)
 		if err := d.writeHA(ctx, d.ha.Snapshot()); err != nil {
-			// The next change rewrites the object; until then a restart drops them again.
+			// Run's next tick tries again; until then a restart drops them again.
+			d.haUnsaved.Store(true)
 			d.logger.Warn("rewriting HA elections without the invalid ones", "err", err)
 		}
 	}

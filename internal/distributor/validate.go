@@ -61,23 +61,23 @@ func scanLabels(s *remotewrite.Series, lim *limits.Limits, clusterLabel, replica
 			hasMetric = true
 			metric = value
 			if len(value) > 0 && !validMetricName(value) {
-				bad = &invalidSeries{usage.MetricNameInvalid, fmt.Sprintf("metric name %q is invalid", value)}
+				bad = &invalidSeries{usage.MetricNameInvalid, fmt.Sprintf("metric name %.200q is invalid", value)}
 				continue
 			}
 		} else if !validLabelName(name) {
-			bad = &invalidSeries{usage.LabelInvalid, fmt.Sprintf("label name %q is invalid", name)}
+			bad = &invalidSeries{usage.LabelInvalid, fmt.Sprintf("label name %.200q is invalid", name)}
 			continue
 		}
 		if lim.MaxLabelNameLength > 0 && len(name) > lim.MaxLabelNameLength {
-			bad = &invalidSeries{usage.LabelNameTooLong, fmt.Sprintf("label name %q is longer than %d bytes (max_label_name_length)", name, lim.MaxLabelNameLength)}
+			bad = &invalidSeries{usage.LabelNameTooLong, fmt.Sprintf("label name %.200q is longer than %d bytes (max_label_name_length)", name, lim.MaxLabelNameLength)}
 			continue
 		}
 		if lim.MaxLabelValueLength > 0 && len(value) > lim.MaxLabelValueLength {
-			bad = &invalidSeries{usage.LabelValueTooLong, fmt.Sprintf("value of label %q is %d bytes long, more than %d (max_label_value_length)", name, len(value), lim.MaxLabelValueLength)}
+			bad = &invalidSeries{usage.LabelValueTooLong, fmt.Sprintf("value of label %.200q is %d bytes long, more than %d (max_label_value_length)", name, len(value), lim.MaxLabelValueLength)}
 			continue
 		}
 		if !utf8.Valid(value) {
-			bad = &invalidSeries{usage.LabelInvalid, fmt.Sprintf("value of label %q is not valid UTF-8", name)}
+			bad = &invalidSeries{usage.LabelInvalid, fmt.Sprintf("value of label %.200q is not valid UTF-8", name)}
 			continue
 		}
 		if idx < len(seen) {
@@ -104,13 +104,13 @@ func scanLabels(s *remotewrite.Series, lim *limits.Limits, clusterLabel, replica
 func validateHALabel(name string, value []byte, lim *limits.Limits) *invalidSeries {
 	switch {
 	case !validLabelName([]byte(name)):
-		return &invalidSeries{usage.LabelInvalid, fmt.Sprintf("label name %q is invalid", name)}
+		return &invalidSeries{usage.LabelInvalid, fmt.Sprintf("label name %.200q is invalid", name)}
 	case lim.MaxLabelNameLength > 0 && len(name) > lim.MaxLabelNameLength:
-		return &invalidSeries{usage.LabelNameTooLong, fmt.Sprintf("label name %q is longer than %d bytes (max_label_name_length)", name, lim.MaxLabelNameLength)}
+		return &invalidSeries{usage.LabelNameTooLong, fmt.Sprintf("label name %.200q is longer than %d bytes (max_label_name_length)", name, lim.MaxLabelNameLength)}
 	case lim.MaxLabelValueLength > 0 && len(value) > lim.MaxLabelValueLength:
-		return &invalidSeries{usage.LabelValueTooLong, fmt.Sprintf("value of label %q is %d bytes long, more than %d (max_label_value_length)", name, len(value), lim.MaxLabelValueLength)}
+		return &invalidSeries{usage.LabelValueTooLong, fmt.Sprintf("value of label %.200q is %d bytes long, more than %d (max_label_value_length)", name, len(value), lim.MaxLabelValueLength)}
 	case !utf8.Valid(value):
-		return &invalidSeries{usage.LabelInvalid, fmt.Sprintf("value of label %q is not valid UTF-8", name)}
+		return &invalidSeries{usage.LabelInvalid, fmt.Sprintf("value of label %.200q is not valid UTF-8", name)}
 	}
 	return nil
 }

@@ -331,13 +331,34 @@ func yoloString(b []byte) string {
 // Bounds of Series.String: it ends up in answers to clients and in logs, and a series
 // may hold 70 labels of 2 KiB values.
 const (
-	maxStringValue  = 256  // bytes of one label value
+	maxStringValue  = 256  // bytes of one label name or value
 	maxStringSeries = 2048 // bytes of the whole
 )
 
+// appendBounded appends s, quoted when quote is set, cut after maxStringValue bytes (at
+// a rune boundary) with the cut marked.
+func appendBounded(b, s []byte, quote bool) []byte {
+	cut := len(s)
+	if cut > maxStringValue {
+		cut = maxStringValue
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+	}
+	if quote {
+		b = strconv.AppendQuote(b, string(s[:cut]))
+	} else {
+		b = append(b, s[:cut]...)
+	}
+	if cut < len(s) {
+		b = fmt.Appendf(b, "…+%d bytes", len(s)-cut)
+	}
+	return b
+}
+
 // String renders the series' labels in wire order, {name="value", ...}, for messages,
-// bounded: a value longer than 256 bytes is cut (marked "…+N bytes") and the labels
-// beyond about 2 KiB are left out (marked "…N more labels").
+// bounded: a name or value longer than 256 bytes is cut (marked "…+N bytes") and the
+// labels beyond about 2 KiB are left out (marked "…N more labels").
 func (s *Series) String() string {
 	b := make([]byte, 0, 128)
 	b = append(b, '{')
@@ -351,18 +372,9 @@ func (s *Series) String() string {
 			b = append(b, ", "...)
 		}
 		shown++
-		b = append(b, name...)
+		b = appendBounded(b, name, false)
 		b = append(b, '=')
-		if len(value) > maxStringValue {
-			cut := maxStringValue
-			for cut > 0 && !utf8.RuneStart(value[cut]) {
-				cut--
-			}
-			b = strconv.AppendQuote(b, string(value[:cut]))
-			b = fmt.Appendf(b, "…+%d bytes", len(value)-cut)
-			continue
-		}
-		b = strconv.AppendQuote(b, string(value))
+		b = appendBounded(b, value, true)
 	}
 	if n > shown {
 		b = fmt.Appendf(b, ", …%d more labels", n-shown)

@@ -36,6 +36,11 @@ func TestSeriesStringIsBounded(t *testing.T) {
 		t.Errorf("long value:\n got %s\nwant %s", got, want)
 	}
 
+	s = decodeOneSeries(t, prompb.Label{Name: strings.Repeat("n", 300), Value: "v"})
+	if got := s.String(); got != "{"+strings.Repeat("n", 256)+`…+44 bytes="v"}` {
+		t.Errorf("long name: %s", got)
+	}
+
 	ls := []prompb.Label{{Name: "__name__", Value: "m"}}
 	for i := range 69 {
 		ls = append(ls, prompb.Label{Name: "l" + string(rune('a'+i/26)) + string(rune('a'+i%26)), Value: strings.Repeat("v", 2048)})
