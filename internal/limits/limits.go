@@ -170,7 +170,6 @@ func Default() Limits {
 	return l
 }
 
-// Validate checks the limits.
 // RetentionDays is a workspace's retention in days: its own (set with
 // UpdateWorkspaceConfiguration; own is 0 when it set none), else RetentionPeriodDays.
 // Every component that needs a workspace's retention asks here.
@@ -186,6 +185,7 @@ func (l *Limits) Retention(own int) time.Duration {
 	return time.Duration(l.RetentionDays(own)) * 24 * time.Hour
 }
 
+// Validate checks the limits.
 func (l *Limits) Validate() error {
 	switch {
 	case l.IngestionRate < 0:
