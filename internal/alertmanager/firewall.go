@@ -33,7 +33,7 @@ type FirewallConfig struct {
 // RegisterFlags registers the flags under "alertmanager.receivers-firewall.".
 func (c *FirewallConfig) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.BlockPrivateAddresses, "alertmanager.receivers-firewall.block-private-addresses", false,
-		"Refuse notifications to loopback, private, link-local (cloud metadata), multicast and unspecified addresses. Applies to every HTTP-based receiver (webhook, Slack, PagerDuty, OpsGenie, SNS, …), checked on the address actually dialled; not to email.")
+		"Refuse notifications to loopback, private, shared (100.64.0.0/10), link-local (cloud metadata), multicast and unspecified addresses. Applies to every HTTP-based receiver (webhook, Slack, PagerDuty, OpsGenie, SNS, …), checked on the address actually dialled; not to email. While on, definitions with SNS sent by the AWS SDK's own client (use_aws_http_client, or AWS_CA_BUNDLE in the environment) do not load.")
 	f.Var(&c.BlockCIDRNetworks, "alertmanager.receivers-firewall.block-cidr-networks",
 		"Comma-separated networks (CIDR) HTTP-based receivers may not connect to; not email.")
 }
