@@ -286,15 +286,11 @@ func startProxy(t *testing.T, env []string, args ...string) (string, *testutil.S
 // know, and every wait of these tests goes through here.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, logs ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			var extra []string
-			for _, l := range logs {
-				extra = append(extra, tail(l(), 6000))
-			}
-			t.Fatalf("timed out waiting for %s\n%s", what, strings.Join(extra, "\n"))
+	if !testutil.Poll(timeout, 50*time.Millisecond, cond) {
+		var extra []string
+		for _, l := range logs {
+			extra = append(extra, tail(l(), 6000))
 		}
-		time.Sleep(50 * time.Millisecond)
+		t.Fatalf("timed out waiting for %s\n%s", what, strings.Join(extra, "\n"))
 	}
 }

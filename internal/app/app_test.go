@@ -1,7 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"io"
 	"net/http"
@@ -212,12 +215,26 @@ func get(t *testing.T, url string) (int, string) {
 // signedGet sends a GET signed with creds (service aps, us-east-1).
 func signedGet(t *testing.T, creds *aws.Credentials, url string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	code, body, _ := signedDo(t, creds, http.MethodGet, url, nil, nil)
+	return code, body
+}
+
+// signedDo sends a request with body and headers, signed with creds (service aps,
+// us-east-1) over the body's SHA-256, or unsigned when creds is nil.
+func signedDo(t testing.TB, creds *aws.Credentials, method, url string, body []byte, header http.Header) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, emptySHA256Hex, "aps", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if creds != nil {
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -225,7 +242,7 @@ func signedGet(t *testing.T, creds *aws.Credentials, url string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 const emptySHA256Hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

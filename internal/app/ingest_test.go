@@ -1,12 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -17,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/golang/snappy"
@@ -117,22 +112,7 @@ func post(t *testing.T, target, contentType string, body []byte) (int, string, h
 // postAs is post signed with creds; nil creds send the request unsigned.
 func postAs(t *testing.T, creds *aws.Credentials, target, contentType string, body []byte) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Content-Encoding", "snappy")
-	sum := sha256.Sum256(body)
-	if creds != nil {
-		if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
+	return signedDo(t, creds, http.MethodPost, target, body, http.Header{"Content-Type": {contentType}, "Content-Encoding": {"snappy"}})
 }
 
 type sample struct {

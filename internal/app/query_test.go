@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -15,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -32,22 +28,12 @@ func queryAPIAs(t testing.TB, creds *aws.Credentials, r *running, ws, path strin
 	if len(params) > 0 {
 		u += "?" + params.Encode()
 	}
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	sum := sha256.Sum256(nil)
-	if err := v4.NewSigner().SignHTTP(context.Background(), *creds, req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b, _ := signedDo(t, creds, http.MethodGet, u, nil, nil)
 	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := json.Unmarshal([]byte(b), &out); err != nil {
 		t.Fatalf("%s: not JSON: %s", path, b)
 	}
-	return resp.StatusCode, out
+	return code, out
 }
 
 func TestQueryWhatWasWritten(t *testing.T) {

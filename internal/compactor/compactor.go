@@ -43,7 +43,9 @@ type Compactor struct {
 	workspaces Workspaces
 	logger     *slog.Logger
 	now        func() time.Time
-	m          *metrics
+	// after is the wait between two runs of Run (time.After); tests tick it themselves.
+	after func(time.Duration) <-chan time.Time
+	m     *metrics
 
 	// runMu serializes runs: Run's loop, and tests or tools calling CompactOnce.
 	runMu sync.Mutex
@@ -89,6 +91,7 @@ func New(cfg Config, dataDir string, bkt objstore.Bucket, workspaces Workspaces,
 		workspaces: workspaces,
 		logger:     logger,
 		now:        now,
+		after:      time.After,
 		m:          newMetrics(reg),
 		sizes:      map[string]map[ulid.ULID]int64{},
 		active:     map[string]*activeWorkspace{},
@@ -103,19 +106,16 @@ func (c *Compactor) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	for ctx.Err() == nil {
 		if err := c.CompactOnce(ctx); err != nil && ctx.Err() == nil {
 			c.logger.Warn("compaction run failed; will retry", "err", err)
 		}
-		t.Reset(c.cfg.Interval)
+		select {
+		case <-ctx.Done():
+		case <-c.after(c.cfg.Interval):
+		}
 	}
+	return nil
 }
 
 // CompactOnce makes one pass over every workspace in the bucket: delete blocks whose

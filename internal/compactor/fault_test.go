@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -217,11 +216,10 @@ func TestDeleteWorkspaceDuringCompaction(t *testing.T) {
 	}
 }
 
-// Run compacts at once and then every interval, and returns when its context ends. It
-// runs in a synctest bubble, whose clock moves only when every goroutine of the test
-// waits: sleeping there takes no time, and what Run did by then is exact.
+// Run compacts at once and then once per interval, and returns when its context ends.
+// The test stands in for the interval: Run asks it for each wait, and it ticks by hand.
 func TestRun(t *testing.T) {
-	run := func(t *testing.T, cfg Config, wait time.Duration) *Compactor {
+	newCompactor := func(t *testing.T, cfg Config) (*Compactor, chan time.Duration, chan time.Time) {
 		t.Helper()
 		bkt, err := bucket.NewFilesystem(t.TempDir())
 		if err != nil {
@@ -231,35 +229,59 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Buffered, so a Run that waits where it should not does not hang the test.
+		waits, ticks := make(chan time.Duration, 1), make(chan time.Time)
+		c.after = func(d time.Duration) <-chan time.Time {
+			waits <- d
+			return ticks
+		}
+		return c, waits, ticks
+	}
+	start := func(c *Compactor) (context.CancelFunc, chan error) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- c.Run(ctx) }()
-		time.Sleep(wait) // on the bubble's clock
-		synctest.Wait()  // Run is waiting again: a compaction due now has finished
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return cancel, done
 	}
 	cfg := testConfig(t)
 	cfg.Interval = time.Minute
 
-	synctest.Test(t, func(t *testing.T) {
-		c := run(t, cfg, 2*cfg.Interval)
-		if n := promtest.ToFloat64(c.m.runs); n != 3 {
-			t.Fatalf("%v runs in two intervals, want 3 (at once, then every interval)", n)
+	c, waits, ticks := newCompactor(t, cfg)
+	cancel, done := start(c)
+	for want := 1; want <= 3; want++ {
+		// Run waits for the interval only once the run before it has finished.
+		if d := <-waits; d != cfg.Interval {
+			t.Fatalf("Run waits %s between runs, want the interval %s", d, cfg.Interval)
 		}
-		if promtest.ToFloat64(c.m.lastSuccess) == 0 {
-			t.Error("no successful run recorded")
+		if n := promtest.ToFloat64(c.m.runs); n != float64(want) {
+			t.Fatalf("%v runs before wait %d, want %d (at once, then one per interval)", n, want, want)
 		}
-	})
+		if want < 3 {
+			ticks <- time.Now()
+		}
+	}
+	if promtest.ToFloat64(c.m.lastSuccess) == 0 {
+		t.Error("no successful run recorded")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 
+	// Disabled, Run only waits for its end: once it returned, nothing else can run.
 	cfg.Enabled = false
-	synctest.Test(t, func(t *testing.T) {
-		c := run(t, cfg, 10*cfg.Interval)
-		if n := promtest.ToFloat64(c.m.runs); n != 0 {
-			t.Fatalf("a disabled compactor ran %v times", n)
-		}
-	})
+	c, waits, _ = newCompactor(t, cfg)
+	cancel, done = start(c)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-waits:
+		t.Fatalf("a disabled compactor waited %s for its next run", d)
+	default:
+	}
+	if n := promtest.ToFloat64(c.m.runs); n != 0 {
+		t.Fatalf("a disabled compactor ran %v times", n)
+	}
 }

@@ -12,11 +12,21 @@ import (
 // a tick, an evaluation), trigger it and assert at once instead.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, 5*time.Millisecond, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Poll asks cond every interval until it holds (true) or timeout passes (false), for
+// callers that report a timeout their own way (with the logs of the processes they
+// wait for). The same caveat as Eventually: only for what nothing signals.
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(interval)
 	}
+	return true
 }
