@@ -76,6 +76,8 @@ func checkDecoded(t *testing.T, r *Request, data []byte) {
 	if 2*elems+len(r.ints)+8*len(r.floats) > len(data) {
 		t.Fatalf("%d elements, %d varints and %d doubles from %d bytes", elems, len(r.ints), len(r.floats), len(data))
 	}
+	// What the distributor hands on across a process boundary decodes back to it.
+	checkMarshal(t, r)
 	var sb labels.ScratchBuilder
 	var key []byte
 	for i := range r.Series {
