@@ -29,6 +29,7 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
@@ -97,7 +98,7 @@ func (a *App) writeInternal(ctx context.Context, workspace string, req *prompb.W
 		return err
 	}
 	defer r.Release()
-	res, err := a.ingester.Push(ctx, workspace, r, ingester.PushOptions{})
+	res, err := a.ingester.Push(ctx, workspace, r, ingest.Options{})
 	if err != nil {
 		return err
 	}

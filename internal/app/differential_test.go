@@ -28,6 +28,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/compactor"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
@@ -379,7 +380,7 @@ func pushDiff(t *testing.T, ing *ingester.Ingester, wr *prompb.WriteRequest) {
 		t.Fatal(err)
 	}
 	defer req.Release()
-	res, err := ing.Push(context.Background(), diffWS, req, ingester.PushOptions{})
+	res, err := ing.Push(context.Background(), diffWS, req, ingest.Options{})
 	if err != nil || res.Invalid != nil || res.Limited != nil {
 		t.Fatalf("push: %+v %v", res, err)
 	}

@@ -18,7 +18,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/thanos-io/objstore"
 
-	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/remotewrite"
@@ -28,8 +28,8 @@ import (
 // nopPusher stores nothing, so the benchmarks measure the distributor alone.
 type nopPusher struct{}
 
-func (nopPusher) Push(_ context.Context, _ string, req *remotewrite.Request, _ ingester.PushOptions) (ingester.PushResult, error) {
-	var res ingester.PushResult
+func (nopPusher) Push(_ context.Context, _ string, req *remotewrite.Request, _ ingest.Options) (ingest.Result, error) {
+	var res ingest.Result
 	for i := range req.Series {
 		res.Samples += len(req.Series[i].Samples)
 	}

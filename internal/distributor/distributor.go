@@ -34,7 +34,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/hatracker"
-	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/ratelimit"
@@ -69,11 +69,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Pusher stores validated requests: the ingester, in process or behind the ingest log.
-type Pusher interface {
-	Push(ctx context.Context, workspace string, req *remotewrite.Request, opts ingester.PushOptions) (ingester.PushResult, error)
-}
-
 // Workspaces tells whether a workspace may receive data.
 type Workspaces interface {
 	GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
@@ -90,7 +85,7 @@ type Distributor struct {
 	ha         *hatracker.Tracker
 	limits     *limits.Overrides
 	workspaces Workspaces
-	pusher     Pusher
+	pusher     ingest.Pusher
 	usage      *usage.Metrics
 	bkt        objstore.Bucket
 	logger     *slog.Logger
@@ -115,7 +110,7 @@ type metrics struct {
 }
 
 // New returns a distributor. bkt holds the persisted HA elections.
-func New(cfg Config, lim *limits.Overrides, ws Workspaces, pusher Pusher, use *usage.Metrics, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+func New(cfg Config, lim *limits.Overrides, ws Workspaces, pusher ingest.Pusher, use *usage.Metrics, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -387,19 +382,19 @@ func (e *WriteError) Error() string { return e.Msg }
 // series and ALERTS) through the same path: the workspace's status, HA dedup,
 // validation, limits and usage. It returns what was stored, and a *WriteError for what
 // was refused. req is consumed (its series are filtered in place); the caller releases it.
-func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request) (ingester.PushResult, error) {
+func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request) (ingest.Result, error) {
 	if herr := d.accepting(ctx, id); herr != nil {
-		return ingester.PushResult{}, &WriteError{herr.status, herr.msg}
+		return ingest.Result{}, &WriteError{herr.status, herr.msg}
 	}
 	out, herr := d.push(ctx, id, req)
 	if herr != nil {
-		return out.PushResult, &WriteError{herr.status, herr.msg}
+		return out.Result, &WriteError{herr.status, herr.msg}
 	}
-	return out.PushResult, nil
+	return out.Result, nil
 }
 
 type pushOutcome struct {
-	ingester.PushResult
+	ingest.Result
 	retryAfter time.Duration
 }
 
@@ -548,23 +543,23 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 	// A request may hold metadata only: Prometheus sends remote write 1.0 metadata in
 	// requests of its own.
 	if len(kept) > 0 || len(req.Metadata) > 0 {
-		opts := ingester.PushOptions{}
+		opts := ingest.Options{}
 		if haUsed {
 			opts.DropLabel = haCfg.ReplicaLabel
 		}
 		res, err := d.pusher.Push(ctx, id, req, opts)
 		if err != nil {
-			if errors.Is(err, ingester.ErrWorkspaceDeleted) {
+			if errors.Is(err, ingest.ErrWorkspaceDeleted) {
 				return out, &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is deleted", id)}
 			}
-			if errors.Is(err, ingester.ErrStopped) {
+			if errors.Is(err, ingest.ErrStopped) {
 				// Shutting down: senders retry a 5xx, and nothing of this request was stored.
 				return out, &httpError{http.StatusServiceUnavailable, "the server is shutting down, nothing was stored; retry"}
 			}
 			d.logger.Error("storing remote write request", "workspace", id, "err", err)
 			return out, &httpError{http.StatusInternalServerError, "storing the samples failed, nothing was stored; retry"}
 		}
-		out.PushResult = res
+		out.Result = res
 	}
 	stored := fmt.Sprintf("%d samples, %d histograms and %d exemplars of this request were stored", out.Samples, out.Histograms, out.Exemplars)
 	if out.Limited != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/remotewrite"
 )
 
@@ -86,7 +87,7 @@ func BenchmarkPush(b *testing.B) {
 				for k := range req.Series {
 					req.Series[k].Samples[0].Timestamp = ts
 				}
-				res, err := i.Push(context.Background(), "ws-1", req, PushOptions{})
+				res, err := i.Push(context.Background(), "ws-1", req, ingest.Options{})
 				if err != nil || res.Samples != benchSeries {
 					b.Fatalf("%+v %v", res, err)
 				}

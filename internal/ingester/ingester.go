@@ -38,6 +38,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/blocks"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/usage"
@@ -99,12 +100,6 @@ func (c *Config) Validate() error {
 type Workspaces interface {
 	GetWorkspace(ctx context.Context, id string) (meta.Workspace, error)
 }
-
-// ErrWorkspaceDeleted is returned for a workspace whose data is being or was removed.
-var ErrWorkspaceDeleted = errors.New("workspace is deleted")
-
-// ErrStopped is returned once the ingester is shutting down: it opens no TSDB again.
-var ErrStopped = errors.New("ingester is stopped")
 
 // Ingester holds the TSDBs of all workspaces. Safe for concurrent use.
 type Ingester struct {
@@ -207,11 +202,11 @@ func (i *Ingester) get(ctx context.Context, workspace string) (*userDB, error) {
 		i.mu.Lock()
 		if i.stopped {
 			i.mu.Unlock()
-			return nil, ErrStopped
+			return nil, ingest.ErrStopped
 		}
 		if i.deleted[workspace] {
 			i.mu.Unlock()
-			return nil, ErrWorkspaceDeleted
+			return nil, ingest.ErrWorkspaceDeleted
 		}
 		u, ok := i.dbs[workspace]
 		if !ok {
@@ -453,7 +448,7 @@ func (i *Ingester) openAll(ctx context.Context) {
 		}
 		u, err := i.get(ctx, e.Name())
 		if err != nil {
-			if !errors.Is(err, ErrWorkspaceDeleted) && ctx.Err() == nil {
+			if !errors.Is(err, ingest.ErrWorkspaceDeleted) && ctx.Err() == nil {
 				i.logger.Warn("opening workspace TSDB", "workspace", e.Name(), "err", err)
 			}
 			continue
@@ -490,7 +485,7 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 	}
 }
 
-// closeAll stops the ingester: it refuses every request from now on (ErrStopped) and
+// closeAll stops the ingester: it refuses every request from now on (ingest.ErrStopped) and
 // closes every TSDB once its requests in flight are done.
 func (i *Ingester) closeAll() error {
 	i.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/remotewrite"
@@ -131,12 +132,12 @@ func TestPushAndActiveSeries(t *testing.T) {
 	i.now = func() time.Time { return now }
 	ctx := context.Background()
 	base := now.UnixMilli()
-	res, err := i.Push(ctx, "ws-1", request(t, base, 1, []string{"a"}, []string{"b", "x", "1"}), PushOptions{})
+	res, err := i.Push(ctx, "ws-1", request(t, base, 1, []string{"a"}, []string{"b", "x", "1"}), ingest.Options{})
 	if err != nil || res.Samples != 2 {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	// The same series again hit the cache; the count stays 2.
-	if res, err := i.Push(ctx, "ws-1", request(t, base+1000, 2, []string{"a"}, []string{"b", "x", "1"}), PushOptions{}); err != nil || res.Samples != 2 {
+	if res, err := i.Push(ctx, "ws-1", request(t, base+1000, 2, []string{"a"}, []string{"b", "x", "1"}), ingest.Options{}); err != nil || res.Samples != 2 {
 		t.Fatalf("second push: %+v %v", res, err)
 	}
 	if n := i.ActiveSeries("ws-1"); n != 2 {
@@ -144,7 +145,7 @@ func TestPushAndActiveSeries(t *testing.T) {
 	}
 	// Two hours later, a is still sent and b is not: b is no longer active.
 	now = now.Add(90 * time.Minute)
-	i.Push(ctx, "ws-1", request(t, base+2000, 3, []string{"a"}), PushOptions{})
+	i.Push(ctx, "ws-1", request(t, base+2000, 3, []string{"a"}), ingest.Options{})
 	now = now.Add(31 * time.Minute)
 	i.housekeeping(ctx)
 	if n := i.ActiveSeries("ws-1"); n != 1 {
@@ -160,7 +161,7 @@ func TestDropLabelAndAliasKeys(t *testing.T) {
 	i := newIngester(t, Config{}, defaultLimits(t, func(l *limits.Limits) { l.MaxActiveSeries = 1 }), ws)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
-	opts := PushOptions{DropLabel: "__replica__"}
+	opts := ingest.Options{DropLabel: "__replica__"}
 	// Two replicas' encodings of one series: stored once, counted once, and the limit of
 	// one active series does not refuse the second encoding.
 	if res, err := i.Push(ctx, "ws-1", request(t, now, 1, []string{"m", "cluster", "c", "__replica__", "r1"}), opts); err != nil || res.Limited != nil || res.Samples != 1 {
@@ -187,12 +188,12 @@ func TestStaleRefAfterHeadGC(t *testing.T) {
 	i := newIngester(t, Config{TSDB: TSDBConfig{BlockRange: time.Minute}}, defaultLimits(t, func(l *limits.Limits) { l.OutOfOrderTimeWindow = 0 }), ws)
 	ctx := context.Background()
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UnixMilli()
-	if _, err := i.Push(ctx, "ws-1", request(t, t0, 1, []string{"gone"}), PushOptions{}); err != nil {
+	if _, err := i.Push(ctx, "ws-1", request(t, t0, 1, []string{"gone"}), ingest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// Another series moves the head forward; compaction drops "gone" from the head.
 	for k := int64(1); k <= 5; k++ {
-		if _, err := i.Push(ctx, "ws-1", request(t, t0+k*60_000, 1, []string{"ticker"}), PushOptions{}); err != nil {
+		if _, err := i.Push(ctx, "ws-1", request(t, t0+k*60_000, 1, []string{"ticker"}), ingest.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -204,7 +205,7 @@ func TestStaleRefAfterHeadGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.release()
-	res, err := i.Push(ctx, "ws-1", request(t, t0+5*60_000+1, 2, []string{"gone"}), PushOptions{})
+	res, err := i.Push(ctx, "ws-1", request(t, t0+5*60_000+1, 2, []string{"gone"}), ingest.Options{})
 	if err != nil || res.Samples != 1 || res.Invalid != nil {
 		t.Fatalf("push with a stale cached ref: %+v %v", res, err)
 	}
@@ -218,20 +219,20 @@ func TestSampleErrorsAreClassified(t *testing.T) {
 	i := newIngester(t, Config{}, defaultLimits(t, func(l *limits.Limits) { l.OutOfOrderTimeWindow = 0 }), ws)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
-	i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), PushOptions{})
-	res, _ := i.Push(ctx, "ws-1", request(t, now, 2, []string{"m"}), PushOptions{})
+	i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), ingest.Options{})
+	res, _ := i.Push(ctx, "ws-1", request(t, now, 2, []string{"m"}), ingest.Options{})
 	if res.Invalid == nil || res.Samples != 0 {
 		t.Fatalf("new value for timestamp: %+v", res)
 	}
 	if msg := res.Invalid.Error(); !contains(msg, "new-value-for-timestamp") || !contains(msg, `__name__="m"`) {
 		t.Fatalf("message %q", msg)
 	}
-	res, _ = i.Push(ctx, "ws-1", request(t, now-1000, 2, []string{"m"}), PushOptions{})
+	res, _ = i.Push(ctx, "ws-1", request(t, now-1000, 2, []string{"m"}), ingest.Options{})
 	if res.Invalid == nil || !contains(res.Invalid.Error(), "sample-out-of-order") {
 		t.Fatalf("out of order: %+v", res)
 	}
 	// Identical duplicates are no-ops, not errors: the write path is replayable.
-	res, _ = i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), PushOptions{})
+	res, _ = i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), ingest.Options{})
 	if res.Invalid != nil {
 		t.Fatalf("identical duplicate refused: %v", res.Invalid)
 	}
@@ -242,15 +243,15 @@ func TestOutOfOrderWindow(t *testing.T) {
 	i := newIngester(t, Config{}, defaultLimits(t, func(l *limits.Limits) { l.OutOfOrderTimeWindow = time.Minute }), ws)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
-	i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), PushOptions{})
-	if res, _ := i.Push(ctx, "ws-1", request(t, now-30_000, 2, []string{"m"}), PushOptions{}); res.Invalid != nil || res.Samples != 1 {
+	i.Push(ctx, "ws-1", request(t, now, 1, []string{"m"}), ingest.Options{})
+	if res, _ := i.Push(ctx, "ws-1", request(t, now-30_000, 2, []string{"m"}), ingest.Options{}); res.Invalid != nil || res.Samples != 1 {
 		t.Fatalf("30s out of order within a 60s window: %+v", res)
 	}
-	if res, _ := i.Push(ctx, "ws-1", request(t, now-120_000, 2, []string{"m"}), PushOptions{}); res.Invalid == nil || !contains(res.Invalid.Error(), "sample-too-old") {
+	if res, _ := i.Push(ctx, "ws-1", request(t, now-120_000, 2, []string{"m"}), ingest.Options{}); res.Invalid == nil || !contains(res.Invalid.Error(), "sample-too-old") {
 		t.Fatalf("120s out of order: %+v", res)
 	}
 	// Replaying the out-of-order sample stores it once.
-	i.Push(ctx, "ws-1", request(t, now-30_000, 2, []string{"m"}), PushOptions{})
+	i.Push(ctx, "ws-1", request(t, now-30_000, 2, []string{"m"}), ingest.Options{})
 	if got := count(t, i, "ws-1"); got[`{__name__="m"}`] != 2 {
 		t.Fatalf("stored: %v", got)
 	}
@@ -264,8 +265,8 @@ func TestLabelSetLimitsReconfigure(t *testing.T) {
 	i := newIngester(t, Config{}, defaultLimits(t, nil), ws)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
-	push := func(ts int64, series ...[]string) PushResult {
-		res, err := i.Push(ctx, "ws-1", request(t, ts, 1, series...), PushOptions{})
+	push := func(ts int64, series ...[]string) ingest.Result {
+		res, err := i.Push(ctx, "ws-1", request(t, ts, 1, series...), ingest.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,11 +303,11 @@ func TestDeprovision(t *testing.T) {
 	ws := fakeWorkspaces{"ws-1": {ID: "ws-1"}}
 	i := newIngester(t, Config{}, defaultLimits(t, nil), ws)
 	ctx := context.Background()
-	i.Push(ctx, "ws-1", request(t, time.Now().UnixMilli(), 1, []string{"m"}), PushOptions{})
+	i.Push(ctx, "ws-1", request(t, time.Now().UnixMilli(), 1, []string{"m"}), ingest.Options{})
 	if err := i.Deprovision(ctx, "ws-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := i.Push(ctx, "ws-1", request(t, time.Now().UnixMilli(), 1, []string{"m"}), PushOptions{}); err != ErrWorkspaceDeleted {
+	if _, err := i.Push(ctx, "ws-1", request(t, time.Now().UnixMilli(), 1, []string{"m"}), ingest.Options{}); err != ingest.ErrWorkspaceDeleted {
 		t.Fatalf("push after deprovision: %v", err)
 	}
 }
@@ -317,7 +318,7 @@ func TestIdleClose(t *testing.T) {
 	now := time.Now()
 	i.now = func() time.Time { return now }
 	ctx := context.Background()
-	i.Push(ctx, "ws-1", request(t, now.UnixMilli(), 1, []string{"m"}), PushOptions{})
+	i.Push(ctx, "ws-1", request(t, now.UnixMilli(), 1, []string{"m"}), ingest.Options{})
 	now = now.Add(2 * time.Minute)
 	i.housekeeping(ctx)
 	if i.openDB("ws-1") != nil {
@@ -342,7 +343,7 @@ func TestConcurrentPushes(t *testing.T) {
 			id := []string{"ws-1", "ws-2"}[w%2]
 			for k := range 50 {
 				req := request(t, now+int64(k), float64(k), []string{"m", "w", string(rune('a' + w))}, []string{"shared"})
-				if _, err := i.Push(ctx, id, req, PushOptions{}); err != nil {
+				if _, err := i.Push(ctx, id, req, ingest.Options{}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -364,7 +365,7 @@ func TestRunOpensTSDBsAtStart(t *testing.T) {
 	i := newIngester(t, Config{}, lim, ws)
 	ctx := context.Background()
 	for _, w := range []string{"ws-1", "ws-2"} {
-		if _, err := i.Push(ctx, w, request(t, time.Now().UnixMilli(), 1, []string{"m"}), PushOptions{}); err != nil {
+		if _, err := i.Push(ctx, w, request(t, time.Now().UnixMilli(), 1, []string{"m"}), ingest.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -399,7 +400,7 @@ func TestStoppedIngesterRefusesWork(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- i.Run(ctx) }()
 	now := time.Now().UnixMilli()
-	if _, err := i.Push(context.Background(), "ws-1", request(t, now, 1, []string{"m"}), PushOptions{}); err != nil {
+	if _, err := i.Push(context.Background(), "ws-1", request(t, now, 1, []string{"m"}), ingest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -407,11 +408,11 @@ func TestStoppedIngesterRefusesWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"ws-1", "ws-2"} { // open before the stop, and never opened
-		if _, err := i.Push(context.Background(), id, request(t, now+1, 2, []string{"m"}), PushOptions{}); !errors.Is(err, ErrStopped) {
-			t.Errorf("push to %s after the stop: %v, want ErrStopped", id, err)
+		if _, err := i.Push(context.Background(), id, request(t, now+1, 2, []string{"m"}), ingest.Options{}); !errors.Is(err, ingest.ErrStopped) {
+			t.Errorf("push to %s after the stop: %v, want ingest.ErrStopped", id, err)
 		}
-		if _, err := i.Querier(context.Background(), id, 0, now); !errors.Is(err, ErrStopped) {
-			t.Errorf("querier of %s after the stop: %v, want ErrStopped", id, err)
+		if _, err := i.Querier(context.Background(), id, 0, now); !errors.Is(err, ingest.ErrStopped) {
+			t.Errorf("querier of %s after the stop: %v, want ingest.ErrStopped", id, err)
 		}
 		if i.openDB(id) != nil {
 			t.Errorf("the TSDB of %s is open after the stop", id)

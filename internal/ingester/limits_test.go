@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/usage"
@@ -32,7 +33,7 @@ func TestSeriesLimitsAreExactWithinARequest(t *testing.T) {
 			for k := range 5 {
 				series = append(series, []string{"m", "team", "a", "i", fmt.Sprint(k)})
 			}
-			res, err := i.Push(context.Background(), "ws-1", request(t, time.Now().UnixMilli(), 1, series...), PushOptions{})
+			res, err := i.Push(context.Background(), "ws-1", request(t, time.Now().UnixMilli(), 1, series...), ingest.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func TestSeriesLimitIsExactUnderConcurrentRequests(t *testing.T) {
 				for k := range perRequest {
 					series = append(series, []string{"m", "w", fmt.Sprint(w), "s", fmt.Sprint(r*perRequest + k)})
 				}
-				res, err := i.Push(context.Background(), "ws-1", request(t, now, 1, series...), PushOptions{})
+				res, err := i.Push(context.Background(), "ws-1", request(t, now, 1, series...), ingest.Options{})
 				if err != nil {
 					t.Error(err)
 					return

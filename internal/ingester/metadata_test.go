@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/remotewrite"
 )
@@ -103,9 +104,9 @@ func TestPushMetadataFamiliesLimitAndExpiry(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	i.now = func() time.Time { return now }
 	ctx := context.Background()
-	push := func(series []string, families ...string) PushResult {
+	push := func(series []string, families ...string) ingest.Result {
 		t.Helper()
-		res, err := i.Push(ctx, "ws-1", metadataRequest(t, now.UnixMilli(), series, families...), PushOptions{})
+		res, err := i.Push(ctx, "ws-1", metadataRequest(t, now.UnixMilli(), series, families...), ingest.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func TestPushV2MetadataFamiliesLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer req.Release()
-	res, err := i.Push(context.Background(), "ws-1", req, PushOptions{})
+	res, err := i.Push(context.Background(), "ws-1", req, ingest.Options{})
 	if err != nil || res.Samples != 2 {
 		t.Fatalf("%+v %v", res, err)
 	}

@@ -11,21 +11,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/usage"
 )
-
-// PushResult says what a Push stored and what it refused.
-type PushResult struct {
-	Samples, Histograms, Exemplars int
-	// Invalid is the first client error (a sample the TSDB refused: out of order, too
-	// old, duplicate timestamp with a new value, invalid histogram); nil when none.
-	Invalid error
-	// Limited is the first series-limit refusal; nil when none. It maps to HTTP 429.
-	Limited error
-	// LimitedQuota names the quota of Limited (usage.Quota*).
-	LimitedQuota string
-}
 
 // pushState is the per-request scratch space, pooled so a steady stream of requests
 // allocates nothing for it.
@@ -44,12 +33,6 @@ type pushState struct {
 	lbl      []remotewrite.Label
 }
 
-// PushOptions says how to store a request.
-type PushOptions struct {
-	// DropLabel is removed from every series before storage (the HA replica label).
-	DropLabel string
-}
-
 type newSeries struct {
 	idx    int
 	ref    storage.SeriesRef
@@ -63,8 +46,8 @@ var pushStatePool = sync.Pool{New: func() any { return &pushState{builder: label
 // The returned error is a server-side failure: nothing was stored. req must already be
 // validated (label names, sample age) and HA-deduplicated by the distributor; Push keeps
 // no reference to it.
-func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.Request, opts PushOptions) (PushResult, error) {
-	var res PushResult
+func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.Request, opts ingest.Options) (ingest.Result, error) {
+	var res ingest.Result
 	u, err := i.get(ctx, workspace)
 	if err != nil {
 		return res, err
@@ -140,14 +123,14 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 			lbls, err = buildLabels(s, &st.builder, opts.DropLabel)
 			if err != nil {
 				// The distributor validates labels; a duplicate here is a client error.
-				res.refuse(i, workspace, usage.DuplicateLabelNames, s, err)
+				i.refuse(&res, workspace, usage.DuplicateLabelNames, s, err)
 				continue
 			}
 			metric = lbls.Get(labels.MetricName)
 			st.lbl = s.AppendLabels(st.lbl[:0])
 			r, reserved := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric)
 			if r != nil {
-				res.limit(i, workspace, s, r)
+				i.limit(&res, workspace, s, r)
 				continue
 			}
 			if reserved != nil {
@@ -165,7 +148,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 			// The cached ref is gone (the head dropped the series): take the slow path.
 			lbls, err = buildLabels(s, &st.builder, opts.DropLabel)
 			if err != nil {
-				res.refuse(i, workspace, usage.DuplicateLabelNames, s, err)
+				i.refuse(&res, workspace, usage.DuplicateLabelNames, s, err)
 				continue
 			}
 			metric = lbls.Get(labels.MetricName)
@@ -180,7 +163,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return PushResult{}, fmt.Errorf("committing to the TSDB of workspace %s: %w", workspace, err) // the deferred release gives the reservations back
+		return ingest.Result{}, fmt.Errorf("committing to the TSDB of workspace %s: %w", workspace, err) // the deferred release gives the reservations back
 	}
 
 	if len(st.newRefs) > 0 || len(st.reserved) > 0 || anyStale {
@@ -261,7 +244,7 @@ func (i *Ingester) admit(u *userDB, lbls labels.Labels, metric string, raw []rem
 
 // appendSeries appends one series' samples, histograms and exemplars. ok is false when
 // ref was a cached reference the TSDB no longer knows, before anything was appended.
-func (i *Ingester) appendSeries(app storage.AppenderV2, exApp storage.ExemplarAppenderV2, res *PushResult, workspace string, s *remotewrite.Series, ref storage.SeriesRef, lbls labels.Labels, st *pushState) (storage.SeriesRef, bool) {
+func (i *Ingester) appendSeries(app storage.AppenderV2, exApp storage.ExemplarAppenderV2, res *ingest.Result, workspace string, s *remotewrite.Series, ref storage.SeriesRef, lbls labels.Labels, st *pushState) (storage.SeriesRef, bool) {
 	cached := ref != 0
 	var lastGood storage.SeriesRef
 	for k, smp := range s.Samples {
@@ -270,7 +253,7 @@ func (i *Ingester) appendSeries(app storage.AppenderV2, exApp storage.ExemplarAp
 			if cached && k == 0 && errors.Is(err, tsdb.ErrInvalidSample) {
 				return 0, false
 			}
-			res.sampleError(i, workspace, err, 1, s)
+			i.sampleError(res, workspace, err, 1, s)
 			continue
 		}
 		ref, lastGood = r, r
@@ -289,7 +272,7 @@ func (i *Ingester) appendSeries(app storage.AppenderV2, exApp storage.ExemplarAp
 			if cached && k == 0 && len(s.Samples) == 0 && errors.Is(err, tsdb.ErrInvalidSample) {
 				return 0, false
 			}
-			res.sampleError(i, workspace, err, 1, s)
+			i.sampleError(res, workspace, err, 1, s)
 			continue
 		}
 		ref, lastGood = r, r
@@ -324,8 +307,8 @@ func slicesSortExemplars(exs []exemplar.Exemplar) {
 	}
 }
 
-// sampleError classifies a sample the TSDB refused.
-func (r *PushResult) sampleError(i *Ingester, workspace string, err error, n int, s *remotewrite.Series) {
+// sampleError records in r, and classifies, a sample the TSDB refused.
+func (i *Ingester) sampleError(r *ingest.Result, workspace string, err error, n int, s *remotewrite.Series) {
 	var reason = usage.SampleOutOfOrder
 	switch {
 	case errors.Is(err, storage.ErrOutOfOrderSample):
@@ -343,14 +326,14 @@ func (r *PushResult) sampleError(i *Ingester, workspace string, err error, n int
 	}
 }
 
-func (r *PushResult) refuse(i *Ingester, workspace string, reason usage.Reason, s *remotewrite.Series, err error) {
+func (i *Ingester) refuse(r *ingest.Result, workspace string, reason usage.Reason, s *remotewrite.Series, err error) {
 	i.usage.Discard(workspace, reason, len(s.Samples)+len(s.Histograms))
 	if r.Invalid == nil {
 		r.Invalid = fmt.Errorf("%s: %w", reason, err)
 	}
 }
 
-func (r *PushResult) limit(i *Ingester, workspace string, s *remotewrite.Series, ref *refusal) {
+func (i *Ingester) limit(r *ingest.Result, workspace string, s *remotewrite.Series, ref *refusal) {
 	reason := usage.PerUserSeriesLimit
 	switch ref.quota {
 	case usage.QuotaSeriesMetric:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 )
 
@@ -38,7 +39,7 @@ func TestShipBlocks(t *testing.T) {
 	i := newIngesterWithBucket(t, cfg, lim, ws, bkt)
 	t0 := time.Now().Add(-30 * time.Minute).Truncate(time.Minute).UnixMilli()
 	for k := int64(0); k <= 10; k++ {
-		if _, err := i.Push(ctx, "ws-1", request(t, t0+k*60_000, float64(k), []string{"m"}), PushOptions{}); err != nil {
+		if _, err := i.Push(ctx, "ws-1", request(t, t0+k*60_000, float64(k), []string{"m"}), ingest.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +70,7 @@ func TestShipBlocks(t *testing.T) {
 		t.Fatalf("bucket holds %d blocks (%v), want %d", len(inBucket), err, len(cut))
 	}
 	// Once shipped, blocks past the local retention go from local disk.
-	if _, err := i.Push(ctx, "ws-1", request(t, t0+11*60_000, 11, []string{"m"}), PushOptions{}); err != nil {
+	if _, err := i.Push(ctx, "ws-1", request(t, t0+11*60_000, 11, []string{"m"}), ingest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	u, _ = i.get(ctx, "ws-1")
@@ -101,7 +102,7 @@ func TestShipPendingBlocksAfterRestart(t *testing.T) {
 	i := newIngesterWithBucket(t, cfg, lim, ws, nil) // no bucket: nothing uploads
 	t0 := time.Now().Add(-30 * time.Minute).Truncate(time.Minute).UnixMilli()
 	for k := int64(0); k <= 5; k++ {
-		i.Push(ctx, "ws-1", request(t, t0+k*60_000, float64(k), []string{"m"}), PushOptions{})
+		i.Push(ctx, "ws-1", request(t, t0+k*60_000, float64(k), []string{"m"}), ingest.Options{})
 	}
 	u, _ := i.get(ctx, "ws-1")
 	if err := u.db.Compact(ctx); err != nil {
