@@ -33,6 +33,7 @@ import (
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/querier"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/ruler"
@@ -78,6 +79,7 @@ type App struct {
 	resources *resources
 	routes    []RouteAction
 	query     *query.API
+	querier   *querier.Querier
 	exporter  *usage.Exporter
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
@@ -297,8 +299,13 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	}
 	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
+	a.querier = querier.New(cfg.Querier, querier.Deps{
+		Ingesters:  []querier.Ingester{a.ingester},
+		Store:      a.sg,
+		Retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits},
+	})
 	a.query, err = query.New(cfg.Query, query.Deps{
-		Queryables: mergedStorage{ing: a.ingester, sg: a.sg, retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}},
+		Queryables: a.querier,
 		Workspaces: workspaceExists{a.store},
 		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
 		Metadata:   a.ingester,
@@ -340,7 +347,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
 		Store:       a.store,
 		Querier:     a.query,
-		Queryables:  mergedStorage{ing: a.ingester, sg: a.sg, retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}},
+		Queryables:  a.querier,
 		Writer:      ruleWriter{dis: a.distrib, decoder: a.decoder},
 		Alerts:      alertSender{a.am},
 		ExternalURL: a.server.ExternalURL(),

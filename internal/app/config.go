@@ -25,6 +25,7 @@ import (
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/querier"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/ruler"
 	"github.com/stratametrics/strata/internal/server"
@@ -59,6 +60,7 @@ type Config struct {
 	Distributor  distributor.Config  `yaml:"distributor"`
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
+	Querier      querier.Config      `yaml:"querier"`
 	StoreGateway storegateway.Config `yaml:"store_gateway"`
 	Compactor    compactor.Config    `yaml:"compactor"`
 	Limits       limits.Config       `yaml:"limits"`
@@ -91,6 +93,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
@@ -128,7 +131,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
+		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
 		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {

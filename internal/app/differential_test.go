@@ -32,6 +32,7 @@ import (
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/querier"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/storegateway"
@@ -58,8 +59,13 @@ const diffWS = "ws-differential"
 //   - ingester: the ingester's head and the blocks it cut, nothing in the bucket;
 //   - ingester+bucket: the same after its blocks are shipped (the bucket copies of local
 //     blocks are skipped, the merge across the boundary runs);
-//   - bucket: a new ingester with no data, everything from the bucket's blocks;
-//   - compacted: the same after the compactor merged the 2 h blocks into 12 h ones;
+//   - split-by-time: two ingesters holding the same samples (a replica with blocks of
+//     its own IDs, shipped too), asked for the recent hours only, and the bucket, asked
+//     for the older ones, holding both copies of every block, as in a cluster;
+//   - bucket: a new ingester with no data, everything from the bucket's blocks (both
+//     copies);
+//   - compacted: the same after the compactor merged the 2 h blocks into 12 h ones and
+//     deduplicated the copies;
 //
 // each with range queries evaluated whole and split into parts evaluated in parallel.
 func TestQueryDifferential(t *testing.T) {
@@ -100,23 +106,26 @@ func TestQueryDifferential(t *testing.T) {
 	}
 	queries := genDiffQueries(rng, data, n)
 
-	check := func(name string, ing *ingester.Ingester) {
+	checkWith := func(name string, q *querier.Querier) {
 		for _, parallelism := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%s/parallelism=%d", name, parallelism), func(t *testing.T) {
-				srv := newDiffAPI(t, mergedStorage{ing: ing, sg: sg, retentions: compactor.StaticWorkspaces{diffWS: 0}}, parallelism)
-				compareAll(t, srv, ref, queries)
+				compareAll(t, newDiffAPI(t, q, parallelism), ref, queries)
 			})
 		}
 	}
+	check := func(name string, ing *ingester.Ingester) {
+		checkWith(name, querier.New(querier.Config{}, querier.Deps{Ingesters: []querier.Ingester{ing}, Store: sg, Retentions: compactor.StaticWorkspaces{diffWS: 0}}))
+	}
+	sentinel := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "diff_sentinel"}},
+		Samples: []prompb.Sample{{Timestamp: data.end.Add(4 * time.Hour).UnixMilli(), Value: 1}},
+	}}}
 
 	check("ingester", ing)
 
 	// A sample of another series 4 h past the data moves the head on, so compacting it
 	// cuts all the data into blocks (a head keeps its last 1.5 block ranges).
-	pushDiff(t, ing, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
-		Labels:  []prompb.Label{{Name: "__name__", Value: "diff_sentinel"}},
-		Samples: []prompb.Sample{{Timestamp: data.end.Add(4 * time.Hour).UnixMilli(), Value: 1}},
-	}}})
+	pushDiff(t, ing, sentinel)
 	if err := ing.Compact(ctx, diffWS); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +136,31 @@ func TestQueryDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("ingester+bucket", ing)
+
+	// A replica: a second ingester with the same samples, whose blocks have IDs of their
+	// own, shipped to the same bucket. The querier splits by time, as in a cluster: the
+	// ingesters for the last 2 h before a clock set 6 h into the data, the bucket (both
+	// copies of every block) for what is older than 1 h before it.
+	replica := newDiffIngester(t, lim, ws, bkt)
+	for _, req := range data.requests {
+		pushDiff(t, replica, req)
+	}
+	pushDiff(t, replica, sentinel)
+	if err := replica.Compact(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.ShipOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	checkWith("split-by-time", querier.New(querier.Config{QueryIngestersWithin: 2 * time.Hour, QueryStoreAfter: time.Hour}, querier.Deps{
+		Ingesters:  []querier.Ingester{ing, replica},
+		Store:      sg,
+		Retentions: compactor.StaticWorkspaces{diffWS: 0},
+		Now:        func() time.Time { return data.start.Add(6 * time.Hour) },
+	}))
 
 	empty := newDiffIngester(t, lim, ws, nil)
 	check("bucket", empty)
