@@ -9,23 +9,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/auth"
-	"github.com/stratametrics/strata/internal/auth/oidc"
-	"github.com/stratametrics/strata/internal/auth/session"
-	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
@@ -33,13 +26,13 @@ import (
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/modules"
 	"github.com/stratametrics/strata/internal/querier"
 	"github.com/stratametrics/strata/internal/query"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/ruler"
 	"github.com/stratametrics/strata/internal/server"
 	"github.com/stratametrics/strata/internal/storegateway"
-	"github.com/stratametrics/strata/internal/sts"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
 )
@@ -63,11 +56,15 @@ func NewLogger(cfg LogConfig, w *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// App is a running set of components.
+// App is a running set of components: the modules --target names. A component this
+// process does not run is nil.
 type App struct {
-	cfg       *Config
-	logger    *slog.Logger
-	reg       *prometheus.Registry
+	cfg     *Config
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	modules *modules.Manager
+	// served is set once the server module runs: it closes its listeners when it stops.
+	served    bool
 	bkt       objstore.Bucket
 	store     *meta.Store
 	server    *server.Server
@@ -83,7 +80,6 @@ type App struct {
 	exporter  *usage.Exporter
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
-	decoder   *remotewrite.Decoder
 	ruler     *ruler.Ruler
 	am        *alertmanager.MultiTenant
 }
@@ -95,12 +91,11 @@ func (a *App) writeInternal(ctx context.Context, workspace string, req *prompb.W
 	if err != nil {
 		return err
 	}
-	r, err := a.decoder.Decode(remotewrite.V1, b)
-	if err != nil {
+	var r remotewrite.Request
+	if err := r.Unmarshal(remotewrite.V1, b); err != nil {
 		return err
 	}
-	defer r.Release()
-	res, err := a.ingester.Push(ctx, workspace, r, ingest.Options{})
+	res, err := a.ingester.Push(ctx, workspace, &r, ingest.Options{})
 	if err != nil {
 		return err
 	}
@@ -132,45 +127,60 @@ type workspaceHooks struct {
 }
 
 func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
+	if h.ing == nil {
+		return nil
+	}
 	return h.ing.Provision(ctx, ws)
 }
 
 func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) error {
+	if h.ing == nil {
+		return nil
+	}
 	return h.ing.Reconfigure(ctx, ws)
 }
 
-// Deprovision stops ingestion before removing data.
+// Deprovision stops ingestion before removing data, in the components this process runs.
 func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
-	h.ruler.DeleteWorkspace(id)
-	if err := h.am.DeleteWorkspace(ctx, id); err != nil {
-		return err
+	if h.ruler != nil {
+		h.ruler.DeleteWorkspace(id)
 	}
-	h.dis.DeleteWorkspace(id)
-	if err := h.ing.Deprovision(ctx, id); err != nil {
-		return err
+	if h.am != nil {
+		if err := h.am.DeleteWorkspace(ctx, id); err != nil {
+			return err
+		}
 	}
-	if err := h.sg.DeleteWorkspace(id); err != nil {
-		return err
+	if h.dis != nil {
+		h.dis.DeleteWorkspace(id)
+	}
+	if h.ing != nil {
+		if err := h.ing.Deprovision(ctx, id); err != nil {
+			return err
+		}
+	}
+	if h.sg != nil {
+		if err := h.sg.DeleteWorkspace(id); err != nil {
+			return err
+		}
+	}
+	if h.comp == nil {
+		return nil
 	}
 	// Every object of the workspace in the bucket goes with it, as in AMP.
 	return h.comp.DeleteWorkspace(ctx, id)
 }
 
-// New opens the bucket, loads the metadata and binds the listener. Nothing runs until Run.
+// New opens the bucket, loads the metadata, binds the listener and builds the modules
+// --target names, with the modules they depend on. Nothing runs until Run.
 func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	a := &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
-	var err error
-	// On failure, close what was opened so far, newest first.
-	var closers []func() error
-	fail := func(err error) (*App, error) {
-		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i]()
-		}
-		return nil, err
+	run, err := resolveTargets(cfg.Target)
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: target: %w", err)
 	}
+	a := &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), modules: modules.New()}
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -180,190 +190,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 		Name: "strata_build_info",
 		Help: "A metric with a constant 1 value labeled by the version, revision and Go version Strata was built from.",
 	}, []string{"version", "revision", "goversion"}).WithLabelValues(info.Version, info.Revision, info.GoVersion).Set(1)
-
-	if err := privateDir(cfg.DataDir, logger); err != nil {
+	a.registerModules(ctx, a.modules, run)
+	if err := a.modules.Init(run...); err != nil {
 		return nil, err
 	}
-	a.bkt, err = bucket.New(cfg.Bucket, cfg.DataDir, logger)
-	if err != nil {
-		return nil, fmt.Errorf("opening bucket: %w", err)
-	}
-	closers = append(closers, a.bkt.Close)
-	a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
-	a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
-	var ring *session.Ring
-	if cfg.STS.Enabled {
-		keyFile, create := cfg.STS.KeyFile, false
-		if keyFile == "" {
-			keyFile, create = filepath.Join(cfg.DataDir, session.KeyFileName), true
-		}
-		var created bool
-		if ring, created, err = session.LoadOrCreateRing(keyFile, create); err != nil {
-			return fail(fmt.Errorf("STS session keys: %w", err))
-		}
-		if created {
-			logger.Info("generated the STS session token key; processes that verify each other's sessions need the same file (--sts.key-file)", "file", keyFile)
-		}
-	}
-	a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir, Sessions: ring},
-		a.resources, logger.With("component", "auth"), a.reg)
-	if err != nil {
-		return fail(fmt.Errorf("setting up authentication: %w", err))
-	}
-	closers = append(closers, a.auth.Close)
-	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := a.store.Load(lctx); err != nil {
-		return fail(fmt.Errorf("loading metadata from the bucket: %w", err))
-	}
-
-	a.limits, err = limits.NewOverrides(cfg.Limits, logger.With("component", "limits"), a.reg)
-	if err != nil {
-		return fail(fmt.Errorf("loading limits: %w", err))
-	}
-	use := usage.New(a.reg)
-	a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, a.bkt, use, logger.With("component", "ingester"), a.reg)
-	if err != nil {
-		return fail(err)
-	}
-	a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, a.ingester, use, a.bkt, logger.With("component", "distributor"), a.reg)
-	if err != nil {
-		return fail(err)
-	}
-	if err := a.distrib.LoadHA(lctx); err != nil {
-		return fail(err)
-	}
-
-	a.sg, err = storegateway.New(cfg.StoreGateway, cfg.DataDir, a.bkt, logger.With("component", "store-gateway"), a.reg)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, a.sg.Close)
-
-	// Blocks the ingesters still hold locally are compacted once they are gone from
-	// local disk, so that no query reads a sample from both.
-	ccfg := cfg.Compactor
-	ccfg.Hold = cfg.Ingester.TSDB.LocalRetention
-	a.compactor, err = compactor.New(ccfg, cfg.DataDir, a.bkt, compactor.StoreWorkspaces{Store: a.store, Limits: a.limits},
-		logger.With("component", "compactor"), a.reg, time.Now)
-	if err != nil {
-		return fail(err)
-	}
-
-	a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.ready)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, a.server.Close)
-	// On the public listener the operator endpoints need a signature: /metrics names every
-	// workspace.
-	a.route(RouteAction{Operation: "metrics", Method: http.MethodGet, Pattern: "/metrics", Action: ActionGetMetrics, Resource: "*"}, a.server.MetricsHandler())
-	if h := a.server.ProfilingHandler(); h != nil {
-		a.route(RouteAction{Operation: "pprof", Method: http.MethodGet, Pattern: "/debug/pprof/", Action: ActionGetProfile, Resource: "*"}, h)
-	}
-	if ring != nil {
-		// STS authenticates its own requests: its actions are in the body, and
-		// AssumeRoleWithWebIdentity is unsigned by design.
-		h := sts.New(cfg.STS, sts.Deps{Auth: a.auth, Ring: ring, OIDC: oidc.NewVerifier(nil), Logger: logger.With("component", "sts")})
-		a.server.Handle("sts", cfg.STS.Pattern(http.MethodPost), h)
-		a.server.Handle("sts", cfg.STS.Pattern(http.MethodGet), h)
-	}
-	api := controlplane.New(cfg.ControlPlane, controlplane.Env{
-		Region:      cfg.Region,
-		AccountID:   cfg.AccountID,
-		ExternalURL: a.server.ExternalURL(),
-	}, a.store, logger.With("component", "controlplane"))
-	api.Account = callerAccount
-	api.Limits = a.limits
-	// Rule files admit what queries admit.
-	promql := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.Query.EnableExperimentalFunctions})
-	api.PromQL = promql
-	api.Authorize = func(r *http.Request, action, resource string) error {
-		if e := a.auth.Authorize(r, action, resource); e != nil {
-			return e
-		}
-		return nil
-	}
-	for _, r := range api.Routes() {
-		resource := r.Resource
-		switch {
-		case resource != "":
-		case strings.Contains(r.Pattern, "{workspaceId}"):
-			resource = "workspace"
-		case strings.Contains(r.Pattern, "{resourceArn}"):
-			resource = "arn"
-		default:
-			resource = "*"
-		}
-		a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource, RequestTags: r.RequestTags}, r.Handler)
-	}
-	a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
-		Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
-	a.querier = querier.New(cfg.Querier, querier.Deps{
-		Ingesters:  []querier.Ingester{a.ingester},
-		Store:      a.sg,
-		Retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits},
-	})
-	a.query, err = query.New(cfg.Query, query.Deps{
-		Queryables: a.querier,
-		Workspaces: workspaceExists{a.store},
-		Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
-		Metadata:   a.ingester,
-		Exemplars:  a.ingester,
-		HeadStats:  a.ingester,
-		Principal: func(r *http.Request) string {
-			if p, ok := auth.PrincipalFromContext(r.Context()); ok {
-				return p.ARN
-			}
-			return ""
-		},
-		Logger:     logger.With("component", "query"),
-		Registerer: a.reg,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("setting up the query API: %w", err))
-	}
-	a.decoder = remotewrite.NewDecoder(remotewrite.Options{})
-	a.exporter = usage.NewExporter(cfg.Usage, a.reg, a.writeInternal, logger.With("component", "usage"))
-	for _, r := range a.query.Routes() {
-		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
-	}
-	a.am, err = alertmanager.New(cfg.Alertmanager, alertmanager.Deps{
-		Workspaces:  a.store,
-		Changes:     a.store.Subscribe(),
-		Bucket:      a.bkt,
-		DataDir:     cfg.Alertmanager.Dir(cfg.DataDir),
-		ExternalURL: a.server.ExternalURL(),
-		Limits:      alertmanagerLimits{a.limits},
-		Logger:      logger.With("component", "alertmanager"),
-		Registerer:  a.reg,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("setting up the alertmanager: %w", err))
-	}
-	for _, r := range a.am.Routes() {
-		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
-	}
-	a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
-		Store:       a.store,
-		Querier:     a.query,
-		Queryables:  a.querier,
-		Writer:      ruleWriter{dis: a.distrib, decoder: a.decoder},
-		Alerts:      alertSender{a.am},
-		ExternalURL: a.server.ExternalURL(),
-		Logger:      logger.With("component", "ruler"),
-		Registerer:  a.reg,
-		Parser:      promql,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("setting up the ruler: %w", err))
-	}
-	for _, r := range a.ruler.Routes() {
-		a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
-	}
-	hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am}}
-	a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
-	a.recon.Limits = a.limits
+	logger.Info("modules initialised", "target", cfg.Target, "modules", strings.Join(a.modules.Initialised(), ","))
 	return a, nil
 }
 
@@ -435,75 +266,12 @@ func (a *App) RootKeyInstructions() string { return a.auth.RootKeyInstructions()
 // Ingester returns the ingester, for tests that read what was stored.
 func (a *App) Ingester() *ingester.Ingester { return a.ingester }
 
-// Run serves until ctx is done. Stop order: the HTTP server stops accepting requests and
-// drains first; then the background loops stop — the distributor persists its HA
-// elections and the ingester closes every TSDB — then the bucket closes. A background
-// loop that fails stops the whole process.
+// Run serves until ctx is done or a module fails, which stops the process. The modules
+// start in dependency order and stop in reverse: the HTTP server stops accepting
+// requests and drains first; the ruler stores its last evaluations and sends its last
+// alerts before the distributor and the alertmanager stop; the alertmanager persists its
+// state, the distributor its HA elections, the ingester closes every TSDB; the bucket
+// closes last.
 func (a *App) Run(ctx context.Context) error {
-	srvCtx, stopServer := context.WithCancel(ctx)
-	defer stopServer()
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		bgErr error
-	)
-	for name, run := range map[string]func(context.Context) error{
-		"meta":        a.store.Run,
-		"reconciler":  a.recon.Run,
-		"limits":      a.limits.Run,
-		"distributor": a.distrib.Run,
-		"ingester":    a.ingester.Run,
-		"auth":        a.auth.Run,
-		"usage":       a.exporter.Run,
-		"storegw":     a.sg.Run,
-		"compactor":   a.compactor.Run,
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(bgCtx); err != nil {
-				a.logger.Error("component failed", "component", name, "err", err)
-				mu.Lock()
-				bgErr = errors.Join(bgErr, fmt.Errorf("%s: %w", name, err))
-				mu.Unlock()
-				stopServer()
-			}
-		}()
-	}
-	// The ruler and the alertmanager run on contexts of their own and stop first, in
-	// that order: the ruler stores its last evaluations through the write path and sends
-	// to the alertmanager, which persists its state to the bucket when it stops.
-	runOwn := func(name string, run func(context.Context) error) (stop func()) {
-		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := run(ctx); err != nil {
-				a.logger.Error("component failed", "component", name, "err", err)
-				mu.Lock()
-				bgErr = errors.Join(bgErr, fmt.Errorf("%s: %w", name, err))
-				mu.Unlock()
-				stopServer()
-			}
-		}()
-		return func() { cancel(); <-done }
-	}
-	stopRuler := runOwn("ruler", a.ruler.Run)
-	stopAM := runOwn("alertmanager", a.am.Run)
-	err := a.server.Run(srvCtx)
-	stopRuler()
-	stopAM()
-	stopBackground()
-	wg.Wait()
-	if cerr := a.query.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing the query API: %w", cerr))
-	}
-	if cerr := a.auth.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing the audit log: %w", cerr))
-	}
-	if cerr := a.bkt.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing bucket: %w", cerr))
-	}
-	return errors.Join(err, bgErr)
+	return a.modules.Run(ctx)
 }

@@ -34,11 +34,6 @@ import (
 	"github.com/stratametrics/strata/internal/usage"
 )
 
-// Targets a process can run.
-const TargetAll = "all"
-
-var targets = []string{TargetAll}
-
 // Config is the root configuration. Every field has a flag; YAML fields use the flag's
 // name with dots as nesting and dashes as underscores.
 type Config struct {
@@ -109,10 +104,8 @@ var (
 
 // Validate checks every block and names the block of a failure.
 func (c *Config) Validate() error {
-	for _, t := range strings.Split(c.Target, ",") {
-		if !slices.Contains(targets, strings.TrimSpace(t)) {
-			return fmt.Errorf("target: unknown target %q (known: %s)", t, strings.Join(targets, ", "))
-		}
+	if _, err := resolveTargets(c.Target); err != nil {
+		return fmt.Errorf("target: %w", err)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")

@@ -1,0 +1,456 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/stratametrics/strata/internal/alertmanager"
+	"github.com/stratametrics/strata/internal/auth"
+	"github.com/stratametrics/strata/internal/auth/oidc"
+	"github.com/stratametrics/strata/internal/auth/session"
+	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/compactor"
+	"github.com/stratametrics/strata/internal/controlplane"
+	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/limits"
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/modules"
+	"github.com/stratametrics/strata/internal/querier"
+	"github.com/stratametrics/strata/internal/query"
+	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/ruler"
+	"github.com/stratametrics/strata/internal/server"
+	"github.com/stratametrics/strata/internal/storegateway"
+	"github.com/stratametrics/strata/internal/sts"
+	"github.com/stratametrics/strata/internal/usage"
+)
+
+// Modules: the components a process can run. --target names them, or groups of them.
+const (
+	ModuleServer        = "server"
+	ModuleAuth          = "auth"
+	ModuleMeta          = "meta"
+	ModuleControlPlane  = "controlplane"
+	ModuleDistributor   = "distributor"
+	ModuleIngester      = "ingester"
+	ModuleQuerier       = "querier"
+	ModuleStoreGateway  = "store-gateway"
+	ModuleCompactor     = "compactor"
+	ModuleRuler         = "ruler"
+	ModuleAlertmanager  = "alertmanager"
+	moduleBucket        = "bucket"
+	moduleLimits        = "limits"
+	moduleRouter        = "router"
+	moduleUsage         = "usage"
+	moduleReconciler    = "reconciler"
+	moduleSessionTokens = "sts"
+)
+
+// Targets that stand for several modules.
+const (
+	TargetAll     = "all"
+	TargetWrite   = "write"
+	TargetRead    = "read"
+	TargetBackend = "backend"
+)
+
+// targetGroups are the targets that name groups of modules.
+var targetGroups = map[string][]string{
+	TargetAll:     {ModuleDistributor, ModuleIngester, ModuleQuerier, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager},
+	TargetWrite:   {ModuleDistributor},
+	TargetRead:    {ModuleQuerier, ModuleStoreGateway},
+	TargetBackend: {ModuleCompactor, ModuleRuler, ModuleAlertmanager},
+}
+
+// targetModules can be named on their own in --target.
+var targetModules = []string{ModuleServer, ModuleAuth, ModuleMeta, ModuleControlPlane, ModuleDistributor, ModuleIngester,
+	ModuleQuerier, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager}
+
+// targets lists every value --target takes, for the flag's help and errors.
+var targets = append([]string{TargetAll, TargetWrite, TargetRead, TargetBackend}, targetModules...)
+
+// alwaysOn are the modules of every process: it answers /ready and /metrics, signs and
+// authorizes requests, sees the workspaces, and serves the control plane.
+var alwaysOn = []string{ModuleServer, ModuleAuth, ModuleMeta, ModuleControlPlane}
+
+// resolveTargets turns --target into the modules this process runs (without the
+// modules they depend on), or says why the combination cannot run.
+func resolveTargets(target string) ([]string, error) {
+	set := map[string]bool{}
+	for _, t := range strings.Split(target, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case targetGroups[t] != nil:
+			for _, m := range targetGroups[t] {
+				set[m] = true
+			}
+		case slices.Contains(targetModules, t):
+			set[t] = true
+		default:
+			return nil, fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(targets, ", "))
+		}
+	}
+	// Until the ingest log (issue #11) carries batches between processes, the write path
+	// stays in one process: the distributor hands batches to its own ingester.
+	switch {
+	case set[ModuleDistributor] && !set[ModuleIngester]:
+		return nil, errors.New("the distributor hands its batches to an ingester in the same process (the only ingest backend so far is direct): run distributor with ingester (write,ingester), or all")
+	case set[ModuleIngester] && !set[ModuleDistributor]:
+		return nil, errors.New("an ingester receives its samples from a distributor in the same process (the only ingest backend so far is direct): run ingester with distributor (write,ingester), or all")
+	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager]):
+		return nil, errors.New("the ruler evaluates through a querier, writes through a distributor and alerts through an alertmanager, all in the same process so far: run it in all")
+	}
+	mods := slices.Clone(alwaysOn)
+	for _, m := range targetModules {
+		if set[m] && !slices.Contains(mods, m) {
+			mods = append(mods, m)
+		}
+	}
+	return mods, nil
+}
+
+// registerModules registers the modules of the process, given the ones it runs (with
+// resolveTargets): a module's dependencies on optional peers (the querier reads the
+// ingester if this process has one) follow from what runs.
+func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []string) {
+	cfg, logger := a.cfg, a.logger
+	has := func(name string) bool { return slices.Contains(run, name) }
+	present := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			if has(n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	use := usage.New(a.reg)
+	var ring *session.Ring
+
+	m.Register(moduleBucket, modules.Module{
+		Init: func() (modules.Service, error) {
+			if err := privateDir(cfg.DataDir, logger); err != nil {
+				return nil, err
+			}
+			var err error
+			if a.bkt, err = bucket.New(cfg.Bucket, cfg.DataDir, logger); err != nil {
+				return nil, fmt.Errorf("opening bucket: %w", err)
+			}
+			return nil, nil
+		},
+		Close: func() error { return a.bkt.Close() },
+	})
+	m.Register(ModuleMeta, modules.Module{
+		Deps: []string{moduleBucket},
+		Init: func() (modules.Service, error) {
+			a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
+			a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
+			lctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if err := a.store.Load(lctx); err != nil {
+				return nil, fmt.Errorf("loading metadata from the bucket: %w", err)
+			}
+			return modules.ServiceFunc(a.store.Run), nil
+		},
+	})
+	m.Register(moduleLimits, modules.Module{
+		Init: func() (modules.Service, error) {
+			var err error
+			if a.limits, err = limits.NewOverrides(cfg.Limits, logger.With("component", "limits"), a.reg); err != nil {
+				return nil, fmt.Errorf("loading limits: %w", err)
+			}
+			return modules.ServiceFunc(a.limits.Run), nil
+		},
+	})
+	m.Register(ModuleAuth, modules.Module{
+		Deps: []string{ModuleMeta},
+		Init: func() (modules.Service, error) {
+			if cfg.STS.Enabled {
+				keyFile, create := cfg.STS.KeyFile, false
+				if keyFile == "" {
+					keyFile, create = filepath.Join(cfg.DataDir, session.KeyFileName), true
+				}
+				var created bool
+				var err error
+				if ring, created, err = session.LoadOrCreateRing(keyFile, create); err != nil {
+					return nil, fmt.Errorf("STS session keys: %w", err)
+				}
+				if created {
+					logger.Info("generated the STS session token key; processes that verify each other's sessions need the same file (--sts.key-file)", "file", keyFile)
+				}
+			}
+			var err error
+			a.auth, err = auth.New(cfg.Auth, auth.Env{Region: cfg.Region, AccountID: cfg.AccountID, DataDir: cfg.DataDir, Sessions: ring},
+				a.resources, logger.With("component", "auth"), a.reg)
+			if err != nil {
+				return nil, fmt.Errorf("setting up authentication: %w", err)
+			}
+			return modules.ServiceFunc(a.auth.Run), nil
+		},
+		Close: func() error {
+			if err := a.auth.Close(); err != nil {
+				return fmt.Errorf("closing the audit log: %w", err)
+			}
+			return nil
+		},
+	})
+	// The router is the HTTP server before it serves: modules mount their routes on it
+	// while they are initialised; the server module serves them once all have started.
+	m.Register(moduleRouter, modules.Module{
+		Deps: []string{ModuleAuth},
+		Init: func() (modules.Service, error) {
+			var err error
+			if a.server, err = server.New(cfg.Server, logger.With("component", "server"), a.reg, a.reg, a.ready); err != nil {
+				return nil, err
+			}
+			// On the public listener the operator endpoints need a signature: /metrics
+			// names every workspace.
+			a.route(RouteAction{Operation: "metrics", Method: http.MethodGet, Pattern: "/metrics", Action: ActionGetMetrics, Resource: "*"}, a.server.MetricsHandler())
+			if h := a.server.ProfilingHandler(); h != nil {
+				a.route(RouteAction{Operation: "pprof", Method: http.MethodGet, Pattern: "/debug/pprof/", Action: ActionGetProfile, Resource: "*"}, h)
+			}
+			return nil, nil
+		},
+		Close: func() error {
+			if a.served {
+				return nil // Run closed the listeners
+			}
+			return a.server.Close()
+		},
+	})
+	m.Register(moduleSessionTokens, modules.Module{
+		Deps: []string{moduleRouter},
+		Init: func() (modules.Service, error) {
+			if ring == nil {
+				return nil, nil
+			}
+			// STS authenticates its own requests: its actions are in the body, and
+			// AssumeRoleWithWebIdentity is unsigned by design.
+			h := sts.New(cfg.STS, sts.Deps{Auth: a.auth, Ring: ring, OIDC: oidc.NewVerifier(nil), Logger: logger.With("component", "sts")})
+			a.server.Handle("sts", cfg.STS.Pattern(http.MethodPost), h)
+			a.server.Handle("sts", cfg.STS.Pattern(http.MethodGet), h)
+			return nil, nil
+		},
+	})
+	// Rule files admit what queries admit.
+	promql := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.Query.EnableExperimentalFunctions})
+	m.Register(ModuleControlPlane, modules.Module{
+		Deps: []string{ModuleMeta, moduleLimits, moduleRouter, moduleSessionTokens},
+		Init: func() (modules.Service, error) {
+			api := controlplane.New(cfg.ControlPlane, controlplane.Env{
+				Region:      cfg.Region,
+				AccountID:   cfg.AccountID,
+				ExternalURL: a.server.ExternalURL(),
+			}, a.store, logger.With("component", "controlplane"))
+			api.Account = callerAccount
+			api.Limits = a.limits
+			api.PromQL = promql
+			api.Authorize = func(r *http.Request, action, resource string) error {
+				if e := a.auth.Authorize(r, action, resource); e != nil {
+					return e
+				}
+				return nil
+			}
+			for _, r := range api.Routes() {
+				resource := r.Resource
+				switch {
+				case resource != "":
+				case strings.Contains(r.Pattern, "{workspaceId}"):
+					resource = "workspace"
+				case strings.Contains(r.Pattern, "{resourceArn}"):
+					resource = "arn"
+				default:
+					resource = "*"
+				}
+				a.route(RouteAction{Operation: r.Operation, Method: r.Method, Pattern: r.Pattern, Action: "aps:" + r.Operation, Resource: resource, RequestTags: r.RequestTags}, r.Handler)
+			}
+			return nil, nil
+		},
+	})
+	m.Register(ModuleIngester, modules.Module{
+		Deps: []string{ModuleMeta, moduleLimits, moduleBucket},
+		Init: func() (modules.Service, error) {
+			var err error
+			a.ingester, err = ingester.New(cfg.Ingester, cfg.DataDir, a.limits, a.store, a.bkt, use, logger.With("component", "ingester"), a.reg)
+			if err != nil {
+				return nil, err
+			}
+			return modules.ServiceFunc(a.ingester.Run), nil
+		},
+	})
+	m.Register(moduleUsage, modules.Module{
+		Deps: []string{ModuleIngester},
+		Init: func() (modules.Service, error) {
+			a.exporter = usage.NewExporter(cfg.Usage, a.reg, a.writeInternal, logger.With("component", "usage"))
+			return modules.ServiceFunc(a.exporter.Run), nil
+		},
+	})
+	m.Register(ModuleDistributor, modules.Module{
+		Deps: []string{ModuleIngester, ModuleMeta, moduleLimits, moduleBucket, moduleRouter},
+		Init: func() (modules.Service, error) {
+			var err error
+			a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, a.ingester, use, a.bkt, logger.With("component", "distributor"), a.reg)
+			if err != nil {
+				return nil, err
+			}
+			lctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if err := a.distrib.LoadHA(lctx); err != nil {
+				return nil, err
+			}
+			a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
+				Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
+			return modules.ServiceFunc(a.distrib.Run), nil
+		},
+	})
+	m.Register(ModuleStoreGateway, modules.Module{
+		Deps: []string{moduleBucket},
+		Init: func() (modules.Service, error) {
+			var err error
+			if a.sg, err = storegateway.New(cfg.StoreGateway, cfg.DataDir, a.bkt, logger.With("component", "store-gateway"), a.reg); err != nil {
+				return nil, err
+			}
+			return modules.ServiceFunc(a.sg.Run), nil
+		},
+		Close: func() error { return a.sg.Close() },
+	})
+	m.Register(ModuleCompactor, modules.Module{
+		Deps: []string{moduleBucket, ModuleMeta, moduleLimits},
+		Init: func() (modules.Service, error) {
+			// Blocks the ingesters still hold locally are compacted once they are gone
+			// from local disk, so that no query reads a sample from both.
+			ccfg := cfg.Compactor
+			ccfg.Hold = cfg.Ingester.TSDB.LocalRetention
+			var err error
+			a.compactor, err = compactor.New(ccfg, cfg.DataDir, a.bkt, compactor.StoreWorkspaces{Store: a.store, Limits: a.limits},
+				logger.With("component", "compactor"), a.reg, time.Now)
+			if err != nil {
+				return nil, err
+			}
+			return modules.ServiceFunc(a.compactor.Run), nil
+		},
+	})
+	m.Register(ModuleQuerier, modules.Module{
+		Deps: append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter}, present(ModuleIngester)...),
+		Init: func() (modules.Service, error) {
+			deps := querier.Deps{Store: a.sg, Retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}}
+			qdeps := query.Deps{
+				Workspaces: workspaceExists{a.store},
+				Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
+				Principal: func(r *http.Request) string {
+					if p, ok := auth.PrincipalFromContext(r.Context()); ok {
+						return p.ARN
+					}
+					return ""
+				},
+				Logger:     logger.With("component", "query"),
+				Registerer: a.reg,
+			}
+			if a.ingester != nil {
+				deps.Ingesters = []querier.Ingester{a.ingester}
+				qdeps.Metadata, qdeps.Exemplars, qdeps.HeadStats = a.ingester, a.ingester, a.ingester
+			}
+			a.querier = querier.New(cfg.Querier, deps)
+			qdeps.Queryables = a.querier
+			var err error
+			if a.query, err = query.New(cfg.Query, qdeps); err != nil {
+				return nil, fmt.Errorf("setting up the query API: %w", err)
+			}
+			for _, r := range a.query.Routes() {
+				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+			}
+			return nil, nil
+		},
+		Close: func() error {
+			if err := a.query.Close(); err != nil {
+				return fmt.Errorf("closing the query API: %w", err)
+			}
+			return nil
+		},
+	})
+	m.Register(ModuleAlertmanager, modules.Module{
+		Deps: []string{ModuleMeta, moduleBucket, moduleLimits, moduleRouter},
+		Init: func() (modules.Service, error) {
+			var err error
+			a.am, err = alertmanager.New(cfg.Alertmanager, alertmanager.Deps{
+				Workspaces:  a.store,
+				Changes:     a.store.Subscribe(),
+				Bucket:      a.bkt,
+				DataDir:     cfg.Alertmanager.Dir(cfg.DataDir),
+				ExternalURL: a.server.ExternalURL(),
+				Limits:      alertmanagerLimits{a.limits},
+				Logger:      logger.With("component", "alertmanager"),
+				Registerer:  a.reg,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("setting up the alertmanager: %w", err)
+			}
+			for _, r := range a.am.Routes() {
+				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+			}
+			// It persists its state to the bucket when it stops.
+			return modules.ServiceFunc(a.am.Run), nil
+		},
+	})
+	m.Register(ModuleRuler, modules.Module{
+		// It stops before all three: it stores its last evaluations through the write
+		// path and sends to the alertmanager.
+		Deps: []string{ModuleQuerier, ModuleDistributor, ModuleAlertmanager, ModuleMeta, moduleRouter},
+		Init: func() (modules.Service, error) {
+			var err error
+			a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
+				Store:       a.store,
+				Querier:     a.query,
+				Queryables:  a.querier,
+				Writer:      ruleWriter{dis: a.distrib, decoder: remotewrite.NewDecoder(remotewrite.Options{})},
+				Alerts:      alertSender{a.am},
+				ExternalURL: a.server.ExternalURL(),
+				Logger:      logger.With("component", "ruler"),
+				Registerer:  a.reg,
+				Parser:      promql,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("setting up the ruler: %w", err)
+			}
+			for _, r := range a.ruler.Routes() {
+				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+			}
+			return modules.ServiceFunc(a.ruler.Run), nil
+		},
+	})
+	lifecycle := present(ModuleIngester, ModuleDistributor, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager)
+	m.Register(moduleReconciler, modules.Module{
+		Deps: append([]string{ModuleMeta, moduleLimits}, lifecycle...),
+		Init: func() (modules.Service, error) {
+			hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am}}
+			a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
+			a.recon.Limits = a.limits
+			return modules.ServiceFunc(a.recon.Run), nil
+		},
+	})
+	// The server serves once everything else has started and stops first, draining the
+	// requests in flight before any component stops.
+	others := append(present(targetModules...), moduleReconciler, moduleSessionTokens)
+	if has(ModuleIngester) {
+		others = append(others, moduleUsage)
+	}
+	others = slices.DeleteFunc(others, func(n string) bool { return n == ModuleServer })
+	m.Register(ModuleServer, modules.Module{
+		Deps: append([]string{moduleRouter}, others...),
+		Init: func() (modules.Service, error) {
+			return modules.ServiceFunc(func(ctx context.Context) error {
+				a.served = true
+				return a.server.Run(ctx)
+			}), nil
+		},
+	})
+}
