@@ -24,6 +24,7 @@ import (
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/modules"
@@ -81,6 +82,7 @@ type App struct {
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
 	ruler     *ruler.Ruler
+	ingestLog *ingestlog.Log // nil with the direct ingest backend
 	am        *alertmanager.MultiTenant
 }
 
@@ -176,7 +178,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	run, err := resolveTargets(cfg.Target)
+	run, err := resolveTargets(cfg.Target, cfg.Ingest.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: target: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/querier"
@@ -53,6 +54,7 @@ type Config struct {
 	Meta         meta.Config         `yaml:"meta"`
 	ControlPlane controlplane.Config `yaml:"controlplane"`
 	Distributor  distributor.Config  `yaml:"distributor"`
+	Ingest       ingestlog.Config    `yaml:"ingest"`
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
 	Querier      querier.Config      `yaml:"querier"`
@@ -86,6 +88,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Meta.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
+	c.Ingest.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
@@ -104,7 +107,7 @@ var (
 
 // Validate checks every block and names the block of a failure.
 func (c *Config) Validate() error {
-	if _, err := resolveTargets(c.Target); err != nil {
+	if _, err := resolveTargets(c.Target, c.Ingest.Backend); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	if c.DataDir == "" {
@@ -124,7 +127,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
-		"distributor": &c.Distributor, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
+		"distributor": &c.Distributor, "ingest": &c.Ingest, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
 		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {

@@ -20,7 +20,9 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/modules"
@@ -53,6 +55,8 @@ const (
 	moduleUsage         = "usage"
 	moduleReconciler    = "reconciler"
 	moduleSessionTokens = "sts"
+	moduleIngestLog     = "ingest-log"
+	moduleConsumer      = "ingest-consumer"
 )
 
 // Targets that stand for several modules.
@@ -83,8 +87,9 @@ var targets = append([]string{TargetAll, TargetWrite, TargetRead, TargetBackend}
 var alwaysOn = []string{ModuleServer, ModuleAuth, ModuleMeta, ModuleControlPlane}
 
 // resolveTargets turns --target into the modules this process runs (without the
-// modules they depend on), or says why the combination cannot run.
-func resolveTargets(target string) ([]string, error) {
+// modules they depend on), or says why the combination cannot run with the ingest
+// backend.
+func resolveTargets(target, backend string) ([]string, error) {
 	set := map[string]bool{}
 	for _, t := range strings.Split(target, ",") {
 		t = strings.TrimSpace(t)
@@ -99,15 +104,16 @@ func resolveTargets(target string) ([]string, error) {
 			return nil, fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(targets, ", "))
 		}
 	}
-	// Until the ingest log (issue #11) carries batches between processes, the write path
-	// stays in one process: the distributor hands batches to its own ingester.
+	direct := backend != ingestlog.BackendJetStream
 	switch {
-	case set[ModuleDistributor] && !set[ModuleIngester]:
-		return nil, errors.New("the distributor hands its batches to an ingester in the same process (the only ingest backend so far is direct): run distributor with ingester (write,ingester), or all")
-	case set[ModuleIngester] && !set[ModuleDistributor]:
-		return nil, errors.New("an ingester receives its samples from a distributor in the same process (the only ingest backend so far is direct): run ingester with distributor (write,ingester), or all")
-	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager]):
-		return nil, errors.New("the ruler evaluates through a querier, writes through a distributor and alerts through an alertmanager, all in the same process so far: run it in all")
+	case direct && set[ModuleDistributor] && !set[ModuleIngester]:
+		return nil, errors.New("with --ingest.backend=direct the distributor hands its batches to an ingester in the same process: run distributor with ingester (write,ingester), or all, or use --ingest.backend=jetstream")
+	case direct && set[ModuleIngester] && !set[ModuleDistributor]:
+		return nil, errors.New("with --ingest.backend=direct an ingester receives its samples from a distributor in the same process: run ingester with distributor (write,ingester), or all, or use --ingest.backend=jetstream")
+	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager] || !set[ModuleIngester]):
+		// Queriers do not read other processes' ingesters yet: a ruler elsewhere would
+		// miss the samples not yet in the bucket.
+		return nil, errors.New("the ruler evaluates through a querier reading an ingester, writes through a distributor and alerts through an alertmanager, all in the same process so far: run it in all")
 	}
 	mods := slices.Clone(alwaysOn)
 	for _, m := range targetModules {
@@ -294,11 +300,38 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.exporter.Run), nil
 		},
 	})
-	m.Register(ModuleDistributor, modules.Module{
-		Deps: []string{ModuleIngester, ModuleMeta, moduleLimits, moduleBucket, moduleRouter},
+	jetStream := cfg.Ingest.Backend == ingestlog.BackendJetStream
+	m.Register(moduleIngestLog, modules.Module{
 		Init: func() (modules.Service, error) {
 			var err error
-			a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, a.ingester, use, a.bkt, logger.With("component", "distributor"), a.reg)
+			if a.ingestLog, err = ingestlog.Open(ctx, cfg.Ingest, cfg.DataDir, logger.With("component", "ingest-log")); err != nil {
+				return nil, fmt.Errorf("opening the ingest log: %w", err)
+			}
+			return nil, nil
+		},
+		Close: func() error { return a.ingestLog.Close() },
+	})
+	m.Register(moduleConsumer, modules.Module{
+		// It stops before the ingester: a batch read but not stored is sent again.
+		Deps: []string{ModuleIngester, moduleIngestLog},
+		Init: func() (modules.Service, error) {
+			c := ingestlog.NewConsumer(a.ingestLog, a.ingester, logger.With("component", "ingest-consumer"), a.reg)
+			return modules.ServiceFunc(c.Run), nil
+		},
+	})
+	pusherDep := ModuleIngester
+	if jetStream {
+		pusherDep = moduleIngestLog
+	}
+	m.Register(ModuleDistributor, modules.Module{
+		Deps: []string{pusherDep, ModuleMeta, moduleLimits, moduleBucket, moduleRouter},
+		Init: func() (modules.Service, error) {
+			var pusher ingest.Pusher = a.ingester
+			if jetStream {
+				pusher = ingestlog.NewPublisher(a.ingestLog)
+			}
+			var err error
+			a.distrib, err = distributor.New(cfg.Distributor, a.limits, a.store, pusher, use, a.bkt, logger.With("component", "distributor"), a.reg)
 			if err != nil {
 				return nil, err
 			}
@@ -442,6 +475,9 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	others := append(present(targetModules...), moduleReconciler, moduleSessionTokens)
 	if has(ModuleIngester) {
 		others = append(others, moduleUsage)
+		if jetStream {
+			others = append(others, moduleConsumer)
+		}
 	}
 	others = slices.DeleteFunc(others, func(n string) bool { return n == ModuleServer })
 	m.Register(ModuleServer, modules.Module{

@@ -49,7 +49,7 @@ func TestTargets(t *testing.T) {
 		})
 	}
 	for target, want := range map[string]string{
-		"write":     "distributor hands its batches to an ingester in the same process",
+		"write":     "the distributor hands its batches to an ingester in the same process",
 		"ingester":  "an ingester receives its samples from a distributor in the same process",
 		"backend":   "the ruler evaluates through a querier",
 		"read,nope": `unknown target "nope"`,

@@ -552,6 +552,9 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 			if errors.Is(err, ingest.ErrWorkspaceDeleted) {
 				return out, &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is deleted", id)}
 			}
+			if errors.Is(err, ingest.ErrTooLarge) {
+				return out, &httpError{http.StatusBadRequest, fmt.Sprintf("nothing of this request was stored: %v; send fewer samples per series per request", err)}
+			}
 			if errors.Is(err, ingest.ErrStopped) {
 				// Shutting down: senders retry a 5xx, and nothing of this request was stored.
 				return out, &httpError{http.StatusServiceUnavailable, "the server is shutting down, nothing was stored; retry"}

@@ -47,4 +47,7 @@ var (
 	ErrWorkspaceDeleted = errors.New("workspace is deleted")
 	// ErrStopped: the ingester is shutting down; it opens no TSDB again.
 	ErrStopped = errors.New("ingester is stopped")
+	// ErrTooLarge: a series (or the metadata) of the batch alone is larger than a
+	// transport's message limit. Sending it again will not help.
+	ErrTooLarge = errors.New("larger than the ingest log's message limit")
 )

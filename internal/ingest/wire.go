@@ -23,6 +23,17 @@ var ErrMalformed = errors.New("malformed ingest message")
 
 // AppendBatch appends the wire form of a batch to dst.
 func AppendBatch(dst []byte, workspace string, req *remotewrite.Request, opts Options) []byte {
+	return appendBatch(dst, workspace, req, opts, func(dst []byte) []byte { return req.AppendMarshal(dst) })
+}
+
+// AppendBatchSeries appends the wire form of a part of a batch to dst: the series of req
+// at the given indexes (none when empty), with v1's request-level metadata when
+// withMetadata is set.
+func AppendBatchSeries(dst []byte, workspace string, req *remotewrite.Request, opts Options, series []int, withMetadata bool) []byte {
+	return appendBatch(dst, workspace, req, opts, func(dst []byte) []byte { return req.AppendMarshalSeries(dst, series, withMetadata) })
+}
+
+func appendBatch(dst []byte, workspace string, req *remotewrite.Request, opts Options, body func([]byte) []byte) []byte {
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendString(dst, workspace)
 	dst = protowire.AppendTag(dst, 2, protowire.VarintType)
@@ -35,7 +46,7 @@ func AppendBatch(dst []byte, workspace string, req *remotewrite.Request, opts Op
 	// moved right by the size of its length prefix.
 	dst = protowire.AppendTag(dst, 4, protowire.BytesType)
 	start := len(dst)
-	dst = req.AppendMarshal(dst)
+	dst = body(dst)
 	n := len(dst) - start
 	var prefix [binaryMaxVarintLen]byte
 	p := protowire.AppendVarint(prefix[:0], uint64(n))

@@ -20,10 +20,34 @@ import (
 // decoding, get symbols of their own appended to it.
 func (r *Request) AppendMarshal(dst []byte) []byte {
 	var e encoder
-	if r.Version == V2 {
-		return e.appendV2(dst, r)
+	return e.append(dst, r, nil, true, true)
+}
+
+// AppendMarshalSeries is AppendMarshal for a part of the request: the series at the
+// given indexes of Series, in that order (none when it is empty), and for v1 the
+// request-level metadata only when withMetadata is set. It is how a request is split
+// into batches by series.
+func (r *Request) AppendMarshalSeries(dst []byte, series []int, withMetadata bool) []byte {
+	var e encoder
+	return e.append(dst, r, series, false, withMetadata)
+}
+
+func (e *encoder) append(dst []byte, r *Request, idx []int, all, withMetadata bool) []byte {
+	each := func(fn func(s *Series)) {
+		if all {
+			for i := range r.Series {
+				fn(&r.Series[i])
+			}
+			return
+		}
+		for _, i := range idx {
+			fn(&r.Series[i])
+		}
 	}
-	return e.appendV1(dst, r)
+	if r.Version == V2 {
+		return e.appendV2(dst, r, each)
+	}
+	return e.appendV1(dst, r, each, withMetadata)
 }
 
 // encoder holds the scratch space of one AppendMarshal: nested messages are encoded
@@ -69,9 +93,8 @@ func appendLabel(dst []byte, num protowire.Number, name, value []byte) []byte {
 	return protowire.AppendBytes(dst, value)
 }
 
-func (e *encoder) appendV1(dst []byte, r *Request) []byte {
-	for i := range r.Series {
-		s := &r.Series[i]
+func (e *encoder) appendV1(dst []byte, r *Request, each func(func(*Series)), withMetadata bool) []byte {
+	each(func(s *Series) {
 		b := e.series[:0]
 		if s.layout == v1Contiguous {
 			// The sender's label fields, as they were validated.
@@ -102,6 +125,9 @@ func (e *encoder) appendV1(dst []byte, r *Request) []byte {
 		}
 		dst = appendMessage(dst, 1, b)
 		e.series = b
+	})
+	if !withMetadata {
+		return dst
 	}
 	for _, md := range r.Metadata {
 		m := e.inner[:0]
@@ -124,14 +150,13 @@ func (e *encoder) appendV1(dst []byte, r *Request) []byte {
 	return dst
 }
 
-func (e *encoder) appendV2(dst []byte, r *Request) []byte {
+func (e *encoder) appendV2(dst []byte, r *Request, each func(func(*Series))) []byte {
 	for _, sym := range r.Symbols {
 		dst = protowire.AppendTag(dst, 4, protowire.BytesType)
 		dst = protowire.AppendBytes(dst, sym)
 	}
 	e.nsyms = len(r.Symbols)
-	for i := range r.Series {
-		s := &r.Series[i]
+	each(func(s *Series) {
 		b := e.series[:0]
 		switch {
 		case s.layout == v2Packed && len(s.labels) > 0:
@@ -183,7 +208,7 @@ func (e *encoder) appendV2(dst []byte, r *Request) []byte {
 		}
 		dst = appendMessage(dst, 5, b)
 		e.series = b
-	}
+	})
 	// Symbols may follow the series that use them.
 	for _, sym := range e.extraSyms {
 		dst = protowire.AppendTag(dst, 4, protowire.BytesType)

@@ -77,3 +77,52 @@ func TestAppendMarshalEmpty(t *testing.T) {
 		}
 	}
 }
+
+// A request split by series into parts (as the ingest log partitions it) loses and
+// duplicates nothing: the parts' series are the request's, the metadata goes with the
+// part asked to carry it.
+func TestAppendMarshalSeries(t *testing.T) {
+	for _, v := range []Version{V1, V2} {
+		for seed := range 100 {
+			rng := rand.New(rand.NewPCG(uint64(seed), 4))
+			var data []byte
+			if v == V1 {
+				data = mustMarshal(t, randWriteRequestV1(rng, 1+rng.IntN(20)))
+			} else {
+				data = mustMarshal(t, randWriteRequestV2(rng, 1+rng.IntN(20)))
+			}
+			var r Request
+			if err := r.Unmarshal(v, data); err != nil {
+				t.Fatal(err)
+			}
+			want := normOurs(&r)
+			parts := [2][]int{{}, {}}
+			for i := range r.Series {
+				k := rng.IntN(2)
+				parts[k] = append(parts[k], i)
+			}
+			var got nReq
+			for k, idx := range parts {
+				var back Request
+				if err := back.Unmarshal(v, r.AppendMarshalSeries(nil, idx, k == 1)); err != nil {
+					t.Fatal(err)
+				}
+				n := normOurs(&back)
+				got.Series = append(got.Series, n.Series...)
+				got.Meta = append(got.Meta, n.Meta...)
+			}
+			// The parts' series, concatenated, in the order the parts hold them.
+			want.Symbols = nil
+			var ordered []nSeries
+			for _, idx := range parts {
+				for _, i := range idx {
+					ordered = append(ordered, want.Series[i])
+				}
+			}
+			want.Series = ordered
+			if d := diffReq(got, want); d != "" {
+				t.Fatalf("%v seed %d: %s", v, seed, d)
+			}
+		}
+	}
+}

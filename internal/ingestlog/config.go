@@ -1,0 +1,135 @@
+package ingestlog
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Ingest backends.
+const (
+	BackendDirect    = "direct"
+	BackendJetStream = "jetstream"
+)
+
+// Config configures how the distributor hands batches to the ingesters.
+type Config struct {
+	// Backend is direct (the ingester of the same process) or jetstream (the ingest log).
+	Backend string `yaml:"backend"`
+	// Partitions is the number of partitions of the log; a series always goes to the same
+	// one. Fixed once the stream exists.
+	Partitions int `yaml:"partitions"`
+	// Zone is the ingester's zone: each zone consumes every partition, so each zone's
+	// ingesters hold every sample.
+	Zone string `yaml:"zone"`
+	// PartitionFailover is how long a partition stays with an ingester that stopped
+	// reading it before another ingester of its zone takes it over.
+	PartitionFailover time.Duration   `yaml:"partition_failover"`
+	JetStream         JetStreamConfig `yaml:"jetstream"`
+}
+
+// JetStreamConfig says where the ingest log is: an external NATS server (URL), or one
+// embedded in this process.
+type JetStreamConfig struct {
+	// URL of an external NATS server; empty embeds one in this process.
+	URL string `yaml:"url"`
+	// CredentialsFile is a NATS credentials file for the external server (optional).
+	CredentialsFile string `yaml:"credentials_file"`
+	// CAFile verifies the external server's TLS certificate (optional; tls:// URLs).
+	CAFile string `yaml:"ca_file"`
+	// Listen is the client address of the embedded server; empty: no listener, only
+	// this process connects (in process, no TCP).
+	Listen string `yaml:"listen"`
+	// ClusterListen and Routes join embedded servers into a cluster.
+	ClusterListen string     `yaml:"cluster_listen"`
+	Routes        StringList `yaml:"routes"`
+	// ServerName names the embedded server in its cluster; empty: the hostname and listen port.
+	ServerName string `yaml:"server_name"`
+	// StoreDir is where the embedded server keeps its streams; empty: <data-dir>/jetstream.
+	StoreDir string `yaml:"store_dir"`
+	// Token authenticates clients of the embedded server and this process to an external
+	// one (the cluster key; STRATA_JETSTREAM_TOKEN). Required when Listen is set.
+	Token string `yaml:"-"`
+	// Replicas of the stream: a batch is acknowledged once this many servers hold it.
+	Replicas int `yaml:"replicas"`
+	// MaxAge is how long the log keeps a batch after it was written: long enough for its
+	// samples to be in a block in the bucket, from which a new owner of the partition
+	// recovers.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Stream names the stream (and its subjects' prefix).
+	Stream string `yaml:"stream"`
+}
+
+// RegisterFlags registers the flags under "ingest." and "jetstream.".
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Backend, "ingest.backend", BackendDirect, "How the distributor hands validated batches to the ingesters: direct (the ingester of the same process) or jetstream (the ingest log on NATS JetStream: acknowledged once stored, consumed by the ingesters).")
+	f.IntVar(&c.Partitions, "ingest.partitions", 16, "Partitions of the ingest log; each series always goes to the same one. Fixed once the stream exists.")
+	f.StringVar(&c.Zone, "ingest.zone", "default", "Zone of this process's ingester: every zone's ingesters consume every partition of the ingest log, so a zone can be lost.")
+	f.DurationVar(&c.PartitionFailover, "ingest.partition-failover", 10*time.Second, "How long a partition stays with an ingester that stopped reading it before another ingester of its zone takes it over.")
+	f.StringVar(&c.JetStream.URL, "jetstream.url", "", "URL of an external NATS server with JetStream (nats://host:4222, tls://…); empty embeds one in this process.")
+	f.StringVar(&c.JetStream.CredentialsFile, "jetstream.credentials-file", "", "NATS credentials file for --jetstream.url.")
+	f.StringVar(&c.JetStream.CAFile, "jetstream.ca-file", "", "CA certificate verifying the TLS certificate of --jetstream.url.")
+	f.StringVar(&c.JetStream.Listen, "jetstream.listen", "", "Client address of the embedded NATS server (e.g. 127.0.0.1:4222), so other processes can use it; empty: only this process, in process. Needs STRATA_JETSTREAM_TOKEN.")
+	f.StringVar(&c.JetStream.ClusterListen, "jetstream.cluster-listen", "", "Cluster address of the embedded NATS server, for --jetstream.routes of the others.")
+	f.Var(&c.JetStream.Routes, "jetstream.routes", "Comma-separated cluster addresses (nats://host:port) of the other embedded servers of the cluster.")
+	f.StringVar(&c.JetStream.ServerName, "jetstream.server-name", "", "Name of the embedded NATS server in its cluster; empty: derived from the host name and listen address.")
+	f.StringVar(&c.JetStream.StoreDir, "jetstream.store-dir", "", "Directory of the embedded NATS server's streams; empty: <data-dir>/jetstream.")
+	f.IntVar(&c.JetStream.Replicas, "jetstream.replicas", 1, "Servers that must hold a batch before the client gets its answer (3 in a cluster of three).")
+	f.DurationVar(&c.JetStream.MaxAge, "jetstream.max-age", 6*time.Hour, "How long the ingest log keeps a batch: longer than it takes its samples to reach a block in the bucket (--tsdb.block-range plus --tsdb.ship-interval).")
+	f.StringVar(&c.JetStream.Stream, "jetstream.stream", "strata-ingest", "Name of the ingest log's stream.")
+	c.JetStream.Token = os.Getenv("STRATA_JETSTREAM_TOKEN")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch c.Backend {
+	case BackendDirect:
+		return nil
+	case BackendJetStream:
+	default:
+		return fmt.Errorf("backend: unknown ingest backend %q (direct or jetstream)", c.Backend)
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		return fmt.Errorf("partitions: %d, want 1 to 1024", c.Partitions)
+	}
+	if c.Zone == "" || strings.ContainsAny(c.Zone, ". *>") {
+		return fmt.Errorf("zone: %q is not a zone name", c.Zone)
+	}
+	if c.PartitionFailover <= 0 {
+		return errors.New("partition_failover must be positive")
+	}
+	js := c.JetStream
+	if js.Replicas < 1 || js.Replicas > 5 {
+		return fmt.Errorf("jetstream.replicas: %d, want 1 to 5", js.Replicas)
+	}
+	if js.MaxAge <= 0 {
+		return errors.New("jetstream.max_age must be positive")
+	}
+	if js.Stream == "" || strings.ContainsAny(js.Stream, ". *>") {
+		return fmt.Errorf("jetstream.stream: %q is not a stream name", js.Stream)
+	}
+	if js.URL == "" && (js.Listen != "" || js.ClusterListen != "") && js.Token == "" {
+		return errors.New("the embedded NATS server listens on the network (--jetstream.listen, --jetstream.cluster-listen): set STRATA_JETSTREAM_TOKEN, the key its clients and peers authenticate with")
+	}
+	return nil
+}
+
+// StringList is a comma-separated list flag.
+type StringList []string
+
+// String implements flag.Value.
+func (l *StringList) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value: it replaces the list.
+func (l *StringList) Set(s string) error {
+	*l = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package ingestlog
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+	"go.uber.org/goleak"
+
+	"github.com/stratametrics/strata/internal/ingest"
+	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The embedded NATS server's and client's package-level workers.
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
+		goleak.IgnoreTopFunction("time.Sleep"),
+	)
+}
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	var c Config
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	c.Backend = BackendJetStream
+	c.Partitions = 4
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// recorder stores what it is pushed, as strings "workspace|series|t=v".
+type recorder struct {
+	mu   sync.Mutex
+	got  []string
+	fail int // the next fail pushes answer an error
+}
+
+func (r *recorder) Push(_ context.Context, ws string, req *remotewrite.Request, opts ingest.Options) (ingest.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return ingest.Result{}, fmt.Errorf("disk full")
+	}
+	for i := range req.Series {
+		s := &req.Series[i]
+		for _, smp := range s.Samples {
+			r.got = append(r.got, fmt.Sprintf("%s|%s|%s|%d=%g", ws, s.String(), opts.DropLabel, smp.Timestamp, smp.Value))
+		}
+	}
+	return ingest.Result{}, nil
+}
+
+func (r *recorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+func request(t *testing.T, ts int64, series ...string) *remotewrite.Request {
+	t.Helper()
+	wr := prompb.WriteRequest{}
+	for i, s := range series {
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: s}},
+			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(i)}},
+		})
+	}
+	b, err := wr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r remotewrite.Request
+	if err := r.Unmarshal(remotewrite.V1, b); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// Every sample published is consumed once, in order per series, with its workspace and
+// options; a consumer that stops and starts again goes on where it was.
+func TestPublishConsume(t *testing.T) {
+	cfg := testConfig(t)
+	dir := t.TempDir()
+	l, err := Open(context.Background(), cfg, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pub := NewPublisher(l)
+	var want []string
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for ts := int64(1); ts <= 20; ts++ {
+		for _, ws := range []string{"ws-1", "ws-2"} {
+			res, err := pub.Push(context.Background(), ws, request(t, ts, names...), ingest.Options{DropLabel: "__replica__"})
+			if err != nil || res.Samples != len(names) {
+				t.Fatalf("Push = %+v, %v", res, err)
+			}
+			for i, n := range names {
+				want = append(want, fmt.Sprintf("%s|{__name__=%q}|__replica__|%d=%d", ws, n, ts, i))
+			}
+		}
+	}
+	rec := &recorder{fail: 2}
+	consume := func(n int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		c := NewConsumer(l, rec, nil, prometheus.NewRegistry())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%d samples consumed", n), func() bool { return len(rec.all()) >= n })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume(len(want))
+	got := rec.all()
+	if len(got) != len(want) {
+		t.Fatalf("consumed %d samples, want %d", len(got), len(want))
+	}
+	// Per series, in publishing order (partitions interleave).
+	perSeries := func(lines []string) map[string][]string {
+		out := map[string][]string{}
+		for _, l := range lines {
+			k := l[:strings.LastIndexByte(l, '|')] // workspace|series|drop label
+			out[k] = append(out[k], l)
+		}
+		return out
+	}
+	if g, w := perSeries(got), perSeries(want); fmt.Sprint(g) != fmt.Sprint(w) {
+		t.Fatalf("consumed per series\n%v\nwant\n%v", g, w)
+	}
+
+	// More batches, and a new consumer: only the new ones arrive.
+	if _, err := pub.Push(context.Background(), "ws-1", request(t, 21, names...), ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	consume(len(want) + len(names))
+	if got := rec.all(); len(got) != len(want)+len(names) {
+		t.Fatalf("after a restart of the consumer: %d samples, want %d", len(got), len(want)+len(names))
+	}
+}
+
+// A batch larger than the message limit is split by series; a single series larger than
+// it is refused with ErrTooLarge.
+func TestSplitBatch(t *testing.T) {
+	var names []string
+	for i := range 100 {
+		names = append(names, fmt.Sprintf("metric_with_a_long_name_%03d", i))
+	}
+	req := request(t, 1, names...)
+	all := make([]int, len(req.Series))
+	for i := range all {
+		all[i] = i
+	}
+	msgs, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 1000)
+	if err != nil || len(msgs) < 4 {
+		t.Fatalf("split into %d messages, %v", len(msgs), err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if len(m) > 1000 {
+			t.Fatalf("message of %d bytes", len(m))
+		}
+		var r remotewrite.Request
+		if _, _, err := ingest.ParseBatch(&r, m); err != nil {
+			t.Fatal(err)
+		}
+		n += len(r.Series)
+	}
+	if n != len(names) {
+		t.Fatalf("%d series in the parts, want %d", n, len(names))
+	}
+	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20); err == nil {
+		t.Fatal("a series over the limit was not refused")
+	}
+}

@@ -1,0 +1,227 @@
+// Package ingestlog is the ingest log of distributed mode: distributors append each
+// validated batch to a partition of a NATS JetStream stream and answer the client once
+// JetStream has stored it (with --jetstream.replicas copies); ingesters consume their
+// partitions into the per-workspace TSDBs and acknowledge a batch once it is in the
+// TSDB's WAL. After a crash an ingester is sent again what it had not acknowledged, and
+// applying a batch twice stores nothing twice (a TSDB drops a sample it already holds).
+//
+// NATS is external (--jetstream.url) or embedded in the process (the default), so one
+// binary needs no other process; embedded servers form a cluster with
+// --jetstream.cluster-listen and --jetstream.routes.
+package ingestlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxPayload is the largest message the embedded server takes. A batch larger than the
+// server's limit is split by series.
+const maxPayload = 8 << 20
+
+// Log is a connection to the ingest log, and the embedded server when there is one.
+type Log struct {
+	cfg    Config
+	logger *slog.Logger
+	srv    *server.Server // nil with an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	closed chan struct{} // closed once the connection is
+}
+
+// Open starts the embedded server (unless an external one is configured), connects and
+// makes sure the stream exists with the configured partitions and replicas. dataDir
+// holds the embedded server's store unless --jetstream.store-dir says otherwise.
+func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Log{cfg: cfg, logger: logger, closed: make(chan struct{})}
+	js := cfg.JetStream
+	opts := []nats.Option{nats.Name("strata"), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(l.closed) })}
+	url := js.URL
+	if url == "" {
+		srv, err := startServer(cfg.JetStream, dataDir)
+		if err != nil {
+			return nil, err
+		}
+		l.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		if js.CredentialsFile != "" {
+			opts = append(opts, nats.UserCredentials(js.CredentialsFile))
+		}
+		if js.CAFile != "" {
+			opts = append(opts, nats.RootCAs(js.CAFile))
+		}
+	}
+	if js.Token != "" {
+		opts = append(opts, nats.Token(js.Token))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		l.shutdownServer()
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	l.nc = nc
+	if l.js, err = jetstream.New(nc); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	if err := l.ensureStream(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func startServer(js JetStreamConfig, dataDir string) (*server.Server, error) {
+	dir := js.StoreDir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "jetstream")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("JetStream store directory: %w", err)
+	}
+	o := &server.Options{
+		ServerName:             js.ServerName,
+		JetStream:              true,
+		StoreDir:               dir,
+		MaxPayload:             maxPayload,
+		NoSigs:                 true,
+		NoLog:                  true,
+		DontListen:             js.Listen == "",
+		DisableJetStreamBanner: true,
+		Authorization:          js.Token,
+	}
+	if js.Listen != "" {
+		host, port, err := splitHostPort(js.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("--jetstream.listen: %w", err)
+		}
+		o.Host, o.Port = host, port
+	}
+	if js.ClusterListen != "" {
+		host, port, err := splitHostPort(js.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("--jetstream.cluster-listen: %w", err)
+		}
+		o.Cluster = server.ClusterOpts{Name: "strata", Host: host, Port: port, Username: "strata", Password: js.Token}
+		for _, r := range js.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("--jetstream.routes: %w", err)
+			}
+			u.User = url.UserPassword("strata", js.Token)
+			o.Routes = append(o.Routes, u)
+		}
+	}
+	if o.ServerName == "" {
+		h, _ := os.Hostname()
+		o.ServerName = h + "-" + strconv.Itoa(o.Port) + "-" + filepath.Base(filepath.Dir(dir))
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS server did not start within 30s")
+	}
+	return srv, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+// subject is the subject of a partition's batches.
+func (l *Log) subject(partition int) string {
+	return l.cfg.JetStream.Stream + ".p." + strconv.Itoa(partition)
+}
+
+// ensureStream creates the stream, or updates its retention and replicas. In a cluster
+// being formed the stream cannot be placed until enough servers are up: it retries for
+// a minute.
+func (l *Log) ensureStream(ctx context.Context) error {
+	js := l.cfg.JetStream
+	sc := jetstream.StreamConfig{
+		Name:        js.Stream,
+		Description: "Strata ingest log: validated remote-write batches by partition",
+		Subjects:    []string{js.Stream + ".p.*"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      js.MaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    js.Replicas,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgSize:  -1,
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		_, err := l.js.CreateOrUpdateStream(ctx, sc)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("creating the ingest log's stream %s: %w", js.Stream, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ClientURL is the embedded server's client URL; empty without one or without a
+// listener.
+func (l *Log) ClientURL() string {
+	if l.srv == nil || l.cfg.JetStream.Listen == "" {
+		return ""
+	}
+	return l.srv.ClientURL()
+}
+
+// Close closes the connection, then stops the embedded server.
+func (l *Log) Close() error {
+	if l.nc != nil {
+		if err := l.nc.Drain(); err != nil {
+			l.nc.Close()
+		}
+		// Drain is asynchronous: wait until the connection is closed.
+		select {
+		case <-l.closed:
+		case <-time.After(10 * time.Second):
+			l.nc.Close()
+		}
+	}
+	l.shutdownServer()
+	return nil
+}
+
+func (l *Log) shutdownServer() {
+	if l.srv != nil {
+		l.srv.Shutdown()
+		l.srv.WaitForShutdown()
+	}
+}
