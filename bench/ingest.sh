@@ -4,6 +4,8 @@
 # Prints accepted samples/s, CPU-seconds of the server process per million samples and
 # the server's peak RSS. Usage: bench/ingest.sh [seconds] [active series]
 # Needs /usr/bin/prometheus (apt-get install prometheus). Ports 127.0.0.1:18191-18192.
+# STRATA_BACKENDS="direct jetstream" also measures Strata with the ingest log
+# (--ingest.backend=jetstream, embedded NATS, one replica); SKIP_PROMETHEUS=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -43,20 +45,33 @@ echo "|---|---|---|---|---|"
 # whose maximum sample age covers the backfill and without a rate limit.
 export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
 export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
-mkdir -p "$work/strata-data"
-echo "overrides: {}" > "$work/rt.yaml"
-"$work/strata" server --listen 127.0.0.1:18191 --internal.listen 127.0.0.1:18181 --data-dir "$work/strata-data" \
-	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
-	--log.level warn 2> "$work/strata.log" &
-spid=$!
-for _ in $(seq 50); do curl -sf 127.0.0.1:18191/-/ready >/dev/null && break; sleep 0.1; done
-ws=$(curl -sf -XPOST 127.0.0.1:18191/workspaces -d '{"alias":"bench"}' \
-	--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-	-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
-printf 'overrides:\n  %s:\n    max_sample_age: 4h\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n' "$ws" > "$work/rt.yaml"
-sleep 2
-measure strata "$spid" "http://127.0.0.1:18191/workspaces/$ws/api/v1/remote_write" --sigv4
-kill "$spid"; wait "$spid" 2>/dev/null || true
+# strata_run NAME [server flags...]
+strata_run() {
+	local name=$1; shift
+	rm -rf "$work/strata-data"; mkdir -p "$work/strata-data"
+	echo "overrides: {}" > "$work/rt.yaml"
+	"$work/strata" server --listen 127.0.0.1:18191 --internal.listen 127.0.0.1:18181 --data-dir "$work/strata-data" \
+		--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
+		--log.level warn "$@" 2> "$work/$name.log" &
+	local spid=$!
+	for _ in $(seq 100); do curl -sf 127.0.0.1:18191/-/ready >/dev/null && break; sleep 0.1; done
+	local ws
+	ws=$(curl -sf -XPOST 127.0.0.1:18191/workspaces -d '{"alias":"bench"}' \
+		--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+	printf 'overrides:\n  %s:\n    max_sample_age: 4h\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n' "$ws" > "$work/rt.yaml"
+	sleep 2
+	measure "$name" "$spid" "http://127.0.0.1:18191/workspaces/$ws/api/v1/remote_write" --sigv4
+	kill "$spid"; wait "$spid" 2>/dev/null || true
+}
+for backend in ${STRATA_BACKENDS:-direct}; do
+	if [ "$backend" = direct ]; then
+		strata_run strata
+	else
+		strata_run "strata-$backend" --ingest.backend "$backend"
+	fi
+done
+[ -n "${SKIP_PROMETHEUS:-}" ] && exit 0
 
 printf 'global:\n  scrape_interval: 1m\n' > "$work/prom.yml"
 /usr/bin/prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom-data" \

@@ -76,7 +76,7 @@ func TestJetStreamWriteAndIngesterProcesses(t *testing.T) {
 	bkt := t.TempDir()
 	nats := freeAddr(t)
 	common := []string{"--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
-		"--ingest.partitions", "4", "--ingest.partition-failover", "1s"}
+		"--ingest.partitions", "4"}
 	w := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
 	ingArgs := append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--jetstream.url", "nats://" + nats}, common...)
 	i := start(t, ingArgs...)

@@ -307,7 +307,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			if a.ingestLog, err = ingestlog.Open(ctx, cfg.Ingest, cfg.DataDir, logger.With("component", "ingest-log")); err != nil {
 				return nil, fmt.Errorf("opening the ingest log: %w", err)
 			}
-			return nil, nil
+			return modules.ServiceFunc(a.ingestLog.Run), nil
 		},
 		Close: func() error { return a.ingestLog.Close() },
 	})
@@ -315,7 +315,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		// It stops before the ingester: a batch read but not stored is sent again.
 		Deps: []string{ModuleIngester, moduleIngestLog},
 		Init: func() (modules.Service, error) {
-			c := ingestlog.NewConsumer(a.ingestLog, a.ingester, logger.With("component", "ingest-consumer"), a.reg)
+			c := ingestlog.NewConsumer(a.ingestLog, filepath.Join(cfg.DataDir, "ingest-log"), a.ingester, logger.With("component", "ingest-consumer"), a.reg)
 			return modules.ServiceFunc(c.Run), nil
 		},
 	})

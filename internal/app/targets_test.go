@@ -34,7 +34,7 @@ func TestTargets(t *testing.T) {
 		t.Run(c.target, func(t *testing.T) {
 			t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
 			t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)
-			cfg := load(t, "--listen", "127.0.0.1:0", "--log.level", "error", "--data-dir", t.TempDir(), "--target", c.target)
+			cfg := load(t, "--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0", "--log.level", "error", "--data-dir", t.TempDir(), "--target", c.target)
 			a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
 			if err != nil {
 				t.Fatal(err)

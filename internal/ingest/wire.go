@@ -42,21 +42,32 @@ func appendBatch(dst []byte, workspace string, req *remotewrite.Request, opts Op
 		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
 		dst = protowire.AppendString(dst, opts.DropLabel)
 	}
-	// The body goes last and its length first: it is encoded straight into dst, then
-	// moved right by the size of its length prefix.
+	// The body goes last and is encoded straight into dst after room for its length, a
+	// varint padded to lengthBytes (decoders take a varint's redundant continuation
+	// bytes), so the body is written once and never moved.
 	dst = protowire.AppendTag(dst, 4, protowire.BytesType)
 	start := len(dst)
+	dst = append(dst, make([]byte, lengthBytes)...)
 	dst = body(dst)
-	n := len(dst) - start
-	var prefix [binaryMaxVarintLen]byte
-	p := protowire.AppendVarint(prefix[:0], uint64(n))
-	dst = append(dst, p...)
-	copy(dst[start+len(p):], dst[start:start+n])
-	copy(dst[start:], p)
+	n := len(dst) - start - lengthBytes
+	putPaddedVarint(dst[start:start+lengthBytes], uint64(n))
 	return dst
 }
 
-const binaryMaxVarintLen = 10
+// lengthBytes is the size of the padded length of a batch's body: up to 32 GiB.
+const lengthBytes = 5
+
+// putPaddedVarint writes v as a varint of exactly len(b) bytes.
+func putPaddedVarint(b []byte, v uint64) {
+	for i := range b {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if i < len(b)-1 {
+			c |= 0x80
+		}
+		b[i] = c
+	}
+}
 
 // ParseBatch decodes a batch into req and returns its workspace and
 // options. req aliases data until it is released or decoded into again.

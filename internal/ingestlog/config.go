@@ -67,8 +67,6 @@ type JetStreamConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Backend, "ingest.backend", BackendDirect, "How the distributor hands validated batches to the ingesters: direct (the ingester of the same process) or jetstream (the ingest log on NATS JetStream: acknowledged once stored, consumed by the ingesters).")
 	f.IntVar(&c.Partitions, "ingest.partitions", 16, "Partitions of the ingest log; each series always goes to the same one. Fixed once the stream exists.")
-	f.StringVar(&c.Zone, "ingest.zone", "default", "Zone of this process's ingester: every zone's ingesters consume every partition of the ingest log, so a zone can be lost.")
-	f.DurationVar(&c.PartitionFailover, "ingest.partition-failover", 10*time.Second, "How long a partition stays with an ingester that stopped reading it before another ingester of its zone takes it over.")
 	f.StringVar(&c.JetStream.URL, "jetstream.url", "", "URL of an external NATS server with JetStream (nats://host:4222, tls://…); empty embeds one in this process.")
 	f.StringVar(&c.JetStream.CredentialsFile, "jetstream.credentials-file", "", "NATS credentials file for --jetstream.url.")
 	f.StringVar(&c.JetStream.CAFile, "jetstream.ca-file", "", "CA certificate verifying the TLS certificate of --jetstream.url.")
@@ -94,12 +92,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		return fmt.Errorf("partitions: %d, want 1 to 1024", c.Partitions)
-	}
-	if c.Zone == "" || strings.ContainsAny(c.Zone, ". *>") {
-		return fmt.Errorf("zone: %q is not a zone name", c.Zone)
-	}
-	if c.PartitionFailover <= 0 {
-		return errors.New("partition_failover must be positive")
 	}
 	js := c.JetStream
 	if js.Replicas < 1 || js.Replicas > 5 {

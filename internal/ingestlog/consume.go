@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,15 +20,22 @@ import (
 	"github.com/stratametrics/strata/internal/remotewrite"
 )
 
-// ownerGroup is the priority group of the partition consumers: JetStream pins each
-// partition's consumer to one client at a time and moves it to another when the pinned
-// one stops pulling for PinnedTTL, so one ingester per zone owns a partition.
-const ownerGroup = "owner"
+// checkpointEvery bounds how often a partition's checkpoint is written: what was applied
+// after the last one is read again after a crash, and a sample stored twice is stored
+// once.
+const checkpointEvery = time.Second
 
-// Consumer feeds an ingester from the log: one consumer per partition, in order, each
-// batch acknowledged once the ingester has stored it.
+// Consumer feeds an ingester from the log: each partition is read strictly in order
+// (JetStream's ordered consumers, which start over from the last message they delivered
+// after any gap or lost server), and its checkpoint, the stream sequence of the last
+// batch the ingester stored, is kept in a file beside the TSDBs. After a restart reading
+// resumes after the checkpoint.
+//
+// Each zone's ingester reads every partition. Several ingesters of one zone sharing the
+// partitions (ownership through leases) is not there yet: run one per zone.
 type Consumer struct {
 	log    *Log
+	dir    string
 	pusher ingest.Pusher
 	logger *slog.Logger
 	m      consumerMetrics
@@ -35,19 +45,20 @@ type consumerMetrics struct {
 	batches  *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	retries  prometheus.Counter
+	applied  *prometheus.GaugeVec
 }
 
 // NewConsumer returns a Consumer that stores what it reads through pusher (the
-// ingester).
-func NewConsumer(l *Log, pusher ingest.Pusher, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
+// ingester) and keeps its checkpoints under dir.
+func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Consumer{log: l, pusher: pusher, logger: logger, m: consumerMetrics{
+	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, m: consumerMetrics{
 		batches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_log_batches_consumed_total",
-			Help: "Batches read from the ingest log and stored, by outcome (stored, dropped: the workspace is deleted; malformed).",
+			Help: "Batches read from the ingest log, by outcome (stored; dropped: the workspace is deleted; malformed; replayed: at or before the checkpoint).",
 		}, []string{"outcome"}),
 		refusals: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_log_refusals_total",
@@ -57,82 +68,105 @@ func NewConsumer(l *Log, pusher ingest.Pusher, logger *slog.Logger, reg promethe
 			Name: "strata_ingest_log_store_retries_total",
 			Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
 		}),
+		applied: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_ingest_log_applied_sequence",
+			Help: "Stream sequence of the last batch of each partition the ingester stored.",
+		}, []string{"partition"}),
 	}}
 }
 
-// Run consumes every partition until ctx is done. A batch read but not yet stored when
-// it stops is not acknowledged: the log sends it again.
+// Run consumes every partition until ctx is done, then writes the checkpoints.
 func (c *Consumer) Run(ctx context.Context) error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("ingest log checkpoints: %w", err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, c.log.cfg.Partitions)
 	for p := range c.log.cfg.Partitions {
-		cons, err := c.consumer(ctx, p)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
 		wg.Go(func() {
-			if err := c.consumePartition(ctx, p, cons); err != nil {
+			if err := c.consumePartition(ctx, p); err != nil {
 				errs <- err
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
-	// A clean stop hands the partitions on at once, not after PartitionFailover: to this
-	// ingester restarted, or another of its zone.
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if st, err := c.log.js.Stream(uctx, c.log.cfg.JetStream.Stream); err == nil {
-		for p := range c.log.cfg.Partitions {
-			if err := st.UnpinConsumer(uctx, c.name(p), ownerGroup); err != nil {
-				c.logger.Debug("handing on a partition of the ingest log", "partition", p, "err", err)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+func (c *Consumer) checkpointFile(p int) string {
+	return filepath.Join(c.dir, "partition-"+strconv.Itoa(p))
+}
+
+// readCheckpoint returns the partition's checkpoint, 0 when there is none.
+func (c *Consumer) readCheckpoint(p int) (uint64, error) {
+	b, err := os.ReadFile(c.checkpointFile(p))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the checkpoint of partition %d: %w", p, err)
+	}
+	seq, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint of partition %d: %w", p, err)
+	}
+	return seq, nil
+}
+
+// writeCheckpoint replaces the partition's checkpoint (temporary file, rename).
+func (c *Consumer) writeCheckpoint(p int, seq uint64) error {
+	name := c.checkpointFile(p)
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the checkpoint of partition %d: %w", p, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("writing the checkpoint of partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// consumePartition stores the partition's batches in order from its checkpoint on,
+// until ctx is done.
+func (c *Consumer) consumePartition(ctx context.Context, p int) error {
+	last, err := c.readCheckpoint(p)
+	if err != nil {
+		return err
+	}
+	saved := last
+	defer func() {
+		if last != saved {
+			if err := c.writeCheckpoint(p, last); err != nil {
+				c.logger.Error("saving the ingest log checkpoint", "partition", p, "err", err)
 			}
 		}
+	}()
+	label := strconv.Itoa(p)
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{c.log.subject(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
 	}
-	return errors.Join(collect(errs)...)
-}
-
-// name is the durable consumer of partition p for this ingester's zone.
-func (c *Consumer) name(p int) string {
-	return "ingester-" + c.log.cfg.Zone + "-p" + strconv.Itoa(p)
-}
-
-func collect(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
+	var cons jetstream.Consumer
+	for attempt := 0; ; attempt++ {
+		// The stream may not exist yet (a cluster forming).
+		if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
+			break
+		}
+		if attempt%20 == 19 {
+			c.logger.Warn("reading the ingest log; retrying", "partition", p, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return out
-}
-
-func (c *Consumer) consumer(ctx context.Context, p int) (jetstream.Consumer, error) {
-	zone := c.log.cfg.Zone
-	name := c.name(p)
-	cons, err := c.log.js.CreateOrUpdateConsumer(ctx, c.log.cfg.JetStream.Stream, jetstream.ConsumerConfig{
-		Durable:        name,
-		Description:    "Strata ingesters of zone " + zone + ", partition " + strconv.Itoa(p),
-		FilterSubject:  c.log.subject(p),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        time.Minute,
-		MaxAckPending:  4096,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PriorityGroups: []string{ownerGroup},
-		PinnedTTL:      c.log.cfg.PartitionFailover,
-		Replicas:       c.log.cfg.JetStream.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s of the ingest log: %w", name, err)
-	}
-	return cons, nil
-}
-
-// consumePartition stores the partition's batches in order until ctx is done.
-func (c *Consumer) consumePartition(ctx context.Context, p int, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullPriorityGroup(ownerGroup), jetstream.PullMaxMessages(256))
+	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("reading partition %d of the ingest log: %w", p, err)
 	}
@@ -140,30 +174,50 @@ func (c *Consumer) consumePartition(ctx context.Context, p int, cons jetstream.C
 	defer stop()
 	defer it.Stop()
 	var req remotewrite.Request
+	lastSave := time.Now()
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			c.logger.Warn("reading the ingest log", "partition", p, "err", err)
+			// The ordered consumer starts over after the last message it delivered.
+			c.logger.Debug("reading the ingest log", "partition", p, "err", err)
 			continue
 		}
-		if !c.store(ctx, p, &req, msg) {
-			return nil // stopping: the batch is sent again
+		md, err := msg.Metadata()
+		if err != nil {
+			c.logger.Error("ingest log message without metadata; skipped", "partition", p, "err", err)
+			continue
+		}
+		seq := md.Sequence.Stream
+		if seq <= last {
+			c.m.batches.WithLabelValues("replayed").Inc()
+			continue
+		}
+		if !c.store(ctx, p, &req, msg.Data()) {
+			return nil // stopping: read again after the checkpoint
+		}
+		last = seq
+		c.m.applied.WithLabelValues(label).Set(float64(seq))
+		if now := time.Now(); now.Sub(lastSave) >= checkpointEvery {
+			if err := c.writeCheckpoint(p, last); err != nil {
+				c.logger.Error("saving the ingest log checkpoint", "partition", p, "err", err)
+			} else {
+				saved, lastSave = last, now
+			}
 		}
 	}
 }
 
-// store stores one batch, retrying while the ingester fails it, and acknowledges it; it
-// returns false when ctx ended first.
-func (c *Consumer) store(ctx context.Context, p int, req *remotewrite.Request, msg jetstream.Msg) bool {
-	ws, opts, err := ingest.ParseBatch(req, msg.Data())
+// store stores one batch, retrying while the ingester fails it; it returns false when
+// ctx ended first or the ingester is stopping.
+func (c *Consumer) store(ctx context.Context, p int, req *remotewrite.Request, data []byte) bool {
+	ws, opts, err := ingest.ParseBatch(req, data)
 	if err != nil {
-		// Never valid: sending it again would not help.
+		// Never valid: reading it again would not help.
 		c.m.batches.WithLabelValues("malformed").Inc()
-		c.logger.Error("malformed batch in the ingest log; dropped", "partition", p, "err", err)
-		_ = msg.Term()
+		c.logger.Error("malformed batch in the ingest log; skipped", "partition", p, "err", err)
 		return true
 	}
 	defer req.Reset()
@@ -180,11 +234,9 @@ func (c *Consumer) store(ctx context.Context, p int, req *remotewrite.Request, m
 				c.logger.Debug("samples from the ingest log refused", "workspace", ws, "err", res.Invalid)
 			}
 			c.m.batches.WithLabelValues("stored").Inc()
-			_ = msg.Ack()
 			return true
 		case errors.Is(err, ingest.ErrWorkspaceDeleted):
 			c.m.batches.WithLabelValues("dropped").Inc()
-			_ = msg.Ack()
 			return true
 		case errors.Is(err, ingest.ErrStopped) || ctx.Err() != nil:
 			return false
@@ -192,7 +244,6 @@ func (c *Consumer) store(ctx context.Context, p int, req *remotewrite.Request, m
 		// Keep the partition's order: this batch again, not the next one.
 		c.m.retries.Inc()
 		c.logger.Warn("storing a batch from the ingest log; retrying", "workspace", ws, "partition", p, "attempt", attempt+1, "err", err)
-		_ = msg.InProgress()
 		select {
 		case <-ctx.Done():
 			return false

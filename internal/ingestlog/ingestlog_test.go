@@ -116,9 +116,10 @@ func TestPublishConsume(t *testing.T) {
 		}
 	}
 	rec := &recorder{fail: 2}
+	checkpoints := t.TempDir()
 	consume := func(n int) {
 		ctx, cancel := context.WithCancel(context.Background())
-		c := NewConsumer(l, rec, nil, prometheus.NewRegistry())
+		c := NewConsumer(l, checkpoints, rec, nil, prometheus.NewRegistry())
 		done := make(chan error)
 		go func() { done <- c.Run(ctx) }()
 		testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%d samples consumed", n), func() bool { return len(rec.all()) >= n })
@@ -167,17 +168,18 @@ func TestSplitBatch(t *testing.T) {
 	for i := range all {
 		all[i] = i
 	}
-	msgs, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 1000)
+	newBuf := func() *[]byte { b := []byte{}; return &b }
+	msgs, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 1000, newBuf)
 	if err != nil || len(msgs) < 4 {
 		t.Fatalf("split into %d messages, %v", len(msgs), err)
 	}
 	n := 0
 	for _, m := range msgs {
-		if len(m) > 1000 {
-			t.Fatalf("message of %d bytes", len(m))
+		if len(*m) > 1000 {
+			t.Fatalf("message of %d bytes", len(*m))
 		}
 		var r remotewrite.Request
-		if _, _, err := ingest.ParseBatch(&r, m); err != nil {
+		if _, _, err := ingest.ParseBatch(&r, *m); err != nil {
 			t.Fatal(err)
 		}
 		n += len(r.Series)
@@ -185,7 +187,7 @@ func TestSplitBatch(t *testing.T) {
 	if n != len(names) {
 		t.Fatalf("%d series in the parts, want %d", n, len(names))
 	}
-	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20); err == nil {
+	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20, newBuf); err == nil {
 		t.Fatal("a series over the limit was not refused")
 	}
 }

@@ -81,11 +81,33 @@ func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) 
 		l.Close()
 		return nil, fmt.Errorf("JetStream: %w", err)
 	}
-	if err := l.ensureStream(ctx); err != nil {
-		l.Close()
-		return nil, err
+	// Alone, the stream is made now; in a cluster being formed it cannot be placed until
+	// enough servers are up, so Run goes on trying (appends fail until then, and senders
+	// retry).
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := l.createStream(sctx); err != nil {
+		l.logger.Info("ingest log stream not created yet; retrying", "err", err)
 	}
 	return l, nil
+}
+
+// Run makes sure the stream exists, retrying until it does or ctx is done, then returns.
+func (l *Log) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := l.createStream(ctx)
+		if err == nil {
+			return nil
+		}
+		if attempt%20 == 19 {
+			l.logger.Warn("creating the ingest log's stream; retrying", "stream", l.cfg.JetStream.Stream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func startServer(js JetStreamConfig, dataDir string) (*server.Server, error) {
@@ -113,6 +135,12 @@ func startServer(js JetStreamConfig, dataDir string) (*server.Server, error) {
 			return nil, fmt.Errorf("--jetstream.listen: %w", err)
 		}
 		o.Host, o.Port = host, port
+	} else if js.ClusterListen != "" {
+		// A clustered server without a client listener completes its start only once
+		// the cluster has formed, and the first process would wait for the others: it
+		// listens on a loopback port of its own instead (the token guards it).
+		o.DontListen = false
+		o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
 	}
 	if js.ClusterListen != "" {
 		host, port, err := splitHostPort(js.ClusterListen)
@@ -162,12 +190,10 @@ func (l *Log) subject(partition int) string {
 	return l.cfg.JetStream.Stream + ".p." + strconv.Itoa(partition)
 }
 
-// ensureStream creates the stream, or updates its retention and replicas. In a cluster
-// being formed the stream cannot be placed until enough servers are up: it retries for
-// a minute.
-func (l *Log) ensureStream(ctx context.Context) error {
+// createStream creates the stream, or updates its retention and replicas.
+func (l *Log) createStream(ctx context.Context) error {
 	js := l.cfg.JetStream
-	sc := jetstream.StreamConfig{
+	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        js.Stream,
 		Description: "Strata ingest log: validated remote-write batches by partition",
 		Subjects:    []string{js.Stream + ".p.*"},
@@ -177,20 +203,11 @@ func (l *Log) ensureStream(ctx context.Context) error {
 		Replicas:    js.Replicas,
 		Discard:     jetstream.DiscardOld,
 		MaxMsgSize:  -1,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the ingest log's stream %s: %w", js.Stream, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		_, err := l.js.CreateOrUpdateStream(ctx, sc)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("creating the ingest log's stream %s: %w", js.Stream, err)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // ClientURL is the embedded server's client URL; empty without one or without a

@@ -23,6 +23,9 @@ import (
 type Publisher struct {
 	log   *Log
 	state sync.Pool // *publishState
+	// bufs holds message buffers (*[]byte): a message may be sent again until
+	// JetStream acknowledged it, so a buffer goes back only then.
+	bufs sync.Pool
 }
 
 type publishState struct {
@@ -73,18 +76,22 @@ func (p *Publisher) Push(ctx context.Context, workspace string, req *remotewrite
 		st.key = st.key[:0]
 		metaPart = p.partition(st, workspace, nil)
 	}
-	var futures []jetstream.PubAckFuture
+	var (
+		futures []jetstream.PubAckFuture
+		used    []*[]byte
+	)
 	limit := int(p.log.nc.MaxPayload())
 	for k, series := range st.parts {
 		if len(series) == 0 && k != metaPart {
 			continue
 		}
-		msgs, err := splitBatch(workspace, req, opts, series, k == metaPart, limit)
+		msgs, err := splitBatch(workspace, req, opts, series, k == metaPart, limit, p.buf)
 		if err != nil {
 			return ingest.Result{}, err
 		}
 		for _, m := range msgs {
-			f, err := p.log.js.PublishAsync(p.log.subject(k), m)
+			used = append(used, m)
+			f, err := p.log.js.PublishAsync(p.log.subject(k), *m)
 			if err != nil {
 				return ingest.Result{}, fmt.Errorf("appending to the ingest log: %w", err)
 			}
@@ -100,29 +107,45 @@ func (p *Publisher) Push(ctx context.Context, workspace string, req *remotewrite
 			return ingest.Result{}, fmt.Errorf("appending to the ingest log: %w", context.Cause(ctx))
 		}
 	}
+	// Every message is acknowledged: none is sent again, the buffers are free.
+	for _, b := range used {
+		p.bufs.Put(b)
+	}
 	return res, nil
 }
 
-// splitBatch encodes the series of one partition as messages of at most limit bytes,
-// halving the series until each part fits.
-func splitBatch(workspace string, req *remotewrite.Request, opts ingest.Options, series []int, withMeta bool, limit int) ([][]byte, error) {
-	b := ingest.AppendBatchSeries(nil, workspace, req, opts, series, withMeta)
-	if len(b) <= limit {
-		return [][]byte{b}, nil
+// buf returns an empty message buffer.
+func (p *Publisher) buf() *[]byte {
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
 	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// splitBatch encodes the series of one partition as messages of at most limit bytes,
+// halving the series until each part fits, into buffers from buf.
+func splitBatch(workspace string, req *remotewrite.Request, opts ingest.Options, series []int, withMeta bool, limit int, buf func() *[]byte) ([]*[]byte, error) {
+	b := buf()
+	*b = ingest.AppendBatchSeries(*b, workspace, req, opts, series, withMeta)
+	if len(*b) <= limit {
+		return []*[]byte{b}, nil
+	}
+	n := len(*b)
 	if len(series) <= 1 {
 		what := "metadata"
 		if len(series) == 1 {
 			what = req.Series[series[0]].String()
 		}
-		return nil, fmt.Errorf("%s encodes to %d bytes, more than %d: %w", what, len(b), limit, ingest.ErrTooLarge)
+		return nil, fmt.Errorf("%s encodes to %d bytes, more than %d: %w", what, n, limit, ingest.ErrTooLarge)
 	}
 	half := len(series) / 2
-	a, err := splitBatch(workspace, req, opts, series[:half], withMeta, limit)
+	a, err := splitBatch(workspace, req, opts, series[:half], withMeta, limit, buf)
 	if err != nil {
 		return nil, err
 	}
-	c, err := splitBatch(workspace, req, opts, series[half:], false, limit)
+	c, err := splitBatch(workspace, req, opts, series[half:], false, limit, buf)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,14 @@ func appendMessage(dst []byte, num protowire.Number, msg []byte) []byte {
 	return protowire.AppendBytes(dst, msg)
 }
 
+// varintFieldSize is the size appendVarint writes for a field number below 16.
+func varintFieldSize(v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + protowire.SizeVarint(v)
+}
+
 func appendVarint(dst []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return dst
@@ -93,8 +101,53 @@ func appendLabel(dst []byte, num protowire.Number, name, value []byte) []byte {
 	return protowire.AppendBytes(dst, value)
 }
 
+// sampleSize is the size of a Sample message.
+func sampleSize(smp Sample, v2 bool) int {
+	n := 0
+	if math.Float64bits(smp.Value) != 0 {
+		n += 9
+	}
+	if smp.Timestamp != 0 {
+		n += 1 + protowire.SizeVarint(uint64(smp.Timestamp))
+	}
+	if v2 && smp.StartTimestamp != 0 {
+		n += 1 + protowire.SizeVarint(uint64(smp.StartTimestamp))
+	}
+	return n
+}
+
+// appendSamplesDirect appends the samples of a series as field num (2 in both versions)
+// straight to dst, each message's size computed first.
+func appendSamplesDirect(dst []byte, samples []Sample, v2 bool) []byte {
+	for _, smp := range samples {
+		dst = append(dst, 2<<3|byte(protowire.BytesType))
+		dst = protowire.AppendVarint(dst, uint64(sampleSize(smp, v2)))
+		dst = appendSample(dst, smp, v2)
+	}
+	return dst
+}
+
+// samplesSize is the size of the sample fields of a series.
+func samplesSize(samples []Sample, v2 bool) int {
+	n := 0
+	for _, smp := range samples {
+		sz := sampleSize(smp, v2)
+		n += 1 + protowire.SizeVarint(uint64(sz)) + sz
+	}
+	return n
+}
+
 func (e *encoder) appendV1(dst []byte, r *Request, each func(func(*Series)), withMetadata bool) []byte {
 	each(func(s *Series) {
+		if s.layout == v1Contiguous && len(s.Exemplars) == 0 && len(s.Histograms) == 0 {
+			// The common series, written in place: no scratch copy.
+			size := len(s.labels) + samplesSize(s.Samples, false)
+			dst = append(dst, 1<<3|byte(protowire.BytesType))
+			dst = protowire.AppendVarint(dst, uint64(size))
+			dst = append(dst, s.labels...)
+			dst = appendSamplesDirect(dst, s.Samples, false)
+			return
+		}
 		b := e.series[:0]
 		if s.layout == v1Contiguous {
 			// The sender's label fields, as they were validated.
@@ -157,6 +210,33 @@ func (e *encoder) appendV2(dst []byte, r *Request, each func(func(*Series))) []b
 	}
 	e.nsyms = len(r.Symbols)
 	each(func(s *Series) {
+		if s.layout == v2Packed && len(s.Exemplars) == 0 && len(s.Histograms) == 0 {
+			// The common series, written in place: no scratch copy.
+			size := samplesSize(s.Samples, true)
+			if len(s.labels) > 0 {
+				size += 1 + protowire.SizeBytes(len(s.labels))
+			}
+			meta := !s.noMeta && (s.metaType != 0 || s.helpRef != 0 || s.unitRef != 0)
+			var metaSize int
+			if meta {
+				metaSize = varintFieldSize(uint64(s.metaType)) + varintFieldSize(uint64(s.helpRef)) + varintFieldSize(uint64(s.unitRef))
+				size += 1 + protowire.SizeBytes(metaSize)
+			}
+			dst = append(dst, 5<<3|byte(protowire.BytesType))
+			dst = protowire.AppendVarint(dst, uint64(size))
+			if len(s.labels) > 0 {
+				dst = appendMessage(dst, 1, s.labels)
+			}
+			dst = appendSamplesDirect(dst, s.Samples, true)
+			if meta {
+				dst = append(dst, 5<<3|byte(protowire.BytesType))
+				dst = protowire.AppendVarint(dst, uint64(metaSize))
+				dst = appendVarint(dst, 1, uint64(s.metaType))
+				dst = appendVarint(dst, 3, uint64(s.helpRef))
+				dst = appendVarint(dst, 4, uint64(s.unitRef))
+			}
+			return
+		}
 		b := e.series[:0]
 		switch {
 		case s.layout == v2Packed && len(s.labels) > 0:

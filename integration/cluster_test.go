@@ -1,0 +1,235 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/stratametrics/strata/internal/loadgen"
+)
+
+// node is one `strata server` of a three-node cluster: embedded NATS clustered with the
+// others, a zone of its own, the shared bucket.
+type node struct {
+	addr, cluster, dataDir string
+}
+
+func (n node) args(bucket, routes string, i int) []string {
+	target := "all"
+	if i > 0 {
+		target = "write,ingester,read,ruler,alertmanager" // one compactor per bucket
+	}
+	return []string{"--target", target, "--data-dir", n.dataDir, "--listen", n.addr, "--bucket.filesystem.dir", bucket,
+		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8",
+		"--jetstream.cluster-listen", n.cluster, "--jetstream.routes", routes,
+		"--jetstream.replicas", "3", "--jetstream.server-name", fmt.Sprintf("node-%d", i)}
+}
+
+// instantValue runs an instant query on base and returns the first value, "" when the
+// answer is empty or an error.
+func instantValue(t *testing.T, base, ws, query string, at time.Time) string {
+	t.Helper()
+	v, _ := queryAnswer(base, ws, query, at)
+	return v
+}
+
+// queryAnswer is instantValue with the whole answer, for failure messages.
+func queryAnswer(base, ws, query string, at time.Time) (string, string) {
+	u := fmt.Sprintf("%s/workspaces/%s/api/v1/query?query=%s&time=%d", base, ws, url.QueryEscape(query), at.Unix())
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	sign(req, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	return firstValue(string(b)), string(b)
+}
+
+func firstValue(s string) string {
+	i := strings.Index(s, `"value":[`)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	j := strings.Index(s, `,"`)
+	k := strings.Index(s, `"]`)
+	if j < 0 || k < j {
+		return ""
+	}
+	return s[j+2 : k]
+}
+
+// Three processes, each in its own zone, form a cluster through their embedded NATS
+// servers (the ingest log replicated 3 ways) over one bucket. Two load generators write
+// through two of them; one of those two is killed with SIGKILL mid-load and restarted.
+// Every acknowledged sample is then readable through the others, queries answer while
+// it is down, the restarted node catches up, and a workspace created on one node is
+// usable on the others at once.
+func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	t.Setenv("STRATA_JETSTREAM_TOKEN", "integration-cluster-key")
+	bucket := t.TempDir()
+	var nodes [3]node
+	var routes []string
+	for i := range nodes {
+		nodes[i] = node{addr: freeAddr(t), cluster: freeAddr(t), dataDir: t.TempDir()}
+		routes = append(routes, "nats://"+nodes[i].cluster)
+	}
+	var procs [3]*proc
+	for i, n := range nodes {
+		procs[i] = startStrata(t, n.args(bucket, strings.Join(routes, ","), i)...)
+	}
+	ws := createWorkspace(t, procs[0].URL)
+	// Usable on the others at once (a cache miss reads the bucket), once the cluster has
+	// placed the ingest log's stream.
+	for i := 1; i < 3; i++ {
+		var code int
+		waitFor(t, fmt.Sprintf("a remote write to node %d to be stored", i), time.Minute, func() bool {
+			code = tryPush(procs[i].URL, ws, float64(i))
+			return code == http.StatusNoContent
+		}, func() string { return fmt.Sprintf("last status %d\n%s", code, procs[i].Log()) })
+	}
+
+	type result struct {
+		rep loadgen.Report
+		err error
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	writes := &writeCounter{next: tr}
+	hc := &http.Client{Transport: writes}
+	defer hc.CloseIdleConnections()
+	run := func(writer, verifier int, seed int64) chan result {
+		done := make(chan result, 1)
+		go func() {
+			rep, err := loadgen.Run(context.Background(), loadgen.Config{
+				HTTPClient:     hc,
+				URL:            procs[writer].URL + "/workspaces/" + ws + "/api/v1/remote_write",
+				QueryURL:       procs[verifier].URL + "/workspaces/" + ws + "/api/v1/",
+				ActiveSeries:   1000,
+				ScrapeInterval: time.Second,
+				Backfill:       time.Minute,
+				Duration:       10 * time.Second,
+				BatchSize:      500,
+				Concurrency:    2,
+				MaxRetries:     200,
+				MinBackoff:     50 * time.Millisecond,
+				MaxBackoff:     500 * time.Millisecond,
+				Seed:           seed,
+				Labels:         map[string]string{"writer": fmt.Sprint(writer)},
+				SigV4:          true,
+				Credentials:    credentials.NewStaticCredentialsProvider(rootKeyID, rootSecret, ""),
+				Verify:         true,
+				VerifyTimeout:  2 * time.Minute,
+			})
+			done <- result{rep, err}
+		}()
+		return done
+	}
+	// Writer 0 is verified through node 2, writer 1 (killed) through node 0.
+	done0 := run(0, 2, 1)
+	done1 := run(1, 0, 2)
+	waitFor(t, "the load generators to get 60 writes acknowledged", time.Minute, func() bool { return writes.acked.Load() >= 60 }, procs[1].Log)
+	procs[1].kill()
+	t.Logf("node 1 killed after %d acknowledged writes", writes.acked.Load())
+	// Queries keep answering on the survivors while it is down.
+	at := time.Now()
+	for _, i := range []int{0, 2} {
+		var answer string
+		waitFor(t, fmt.Sprintf("node %d to answer a query with node 1 down", i), 30*time.Second, func() bool {
+			var v string
+			v, answer = queryAnswer(procs[i].URL, ws, `count({writer="0"})`, at)
+			return v != ""
+		}, func() string { return "last answer: " + answer + "\n" + procs[i].Log() })
+	}
+	waitFor(t, "a write to node 1 to be refused", time.Minute, func() bool { return writes.refused.Load() > 0 })
+	procs[1] = startStrata(t, nodes[1].args(bucket, strings.Join(routes, ","), 1)...)
+
+	for name, done := range map[string]chan result{"writer 0": done0, "writer 1": done1} {
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("%s: %v", name, res.err)
+		}
+		v := res.rep.Verify
+		if v == nil || res.rep.AcceptedSamples == 0 {
+			t.Fatalf("%s: nothing accepted or verified: %+v", name, res.rep)
+		}
+		if !v.OK() {
+			t.Fatalf("%s: %d of %d acknowledged samples missing, %d wrong", name, v.MissingSamples, v.CheckedSamples, v.WrongValues)
+		}
+		t.Logf("%s: %d samples accepted, %d checked through a survivor, none missing", name, res.rep.AcceptedSamples, v.CheckedSamples)
+	}
+	// The restarted node catches up: it answers as the others do.
+	at = time.Now()
+	query := `{writer=~".+"}[10m]`
+	want := sampleCount(t, procs[0].URL, ws, query, at)
+	if other := sampleCount(t, procs[2].URL, ws, query, at); want == 0 || want != other {
+		t.Fatalf("nodes 0 and 2 disagree: %d vs %d samples", want, other)
+	}
+	var got int
+	waitFor(t, fmt.Sprintf("the restarted node to catch up (%d samples)", want), time.Minute, func() bool {
+		got = sampleCount(t, procs[1].URL, ws, query, at)
+		return got == want
+	}, func() string { return fmt.Sprintf("it has %d\n%s", got, procs[1].Log()) })
+	t.Logf("all three nodes hold %d samples", want)
+}
+
+// sampleCount returns the number of samples a range-vector query answers on base; -1
+// when it fails.
+func sampleCount(t *testing.T, base, ws, query string, at time.Time) int {
+	t.Helper()
+	_, body := queryAnswer(base, ws, query, at)
+	var out struct {
+		Status string
+		Data   struct {
+			Result []struct{ Values [][2]any }
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.Status != "success" {
+		return -1
+	}
+	n := 0
+	for _, r := range out.Data.Result {
+		n += len(r.Values)
+	}
+	return n
+}
+
+// tryPush writes one sample to base and returns the status (0 when unreachable).
+func tryPush(base, ws string, v float64) int {
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "created_elsewhere"}},
+		Samples: []prompb.Sample{{Value: v, Timestamp: time.Now().UnixMilli()}}}
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+	if err != nil {
+		return 0
+	}
+	body := snappy.Encode(nil, raw)
+	req, _ := http.NewRequest(http.MethodPost, base+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	sign(req, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
