@@ -5,7 +5,8 @@
 # the server's peak RSS. Usage: bench/ingest.sh [seconds] [active series]
 # Needs /usr/bin/prometheus (apt-get install prometheus). Ports 127.0.0.1:18191-18192.
 # STRATA_BACKENDS="direct jetstream" also measures Strata with the ingest log
-# (--ingest.backend=jetstream, embedded NATS, one replica); SKIP_PROMETHEUS=1 skips it.
+# (--ingest.backend=jetstream, embedded NATS, one replica); STRATA_ARGS adds server flags
+# to every Strata run; SKIP_PROMETHEUS=1 skips Prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -52,7 +53,7 @@ strata_run() {
 	echo "overrides: {}" > "$work/rt.yaml"
 	"$work/strata" server --listen 127.0.0.1:18191 --internal.listen 127.0.0.1:18181 --data-dir "$work/strata-data" \
 		--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
-		--log.level warn "$@" 2> "$work/$name.log" &
+		--log.level warn ${STRATA_ARGS:-} "$@" 2> "$work/$name.log" &
 	local spid=$!
 	for _ in $(seq 100); do curl -sf 127.0.0.1:18191/-/ready >/dev/null && break; sleep 0.1; done
 	local ws

@@ -34,17 +34,8 @@ func TestAppendMarshalFiltered(t *testing.T) {
 	for _, v := range []Version{V1, V2} {
 		for seed := range 200 {
 			rng := rand.New(rand.NewPCG(uint64(seed), 3))
-			var data []byte
-			if v == V1 {
-				data = mustMarshal(t, randWriteRequestV1(rng, 1+rng.IntN(20)))
-			} else {
-				data = mustMarshal(t, randWriteRequestV2(rng, 1+rng.IntN(20)))
-			}
-			var r Request
-			if err := r.Unmarshal(v, data); err != nil {
-				t.Fatal(err)
-			}
-			checkMarshal(t, &r)
+			r := randRequest(t, v, rng)
+			checkMarshal(t, r)
 			kept := r.Series[:0]
 			for i := range r.Series {
 				s := r.Series[i]
@@ -63,7 +54,7 @@ func TestAppendMarshalFiltered(t *testing.T) {
 			if len(r.Metadata) > 0 {
 				r.Metadata = r.Metadata[1:]
 			}
-			checkMarshal(t, &r)
+			checkMarshal(t, r)
 		}
 	}
 }
@@ -85,17 +76,8 @@ func TestAppendMarshalSeries(t *testing.T) {
 	for _, v := range []Version{V1, V2} {
 		for seed := range 100 {
 			rng := rand.New(rand.NewPCG(uint64(seed), 4))
-			var data []byte
-			if v == V1 {
-				data = mustMarshal(t, randWriteRequestV1(rng, 1+rng.IntN(20)))
-			} else {
-				data = mustMarshal(t, randWriteRequestV2(rng, 1+rng.IntN(20)))
-			}
-			var r Request
-			if err := r.Unmarshal(v, data); err != nil {
-				t.Fatal(err)
-			}
-			want := normOurs(&r)
+			r := randRequest(t, v, rng)
+			want := normOurs(r)
 			parts := [2][]int{{}, {}}
 			for i := range r.Series {
 				k := rng.IntN(2)
@@ -125,4 +107,20 @@ func TestAppendMarshalSeries(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randRequest decodes a random request of version v with 1 to 20 series.
+func randRequest(t *testing.T, v Version, rng *rand.Rand) *Request {
+	t.Helper()
+	var data []byte
+	if v == V1 {
+		data = mustMarshal(t, randWriteRequestV1(rng, 1+rng.IntN(20)))
+	} else {
+		data = mustMarshal(t, randWriteRequestV2(rng, 1+rng.IntN(20)))
+	}
+	var r Request
+	if err := r.Unmarshal(v, data); err != nil {
+		t.Fatal(err)
+	}
+	return &r
 }
