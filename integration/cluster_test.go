@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,21 +20,17 @@ import (
 	"github.com/stratametrics/strata/internal/loadgen"
 )
 
-// node is one `strata server` of a three-node cluster: embedded NATS clustered with the
-// others, a zone of its own, the shared bucket.
-type node struct {
-	addr, cluster, dataDir string
-}
-
-func (n node) args(bucket, routes string, i int) []string {
+// clusterNode is one `strata server` of a three-node cluster: its own data directory and
+// address, the shared bucket, the ingest log on JetStream with three replicas; nats adds
+// how it reaches NATS (embedded and clustered, or an external cluster's URL).
+func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
 	target := "all"
 	if i > 0 {
 		target = "write,ingester,read,ruler,alertmanager" // one compactor per bucket
 	}
-	return []string{"--target", target, "--data-dir", n.dataDir, "--listen", n.addr, "--bucket.filesystem.dir", bucket,
+	return append([]string{"--target", target, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
 		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8",
-		"--jetstream.cluster-listen", n.cluster, "--jetstream.routes", routes,
-		"--jetstream.replicas", "3", "--jetstream.server-name", fmt.Sprintf("node-%d", i)}
+		"--jetstream.replicas", "3"}, nats...)
 }
 
 // instantValue runs an instant query on base and returns the first value, "" when the
@@ -75,27 +72,79 @@ func firstValue(s string) string {
 	return s[j+2 : k]
 }
 
-// Three processes, each in its own zone, form a cluster through their embedded NATS
-// servers (the ingest log replicated 3 ways) over one bucket. Two load generators write
-// through two of them; one of those two is killed with SIGKILL mid-load and restarted.
-// Every acknowledged sample is then readable through the others, queries answer while
-// it is down, the restarted node catches up, and a workspace created on one node is
-// usable on the others at once.
+// Three processes form a cluster through their embedded NATS servers (the ingest log
+// replicated 3 ways) over one bucket. See testThreeNodes.
 func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
 	t.Setenv("STRATA_JETSTREAM_TOKEN", "integration-cluster-key")
-	bucket := t.TempDir()
-	var nodes [3]node
-	var routes []string
-	for i := range nodes {
-		nodes[i] = node{addr: freeAddr(t), cluster: freeAddr(t), dataDir: t.TempDir()}
-		routes = append(routes, "nats://"+nodes[i].cluster)
+	var clusterAddrs, routes []string
+	for range 3 {
+		a := freeAddr(t)
+		clusterAddrs = append(clusterAddrs, a)
+		routes = append(routes, "nats://"+a)
 	}
+	testThreeNodes(t, func(i int) []string {
+		return []string{"--jetstream.cluster-listen", clusterAddrs[i], "--jetstream.routes", strings.Join(routes, ","),
+			"--jetstream.server-name", fmt.Sprintf("node-%d", i)}
+	})
+}
+
+// The same against an external cluster of three nats-server processes (built from the
+// module in CI), which each Strata process reaches with --jetstream.url and the token.
+func TestThreeNodesOnExternalNATSCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	bin := requireTool(t, "nats-server")
+	const token = "integration-external-key"
+	t.Setenv("STRATA_JETSTREAM_TOKEN", token)
+	var clients, clusters, routes []string
+	for range 3 {
+		clients = append(clients, freeAddr(t))
+		c := freeAddr(t)
+		clusters = append(clusters, c)
+		routes = append(routes, "nats://"+c)
+	}
+	for i := range 3 {
+		host, port, _ := strings.Cut(clients[i], ":")
+		cmd := exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", t.TempDir(), "--name", fmt.Sprintf("nats-%d", i),
+			"--cluster_name", "strata-test", "--cluster", "nats://"+clusters[i], "--routes", strings.Join(routes, ","), "--auth", token)
+		var log bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("nats-server %d:\n%s", i, tail(log.String(), 4000))
+			}
+		})
+	}
+	var urls []string
+	for _, c := range clients {
+		urls = append(urls, "nats://"+c)
+	}
+	testThreeNodes(t, func(int) []string { return []string{"--jetstream.url", strings.Join(urls, ",")} })
+}
+
+// testThreeNodes starts three Strata processes over one bucket with the ingest log on
+// JetStream (three replicas), natsArgs saying how each reaches NATS. Two load generators
+// write through two of them; one of those two is killed with SIGKILL mid-load and
+// restarted. Every acknowledged sample is then readable through the others, queries
+// answer while it is down, the restarted node catches up, and a workspace created on one
+// node is usable on the others at once.
+func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
+	bucket := t.TempDir()
+	var addrs, dataDirs [3]string
 	var procs [3]*proc
-	for i, n := range nodes {
-		procs[i] = startStrata(t, n.args(bucket, strings.Join(routes, ","), i)...)
+	args := func(i int) []string { return clusterNode(i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
+	for i := range procs {
+		addrs[i], dataDirs[i] = freeAddr(t), t.TempDir()
+		procs[i] = startStrata(t, args(i)...)
 	}
 	ws := createWorkspace(t, procs[0].URL)
 	// Usable on the others at once (a cache miss reads the bucket), once the cluster has
@@ -160,7 +209,7 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 		}, func() string { return "last answer: " + answer + "\n" + procs[i].Log() })
 	}
 	waitFor(t, "a write to node 1 to be refused", time.Minute, func() bool { return writes.refused.Load() > 0 })
-	procs[1] = startStrata(t, nodes[1].args(bucket, strings.Join(routes, ","), 1)...)
+	procs[1] = startStrata(t, args(1)...)
 
 	for name, done := range map[string]chan result{"writer 0": done0, "writer 1": done1} {
 		res := <-done
