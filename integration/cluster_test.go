@@ -157,6 +157,27 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 		}, func() string { return fmt.Sprintf("last status %d\n%s", code, procs[i].Log()) })
 	}
 
+	// An HA pair writing through two nodes: one replica is elected across the cluster.
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for k := range 10 {
+		for _, w := range []struct {
+			node    int
+			replica string
+			offset  time.Duration
+		}{{0, "a", 0}, {2, "b", 500 * time.Millisecond}} {
+			code := pushSample(procs[w.node].URL, ws, "ha_pair", t0.Add(time.Duration(k)*time.Second+w.offset), float64(k),
+				"cluster", "pair-1", "__replica__", w.replica)
+			if code != http.StatusNoContent {
+				t.Fatalf("HA write to node %d: %d", w.node, code)
+			}
+		}
+	}
+	for i := range procs {
+		waitFor(t, fmt.Sprintf("node %d to hold the elected replica's 10 samples only", i), 30*time.Second, func() bool {
+			return sampleCount(t, procs[i].URL, ws, `ha_pair[5m]`, t0.Add(time.Minute)) == 10
+		}, func() string { _, a := queryAnswer(procs[i].URL, ws, `ha_pair[5m]`, t0.Add(time.Minute)); return a })
+	}
+
 	type result struct {
 		rep loadgen.Report
 		err error
@@ -263,9 +284,18 @@ func sampleCount(t *testing.T, base, ws, query string, at time.Time) int {
 
 // tryPush writes one sample to base and returns the status (0 when unreachable).
 func tryPush(base, ws string, v float64) int {
-	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "created_elsewhere"}},
-		Samples: []prompb.Sample{{Value: v, Timestamp: time.Now().UnixMilli()}}}
-	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+	return pushSample(base, ws, "created_elsewhere", time.Now(), v)
+}
+
+// pushSample writes one sample of name with labels (name, value pairs) at ts to base and
+// returns the status (0 when unreachable).
+func pushSample(base, ws, name string, ts time.Time, v float64, labels ...string) int {
+	series := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}},
+		Samples: []prompb.Sample{{Value: v, Timestamp: ts.UnixMilli()}}}
+	for i := 0; i+1 < len(labels); i += 2 {
+		series.Labels = append(series.Labels, prompb.Label{Name: labels[i], Value: labels[i+1]})
+	}
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series}}).Marshal()
 	if err != nil {
 		return 0
 	}

@@ -335,6 +335,10 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			if err != nil {
 				return nil, err
 			}
+			if jetStream {
+				// Distributors of several processes agree on HA elections.
+				a.distrib.UseHAStore(ingestlog.NewHAStore(a.ingestLog))
+			}
 			lctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			if err := a.distrib.LoadHA(lctx); err != nil {

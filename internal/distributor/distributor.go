@@ -94,6 +94,8 @@ type Distributor struct {
 
 	// haUnsaved is set while the last write of the HA elections failed.
 	haUnsaved atomic.Bool
+	// haStore, when set (UseHAStore), is where distributors agree on elections.
+	haStore hatracker.Store
 
 	statusMu sync.RWMutex
 	status   map[string]statusEntry // workspace status cache, refreshed every few seconds
@@ -145,6 +147,11 @@ func New(cfg Config, lim *limits.Overrides, ws Workspaces, pusher ingest.Pusher,
 	}
 	return d, nil
 }
+
+// UseHAStore makes the distributor agree on HA elections with the other distributors
+// through s (compare-and-set): before it elects a replica, and with the elected
+// replicas' last samples. Call before serving.
+func (d *Distributor) UseHAStore(s hatracker.Store) { d.haStore = s }
 
 // LoadHA restores the persisted HA elections; call before serving.
 func (d *Distributor) LoadHA(ctx context.Context) error {
@@ -222,7 +229,16 @@ func (d *Distributor) Run(ctx context.Context) error {
 }
 
 func (d *Distributor) persistHA(ctx context.Context) {
-	if len(d.ha.Changes()) == 0 && !d.haUnsaved.Load() {
+	changes := d.ha.Changes()
+	if d.haStore != nil {
+		// The elected replicas' last samples, so that other distributors do not fail over.
+		for _, e := range changes {
+			if err := d.ha.Heartbeat(ctx, d.haStore, e); err != nil && ctx.Err() == nil {
+				d.logger.Warn("updating an HA election", "workspace", e.Workspace, "err", err)
+			}
+		}
+	}
+	if len(changes) == 0 && !d.haUnsaved.Load() {
 		return
 	}
 	entries := d.ha.Snapshot()
@@ -466,6 +482,15 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 						haErr = err
 					}
 					lastAccept = err == nil && dec.Action == hatracker.Accept
+					if lastAccept && dec.Changed && d.haStore != nil {
+						// An election: the other distributors must agree first.
+						ok, err := d.ha.Confirm(ctx, d.haStore, id, string(cluster), string(replica), now)
+						if err != nil {
+							d.logger.Error("confirming an HA election", "workspace", id, "err", err)
+							return out, &httpError{http.StatusServiceUnavailable, "the HA elections cannot be reached, nothing was stored; retry"}
+						}
+						lastAccept = ok
+					}
 				}
 			}
 			switch {

@@ -21,14 +21,8 @@ type Config struct {
 	Backend string `yaml:"backend"`
 	// Partitions is the number of partitions of the log; a series always goes to the same
 	// one. Fixed once the stream exists.
-	Partitions int `yaml:"partitions"`
-	// Zone is the ingester's zone: each zone consumes every partition, so each zone's
-	// ingesters hold every sample.
-	Zone string `yaml:"zone"`
-	// PartitionFailover is how long a partition stays with an ingester that stopped
-	// reading it before another ingester of its zone takes it over.
-	PartitionFailover time.Duration   `yaml:"partition_failover"`
-	JetStream         JetStreamConfig `yaml:"jetstream"`
+	Partitions int             `yaml:"partitions"`
+	JetStream  JetStreamConfig `yaml:"jetstream"`
 }
 
 // JetStreamConfig says where the ingest log is: an external NATS server (URL), or one

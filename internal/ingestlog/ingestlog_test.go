@@ -2,6 +2,7 @@ package ingestlog
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"go.uber.org/goleak"
 
+	"github.com/stratametrics/strata/internal/hatracker"
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/testutil"
@@ -189,5 +191,41 @@ func TestSplitBatch(t *testing.T) {
 	}
 	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20, newBuf); err == nil {
 		t.Fatal("a series over the limit was not refused")
+	}
+}
+
+// The JetStream store of HA elections is a compare-and-set store.
+func TestHAStore(t *testing.T) {
+	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := NewHAStore(l)
+	ctx := context.Background()
+	if _, _, ok, err := s.Get(ctx, "ws-1", "c/1"); ok || err != nil {
+		t.Fatalf("Get of nothing = %v, %v", ok, err)
+	}
+	e := hatracker.Entry{Workspace: "ws-1", Cluster: "c/1", Replica: "a", ReceivedAt: time.Unix(10, 0).UTC(), ElectedAt: time.Unix(10, 0).UTC()}
+	rev, err := s.Put(ctx, e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, e, 0); !errors.Is(err, hatracker.ErrConflict) {
+		t.Fatalf("second create: %v, want a conflict", err)
+	}
+	got, grev, ok, err := s.Get(ctx, "ws-1", "c/1")
+	if err != nil || !ok || grev != rev || got != e {
+		t.Fatalf("Get = %+v, %d, %v, %v; want %+v, %d", got, grev, ok, err, e, rev)
+	}
+	e.Replica = "b"
+	if _, err := s.Put(ctx, e, rev+100); !errors.Is(err, hatracker.ErrConflict) {
+		t.Fatalf("update at a wrong revision: %v, want a conflict", err)
+	}
+	if _, err := s.Put(ctx, e, rev); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _, _ := s.Get(ctx, "ws-1", "c/1"); got.Replica != "b" {
+		t.Fatalf("after the update: %+v", got)
 	}
 }
