@@ -26,7 +26,7 @@ import (
 func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
 	target := "all"
 	if i > 0 {
-		target = "write,ingester,read,ruler,alertmanager" // one compactor per bucket
+		target = "write,ingester,read" // one compactor, ruler and alertmanager per cluster
 	}
 	return append([]string{"--target", target, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
 		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8",
