@@ -181,8 +181,14 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			// The ordered consumer starts over after the last message it delivered.
+			// The ordered consumer starts over after the last message it delivered; an
+			// error that persists (NATS unreachable) is retried at a calm pace.
 			c.logger.Debug("reading the ingest log", "partition", p, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
 			continue
 		}
 		md, err := msg.Metadata()
