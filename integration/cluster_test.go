@@ -21,7 +21,7 @@ import (
 )
 
 // clusterNode is one `strata server` of a three-node cluster: its own data directory and
-// address, the shared bucket, the ingest log on JetStream with three replicas; nats adds
+// address, the shared bucket, the ingest log on JetStream; nats adds
 // how it reaches NATS (embedded and clustered, or an external cluster's URL).
 func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
 	target := "all"
@@ -29,8 +29,7 @@ func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
 		target = "write,ingester,read" // one compactor, ruler and alertmanager per cluster
 	}
 	return append([]string{"--target", target, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
-		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8",
-		"--jetstream.replicas", "3"}, nats...)
+		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8"}, nats...)
 }
 
 // instantValue runs an instant query on base and returns the first value, "" when the
@@ -145,6 +144,12 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	for i := range procs {
 		addrs[i], dataDirs[i] = freeAddr(t), t.TempDir()
 		procs[i] = startStrata(t, args(i)...)
+	}
+	for i, p := range procs {
+		// --jetstream.replicas is left to choose: three servers, three replicas.
+		if !strings.Contains(p.Log(), `msg="ingest log replicas" component=ingest-log replicas=3`) {
+			t.Fatalf("node %d does not replicate the ingest log 3 ways:\n%s", i, p.Log())
+		}
 	}
 	ws := createWorkspace(t, procs[0].URL)
 	// Usable on the others at once (a cache miss reads the bucket), once the cluster has

@@ -48,6 +48,7 @@ type JetStreamConfig struct {
 	// one (the cluster key; STRATA_JETSTREAM_TOKEN). Required when Listen is set.
 	Token string `yaml:"-"`
 	// Replicas of the stream: a batch is acknowledged once this many servers hold it.
+	// 0 chooses: 3 when NATS is a cluster of three servers or more, 1 otherwise.
 	Replicas int `yaml:"replicas"`
 	// MaxAge is how long the log keeps a batch after it was written: long enough for its
 	// samples to be in a block in the bucket, from which a new owner of the partition
@@ -69,7 +70,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.JetStream.Routes, "jetstream.routes", "Comma-separated cluster addresses (nats://host:port) of the other embedded servers of the cluster.")
 	f.StringVar(&c.JetStream.ServerName, "jetstream.server-name", "", "Name of the embedded NATS server in its cluster; empty: derived from the host name and listen address.")
 	f.StringVar(&c.JetStream.StoreDir, "jetstream.store-dir", "", "Directory of the embedded NATS server's streams; empty: <data-dir>/jetstream.")
-	f.IntVar(&c.JetStream.Replicas, "jetstream.replicas", 1, "Servers that must hold a batch before the client gets its answer (3 in a cluster of three).")
+	f.IntVar(&c.JetStream.Replicas, "jetstream.replicas", 0, "Servers that must hold a batch before the client gets its answer; 0: 3 when NATS is a cluster of three servers or more (--jetstream.routes, or the servers an external URL leads to), 1 otherwise.")
 	f.DurationVar(&c.JetStream.MaxAge, "jetstream.max-age", 6*time.Hour, "How long the ingest log keeps a batch: longer than it takes its samples to reach a block in the bucket (--tsdb.block-range plus --tsdb.ship-interval).")
 	f.StringVar(&c.JetStream.Stream, "jetstream.stream", "strata-ingest", "Name of the ingest log's stream.")
 	c.JetStream.Token = os.Getenv("STRATA_JETSTREAM_TOKEN")
@@ -88,8 +89,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("partitions: %d, want 1 to 1024", c.Partitions)
 	}
 	js := c.JetStream
-	if js.Replicas < 1 || js.Replicas > 5 {
-		return fmt.Errorf("jetstream.replicas: %d, want 1 to 5", js.Replicas)
+	if js.Replicas < 0 || js.Replicas > 5 {
+		return fmt.Errorf("jetstream.replicas: %d, want 0 (automatic) to 5", js.Replicas)
 	}
 	if js.MaxAge <= 0 {
 		return errors.New("jetstream.max_age must be positive")

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -77,6 +78,21 @@ func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) 
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
 	l.nc = nc
+	if l.cfg.JetStream.Replicas == 0 {
+		// The servers of the cluster: this one, its routes, or those the external server
+		// told the client of.
+		servers := 1 + len(nc.DiscoveredServers())
+		if url != "" {
+			servers = max(servers, len(strings.Split(url, ",")))
+		} else {
+			servers = max(servers, 1+len(js.Routes))
+		}
+		l.cfg.JetStream.Replicas = 1
+		if servers >= 3 {
+			l.cfg.JetStream.Replicas = 3
+		}
+		logger.Info("ingest log replicas", "replicas", l.cfg.JetStream.Replicas, "servers", servers)
+	}
 	if l.js, err = jetstream.New(nc); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("JetStream: %w", err)
