@@ -173,7 +173,10 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	var req remotewrite.Request
+	var (
+		req     remotewrite.Request
+		scratch []byte
+	)
 	lastSave := time.Now()
 	for {
 		msg, err := it.Next()
@@ -201,7 +204,16 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			c.m.batches.WithLabelValues("replayed").Inc()
 			continue
 		}
-		if !c.store(ctx, p, &req, msg.Data()) {
+		batch, err := decodeMessage(scratch, msg.Data())
+		if err != nil {
+			// Never valid: reading it again would not help.
+			c.m.batches.WithLabelValues("malformed").Inc()
+			c.logger.Error("malformed message in the ingest log; skipped", "partition", p, "sequence", seq, "err", err)
+			last = seq
+			continue
+		}
+		scratch = batch[:0]
+		if !c.store(ctx, p, &req, batch) {
 			return nil // stopping: read again after the checkpoint
 		}
 		last = seq

@@ -171,17 +171,22 @@ func TestSplitBatch(t *testing.T) {
 		all[i] = i
 	}
 	newBuf := func() *[]byte { b := []byte{}; return &b }
-	msgs, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 1000, newBuf)
+	var raw []byte
+	msgs, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 300, &raw, newBuf)
 	if err != nil || len(msgs) < 4 {
 		t.Fatalf("split into %d messages, %v", len(msgs), err)
 	}
 	n := 0
 	for _, m := range msgs {
-		if len(*m) > 1000 {
+		if len(*m) > 300 {
 			t.Fatalf("message of %d bytes", len(*m))
 		}
+		batch, err := decodeMessage(nil, *m)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var r remotewrite.Request
-		if _, _, err := ingest.ParseBatch(&r, *m); err != nil {
+		if _, _, err := ingest.ParseBatch(&r, batch); err != nil {
 			t.Fatal(err)
 		}
 		n += len(r.Series)
@@ -189,7 +194,7 @@ func TestSplitBatch(t *testing.T) {
 	if n != len(names) {
 		t.Fatalf("%d series in the parts, want %d", n, len(names))
 	}
-	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20, newBuf); err == nil {
+	if _, err := splitBatch("ws-1", req, ingest.Options{}, all, true, 20, &raw, newBuf); err == nil {
 		t.Fatal("a series over the limit was not refused")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stratametrics/strata/internal/ingest"
@@ -31,6 +32,7 @@ type Publisher struct {
 type publishState struct {
 	parts [][]int
 	key   []byte
+	raw   []byte // an uncompressed batch
 	hash  *xxhash.Digest
 }
 
@@ -85,7 +87,7 @@ func (p *Publisher) Push(ctx context.Context, workspace string, req *remotewrite
 		if len(series) == 0 && k != metaPart {
 			continue
 		}
-		msgs, err := splitBatch(workspace, req, opts, series, k == metaPart, limit, p.buf)
+		msgs, err := splitBatch(workspace, req, opts, series, k == metaPart, limit, &st.raw, p.buf)
 		if err != nil {
 			return ingest.Result{}, err
 		}
@@ -124,15 +126,32 @@ func (p *Publisher) buf() *[]byte {
 	return &b
 }
 
+// Message formats: the first byte of a message says how the rest is encoded.
+const (
+	// formatS2 is a batch (ingest.AppendBatch) compressed as one S2 block: labels are
+	// most of a batch's bytes and compress several times over, and every byte is written,
+	// replicated and read again by NATS.
+	formatS2 byte = 1
+)
+
 // splitBatch encodes the series of one partition as messages of at most limit bytes,
-// halving the series until each part fits, into buffers from buf.
-func splitBatch(workspace string, req *remotewrite.Request, opts ingest.Options, series []int, withMeta bool, limit int, buf func() *[]byte) ([]*[]byte, error) {
+// halving the series until each part fits, into buffers from buf; raw is scratch space
+// for the uncompressed batch.
+func splitBatch(workspace string, req *remotewrite.Request, opts ingest.Options, series []int, withMeta bool, limit int, raw *[]byte, buf func() *[]byte) ([]*[]byte, error) {
+	*raw = ingest.AppendBatchSeries((*raw)[:0], workspace, req, opts, series, withMeta)
 	b := buf()
-	*b = ingest.AppendBatchSeries(*b, workspace, req, opts, series, withMeta)
-	if len(*b) <= limit {
+	need := 1 + s2.MaxEncodedLen(len(*raw))
+	if cap(*b) < need {
+		*b = make([]byte, 0, need)
+	}
+	*b = (*b)[:need]
+	(*b)[0] = formatS2
+	enc := s2.Encode((*b)[1:], *raw) // fits: written in place
+	*b = (*b)[:1+len(enc)]
+	n := len(*b)
+	if n <= limit {
 		return []*[]byte{b}, nil
 	}
-	n := len(*b)
 	if len(series) <= 1 {
 		what := "metadata"
 		if len(series) == 1 {
@@ -141,13 +160,39 @@ func splitBatch(workspace string, req *remotewrite.Request, opts ingest.Options,
 		return nil, fmt.Errorf("%s encodes to %d bytes, more than %d: %w", what, n, limit, ingest.ErrTooLarge)
 	}
 	half := len(series) / 2
-	a, err := splitBatch(workspace, req, opts, series[:half], withMeta, limit, buf)
+	a, err := splitBatch(workspace, req, opts, series[:half], withMeta, limit, raw, buf)
 	if err != nil {
 		return nil, err
 	}
-	c, err := splitBatch(workspace, req, opts, series[half:], false, limit, buf)
+	c, err := splitBatch(workspace, req, opts, series[half:], false, limit, raw, buf)
 	if err != nil {
 		return nil, err
 	}
 	return append(a, c...), nil
 }
+
+// decodeMessage returns the batch a message holds, decompressed into scratch.
+func decodeMessage(scratch []byte, msg []byte) ([]byte, error) {
+	if len(msg) == 0 || msg[0] != formatS2 {
+		return nil, fmt.Errorf("%w: unknown message format", ingest.ErrMalformed)
+	}
+	n, err := s2.DecodedLen(msg[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ingest.ErrMalformed, err)
+	}
+	if n > maxBatchBytes {
+		return nil, fmt.Errorf("%w: batch of %d bytes", ingest.ErrMalformed, n)
+	}
+	if cap(scratch) < n {
+		scratch = make([]byte, n)
+	}
+	b, err := s2.Decode(scratch[:n], msg[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ingest.ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// maxBatchBytes bounds a decompressed batch: far above what a message limit lets
+// through compressed, far below what would hurt.
+const maxBatchBytes = 256 << 20
