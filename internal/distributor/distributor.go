@@ -290,11 +290,50 @@ func (d *Distributor) workspaceStatus(ctx context.Context, id string) (string, e
 	return ws.Status, nil
 }
 
-// httpError is an answer other than success, with the text Prometheus' senders log.
-type httpError struct {
-	status int
-	msg    string
+// Kind classifies why a write was refused; the HTTP edge (ServeHTTP) turns it into a
+// status, other callers (the ruler) decide on it themselves.
+type Kind uint8
+
+// Kinds of refusal.
+const (
+	// KindInvalid: the sender's data or request (400); sending it again does not help.
+	KindInvalid Kind = iota + 1
+	// KindNotFound: the workspace does not exist or takes no data (404).
+	KindNotFound
+	// KindThrottled: over a rate or series limit (429); retry later.
+	KindThrottled
+	// KindUnavailable: nothing was stored for now (503: shutting down, HA elections
+	// unreachable); retry.
+	KindUnavailable
+	// KindInternal: storing failed (500); retry.
+	KindInternal
+)
+
+// HTTPStatus is the remote-write status of a refusal of kind k.
+func (k Kind) HTTPStatus() int {
+	switch k {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindThrottled:
+		return http.StatusTooManyRequests
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
+
+// WriteError is a refused write: its kind and the text Prometheus' senders log.
+type WriteError struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *WriteError) Error() string { return e.Msg }
+
+// Status is the HTTP status remote write answers for e.
+func (e *WriteError) Status() int { return e.Kind.HTTPStatus() }
 
 func (d *Distributor) reply(w http.ResponseWriter, v remotewrite.Version, status int, msg string, written [3]int) {
 	if v == remotewrite.V2 {
@@ -324,8 +363,8 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("workspaceId")
 	ctx := r.Context()
-	if herr := d.accepting(ctx, id); herr != nil {
-		d.reply(w, 0, herr.status, herr.msg, [3]int{})
+	if werr := d.accepting(ctx, id); werr != nil {
+		d.reply(w, 0, werr.Status(), werr.Msg, [3]int{})
 		return
 	}
 
@@ -359,52 +398,44 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer req.Release()
 	v := req.Version
-	res, herr := d.push(ctx, id, req)
+	res, werr := d.push(ctx, id, req)
 	written := [3]int{res.Samples, res.Histograms, res.Exemplars}
-	if herr != nil {
-		if herr.status == http.StatusTooManyRequests && res.retryAfter > 0 {
+	if werr != nil {
+		if werr.Kind == KindThrottled && res.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(res.retryAfter.Seconds()))))
 		}
-		d.reply(w, v, herr.status, herr.msg, written)
+		d.reply(w, v, werr.Status(), werr.Msg, written)
 		return
 	}
 	d.reply(w, v, http.StatusNoContent, "", written)
 }
 
 // accepting says why workspace id takes no data; nil when it does.
-func (d *Distributor) accepting(ctx context.Context, id string) *httpError {
+func (d *Distributor) accepting(ctx context.Context, id string) *WriteError {
 	status, err := d.workspaceStatus(ctx, id)
 	switch {
 	case errors.Is(err, meta.ErrNotFound):
-		return &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s not found", id)}
+		return &WriteError{KindNotFound, fmt.Sprintf("workspace %s not found", id)}
 	case err != nil:
 		d.logger.Error("looking up workspace", "workspace", id, "err", err)
-		return &httpError{http.StatusInternalServerError, "looking up the workspace failed; retry"}
+		return &WriteError{KindInternal, "looking up the workspace failed; retry"}
 	case status != meta.StatusActive && status != meta.StatusCreating:
-		return &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is %s and accepts no data", id, status)}
+		return &WriteError{KindNotFound, fmt.Sprintf("workspace %s is %s and accepts no data", id, status)}
 	}
 	return nil
 }
-
-// WriteError is what Write refused, with the status remote write would answer.
-type WriteError struct {
-	Status int
-	Msg    string
-}
-
-func (e *WriteError) Error() string { return e.Msg }
 
 // Write stores a request that did not come over remote write (the ruler's recorded
 // series and ALERTS) through the same path: the workspace's status, HA dedup,
 // validation, limits and usage. It returns what was stored, and a *WriteError for what
 // was refused. req is consumed (its series are filtered in place); the caller releases it.
 func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request) (ingest.Result, error) {
-	if herr := d.accepting(ctx, id); herr != nil {
-		return ingest.Result{}, &WriteError{herr.status, herr.msg}
+	if werr := d.accepting(ctx, id); werr != nil {
+		return ingest.Result{}, werr
 	}
-	out, herr := d.push(ctx, id, req)
-	if herr != nil {
-		return out.Result, &WriteError{herr.status, herr.msg}
+	out, werr := d.push(ctx, id, req)
+	if werr != nil {
+		return out.Result, werr
 	}
 	return out.Result, nil
 }
@@ -415,7 +446,7 @@ type pushOutcome struct {
 }
 
 // push runs the request through HA dedup, validation and limits, and stores the rest.
-func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Request) (pushOutcome, *httpError) {
+func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Request) (pushOutcome, *WriteError) {
 	var out pushOutcome
 	lim := d.limits.For(id)
 	now := d.now()
@@ -487,7 +518,7 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 						ok, err := d.ha.Confirm(ctx, d.haStore, id, string(cluster), string(replica), now)
 						if err != nil {
 							d.logger.Error("confirming an HA election", "workspace", id, "err", err)
-							return out, &httpError{http.StatusServiceUnavailable, "the HA elections cannot be reached, nothing was stored; retry"}
+							return out, &WriteError{KindUnavailable, "the HA elections cannot be reached, nothing was stored; retry"}
 						}
 						lastAccept = ok
 					}
@@ -557,11 +588,11 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		if !ok {
 			d.usage.Discard(id, usage.RateLimited, samples)
 			if wait == ratelimit.Never {
-				return out, &httpError{http.StatusBadRequest, fmt.Sprintf("request of %d samples exceeds the ingestion burst size of %d for workspace %s; send smaller requests", samples, lim.IngestionBurstSize, id)}
+				return out, &WriteError{KindInvalid, fmt.Sprintf("request of %d samples exceeds the ingestion burst size of %d for workspace %s; send smaller requests", samples, lim.IngestionBurstSize, id)}
 			}
 			d.usage.Throttled.WithLabelValues(id, usage.QuotaIngestionRate).Inc()
 			out.retryAfter = wait
-			return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s; retry later, or raise ingestion_rate for this workspace in the runtime limits file", lim.IngestionRate, lim.IngestionBurstSize, id)}
+			return out, &WriteError{KindThrottled, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s; retry later, or raise ingestion_rate for this workspace in the runtime limits file", lim.IngestionRate, lim.IngestionBurstSize, id)}
 		}
 	}
 
@@ -575,37 +606,37 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		res, err := d.pusher.Push(ctx, id, req, opts)
 		if err != nil {
 			if errors.Is(err, ingest.ErrWorkspaceDeleted) {
-				return out, &httpError{http.StatusNotFound, fmt.Sprintf("workspace %s is deleted", id)}
+				return out, &WriteError{KindNotFound, fmt.Sprintf("workspace %s is deleted", id)}
 			}
 			if errors.Is(err, ingest.ErrTooLarge) {
-				return out, &httpError{http.StatusBadRequest, fmt.Sprintf("nothing of this request was stored: %v; send fewer samples per series per request", err)}
+				return out, &WriteError{KindInvalid, fmt.Sprintf("nothing of this request was stored: %v; send fewer samples per series per request", err)}
 			}
 			if errors.Is(err, ingest.ErrStopped) {
 				// Shutting down: senders retry a 5xx, and nothing of this request was stored.
-				return out, &httpError{http.StatusServiceUnavailable, "the server is shutting down, nothing was stored; retry"}
+				return out, &WriteError{KindUnavailable, "the server is shutting down, nothing was stored; retry"}
 			}
 			d.logger.Error("storing remote write request", "workspace", id, "err", err)
-			return out, &httpError{http.StatusInternalServerError, "storing the samples failed, nothing was stored; retry"}
+			return out, &WriteError{KindInternal, "storing the samples failed, nothing was stored; retry"}
 		}
 		out.Result = res
 	}
 	stored := fmt.Sprintf("%d samples, %d histograms and %d exemplars of this request were stored", out.Samples, out.Histograms, out.Exemplars)
 	if out.Limited != nil {
 		d.usage.Throttled.WithLabelValues(id, out.LimitedQuota).Inc()
-		return out, &httpError{http.StatusTooManyRequests, fmt.Sprintf("%v; %s", out.Limited, stored)}
+		return out, &WriteError{KindThrottled, fmt.Sprintf("%v; %s", out.Limited, stored)}
 	}
 	if haErr != nil {
-		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file; %s", haErr, stored)}
+		return out, &WriteError{KindInvalid, fmt.Sprintf("%v; raise max_ha_clusters for this workspace in the runtime limits file; %s", haErr, stored)}
 	}
 	if invalid != nil {
-		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%s: %s for series %s; %s", invalid.reason, invalid.msg, invalidAt, stored)}
+		return out, &WriteError{KindInvalid, fmt.Sprintf("%s: %s for series %s; %s", invalid.reason, invalid.msg, invalidAt, stored)}
 	}
 	if out.Invalid != nil {
-		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%v; %s", out.Invalid, stored)}
+		return out, &WriteError{KindInvalid, fmt.Sprintf("%v; %s", out.Invalid, stored)}
 	}
 	if badMeta != nil {
 		// As Cortex: too long metadata is a client error, but it loses no sample.
-		return out, &httpError{http.StatusBadRequest, fmt.Sprintf("%s: %s; that metadata was not stored; %s", badMeta.reason, badMeta.msg, stored)}
+		return out, &WriteError{KindInvalid, fmt.Sprintf("%s: %s; that metadata was not stored; %s", badMeta.reason, badMeta.msg, stored)}
 	}
 	return out, nil
 }

@@ -38,7 +38,7 @@ func TestWrite(t *testing.T) {
 
 	res, err := e.d.Write(context.Background(), testWS, decode())
 	var we *WriteError
-	if !errors.As(err, &we) || we.Status != http.StatusBadRequest || !contains(we.Msg, "too_many", "1 samples, 0 histograms and 0 exemplars of this request were stored") {
+	if !errors.As(err, &we) || we.Status() != http.StatusBadRequest || !contains(we.Msg, "too_many", "1 samples, 0 histograms and 0 exemplars of this request were stored") {
 		t.Fatalf("Write: %+v %v", res, err)
 	}
 	if res.Samples != 1 {
@@ -49,7 +49,7 @@ func TestWrite(t *testing.T) {
 	}
 
 	_, err = e.d.Write(context.Background(), "ws-nope", decode())
-	if !errors.As(err, &we) || we.Status != http.StatusNotFound {
+	if !errors.As(err, &we) || we.Status() != http.StatusNotFound {
 		t.Fatalf("unknown workspace: %v", err)
 	}
 }
