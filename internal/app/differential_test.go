@@ -34,8 +34,8 @@ import (
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/querier"
 	"github.com/stratametrics/strata/internal/query"
-	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/storegateway"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/usage"
 )
 
@@ -401,20 +401,9 @@ func newDiffStoreGateway(t *testing.T, bkt *bucket.Filesystem) *storegateway.Sto
 	return sg
 }
 
-var diffDecoder = remotewrite.NewDecoder(remotewrite.Options{})
-
 func pushDiff(t *testing.T, ing *ingester.Ingester, wr *prompb.WriteRequest) {
 	t.Helper()
-	b, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := diffDecoder.Decode(remotewrite.V1, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer req.Release()
-	res, err := ing.Push(context.Background(), diffWS, req, ingest.Options{})
+	res, err := ing.Push(context.Background(), diffWS, testutil.DecodeV1(t, wr), ingest.Options{})
 	if err != nil || res.Invalid != nil || res.Limited != nil {
 		t.Fatalf("push: %+v %v", res, err)
 	}

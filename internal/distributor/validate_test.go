@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/usage"
 )
 
@@ -17,16 +18,7 @@ func series(t *testing.T, lbls ...string) *remotewrite.Request {
 	for i := 0; i+1 < len(lbls); i += 2 {
 		ts.Labels = append(ts.Labels, prompb.Label{Name: lbls[i], Value: lbls[i+1]})
 	}
-	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := remotewrite.NewDecoder(remotewrite.Options{}).Decode(remotewrite.V1, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(req.Release)
-	return req
+	return testutil.DecodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}})
 }
 
 func TestValidateLabels(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // Write applies what remote write applies: an invalid series is refused with the
@@ -24,16 +25,7 @@ func TestWrite(t *testing.T) {
 		{Labels: lbls("too_many", "a", "1", "b", "2", "c", "3"), Samples: []prompb.Sample{{Value: 1, Timestamp: now}}},
 	}}
 	decode := func() *remotewrite.Request {
-		b, err := wr.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := remotewrite.NewDecoder(remotewrite.Options{}).Decode(remotewrite.V1, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(req.Release)
-		return req
+		return testutil.DecodeV1(t, wr)
 	}
 
 	res, err := e.d.Write(context.Background(), testWS, decode())

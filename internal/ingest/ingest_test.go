@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func request(t *testing.T) *remotewrite.Request {
@@ -20,15 +21,7 @@ func request(t *testing.T) *remotewrite.Request {
 		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "__replica__", Value: "a"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1000}, {Value: 2, Timestamp: 2000}}},
 		{Labels: []prompb.Label{{Name: "__name__", Value: "down"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: 1000}}},
 	}, Metadata: []prompb.MetricMetadata{{MetricFamilyName: "up", Type: prompb.MetricMetadata_GAUGE, Help: "is it up"}}}
-	b, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r remotewrite.Request
-	if err := r.Unmarshal(remotewrite.V1, b); err != nil {
-		t.Fatal(err)
-	}
-	return &r
+	return testutil.DecodeV1(t, &wr)
 }
 
 // summary is what a pusher saw of a request.

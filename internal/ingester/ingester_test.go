@@ -95,16 +95,7 @@ func request(t *testing.T, ts int64, v float64, series ...[]string) *remotewrite
 		}
 		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
 	}
-	b, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := decoder.Decode(remotewrite.V1, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(req.Release)
-	return req
+	return testutil.DecodeV1(t, wr)
 }
 
 func count(t *testing.T, i *Ingester, ws string) map[string]int {

@@ -14,6 +14,7 @@ import (
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/remotewrite"
+	stratatest "github.com/stratametrics/strata/internal/testutil"
 )
 
 func md(help string) *remotewrite.Metadata {
@@ -83,16 +84,7 @@ func metadataRequest(t *testing.T, ts int64, series []string, families ...string
 	for _, f := range families {
 		wr.Metadata = append(wr.Metadata, prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: f, Help: "help of " + f})
 	}
-	b, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := decoder.Decode(remotewrite.V1, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(req.Release)
-	return req
+	return stratatest.DecodeV1(t, wr)
 }
 
 // max_metrics_with_metadata bounds the families per workspace; over it metadata is

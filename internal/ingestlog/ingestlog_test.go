@@ -82,15 +82,7 @@ func request(t *testing.T, ts int64, series ...string) *remotewrite.Request {
 			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(i)}},
 		})
 	}
-	b, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r remotewrite.Request
-	if err := r.Unmarshal(remotewrite.V1, b); err != nil {
-		t.Fatal(err)
-	}
-	return &r
+	return testutil.DecodeV1(t, &wr)
 }
 
 // Every sample published is consumed once, in order per series, with its workspace and
