@@ -12,15 +12,8 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 series=${2:-10000}
 conns=${3:-500}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/strata" ./cmd/strata
-
-export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
-export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
-sign=(--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
-
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+source bench/lib.sh
+bench_work
 
 # run NAME [loadgen flags...]: a fresh server, the load, RSS sampled every 200 ms.
 run() {
@@ -29,10 +22,9 @@ run() {
 	"$work/strata" server --listen 127.0.0.1:18195 --internal.listen 127.0.0.1:18185 --data-dir "$work/data" \
 		--log.level warn 2> "$work/$name.strata.log" &
 	local pid=$!
-	for _ in $(seq 100); do curl -sf 127.0.0.1:18195/-/ready >/dev/null && break; sleep 0.1; done
+	wait_ready 18195
 	local ws
-	ws=$(curl -sf -XPOST 127.0.0.1:18195/workspaces -d '{"alias":"attack"}' "${sign[@]}" \
-		-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+	ws=$(create_workspace 18195 attack)
 	sleep 2
 	local before
 	before=$(rss "$pid")

@@ -9,15 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 series=${2:-100000}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/strata" ./cmd/strata
-hz=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-
-export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
-export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
+source bench/lib.sh
+bench_work
 export STRATA_JETSTREAM_TOKEN=benchmark-cluster-key
 echo "overrides: {}" > "$work/rt.yaml"
 routes=nats://127.0.0.1:18222,nats://127.0.0.1:18223,nats://127.0.0.1:18224
@@ -32,12 +25,8 @@ for i in 0 1 2; do
 		--log.level warn 2> "$work/node$i.log" &
 	pids+=($!)
 done
-for i in 0 1 2; do
-	for _ in $(seq 300); do curl -sf 127.0.0.1:1829$((1 + i))/-/ready >/dev/null && break; sleep 0.1; done
-done
-ws=$(curl -sf -XPOST 127.0.0.1:18291/workspaces -d '{"alias":"bench"}' --aws-sigv4 "aws:amz:us-east-1:aps" \
-	--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H 'Content-Type: application/json' |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+for i in 0 1 2; do wait_ready 1829$((1 + i)); done
+ws=$(create_workspace 18291 bench)
 printf 'overrides:\n  %s:\n    max_sample_age: 4h\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n' "$ws" > "$work/rt.yaml"
 sleep 3
 c0=0

@@ -11,13 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 series=${2:-100000}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/strata" ./cmd/strata
-hz=$(getconf CLK_TCK)
-
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+source bench/lib.sh
+bench_work
 
 # measure NAME PID URL [loadgen flags...]
 measure() {
@@ -44,8 +39,6 @@ echo "|---|---|---|---|---|"
 
 # Strata: SigV4 on (loadgen signs with the root key from the environment), a workspace
 # whose maximum sample age covers the backfill and without a rate limit.
-export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
-export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 # strata_run NAME [server flags...]
 strata_run() {
 	local name=$1; shift
@@ -55,11 +48,9 @@ strata_run() {
 		--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
 		--log.level warn ${STRATA_ARGS:-} "$@" 2> "$work/$name.log" &
 	local spid=$!
-	for _ in $(seq 100); do curl -sf 127.0.0.1:18191/-/ready >/dev/null && break; sleep 0.1; done
+	wait_ready 18191
 	local ws
-	ws=$(curl -sf -XPOST 127.0.0.1:18191/workspaces -d '{"alias":"bench"}' \
-		--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+	ws=$(create_workspace 18191 bench)
 	printf 'overrides:\n  %s:\n    max_sample_age: 4h\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n' "$ws" > "$work/rt.yaml"
 	sleep 2
 	measure "$name" "$spid" "http://127.0.0.1:18191/workspaces/$ws/api/v1/remote_write" --sigv4

@@ -15,28 +15,16 @@ series=${1:-10000}
 hours=${2:-24}
 repeat=${3:-5}
 phase=${PHASE:-all}
-if [ -n "${BENCH_DIR:-}" ]; then
-	work=$BENCH_DIR
-	mkdir -p "$work"
-	trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-else
-	work=$(mktemp -d)
-	trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-fi
-go build -o "$work/strata" ./cmd/strata
-
-export STRATA_ROOT_ACCESS_KEY_ID=AKIDBENCHMARK0000001 STRATA_ROOT_SECRET_ACCESS_KEY=benchmark-secret-0000000000000000
-export AWS_ACCESS_KEY_ID=$STRATA_ROOT_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STRATA_ROOT_SECRET_ACCESS_KEY AWS_REGION=us-east-1
-sign=(--aws-sigv4 "aws:amz:us-east-1:aps" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
+source bench/lib.sh
+bench_work "${BENCH_DIR:-}"
 
 [ "$phase" = query ] || echo "overrides: {}" > "$work/rt.yaml"
 "$work/strata" server --listen 127.0.0.1:18193 --internal.listen 127.0.0.1:18183 --data-dir "$work/strata-data" \
 	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
 	--query.max-samples 500000000 --log.level warn 2> "$work/strata.log" &
-for _ in $(seq 3000); do curl -sf 127.0.0.1:18193/-/ready >/dev/null && break; sleep 0.1; done # WAL replay
+wait_ready 18193 3000 # WAL replay
 if [ "$phase" != query ]; then
-ws=$(curl -sf -XPOST 127.0.0.1:18193/workspaces -d '{"alias":"bench"}' "${sign[@]}" \
-	-H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspaceId"])')
+ws=$(create_workspace 18193 bench)
 printf 'overrides:\n  %s:\n    max_sample_age: %dh\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n    max_active_series: 0\n    max_active_series_per_metric: 0\n' "$ws" $((hours + 2)) > "$work/rt.yaml"
 echo "$ws" > "$work/workspace"
 sleep 2
