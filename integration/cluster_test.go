@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -194,26 +193,11 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	run := func(writer, verifier int, seed int64) chan result {
 		done := make(chan result, 1)
 		go func() {
-			rep, err := loadgen.Run(context.Background(), loadgen.Config{
-				HTTPClient:     hc,
-				URL:            procs[writer].URL + "/workspaces/" + ws + "/api/v1/remote_write",
-				QueryURL:       procs[verifier].URL + "/workspaces/" + ws + "/api/v1/",
-				ActiveSeries:   1000,
-				ScrapeInterval: time.Second,
-				Backfill:       time.Minute,
-				Duration:       10 * time.Second,
-				BatchSize:      500,
-				Concurrency:    2,
-				MaxRetries:     200,
-				MinBackoff:     50 * time.Millisecond,
-				MaxBackoff:     500 * time.Millisecond,
-				Seed:           seed,
-				Labels:         map[string]string{"writer": fmt.Sprint(writer)},
-				SigV4:          true,
-				Credentials:    credentials.NewStaticCredentialsProvider(rootKeyID, rootSecret, ""),
-				Verify:         true,
-				VerifyTimeout:  2 * time.Minute,
-			})
+			cfg := verifiedLoad(hc, procs[writer].URL+"/workspaces/"+ws+"/api/v1/remote_write")
+			cfg.QueryURL = procs[verifier].URL + "/workspaces/" + ws + "/api/v1/"
+			cfg.ActiveSeries, cfg.Backfill, cfg.Duration, cfg.Concurrency = 1000, time.Minute, 10*time.Second, 2
+			cfg.Seed, cfg.Labels = seed, map[string]string{"writer": fmt.Sprint(writer)}
+			rep, err := loadgen.Run(context.Background(), cfg)
 			done <- result{rep, err}
 		}()
 		return done

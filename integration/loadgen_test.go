@@ -35,23 +35,9 @@ func TestLoadgenSurvivesKill9(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	done := make(chan result, 1)
 	go func() {
-		rep, err := loadgen.Run(context.Background(), loadgen.Config{
-			HTTPClient:     hc,
-			URL:            p.URL + "/workspaces/" + ws + "/api/v1/remote_write",
-			ActiveSeries:   2000,
-			ScrapeInterval: time.Second,
-			Backfill:       2 * time.Minute,
-			Duration:       12 * time.Second,
-			BatchSize:      500,
-			Concurrency:    4,
-			MaxRetries:     100,
-			MinBackoff:     50 * time.Millisecond,
-			MaxBackoff:     500 * time.Millisecond,
-			SigV4:          true,
-			Credentials:    credentials.NewStaticCredentialsProvider(rootKeyID, rootSecret, ""),
-			Verify:         true,
-			VerifyTimeout:  time.Minute,
-		})
+		cfg := verifiedLoad(hc, p.URL+"/workspaces/"+ws+"/api/v1/remote_write")
+		cfg.ActiveSeries, cfg.Backfill, cfg.Duration, cfg.Concurrency = 2000, 2*time.Minute, 12*time.Second, 4
+		rep, err := loadgen.Run(context.Background(), cfg)
 		done <- result{rep, err}
 	}()
 	// Kill the server once 100 writes (50,000 samples) are acknowledged: early in the
@@ -76,6 +62,25 @@ func TestLoadgenSurvivesKill9(t *testing.T) {
 		t.Fatalf("after kill -9: %d of %d acknowledged samples missing, %d wrong", v.MissingSamples, v.CheckedSamples, v.WrongValues)
 	}
 	t.Logf("%d samples accepted across a kill -9, %d checked, none missing", res.rep.AcceptedSamples, v.CheckedSamples)
+}
+
+// verifiedLoad is a signed load on url through hc, one sample per series a second in
+// batches of 500, retried across a server's absence, every acknowledged sample read back
+// at the end.
+func verifiedLoad(hc *http.Client, url string) loadgen.Config {
+	return loadgen.Config{
+		HTTPClient:     hc,
+		URL:            url,
+		ScrapeInterval: time.Second,
+		BatchSize:      500,
+		MaxRetries:     200,
+		MinBackoff:     50 * time.Millisecond,
+		MaxBackoff:     500 * time.Millisecond,
+		SigV4:          true,
+		Credentials:    credentials.NewStaticCredentialsProvider(rootKeyID, rootSecret, ""),
+		Verify:         true,
+		VerifyTimeout:  2 * time.Minute,
+	}
 }
 
 // writeCounter counts the remote writes next answered 2xx and those it could not
