@@ -169,11 +169,16 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 			replica string
 			offset  time.Duration
 		}{{0, "a", 0}, {2, "b", 500 * time.Millisecond}} {
-			code := pushSample(procs[w.node].URL, ws, "ha_pair", t0.Add(time.Duration(k)*time.Second+w.offset), float64(k),
-				"cluster", "pair-1", "__replica__", w.replica)
-			if code != http.StatusNoContent {
-				t.Fatalf("HA write to node %d: %d", w.node, code)
-			}
+			// A 503 (the HA elections bucket still being placed) is retried, as senders do.
+			var code int
+			waitFor(t, fmt.Sprintf("an HA write to node %d to be stored", w.node), 30*time.Second, func() bool {
+				code = pushSample(procs[w.node].URL, ws, "ha_pair", t0.Add(time.Duration(k)*time.Second+w.offset), float64(k),
+					"cluster", "pair-1", "__replica__", w.replica)
+				if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
+					t.Fatalf("HA write to node %d: %d\n%s", w.node, code, tail(procs[w.node].Log(), 4000))
+				}
+				return code == http.StatusNoContent
+			}, func() string { return fmt.Sprintf("last status %d\n%s", code, procs[w.node].Log()) })
 		}
 	}
 	for i := range procs {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,30 +19,31 @@ const haBucket = "strata-ha-elections"
 // stream), so that the distributors of a cluster agree on them by compare-and-set.
 type HAStore struct {
 	log *Log
-
-	mu sync.Mutex
-	kv jetstream.KeyValue // nil until the bucket could be made (a cluster forming)
 }
 
 // NewHAStore returns the HA elections store of l.
 func NewHAStore(l *Log) *HAStore { return &HAStore{log: l} }
 
-func (s *HAStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv != nil {
-		return s.kv, nil
+func (s *HAStore) bucket(ctx context.Context) (jetstream.KeyValue, error) { return s.log.haBucket(ctx) }
+
+// haBucket returns the HA elections bucket, making it the first time (Run does, and
+// until it has, a write that needs an election waits here).
+func (l *Log) haBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	l.haMu.Lock()
+	defer l.haMu.Unlock()
+	if l.ha != nil {
+		return l.ha, nil
 	}
-	kv, err := s.log.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      haBucket,
 		Description: "Strata HA-dedup elections, one per workspace and cluster",
 		Storage:     jetstream.FileStorage,
-		Replicas:    s.log.cfg.JetStream.Replicas,
+		Replicas:    l.cfg.JetStream.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("HA elections bucket: %w", err)
 	}
-	s.kv = kv
+	l.ha = kv
 	return kv, nil
 }
 

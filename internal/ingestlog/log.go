@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,6 +41,9 @@ type Log struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed once the connection is
+
+	haMu sync.Mutex
+	ha   jetstream.KeyValue // nil until the HA elections bucket could be made
 }
 
 // Open starts the embedded server (unless an external one is configured), connects and
@@ -108,15 +112,20 @@ func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) 
 	return l, nil
 }
 
-// Run makes sure the stream exists, retrying until it does or ctx is done, then returns.
+// Run makes sure the stream and the HA elections bucket exist, retrying until they do
+// or ctx is done, then returns. Made here rather than at the first HA write: in a
+// cluster, placing a replicated bucket can take longer than a write may wait.
 func (l *Log) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := l.createStream(ctx)
 		if err == nil {
+			_, err = l.haBucket(ctx)
+		}
+		if err == nil {
 			return nil
 		}
 		if attempt%20 == 19 {
-			l.logger.Warn("creating the ingest log's stream; retrying", "stream", l.cfg.JetStream.Stream, "err", err)
+			l.logger.Warn("creating the ingest log's stream and HA bucket; retrying", "stream", l.cfg.JetStream.Stream, "err", err)
 		}
 		select {
 		case <-ctx.Done():
