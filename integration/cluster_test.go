@@ -22,12 +22,19 @@ import (
 // clusterNode is one `strata server` of a three-node cluster: its own data directory and
 // address, the shared bucket, the ingest log on JetStream; nats adds
 // how it reaches NATS (embedded and clustered, or an external cluster's URL).
+//
+// Node 3 runs only a querier and store-gateway: it reads the others' ingesters over the
+// network. Each node is in a zone of its own but node 3, which shares node 1's zone, so
+// that it asks node 1 first while node 1 is up.
 func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
-	target := "all"
-	if i > 0 {
+	target, zone := "all", fmt.Sprintf("zone-%d", i)
+	switch i {
+	case 1, 2:
 		target = "write,ingester,read" // one compactor, ruler and alertmanager per cluster
+	case 3:
+		target, zone = "read", "zone-1"
 	}
-	return append([]string{"--target", target, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
+	return append([]string{"--target", target, "--zone", zone, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
 		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8"}, nats...)
 }
 
@@ -78,7 +85,7 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	}
 	t.Setenv("STRATA_JETSTREAM_TOKEN", "integration-cluster-key")
 	var clusterAddrs, routes []string
-	for range 3 {
+	for range 4 {
 		a := freeAddr(t)
 		clusterAddrs = append(clusterAddrs, a)
 		routes = append(routes, "nats://"+a)
@@ -137,13 +144,16 @@ func TestThreeNodesOnExternalNATSCluster(t *testing.T) {
 // node is usable on the others at once.
 func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	bucket := t.TempDir()
-	var addrs, dataDirs [3]string
+	var addrs, dataDirs [4]string
 	var procs [3]*proc
 	args := func(i int) []string { return clusterNode(i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
-	for i := range procs {
+	for i := range addrs {
 		addrs[i], dataDirs[i] = freeAddr(t), t.TempDir()
+	}
+	for i := range procs {
 		procs[i] = startStrata(t, args(i)...)
 	}
+	reader := startStrata(t, args(3)...)
 	for i, p := range procs {
 		// --jetstream.replicas is left to choose: three servers, three replicas.
 		if !strings.Contains(p.Log(), `msg="ingest log replicas" component=ingest-log replicas=3`) {
@@ -199,7 +209,11 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 		done := make(chan result, 1)
 		go func() {
 			cfg := verifiedLoad(hc, procs[writer].URL+"/workspaces/"+ws+"/api/v1/remote_write")
-			cfg.QueryURL = procs[verifier].URL + "/workspaces/" + ws + "/api/v1/"
+			base := reader.URL
+			if verifier >= 0 {
+				base = procs[verifier].URL
+			}
+			cfg.QueryURL = base + "/workspaces/" + ws + "/api/v1/"
 			cfg.ActiveSeries, cfg.Backfill, cfg.Duration, cfg.Concurrency = 1000, time.Minute, 10*time.Second, 2
 			cfg.Seed, cfg.Labels = seed, map[string]string{"writer": fmt.Sprint(writer)}
 			rep, err := loadgen.Run(context.Background(), cfg)
@@ -207,21 +221,21 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 		}()
 		return done
 	}
-	// Writer 0 is verified through node 2, writer 1 (killed) through node 0.
-	done0 := run(0, 2, 1)
+	// Writer 0 is verified through the reader, writer 1 (killed) through node 0.
+	done0 := run(0, -1, 1)
 	done1 := run(1, 0, 2)
 	waitFor(t, "the load generators to get 60 writes acknowledged", time.Minute, func() bool { return writes.acked.Load() >= 60 }, procs[1].Log)
 	procs[1].kill()
 	t.Logf("node 1 killed after %d acknowledged writes", writes.acked.Load())
 	// Queries keep answering on the survivors while it is down.
 	at := time.Now()
-	for _, i := range []int{0, 2} {
+	for _, p := range []*proc{procs[0], procs[2], reader} {
 		var answer string
-		waitFor(t, fmt.Sprintf("node %d to answer a query with node 1 down", i), 30*time.Second, func() bool {
+		waitFor(t, fmt.Sprintf("%s to answer a query with node 1 down", p.URL), 30*time.Second, func() bool {
 			var v string
-			v, answer = queryAnswer(procs[i].URL, ws, `count({writer="0"})`, at)
+			v, answer = queryAnswer(p.URL, ws, `count({writer="0"})`, at)
 			return v != ""
-		}, func() string { return "last answer: " + answer + "\n" + procs[i].Log() })
+		}, func() string { return "last answer: " + answer + "\n" + p.Log() })
 	}
 	waitFor(t, "a write to node 1 to be refused", time.Minute, func() bool { return writes.refused.Load() > 0 })
 	procs[1] = startStrata(t, args(1)...)
@@ -252,7 +266,10 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 		got = sampleCount(t, procs[1].URL, ws, query, at)
 		return got == want
 	}, func() string { return fmt.Sprintf("it has %d\n%s", got, procs[1].Log()) })
-	t.Logf("all three nodes hold %d samples", want)
+	if got := sampleCount(t, reader.URL, ws, query, at); got != want {
+		t.Fatalf("the reader answers %d samples, the nodes %d", got, want)
+	}
+	t.Logf("all three nodes hold %d samples, and the reader answers as they do", want)
 }
 
 // sampleCount returns the number of samples a range-vector query answers on base; -1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -276,4 +277,26 @@ func (a *App) Ingester() *ingester.Ingester { return a.ingester }
 // closes last.
 func (a *App) Run(ctx context.Context) error {
 	return a.modules.Run(ctx)
+}
+
+// advertiseURL is the URL other processes reach this one at: --advertise-url, or the
+// listener's address, with the host name when it listens on all interfaces.
+func (a *App) advertiseURL() (string, error) {
+	if a.cfg.AdvertiseURL != "" {
+		return strings.TrimSuffix(a.cfg.AdvertiseURL, "/"), nil
+	}
+	host, port, err := net.SplitHostPort(a.server.Addr().String())
+	if err != nil {
+		return "", fmt.Errorf("the listener's address: %w", err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("listening on all interfaces and no host name to advertise (set --advertise-url): %w", err)
+		}
+	}
+	scheme := "http"
+	if a.server.TLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }

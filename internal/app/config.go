@@ -46,6 +46,11 @@ type Config struct {
 	Region    string    `yaml:"region"`
 	AccountID string    `yaml:"account_id"`
 	Log       LogConfig `yaml:"log"`
+	// Zone is the failure domain of this process (an availability zone): queriers ask
+	// the ingesters of their own zone first.
+	Zone string `yaml:"zone"`
+	// AdvertiseURL is the URL other processes of a cluster reach this one at.
+	AdvertiseURL string `yaml:"advertise_url"`
 
 	Server       server.Config       `yaml:"server"`
 	Auth         auth.Config         `yaml:"auth"`
@@ -81,6 +86,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.AccountID, "account-id", "000000000000", "12-digit AWS account id of the server's default account, used in ARNs.")
 	f.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
+	f.StringVar(&c.Zone, "zone", "", "Failure domain of this process (e.g. an availability zone): queriers ask the ingesters of their own zone first (--ingest.backend=jetstream).")
+	f.StringVar(&c.AdvertiseURL, "advertise-url", "", "URL the other processes of a cluster reach this one at, for queries to its ingester (--ingest.backend=jetstream). Empty: http(s)://<listen address>, with the host name when listening on all interfaces.")
 	c.Server.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
 	c.STS.RegisterFlags(f)

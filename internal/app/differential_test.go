@@ -30,6 +30,7 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingesterapi"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/querier"
@@ -122,6 +123,13 @@ func TestQueryDifferential(t *testing.T) {
 	}}}
 
 	check("ingester", ing)
+	// Through the network, as a querier of another process reads it; the first
+	// ingester it is offered does not answer.
+	remote := remoteIngester(t, ing)
+	checkRemote := func(name string) {
+		checkWith(name, querier.New(querier.Config{}, querier.Deps{Ingesters: []querier.Ingester{remote}, Store: sg, Retentions: compactor.StaticWorkspaces{diffWS: 0}}))
+	}
+	checkRemote("remote-ingester")
 
 	// A sample of another series 4 h past the data moves the head on, so compacting it
 	// cuts all the data into blocks (a head keeps its last 1.5 block ranges).
@@ -136,6 +144,8 @@ func TestQueryDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("ingester+bucket", ing)
+	// The remote ingester cannot say which bucket blocks it holds: both copies are read.
+	checkRemote("remote-ingester+bucket")
 
 	// A replica: a second ingester with the same samples, whose blocks have IDs of their
 	// own, shipped to the same bucket. The querier splits by time, as in a cluster: the
@@ -388,6 +398,23 @@ func newDiffIngester(t *testing.T, lim *limits.Overrides, ws diffWorkspaces, bkt
 	t.Cleanup(func() { cancel(); <-done })
 	return i
 }
+
+// remoteIngester serves ing over the ingester API and returns a client of it, whose
+// first member is an address nothing listens on.
+func remoteIngester(t *testing.T, ing *ingester.Ingester) *ingesterapi.Client {
+	t.Helper()
+	const key = "differential-cluster-key"
+	srv := httptest.NewServer(ingesterapi.NewHandler(ing, key, nil))
+	t.Cleanup(srv.Close)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	members := staticMembers{{ID: "gone", URL: dead.URL}, {ID: "live", URL: srv.URL}}
+	return ingesterapi.NewClient(members, key, time.Second, nil)
+}
+
+type staticMembers []ingesterapi.Member
+
+func (m staticMembers) Ingesters() []ingesterapi.Member { return m }
 
 func newDiffStoreGateway(t *testing.T, bkt *bucket.Filesystem) *storegateway.StoreGateway {
 	t.Helper()

@@ -40,6 +40,29 @@ func queryValue(t *testing.T, r *running, ws, query string, at time.Time, want s
 	})
 }
 
+// queryError waits until the query fails on r with an error saying want.
+func queryError(t *testing.T, r *running, ws, query string, at time.Time, want string) {
+	t.Helper()
+	creds := &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
+	q := fmt.Sprintf("%s/workspaces/%s/api/v1/query?query=%s&time=%d", r.url, ws, query, at.Unix())
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%s to fail with %q", query, want), func() bool {
+		code, body := signedGet(t, creds, q)
+		return code >= 400 && strings.Contains(body, want)
+	})
+}
+
+// labelValues waits until r lists want (JSON) as the values of label name.
+func labelValues(t *testing.T, r *running, ws, name, want string) {
+	t.Helper()
+	creds := &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
+	var body string
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("the values of %s to be %s", name, want), func() bool {
+		var code int
+		code, body = signedGet(t, creds, fmt.Sprintf("%s/workspaces/%s/api/v1/label/%s/values", r.url, ws, name))
+		return code == 200 && strings.Contains(body, `"data":`+want)
+	})
+}
+
 func writeSamples(t *testing.T, r *running, ws, name string, at time.Time, n int) {
 	t.Helper()
 	for k := range n {
@@ -85,14 +108,23 @@ func TestJetStreamWriteAndIngesterProcesses(t *testing.T) {
 		_, err := i.app.store.GetWorkspace(context.Background(), ws)
 		return err == nil
 	})
+	// A read process has no ingester: it asks the ingester process over the network,
+	// with the cluster key, for what is not in the bucket yet (here: everything).
+	r := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "read", "--jetstream.url", "nats://" + nats}, common...)...)
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	writeSamples(t, w, ws, "js_two", at, 40)
 	queryValue(t, i, ws, "sum(count_over_time(js_two[5m]))", at.Add(time.Minute), "40")
+	queryValue(t, r, ws, "sum(count_over_time(js_two[5m]))", at.Add(time.Minute), "40")
+	labelValues(t, r, ws, "k", `["0","1","2","3","4"]`)
 
 	i.stop()
+	// With the only ingester gone the read process says so rather than answer without
+	// the recent samples.
+	queryError(t, r, ws, "sum(count_over_time(js_two[5m]))", at.Add(time.Minute), "no ingester is ready")
 	writeSamples(t, w, ws, "js_two", at.Add(10*time.Second), 20) // acknowledged by JetStream alone
 	i = start(t, ingArgs...)
 	queryValue(t, i, ws, "sum(count_over_time(js_two[5m]))", at.Add(time.Minute), "60")
+	queryValue(t, r, ws, "sum(count_over_time(js_two[5m]))", at.Add(time.Minute), "60")
 
 	// Without the cluster key the NATS server takes no client.
 	t.Setenv("STRATA_JETSTREAM_TOKEN", "wrong")

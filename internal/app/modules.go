@@ -22,6 +22,7 @@ import (
 	"github.com/stratametrics/strata/internal/distributor"
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
+	"github.com/stratametrics/strata/internal/ingesterapi"
 	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/limits"
 	"github.com/stratametrics/strata/internal/meta"
@@ -57,6 +58,7 @@ const (
 	moduleSessionTokens = "sts"
 	moduleIngestLog     = "ingest-log"
 	moduleConsumer      = "ingest-consumer"
+	moduleIngesterAPI   = "ingester-api"
 )
 
 // Targets that stand for several modules.
@@ -110,10 +112,12 @@ func resolveTargets(target, backend string) ([]string, error) {
 		return nil, errors.New("with --ingest.backend=direct the distributor hands its batches to an ingester in the same process: run distributor with ingester (write,ingester), or all, or use --ingest.backend=jetstream")
 	case direct && set[ModuleIngester] && !set[ModuleDistributor]:
 		return nil, errors.New("with --ingest.backend=direct an ingester receives its samples from a distributor in the same process: run ingester with distributor (write,ingester), or all, or use --ingest.backend=jetstream")
-	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager] || !set[ModuleIngester]):
-		// Queriers do not read other processes' ingesters yet: a ruler elsewhere would
-		// miss the samples not yet in the bucket.
-		return nil, errors.New("the ruler evaluates through a querier reading an ingester, writes through a distributor and alerts through an alertmanager, all in the same process so far: run it in all")
+	case set[ModuleRuler] && direct && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager] || !set[ModuleIngester]):
+		// With the direct backend only this process' ingester holds the recent samples.
+		return nil, errors.New("with --ingest.backend=direct the ruler evaluates through a querier reading the ingester, writes through a distributor and alerts through an alertmanager, all in the same process: run it in all, or use --ingest.backend=jetstream")
+	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager]):
+		// The querier reads the ingesters of other processes; the rest is in process.
+		return nil, errors.New("the ruler evaluates through a querier, writes through a distributor and alerts through an alertmanager of its own process: run it with write and read (backend,write,read), or all")
 	}
 	mods := slices.Clone(alwaysOn)
 	for _, m := range targetModules {
@@ -311,12 +315,31 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		},
 		Close: func() error { return a.ingestLog.Close() },
 	})
+	var consumer *ingestlog.Consumer
 	m.Register(moduleConsumer, modules.Module{
 		// It stops before the ingester: a batch read but not stored is sent again.
 		Deps: []string{ModuleIngester, moduleIngestLog},
 		Init: func() (modules.Service, error) {
-			c := ingestlog.NewConsumer(a.ingestLog, filepath.Join(cfg.DataDir, "ingest-log"), a.ingester, logger.With("component", "ingest-consumer"), a.reg)
-			return modules.ServiceFunc(c.Run), nil
+			consumer = ingestlog.NewConsumer(a.ingestLog, filepath.Join(cfg.DataDir, "ingest-log"), a.ingester, logger.With("component", "ingest-consumer"), a.reg)
+			return modules.ServiceFunc(consumer.Run), nil
+		},
+	})
+	m.Register(moduleIngesterAPI, modules.Module{
+		// Queriers of other processes read this ingester; it says where in the ingesters
+		// bucket, and whether it has caught up with the log.
+		Deps: []string{ModuleIngester, moduleConsumer, moduleIngestLog, moduleRouter},
+		Init: func() (modules.Service, error) {
+			h := ingesterapi.NewHandler(a.ingester, cfg.Ingest.JetStream.Token, logger.With("component", "ingester-api"))
+			a.server.Handle("IngesterAPI", "POST /internal/ingester/v1/", h)
+			members := ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
+			return modules.ServiceFunc(func(ctx context.Context) error {
+				u, err := a.advertiseURL()
+				if err != nil {
+					return err
+				}
+				logger.Info("ingester registered for queriers of other processes", "url", u, "zone", cfg.Zone)
+				return members.Register(ctx, u, u, consumer.CaughtUp)
+			}), nil
 		},
 	})
 	pusherDep := ModuleIngester
@@ -376,9 +399,17 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.compactor.Run), nil
 		},
 	})
+	// Without an ingester of its own, a querier in distributed mode reads those of other
+	// processes.
+	remoteIngesters := jetStream && !has(ModuleIngester)
+	querierDeps := append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter}, present(ModuleIngester)...)
+	if remoteIngesters {
+		querierDeps = append(querierDeps, moduleIngestLog)
+	}
 	m.Register(ModuleQuerier, modules.Module{
-		Deps: append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter}, present(ModuleIngester)...),
+		Deps: querierDeps,
 		Init: func() (modules.Service, error) {
+			var svc modules.Service
 			deps := querier.Deps{Store: a.sg, Retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}}
 			qdeps := query.Deps{
 				Workspaces: workspaceExists{a.store},
@@ -396,6 +427,11 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				deps.Ingesters = []querier.Ingester{a.ingester}
 				qdeps.Metadata, qdeps.Exemplars, qdeps.HeadStats = a.ingester, a.ingester, a.ingester
 			}
+			if remoteIngesters {
+				members := ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
+				deps.Ingesters = []querier.Ingester{ingesterapi.NewClient(members, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)}
+				svc = modules.ServiceFunc(members.Watch)
+			}
 			a.querier = querier.New(cfg.Querier, deps)
 			qdeps.Queryables = a.querier
 			var err error
@@ -405,7 +441,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			for _, r := range a.query.Routes() {
 				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 			}
-			return nil, nil
+			return svc, nil
 		},
 		Close: func() error {
 			if err := a.query.Close(); err != nil {
@@ -480,7 +516,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	if has(ModuleIngester) {
 		others = append(others, moduleUsage)
 		if jetStream {
-			others = append(others, moduleConsumer)
+			others = append(others, moduleConsumer, moduleIngesterAPI)
 		}
 	}
 	others = slices.DeleteFunc(others, func(n string) bool { return n == ModuleServer })

@@ -297,6 +297,35 @@ func (i *Ingester) Querier(ctx context.Context, workspace string, mint, maxt int
 	return &releasingQuerier{Querier: q, release: u.release, minT: minT}, nil
 }
 
+// ChunkQuerier is Querier with chunks instead of samples: what the ingester serves to
+// queriers of other processes, whose chunks it sends as they are encoded.
+func (i *Ingester) ChunkQuerier(ctx context.Context, workspace string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	u, err := i.get(ctx, workspace)
+	if err != nil {
+		return nil, err
+	}
+	u.touch(i.now())
+	q, err := u.db.ChunkQuerier(mint, maxt)
+	if err != nil {
+		u.release()
+		return nil, err
+	}
+	return &releasingChunkQuerier{ChunkQuerier: q, release: u.release}, nil
+}
+
+// releasingChunkQuerier keeps its userDB open until closed.
+type releasingChunkQuerier struct {
+	storage.ChunkQuerier
+	release func()
+	once    sync.Once
+}
+
+func (q *releasingChunkQuerier) Close() error {
+	err := q.ChunkQuerier.Close()
+	q.once.Do(q.release)
+	return err
+}
+
 // minTime is the oldest timestamp the workspace's TSDB holds: in its blocks, its head or
 // its out-of-order head; math.MaxInt64 when empty.
 func (u *userDB) minTime() int64 {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,6 +40,9 @@ type Consumer struct {
 	pusher ingest.Pusher
 	logger *slog.Logger
 	m      consumerMetrics
+	// caught[p] is set once partition p has been read up to where it ended when
+	// reading began.
+	caught []atomic.Bool
 }
 
 type consumerMetrics struct {
@@ -55,7 +59,7 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, m: consumerMetrics{
+	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, caught: make([]atomic.Bool, l.cfg.Partitions), m: consumerMetrics{
 		batches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_log_batches_consumed_total",
 			Help: "Batches read from the ingest log, by outcome (stored; dropped: the workspace is deleted; malformed; replayed: at or before the checkpoint).",
@@ -73,6 +77,18 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 			Help: "Stream sequence of the last batch of each partition the ingester stored.",
 		}, []string{"partition"}),
 	}}
+}
+
+// CaughtUp reports whether every partition has been read up to where it ended when
+// this consumer started: from then on the ingester's answers miss only what is in
+// flight.
+func (c *Consumer) CaughtUp() bool {
+	for i := range c.caught {
+		if !c.caught[i].Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Run consumes every partition until ctx is done, then writes the checkpoints.
@@ -151,11 +167,16 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 	if last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
 	}
-	var cons jetstream.Consumer
+	var (
+		cons jetstream.Consumer
+		end  uint64 // the partition's last sequence when reading began
+	)
 	for attempt := 0; ; attempt++ {
 		// The stream may not exist yet (a cluster forming).
-		if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
-			break
+		if end, err = c.lastSequence(ctx, p); err == nil {
+			if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
+				break
+			}
 		}
 		if attempt%20 == 19 {
 			c.logger.Warn("reading the ingest log; retrying", "partition", p, "err", err)
@@ -165,6 +186,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			return nil
 		case <-time.After(500 * time.Millisecond):
 		}
+	}
+	if last >= end {
+		c.caught[p].Store(true)
 	}
 	it, err := cons.Messages()
 	if err != nil {
@@ -202,6 +226,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 		seq := md.Sequence.Stream
 		if seq <= last {
 			c.m.batches.WithLabelValues("replayed").Inc()
+			if seq >= end {
+				c.caught[p].Store(true)
+			}
 			continue
 		}
 		batch, err := decodeMessage(scratch, msg.Data())
@@ -210,6 +237,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			c.m.batches.WithLabelValues("malformed").Inc()
 			c.logger.Error("malformed message in the ingest log; skipped", "partition", p, "sequence", seq, "err", err)
 			last = seq
+			if last >= end {
+				c.caught[p].Store(true)
+			}
 			continue
 		}
 		scratch = batch[:0]
@@ -217,6 +247,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			return nil // stopping: read again after the checkpoint
 		}
 		last = seq
+		if last >= end {
+			c.caught[p].Store(true)
+		}
 		c.m.applied.WithLabelValues(label).Set(float64(seq))
 		if now := time.Now(); now.Sub(lastSave) >= checkpointEvery {
 			if err := c.writeCheckpoint(p, last); err != nil {
@@ -226,6 +259,23 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			}
 		}
 	}
+}
+
+// lastSequence returns the stream sequence of the partition's last batch, 0 when it
+// has none.
+func (c *Consumer) lastSequence(ctx context.Context, p int) (uint64, error) {
+	st, err := c.log.js.Stream(ctx, c.log.cfg.JetStream.Stream)
+	if err != nil {
+		return 0, err
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, c.log.subject(p))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return msg.Sequence, nil
 }
 
 // store stores one batch, retrying while the ingester fails it; it returns false when

@@ -29,8 +29,8 @@ func (s *HAStore) bucket(ctx context.Context) (jetstream.KeyValue, error) { retu
 // haBucket returns the HA elections bucket, making it the first time (Run does, and
 // until it has, a write that needs an election waits here).
 func (l *Log) haBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	l.haMu.Lock()
-	defer l.haMu.Unlock()
+	l.kvMu.Lock()
+	defer l.kvMu.Unlock()
 	if l.ha != nil {
 		return l.ha, nil
 	}

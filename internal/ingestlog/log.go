@@ -42,8 +42,9 @@ type Log struct {
 	js     jetstream.JetStream
 	closed chan struct{} // closed once the connection is
 
-	haMu sync.Mutex
-	ha   jetstream.KeyValue // nil until the HA elections bucket could be made
+	kvMu    sync.Mutex
+	ha      jetstream.KeyValue // nil until the HA elections bucket could be made
+	members jetstream.KeyValue // nil until the ingesters bucket could be made
 }
 
 // Open starts the embedded server (unless an external one is configured), connects and
@@ -112,14 +113,17 @@ func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) 
 	return l, nil
 }
 
-// Run makes sure the stream and the HA elections bucket exist, retrying until they do
-// or ctx is done, then returns. Made here rather than at the first HA write: in a
-// cluster, placing a replicated bucket can take longer than a write may wait.
+// Run makes sure the stream and the key-value buckets exist, retrying until they do
+// or ctx is done, then returns. Made here rather than at first use: in a cluster,
+// placing a replicated bucket can take longer than a write may wait.
 func (l *Log) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := l.createStream(ctx)
 		if err == nil {
 			_, err = l.haBucket(ctx)
+		}
+		if err == nil {
+			_, err = l.membersKV(ctx)
 		}
 		if err == nil {
 			return nil

@@ -32,6 +32,9 @@ import (
 type Config struct {
 	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter      time.Duration `yaml:"query_store_after"`
+	// IngesterTimeout bounds connecting to an ingester of another process and its first
+	// answer; then the next is asked.
+	IngesterTimeout time.Duration `yaml:"ingester_timeout"`
 }
 
 // RegisterFlags registers the flags under "querier.".
@@ -40,12 +43,14 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Ask the ingesters only for samples newer than this (0: for all). Where ingesters keep blocks locally for --tsdb.local-retention, set it to that: older samples are in the bucket.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0,
 		"Ask the store-gateway only for samples older than this (0: for all). Must be below --querier.query-ingesters-within, with room for cutting and uploading a block (--tsdb.ship-interval) and the store-gateway's --store-gateway.sync-interval.")
+	f.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", 5*time.Second,
+		"How long a querier without an ingester in its process (--ingest.backend=jetstream) waits for an ingester of another process to connect and start answering before it asks the next one.")
 }
 
 // Validate refuses windows that leave a gap: samples neither component is asked for.
 func (c *Config) Validate() error {
-	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 {
-		return errors.New("query_ingesters_within and query_store_after must not be negative")
+	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 || c.IngesterTimeout < 0 {
+		return errors.New("query_ingesters_within, query_store_after and ingester_timeout must not be negative")
 	}
 	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
 		return fmt.Errorf("query_store_after (%s) must be below query_ingesters_within (%s): samples between them would be read from neither the ingesters nor the bucket",

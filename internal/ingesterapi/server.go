@@ -1,0 +1,222 @@
+// Package ingesterapi puts an ingester's read side on the network, so that a querier in
+// another process (--target=read) can read the recent samples only ingesters hold.
+//
+// Series travel as Prometheus remote-read chunk streams (ChunkedReadResponse frames of
+// the TSDB's own encoded chunks, as `remote_read` with STREAMED_XOR_CHUNKS), label names
+// and values as JSON. Every call carries the cluster key (STRATA_JETSTREAM_TOKEN) as a
+// bearer token: these paths are outside SigV4, and a workspace's credentials never
+// reach them.
+package ingesterapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// Paths of the API, on the public listener.
+const (
+	PathRead   = "/internal/ingester/v1/read"
+	PathLabels = "/internal/ingester/v1/labels"
+)
+
+const (
+	headerWorkspace = "X-Strata-Workspace"
+	// trailerError says why a stream ended early: a chunk stream has no error frame,
+	// and a stream cut short must not pass for a complete answer.
+	trailerError = "X-Strata-Error"
+	// maxFrameBytes bounds one frame of a chunk stream (remote read's default).
+	maxFrameBytes = 1 << 20
+	// maxLabelsRequest bounds a label request's body.
+	maxLabelsRequest = 1 << 20
+)
+
+// Source is the ingester: its chunks of a workspace.
+type Source interface {
+	ChunkQuerier(ctx context.Context, workspace string, mint, maxt int64) (storage.ChunkQuerier, error)
+}
+
+// Handler serves PathRead and PathLabels for src to callers that hold the cluster key.
+type Handler struct {
+	src    Source
+	key    [sha256.Size]byte
+	hasKey bool
+	logger *slog.Logger
+	frames sync.Pool
+}
+
+// NewHandler returns the handler. Without a key it refuses every call.
+func NewHandler(src Source, key string, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{src: src, key: sha256.Sum256([]byte(key)), hasKey: key != "", logger: logger,
+		frames: sync.Pool{New: func() any { return &[]byte{} }}}
+}
+
+// authorized compares the bearer token with the key in constant time.
+func (h *Handler) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !h.hasKey {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], h.key[:]) == 1
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		http.Error(w, "the ingester API needs the cluster key (STRATA_JETSTREAM_TOKEN) as a bearer token", http.StatusUnauthorized)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	ws := r.Header.Get(headerWorkspace)
+	if ws == "" {
+		http.Error(w, "no workspace ("+headerWorkspace+")", http.StatusBadRequest)
+		return
+	}
+	switch r.URL.Path {
+	case PathRead:
+		h.read(w, r, ws)
+	case PathLabels:
+		h.labels(w, r, ws)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// read streams the series of the one query of a remote-read request.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, ws string) {
+	req, err := remote.DecodeReadRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(req.Queries) != 1 {
+		http.Error(w, fmt.Sprintf("want one query, got %d", len(req.Queries)), http.StatusBadRequest)
+		return
+	}
+	q := req.Queries[0]
+	ms, err := remote.FromLabelMatchers(q.Matchers)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var hints *storage.SelectHints
+	if rh := q.Hints; rh != nil {
+		hints = &storage.SelectHints{Start: rh.StartMs, End: rh.EndMs, Step: rh.StepMs, Func: rh.Func,
+			Grouping: rh.Grouping, By: rh.By, Range: rh.RangeMs}
+	}
+	cq, err := h.src.ChunkQuerier(r.Context(), ws, q.StartTimestampMs, q.EndTimestampMs)
+	if err != nil {
+		h.fail(w, ws, err)
+		return
+	}
+	defer cq.Close()
+	w.Header().Set("Content-Type", "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
+	w.Header().Set("Trailer", trailerError)
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	if f == nil {
+		f = noFlush{}
+	}
+	ss := cq.Select(r.Context(), true, hints, ms...)
+	_, err = remote.StreamChunkedReadResponses(remote.NewChunkedWriter(w, f), 0, ss, nil, maxFrameBytes, &h.frames)
+	if err == nil {
+		err = ss.Err()
+	}
+	if err != nil {
+		h.logger.Warn("streaming series to a querier", "workspace", ws, "err", err)
+		w.Header().Set(trailerError, err.Error())
+	}
+}
+
+type noFlush struct{}
+
+func (noFlush) Flush() {}
+
+// labelsRequest asks for label names (Name empty) or the values of Name.
+type labelsRequest struct {
+	Start    int64                  `json:"start"`
+	End      int64                  `json:"end"`
+	Name     string                 `json:"name,omitempty"`
+	Limit    int                    `json:"limit,omitempty"`
+	Matchers []*prompb.LabelMatcher `json:"matchers,omitempty"`
+}
+
+type labelsResponse struct {
+	Values   []string `json:"values"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+func (h *Handler) labels(w http.ResponseWriter, r *http.Request, ws string) {
+	var req labelsRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxLabelsRequest)).Decode(&req); err != nil {
+		http.Error(w, "decoding the request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ms, err := remote.FromLabelMatchers(req.Matchers)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	cq, err := h.src.ChunkQuerier(r.Context(), ws, req.Start, req.End)
+	if err != nil {
+		h.fail(w, ws, err)
+		return
+	}
+	defer cq.Close()
+	hints := &storage.LabelHints{Limit: req.Limit}
+	var (
+		vals  []string
+		warns annotations.Annotations
+	)
+	if req.Name == "" {
+		vals, warns, err = cq.LabelNames(r.Context(), hints, ms...)
+	} else {
+		vals, warns, err = cq.LabelValues(r.Context(), req.Name, hints, ms...)
+	}
+	if err != nil {
+		h.fail(w, ws, err)
+		return
+	}
+	resp := labelsResponse{Values: vals}
+	for _, w := range warns.AsErrors() {
+		resp.Warnings = append(resp.Warnings, w.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, ws string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	h.logger.Warn("serving a querier", "workspace", ws, "err", err)
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+// matchersJSON encodes matchers for a labels request.
+func matchersJSON(ms []*labels.Matcher) ([]*prompb.LabelMatcher, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	return remote.ToLabelMatchers(ms)
+}

@@ -1,0 +1,191 @@
+package ingestlog
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratametrics/strata/internal/ingesterapi"
+)
+
+// membersBucket is the JetStream key-value bucket in which ingesters say where they
+// answer queries.
+const membersBucket = "strata-ingesters"
+
+const (
+	// heartbeatEvery is how often an ingester renews its entry.
+	heartbeatEvery = 2 * time.Second
+	// memberTTL is how long an entry that is not renewed counts: after it, its ingester
+	// is taken for gone (a process killed before it could remove its entry).
+	memberTTL = 10 * time.Second
+)
+
+// member is an ingester's entry.
+type member struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Zone string `json:"zone"`
+	// Ready is true once the ingester has read each partition up to where it was when
+	// it started: before that its answers would miss samples.
+	Ready bool `json:"ready"`
+}
+
+type seenMember struct {
+	member
+	seen time.Time // by this process' clock, so that clocks need not agree
+}
+
+// Membership registers this process' ingester and keeps the list of the others, for
+// queriers of processes without one.
+type Membership struct {
+	log  *Log
+	zone string // this process' zone: its ingesters are asked first
+	now  func() time.Time
+
+	mu      sync.Mutex
+	members map[string]seenMember
+}
+
+// NewMembership returns the membership of l's cluster; zone is this process' zone.
+func NewMembership(l *Log, zone string, now func() time.Time) *Membership {
+	if now == nil {
+		now = time.Now
+	}
+	return &Membership{log: l, zone: zone, now: now, members: map[string]seenMember{}}
+}
+
+// membersKV returns the members bucket, making it the first time (Log.Run does).
+func (l *Log) membersKV(ctx context.Context) (jetstream.KeyValue, error) {
+	l.kvMu.Lock()
+	defer l.kvMu.Unlock()
+	if l.members != nil {
+		return l.members, nil
+	}
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      membersBucket,
+		Description: "Strata ingesters: where each answers queries, and whether it has caught up",
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    l.cfg.JetStream.Replicas,
+		TTL:         time.Minute, // entries of ingesters gone for good disappear
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingesters bucket: %w", err)
+	}
+	l.members = kv
+	return kv, nil
+}
+
+// Register keeps an entry for the ingester id, reachable at url, until ctx is done,
+// then removes it. ready says whether it has caught up with the log.
+func (m *Membership) Register(ctx context.Context, id, url string, ready func() bool) error {
+	key := base64.RawURLEncoding.EncodeToString([]byte(id))
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	var kv jetstream.KeyValue
+	for {
+		var err error
+		if kv == nil {
+			kv, err = m.log.membersKV(ctx)
+		}
+		if err == nil {
+			var b []byte
+			b, err = json.Marshal(member{ID: id, URL: url, Zone: m.zone, Ready: ready()})
+			if err == nil {
+				_, err = kv.Put(ctx, key, b)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			m.log.logger.Warn("registering the ingester", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if kv != nil {
+				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = kv.Delete(dctx, key)
+				cancel()
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Watch keeps the list of ingesters up to date until ctx is done.
+func (m *Membership) Watch(ctx context.Context) error {
+	for ctx.Err() == nil {
+		if err := m.watch(ctx); err != nil && ctx.Err() == nil {
+			m.log.logger.Warn("watching the ingesters; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Membership) watch(ctx context.Context) error {
+	kv, err := m.log.membersKV(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watching the ingesters: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("the ingesters' watch ended")
+			}
+			if e == nil {
+				continue // the initial values are all in
+			}
+			m.mu.Lock()
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(m.members, e.Key())
+			} else {
+				var mem member
+				if json.Unmarshal(e.Value(), &mem) == nil {
+					m.members[e.Key()] = seenMember{member: mem, seen: m.now()}
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Ingesters implements ingesterapi.Members: the ingesters that renewed their entry
+// lately and have caught up, those of this zone first, each group in random order so
+// that queriers spread their load.
+func (m *Membership) Ingesters() []ingesterapi.Member {
+	now := m.now()
+	m.mu.Lock()
+	var same, other []ingesterapi.Member
+	for _, e := range m.members {
+		if !e.Ready || now.Sub(e.seen) > memberTTL {
+			continue
+		}
+		im := ingesterapi.Member{ID: e.ID, URL: e.URL, Zone: e.Zone}
+		if e.Zone == m.zone {
+			same = append(same, im)
+		} else {
+			other = append(other, im)
+		}
+	}
+	m.mu.Unlock()
+	rand.Shuffle(len(same), func(i, j int) { same[i], same[j] = same[j], same[i] })
+	rand.Shuffle(len(other), func(i, j int) { other[i], other[j] = other[j], other[i] })
+	return append(same, other...)
+}
