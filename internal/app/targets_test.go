@@ -24,17 +24,23 @@ func TestTargets(t *testing.T) {
 	for _, c := range []struct {
 		target string
 		want   string // modules, in start order (each after those it depends on)
+		args   []string
 	}{
-		{"all", "bucket limits meta auth router alertmanager compactor sts controlplane ingester distributor store-gateway querier ruler reconciler usage server"},
-		{"read", "bucket meta auth limits router sts controlplane store-gateway querier reconciler server"},
-		{"compactor", "bucket meta auth limits compactor router sts controlplane reconciler server"},
-		{"write,ingester", "bucket meta auth limits router sts controlplane ingester distributor reconciler usage server"},
-		{"alertmanager, compactor", "bucket limits meta auth router alertmanager compactor sts controlplane reconciler server"},
+		{"all", "bucket limits meta auth router alertmanager compactor sts controlplane ingester distributor store-gateway querier ruler reconciler usage server", nil},
+		{"read", "bucket meta auth limits router sts controlplane store-gateway querier reconciler server", nil},
+		{"compactor", "bucket meta auth limits compactor router sts controlplane reconciler server", nil},
+		{"write,ingester", "bucket meta auth limits router sts controlplane ingester distributor reconciler usage server", nil},
+		{"alertmanager, compactor", "bucket limits meta auth router alertmanager compactor sts controlplane reconciler server", nil},
+		// The ruler without an ingester: its querier reads those of other processes.
+		{"backend,write,read", "bucket limits meta auth router alertmanager compactor sts controlplane ingest-log distributor store-gateway querier ruler reconciler server",
+			[]string{"--ingest.backend", "jetstream"}},
+		{"ingester", "bucket meta auth limits router sts controlplane ingest-log ingester ingest-consumer ingester-api reconciler usage server",
+			[]string{"--ingest.backend", "jetstream"}},
 	} {
 		t.Run(c.target, func(t *testing.T) {
 			t.Setenv("STRATA_ROOT_ACCESS_KEY_ID", testKeyID)
 			t.Setenv("STRATA_ROOT_SECRET_ACCESS_KEY", testSecret)
-			cfg := load(t, "--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0", "--log.level", "error", "--data-dir", t.TempDir(), "--target", c.target)
+			cfg := load(t, append([]string{"--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0", "--log.level", "error", "--data-dir", t.TempDir(), "--target", c.target}, c.args...)...)
 			a, err := New(context.Background(), cfg, NewLogger(cfg.Log, os.Stderr))
 			if err != nil {
 				t.Fatal(err)
