@@ -408,13 +408,15 @@ func remoteIngester(t *testing.T, ing *ingester.Ingester) *ingesterapi.Client {
 	t.Cleanup(srv.Close)
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
-	members := staticMembers{{ID: "gone", URL: dead.URL}, {ID: "live", URL: srv.URL}}
+	members := staticMembers{{ID: "gone", URL: dead.URL, Partitions: []int{0}}, {ID: "live", URL: srv.URL, Partitions: []int{0}}}
 	return ingesterapi.NewClient(members, key, time.Second, nil)
 }
 
 type staticMembers []ingesterapi.Member
 
 func (m staticMembers) Ingesters() []ingesterapi.Member { return m }
+
+func (m staticMembers) Partitions() int { return 1 }
 
 func newDiffStoreGateway(t *testing.T, bkt *bucket.Filesystem) *storegateway.StoreGateway {
 	t.Helper()

@@ -3,12 +3,15 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/stratametrics/strata/internal/testutil"
@@ -131,5 +134,94 @@ func TestJetStreamWriteAndIngesterProcesses(t *testing.T) {
 	cfg := load(t, append([]string{"--data-dir", t.TempDir(), "--target", "ingester", "--jetstream.url", "nats://" + nats}, common...)...)
 	if _, err := New(context.Background(), cfg, discardLogger()); err == nil || !strings.Contains(err.Error(), "uthorization") {
 		t.Fatalf("an ingester with the wrong cluster key: %v", err)
+	}
+}
+
+// owns lists the partitions r's ingester owns.
+func owns(r *running) []int {
+	var out []int
+	for _, p := range r.app.leases.Assigned() {
+		if r.app.leases.Owned(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// localSeries counts the series of name in r's own ingester.
+func localSeries(t *testing.T, r *running, ws, name string) int {
+	t.Helper()
+	q, err := r.app.Ingester().Querier(context.Background(), ws, math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+	n := 0
+	for ss.Next() {
+		n++
+	}
+	return n
+}
+
+// Two ingesters of one zone share the partitions: each reads and holds only its own,
+// and a query on either, or on a read process, merges both. When one stops the other
+// takes its partitions over and reads them from the log.
+func TestIngestersOfAZoneSharePartitions(t *testing.T) {
+	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
+	bkt := t.TempDir()
+	nats := freeAddr(t)
+	common := []string{"--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
+		"--ingest.partitions", "4"}
+	w := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	ingArgs := func() []string {
+		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
+	}
+	i1 := start(t, ingArgs()...)
+	i2 := start(t, ingArgs()...)
+	r := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "read", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)...)
+	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
+		a, b := owns(i1), owns(i2)
+		return len(a) == 2 && len(b) == 2 && !slices.ContainsFunc(a, func(p int) bool { return slices.Contains(b, p) }) &&
+			slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
+	})
+	ws := newWorkspace(t, w)
+	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {
+		for _, p := range []*running{i1, i2, r} {
+			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	const series = 40
+	write := func(at time.Time) {
+		var wr prompb.WriteRequest
+		for k := range series {
+			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ts("js_zone", "k", fmt.Sprint(k)),
+				Samples: []prompb.Sample{{Value: 1, Timestamp: at.UnixMilli()}}})
+		}
+		if code, msg, _ := post(t, rwURL(w, ws), "application/x-protobuf", encodeV1(t, &wr)); code != 204 {
+			t.Fatalf("write: %d %s", code, msg)
+		}
+	}
+	write(at)
+	for _, p := range []*running{i1, i2, r} {
+		queryValue(t, p, ws, "count(js_zone)", at.Add(time.Second), fmt.Sprint(series))
+	}
+	n1, n2 := localSeries(t, i1, ws, "js_zone"), localSeries(t, i2, ws, "js_zone")
+	if n1+n2 != series || n1 == 0 || n2 == 0 {
+		t.Fatalf("the ingesters hold %d and %d series; want the %d split between them", n1, n2, series)
+	}
+
+	i2.stop()
+	testutil.Eventually(t, 20*time.Second, "the first ingester to own every partition", func() bool { return len(owns(i1)) == 4 })
+	write(at.Add(10 * time.Second))
+	for _, p := range []*running{i1, r} {
+		queryValue(t, p, ws, "sum(count_over_time(js_zone[5m]))", at.Add(20*time.Second), fmt.Sprint(2*series))
+	}
+	if n := localSeries(t, i1, ws, "js_zone"); n != series {
+		t.Fatalf("after taking the partitions over the ingester holds %d series, want %d", n, series)
 	}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/auth"
@@ -315,30 +317,55 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		},
 		Close: func() error { return a.ingestLog.Close() },
 	})
-	var consumer *ingestlog.Consumer
+	var (
+		consumer *ingestlog.Consumer
+		leases   *ingestlog.Leases
+		members  *ingestlog.Membership
+		selfURL  string
+	)
 	m.Register(moduleConsumer, modules.Module{
-		// It stops before the ingester: a batch read but not stored is sent again.
-		Deps: []string{ModuleIngester, moduleIngestLog},
+		// It stops before the ingester: a batch read but not stored is sent again. The
+		// ingester reads the partitions it owns among the ingesters of its zone.
+		Deps: []string{ModuleIngester, moduleIngestLog, moduleRouter},
 		Init: func() (modules.Service, error) {
+			var err error
+			if selfURL, err = a.advertiseURL(); err != nil {
+				return nil, err
+			}
+			zone := cmp.Or(cfg.Zone, selfURL) // without a zone, a zone of its own: it reads every partition
+			members = ingestlog.NewMembership(a.ingestLog, zone, nil)
 			consumer = ingestlog.NewConsumer(a.ingestLog, filepath.Join(cfg.DataDir, "ingest-log"), a.ingester, logger.With("component", "ingest-consumer"), a.reg)
-			return modules.ServiceFunc(consumer.Run), nil
+			leases = ingestlog.NewLeases(a.ingestLog, selfURL, zone, members, consumer.CaughtUpOn)
+			a.leases, a.consumer = leases, consumer
+			consumer.Assign(leases)
+			return modules.ServiceFunc(func(ctx context.Context) error {
+				g, gctx := errgroup.WithContext(ctx)
+				g.Go(func() error { return members.Watch(gctx) })
+				g.Go(func() error { return leases.Run(gctx) })
+				g.Go(func() error { return consumer.Run(gctx) })
+				return g.Wait()
+			}), nil
 		},
 	})
 	m.Register(moduleIngesterAPI, modules.Module{
 		// Queriers of other processes read this ingester; it says where in the ingesters
-		// bucket, and whether it has caught up with the log.
-		Deps: []string{ModuleIngester, moduleConsumer, moduleIngestLog, moduleRouter},
+		// bucket, with the partitions it owns and has caught up on.
+		Deps: []string{moduleConsumer},
 		Init: func() (modules.Service, error) {
 			h := ingesterapi.NewHandler(a.ingester, cfg.Ingest.JetStream.Token, logger.With("component", "ingester-api"))
 			a.server.Handle("IngesterAPI", "POST /internal/ingester/v1/", h)
-			members := ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
-			return modules.ServiceFunc(func(ctx context.Context) error {
-				u, err := a.advertiseURL()
-				if err != nil {
-					return err
+			ready := func() []int {
+				var out []int
+				for _, p := range leases.Assigned() {
+					if leases.Owned(p) && consumer.CaughtUpOn(p) {
+						out = append(out, p)
+					}
 				}
-				logger.Info("ingester registered for queriers of other processes", "url", u, "zone", cfg.Zone)
-				return members.Register(ctx, u, u, consumer.CaughtUp)
+				return out
+			}
+			return modules.ServiceFunc(func(ctx context.Context) error {
+				logger.Info("ingester registered for queriers of other processes", "url", selfURL, "zone", cmp.Or(cfg.Zone, selfURL))
+				return members.Register(ctx, selfURL, selfURL, ready)
 			}), nil
 		},
 	})
@@ -399,12 +426,14 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.compactor.Run), nil
 		},
 	})
-	// Without an ingester of its own, a querier in distributed mode reads those of other
-	// processes.
-	remoteIngesters := jetStream && !has(ModuleIngester)
+	// In distributed mode a querier reads ingesters that together own every partition:
+	// its own process' in process, the others' over the network.
 	querierDeps := append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter}, present(ModuleIngester)...)
-	if remoteIngesters {
+	if jetStream {
 		querierDeps = append(querierDeps, moduleIngestLog)
+		if has(ModuleIngester) {
+			querierDeps = append(querierDeps, moduleConsumer)
+		}
 	}
 	m.Register(ModuleQuerier, modules.Module{
 		Deps: querierDeps,
@@ -427,10 +456,17 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				deps.Ingesters = []querier.Ingester{a.ingester}
 				qdeps.Metadata, qdeps.Exemplars, qdeps.HeadStats = a.ingester, a.ingester, a.ingester
 			}
-			if remoteIngesters {
-				members := ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
-				deps.Ingesters = []querier.Ingester{ingesterapi.NewClient(members, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)}
-				svc = modules.ServiceFunc(members.Watch)
+			if jetStream {
+				m := members // this process' ingester's, watched with its leases
+				if m == nil {
+					m = ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
+					svc = modules.ServiceFunc(m.Watch)
+				}
+				c := ingesterapi.NewClient(m, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)
+				if a.ingester != nil {
+					c.WithLocal(selfURL, a.ingester)
+				}
+				deps.Ingesters = []querier.Ingester{c}
 			}
 			a.querier = querier.New(cfg.Querier, deps)
 			qdeps.Queryables = a.querier

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +23,11 @@ const testKey = "the-cluster-key"
 type tsdbSource struct {
 	db   *tsdb.DB
 	fail bool
-	ws   string // the last workspace asked for
+	ws   atomic.Value // the last workspace asked for
 }
 
 func (s *tsdbSource) ChunkQuerier(_ context.Context, ws string, mint, maxt int64) (storage.ChunkQuerier, error) {
-	s.ws = ws
+	s.ws.Store(ws)
 	q, err := s.db.ChunkQuerier(mint, maxt)
 	if err != nil || !s.fail {
 		return q, err
@@ -76,9 +77,29 @@ func newSource(t *testing.T) *tsdbSource {
 	return &tsdbSource{db: db}
 }
 
+// members answer for one partition, each for all of it unless it says otherwise.
 type members []Member
 
-func (m members) Ingesters() []Member { return m }
+func (m members) Ingesters() []Member {
+	out := make([]Member, len(m))
+	for i, mem := range m {
+		if mem.Partitions == nil {
+			mem.Partitions = []int{0}
+		}
+		out[i] = mem
+	}
+	return out
+}
+
+func (m members) Partitions() int {
+	n := 1
+	for _, mem := range m {
+		for _, p := range mem.Partitions {
+			n = max(n, p+1)
+		}
+	}
+	return n
+}
 
 func serve(t *testing.T, src Source, key string) string {
 	t.Helper()
@@ -113,8 +134,8 @@ func TestSelectAndLabels(t *testing.T) {
 	src := newSource(t)
 	c := NewClient(members{{ID: "i1", URL: serve(t, src, testKey)}}, testKey, time.Second, nil)
 	series, samples, err := count(t, c, 2000, 5000) // inclusive: 4 samples each
-	if err != nil || series != 5 || samples != 20 || src.ws != "ws-1" {
-		t.Fatalf("got %d series, %d samples, workspace %q, err %v; want 5, 20, ws-1", series, samples, src.ws, err)
+	if err != nil || series != 5 || samples != 20 || src.ws.Load() != "ws-1" {
+		t.Fatalf("got %d series, %d samples, workspace %v, err %v; want 5, 20, ws-1", series, samples, src.ws.Load(), err)
 	}
 	q, err := c.Querier(context.Background(), "ws-1", 0, 10_000)
 	if err != nil {
@@ -149,12 +170,12 @@ func TestNextIngesterOnFailure(t *testing.T) {
 
 	wrong := NewClient(members{{ID: "live", URL: live}, {ID: "live-too", URL: live}}, "not-the-key", time.Second, nil)
 	_, _, err := count(t, wrong, 0, 10_000)
-	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "live-too") {
+	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "live-too") || errors.Is(err, ErrNoIngester) {
 		t.Fatalf("wrong key: %v; want a 401 from the first ingester only", err)
 	}
 
 	none := NewClient(members{{ID: "down", URL: down.URL}}, testKey, time.Second, nil)
-	if _, _, err := count(t, none, 0, 10_000); err == nil || !strings.Contains(err.Error(), "no ingester answered") {
+	if _, _, err := count(t, none, 0, 10_000); !errors.Is(err, ErrNoIngester) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("no ingester up: %v", err)
 	}
 	if _, err := NewClient(members{}, testKey, time.Second, nil).Querier(context.Background(), "ws-1", 0, 1); !errors.Is(err, ErrNoIngester) {
@@ -181,5 +202,69 @@ func TestStreamCutShortIsAnError(t *testing.T) {
 	series, _, err := count(t, c, 0, 10_000)
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("got %d series and err %v; want the ingester's error", series, err)
+	}
+}
+
+// splitSource serves the series a{i} of a real TSDB whose i is in keep.
+type splitSource struct {
+	*tsdbSource
+	keep string
+}
+
+func (s splitSource) ChunkQuerier(ctx context.Context, ws string, mint, maxt int64) (storage.ChunkQuerier, error) {
+	q, err := s.tsdbSource.ChunkQuerier(ctx, ws, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return keepQuerier{q, s.keep}, nil
+}
+
+type keepQuerier struct {
+	storage.ChunkQuerier
+	keep string
+}
+
+func (q keepQuerier) Select(ctx context.Context, sorted bool, h *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	return q.ChunkQuerier.Select(ctx, sorted, h, append(ms, labels.MustNewMatcher(labels.MatchRegexp, "i", "["+q.keep+"]"))...)
+}
+
+func (q keepQuerier) LabelValues(ctx context.Context, name string, h *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.ChunkQuerier.LabelValues(ctx, name, h, append(ms, labels.MustNewMatcher(labels.MatchRegexp, "i", "["+q.keep+"]"))...)
+}
+
+// With the partitions shared among ingesters, a query asks enough of them to cover every
+// partition and merges their answers; an ingester that does not answer is replaced by
+// others answering for its partitions.
+func TestPartitionsCoveredAndMerged(t *testing.T) {
+	src := newSource(t)
+	low := serve(t, splitSource{src, "0-2"}, testKey)  // partition 0: a{i=0..2}
+	high := serve(t, splitSource{src, "2-4"}, testKey) // partition 1: a{i=2..4}, i=2 in both
+	all := serve(t, src, testKey)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+
+	c := NewClient(members{{ID: "low", URL: low, Partitions: []int{0}}, {ID: "high", URL: high, Partitions: []int{1}}}, testKey, time.Second, nil)
+	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
+		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50 (the series of both, each once)", series, samples, err)
+	}
+	q, _ := c.Querier(context.Background(), "ws-1", 0, 10_000)
+	vals, _, err := q.LabelValues(context.Background(), "i", nil)
+	q.Close()
+	if err != nil || strings.Join(vals, ",") != "0,1,2,3,4" {
+		t.Fatalf("label values %v, %v", vals, err)
+	}
+
+	// The owner of partition 1 in this zone is down: the other zone's ingester, which
+	// answers for both, replaces it.
+	c = NewClient(members{{ID: "low", URL: low, Partitions: []int{0}}, {ID: "high-down", URL: down.URL, Partitions: []int{1}},
+		{ID: "other-zone", URL: all, Partitions: []int{0, 1}}}, testKey, time.Second, nil)
+	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
+		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50", series, samples, err)
+	}
+
+	// Nobody answers for partition 1.
+	c = NewClient(members{{ID: "low", URL: low, Partitions: []int{0}}, {ID: "high-down", URL: down.URL, Partitions: []int{1}}}, testKey, time.Second, nil)
+	if _, _, err := count(t, c, 0, 10_000); !errors.Is(err, ErrNoIngester) || !strings.Contains(err.Error(), "partitions [1]") {
+		t.Fatalf("partition 1 uncovered: %v", err)
 	}
 }

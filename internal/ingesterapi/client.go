@@ -2,6 +2,7 @@ package ingesterapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -21,17 +24,20 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// Member is an ingester a querier can ask: its base URL and zone.
+// Member is an ingester a querier can ask: its base URL, zone, and the partitions of
+// the ingest log it answers for.
 type Member struct {
-	ID   string
-	URL  string
-	Zone string
+	ID         string
+	URL        string
+	Zone       string
+	Partitions []int
 }
 
-// Members lists the ingesters to ask, the preferred first. Each of them holds every
-// partition of the ingest log, so one answer is complete.
+// Members lists the ingesters to ask, the preferred first, and the number of
+// partitions: a query asks ingesters that together answer for every partition.
 type Members interface {
 	Ingesters() []Member
+	Partitions() int
 }
 
 // maxChunkedFrame bounds one frame read from an ingester.
@@ -40,6 +46,8 @@ const maxChunkedFrame = 50 << 20
 // Client is a querier.Ingester that reads from the ingesters of other processes: each
 // query from one of them, the next when one fails to answer.
 type Client struct {
+	localID string
+	local   Local // nil: none
 	members Members
 	key     string
 	hc      *http.Client
@@ -61,6 +69,22 @@ func NewClient(members Members, key string, timeout time.Duration, tr *http.Tran
 	return &Client{members: members, key: key, hc: &http.Client{Transport: tr}}
 }
 
+// Local is an ingester in the querier's own process, asked in process rather than over
+// HTTP when it answers for some partitions.
+type Local interface {
+	Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error)
+}
+
+// WithLocal makes c ask the member id, an ingester of its own process, in process and
+// before the others.
+func (c *Client) WithLocal(id string, l Local) *Client {
+	c.localID, c.local = id, l
+	return c
+}
+
+// localAnswer stands for the local ingester's answer in a call's answers.
+var localAnswer = &http.Response{Body: http.NoBody}
+
 // ErrNoIngester is returned when no ingester is registered and ready.
 var ErrNoIngester = errors.New("no ingester is ready to answer (none registered, or all still catching up with the ingest log)")
 
@@ -71,62 +95,181 @@ func (c *Client) Querier(_ context.Context, workspace string, mint, maxt int64) 
 	if len(ms) == 0 {
 		return nil, ErrNoIngester
 	}
-	return &remoteQuerier{c: c, ws: workspace, mint: mint, maxt: maxt, members: ms}, nil
+	if c.local != nil {
+		if i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == c.localID }); i > 0 {
+			ms[0], ms[i] = ms[i], ms[0]
+		}
+	}
+	return &remoteQuerier{c: c, ws: workspace, mint: mint, maxt: maxt, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}, nil
 }
 
-// remoteQuerier sends each call to members[cur] and moves on to the next member when
-// one does not answer; the member that answered serves the querier's later calls, so
-// that all of a query's selects see one ingester's data.
+// remoteQuerier sends each call to ingesters that together answer for every partition
+// (chosen in the members' order, so the querier's zone first), and replaces one that
+// does not answer with others that answer for its partitions. The ingesters that
+// answered serve the querier's later calls, so that all of a query's selects see the
+// same data.
 type remoteQuerier struct {
 	c          *Client
 	ws         string
 	mint, maxt int64
 	members    []Member
-	cur        int
+	parts      int
+	chosen     []Member // the ingesters that answered the last call
+	dead       map[string]error
 	bodies     []io.Closer
+	local      storage.Querier // the local ingester's, once asked
 }
 
-// call posts body to path on the current member, or the next ones, and returns the
-// first 200 answer.
-func (q *remoteQuerier) call(ctx context.Context, path, contentType string, body []byte) (*http.Response, error) {
-	var errs []error
-	for ; q.cur < len(q.members); q.cur++ {
-		m := q.members[q.cur]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(m.URL, "/")+path, bytes.NewReader(body))
+// localQuerier opens the local ingester's querier the first time.
+func (q *remoteQuerier) localQuerier(ctx context.Context) (storage.Querier, error) {
+	if q.local == nil {
+		lq, err := q.c.local.Querier(ctx, q.ws, q.mint, q.maxt)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+q.c.key)
-		req.Header.Set("Content-Type", contentType)
-		req.Header.Set(headerWorkspace, q.ws)
-		if contentType == "application/x-protobuf" {
-			req.Header.Set("Content-Encoding", "snappy")
-		}
-		resp, err := q.c.hc.Do(req)
-		if err == nil && resp.StatusCode == http.StatusOK {
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			if resp != nil {
-				resp.Body.Close()
-			}
-			return nil, ctx.Err()
-		}
-		if err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-			resp.Body.Close()
-			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-			if resp.StatusCode < 500 {
-				// A request this ingester refuses, the next would too.
-				return nil, fmt.Errorf("ingester %s: %w", m.ID, err)
-			}
-		}
-		errs = append(errs, fmt.Errorf("ingester %s: %w", m.ID, err))
+		q.local = lq
 	}
-	return nil, fmt.Errorf("no ingester answered: %w", errors.Join(errs...))
+	return q.local, nil
 }
 
-func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+// plan returns ingesters that together answer for every partition: those chosen so far
+// first, then the members in order, none that failed.
+func (q *remoteQuerier) plan() ([]Member, error) {
+	covered := make([]bool, q.parts)
+	n := 0
+	var out []Member
+	seen := map[string]bool{}
+	for _, m := range slices.Concat(q.chosen, q.members) {
+		if seen[m.ID] || q.dead[m.ID] != nil {
+			continue
+		}
+		seen[m.ID] = true
+		adds := false
+		for _, p := range m.Partitions {
+			if p >= 0 && p < q.parts && !covered[p] {
+				covered[p] = true
+				n++
+				adds = true
+			}
+		}
+		if adds {
+			out = append(out, m)
+		}
+		if n == q.parts {
+			return out, nil
+		}
+	}
+	var missing []int
+	for p, ok := range covered {
+		if !ok {
+			missing = append(missing, p)
+		}
+	}
+	var errs []error
+	for id, err := range q.dead {
+		errs = append(errs, fmt.Errorf("ingester %s: %w", id, err))
+	}
+	return nil, fmt.Errorf("%w: partitions %v: %w", ErrNoIngester, missing, errors.Join(errs...))
+}
+
+// call posts body to path on ingesters that together answer for every partition and
+// returns their 200 answers.
+func (q *remoteQuerier) call(ctx context.Context, path, contentType string, body []byte) ([]*http.Response, error) {
+	answered := map[string]*http.Response{}
+	closeAll := func() {
+		for _, r := range answered {
+			r.Body.Close()
+		}
+	}
+	for {
+		plan, err := q.plan()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		var todo []Member
+		for _, m := range plan {
+			switch {
+			case answered[m.ID] != nil:
+			case q.c.local != nil && m.ID == q.c.localID:
+				answered[m.ID] = localAnswer // asked when its answer is read
+			default:
+				todo = append(todo, m)
+			}
+		}
+		if len(todo) == 0 {
+			out := make([]*http.Response, len(plan))
+			for i, m := range plan {
+				out[i] = answered[m.ID]
+				delete(answered, m.ID)
+			}
+			closeAll() // answers the plan no longer needs
+			q.chosen = plan
+			return out, nil
+		}
+		resps := make([]*http.Response, len(todo))
+		errs := make([]error, len(todo))
+		var wg sync.WaitGroup
+		for i, m := range todo {
+			wg.Go(func() { resps[i], errs[i] = q.post(ctx, m, path, contentType, body) })
+		}
+		wg.Wait()
+		var refused error
+		for i, m := range todo {
+			switch {
+			case errs[i] == nil:
+				answered[m.ID] = resps[i]
+			case errors.As(errs[i], new(refusal)):
+				refused = errs[i]
+			default:
+				q.dead[m.ID] = errs[i]
+			}
+		}
+		if refused != nil || ctx.Err() != nil {
+			closeAll()
+			return nil, cmp.Or(ctx.Err(), refused)
+		}
+		q.chosen = nil
+		for _, m := range plan {
+			if answered[m.ID] != nil {
+				q.chosen = append(q.chosen, m)
+			}
+		}
+	}
+}
+
+// refusal is an ingester's 4xx: the others would refuse the request too.
+type refusal struct{ error }
+
+// post sends one request to m; an answer other than 200 is an error.
+func (q *remoteQuerier) post(ctx context.Context, m Member, path, contentType string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(m.URL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+q.c.key)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(headerWorkspace, q.ws)
+	if contentType == "application/x-protobuf" {
+		req.Header.Set("Content-Encoding", "snappy")
+	}
+	resp, err := q.c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	if resp.StatusCode < 500 {
+		return nil, refusal{fmt.Errorf("ingester %s: %w", m.ID, err)}
+	}
+	return nil, err
+}
+
+func (q *remoteQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End // as a TSDB querier reads
@@ -140,13 +283,30 @@ func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	resp, err := q.call(ctx, PathRead, "application/x-protobuf", snappy.Encode(nil, raw))
+	resps, err := q.call(ctx, PathRead, "application/x-protobuf", snappy.Encode(nil, raw))
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	q.bodies = append(q.bodies, resp.Body)
-	body := &trailerChecked{ReadCloser: resp.Body, resp: resp}
-	return remote.NewChunkedSeriesSet(remote.NewChunkedReader(body, maxChunkedFrame, nil), body, mint, maxt, func(error) {})
+	sets := make([]storage.SeriesSet, len(resps))
+	for i, resp := range resps {
+		if resp == localAnswer {
+			lq, err := q.localQuerier(ctx)
+			if err != nil {
+				return storage.ErrSeriesSet(err)
+			}
+			sets[i] = lq.Select(ctx, sortSeries || len(resps) > 1, hints, ms...)
+			continue
+		}
+		q.bodies = append(q.bodies, resp.Body)
+		body := &trailerChecked{ReadCloser: resp.Body, resp: resp}
+		sets[i] = remote.NewChunkedSeriesSet(remote.NewChunkedReader(body, maxChunkedFrame, nil), body, mint, maxt, func(error) {})
+	}
+	if len(sets) == 1 {
+		return sets[0]
+	}
+	// Each answers for some partitions, and may hold older samples of others (from
+	// before a partition moved): a series in several answers is merged, each sample once.
+	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
 
 // trailerChecked turns the end of a stream whose trailer reports an error into that
@@ -179,20 +339,54 @@ func (q *remoteQuerier) labels(ctx context.Context, name string, hints *storage.
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := q.call(ctx, PathLabels, "application/json", b)
+	resps, err := q.call(ctx, PathLabels, "application/json", b)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
-	var out labelsResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, nil, fmt.Errorf("decoding an ingester's answer: %w", err)
+	var (
+		all   []string
+		warns annotations.Annotations
+		errs  []error
+	)
+	for _, resp := range resps {
+		if resp == localAnswer {
+			lq, err := q.localQuerier(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			var vals []string
+			var w annotations.Annotations
+			if name == "" {
+				vals, w, err = lq.LabelNames(ctx, hints, ms...)
+			} else {
+				vals, w, err = lq.LabelValues(ctx, name, hints, ms...)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			all = append(all, vals...)
+			warns.Merge(w)
+			continue
+		}
+		var out labelsResponse
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			errs = append(errs, fmt.Errorf("decoding an ingester's answer: %w", err))
+		}
+		resp.Body.Close()
+		all = append(all, out.Values...)
+		for _, w := range out.Warnings {
+			warns.Add(errors.New(w))
+		}
 	}
-	var warns annotations.Annotations
-	for _, w := range out.Warnings {
-		warns.Add(errors.New(w))
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
 	}
-	return out.Values, warns, nil
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if req.Limit > 0 && len(all) > req.Limit {
+		all = all[:req.Limit]
+	}
+	return all, warns, nil
 }
 
 func (q *remoteQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -211,5 +405,10 @@ func (q *remoteQuerier) Close() error {
 		_ = b.Close()
 	}
 	q.bodies = nil
+	if q.local != nil {
+		err := q.local.Close()
+		q.local = nil
+		return err
+	}
 	return nil
 }

@@ -21,8 +21,11 @@ type Config struct {
 	Backend string `yaml:"backend"`
 	// Partitions is the number of partitions of the log; a series always goes to the same
 	// one. Fixed once the stream exists.
-	Partitions int             `yaml:"partitions"`
-	JetStream  JetStreamConfig `yaml:"jetstream"`
+	Partitions int `yaml:"partitions"`
+	// LeaseTTL is how long a partition's lease outlives its owner's last renewal: how
+	// long a dead ingester's partitions wait for another ingester of its zone.
+	LeaseTTL  time.Duration   `yaml:"lease_ttl"`
+	JetStream JetStreamConfig `yaml:"jetstream"`
 }
 
 // JetStreamConfig says where the ingest log is: an external NATS server (URL), or one
@@ -62,6 +65,7 @@ type JetStreamConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Backend, "ingest.backend", BackendDirect, "How the distributor hands validated batches to the ingesters: direct (the ingester of the same process) or jetstream (the ingest log on NATS JetStream: acknowledged once stored, consumed by the ingesters).")
 	f.IntVar(&c.Partitions, "ingest.partitions", 16, "Partitions of the ingest log; each series always goes to the same one. Fixed once the stream exists.")
+	f.DurationVar(&c.LeaseTTL, "ingest.lease-ttl", 10*time.Second, "How long a partition's lease outlives its owner's last renewal (every 2 s): after it, the partitions of an ingester that died go to the other ingesters of its --zone.")
 	f.StringVar(&c.JetStream.URL, "jetstream.url", "", "URL of an external NATS server with JetStream (nats://host:4222, tls://…); empty embeds one in this process.")
 	f.StringVar(&c.JetStream.CredentialsFile, "jetstream.credentials-file", "", "NATS credentials file for --jetstream.url.")
 	f.StringVar(&c.JetStream.CAFile, "jetstream.ca-file", "", "CA certificate verifying the TLS certificate of --jetstream.url.")
@@ -87,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		return fmt.Errorf("partitions: %d, want 1 to 1024", c.Partitions)
+	}
+	if c.LeaseTTL < 3*leaseEvery {
+		return fmt.Errorf("lease_ttl: %s, want at least %s (three renewals)", c.LeaseTTL, 3*leaseEvery)
 	}
 	js := c.JetStream
 	if js.Replicas < 0 || js.Replicas > 5 {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +34,9 @@ const checkpointEvery = time.Second
 // batch the ingester stored, is kept in a file beside the TSDBs. After a restart reading
 // resumes after the checkpoint.
 //
-// Each zone's ingester reads every partition. Several ingesters of one zone sharing the
-// partitions (ownership through leases) is not there yet: run one per zone.
+// Without an assignment it reads every partition; with one (Leases) the partitions its
+// ingester owns or is catching up on to take over, starting and stopping readers as
+// they change.
 type Consumer struct {
 	log    *Log
 	dir    string
@@ -43,6 +46,17 @@ type Consumer struct {
 	// caught[p] is set once partition p has been read up to where it ended when
 	// reading began.
 	caught []atomic.Bool
+	assign Assignment // nil: every partition
+
+	mu      sync.Mutex
+	reading []int // the partitions being read, sorted
+}
+
+// Reading returns the partitions being read now.
+func (c *Consumer) Reading() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.reading)
 }
 
 type consumerMetrics struct {
@@ -79,39 +93,114 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 	}}
 }
 
-// CaughtUp reports whether every partition has been read up to where it ended when
-// this consumer started: from then on the ingester's answers miss only what is in
-// flight.
-func (c *Consumer) CaughtUp() bool {
-	for i := range c.caught {
-		if !c.caught[i].Load() {
-			return false
-		}
-	}
-	return true
+// Assignment says which partitions a consumer reads (Leases).
+type Assignment interface {
+	Assigned() []int
 }
 
-// Run consumes every partition until ctx is done, then writes the checkpoints.
+// Assign makes c read only the partitions a assigns, following its changes; without an
+// assignment it reads every partition. Call before Run.
+func (c *Consumer) Assign(a Assignment) { c.assign = a }
+
+// CaughtUpOn reports whether partition p has been read up to where it ended when this
+// consumer began reading it: from then on the ingester's answers for it miss only what
+// is in flight.
+func (c *Consumer) CaughtUpOn(p int) bool { return p >= 0 && p < len(c.caught) && c.caught[p].Load() }
+
+// assignEvery is how often Run looks at its assignment.
+const assignEvery = 250 * time.Millisecond
+
+// Run consumes the assigned partitions until ctx is done, then writes the checkpoints.
 func (c *Consumer) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("ingest log checkpoints: %w", err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, c.log.cfg.Partitions)
-	for p := range c.log.cfg.Partitions {
-		wg.Go(func() {
-			if err := c.consumePartition(ctx, p); err != nil {
-				errs <- err
+	type running struct {
+		stop context.CancelFunc
+		done chan struct{}
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	readers := map[int]running{}
+	start := func(p int) {
+		pctx, stop := context.WithCancel(ctx)
+		r := running{stop: stop, done: make(chan struct{})}
+		readers[p] = r
+		go func() {
+			defer close(r.done)
+			err := c.consumePartition(pctx, p)
+			c.caught[p].Store(false)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
-		})
+		}()
 	}
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
+	stopReader := func(p int) {
+		r := readers[p]
+		r.stop()
+		<-r.done
+		delete(readers, p)
 	}
-	return errors.Join(all...)
+	t := time.NewTicker(assignEvery)
+	defer t.Stop()
+loop:
+	for {
+		for p, r := range readers {
+			select {
+			case <-r.done: // ended by itself (its reader closed): started again below
+				delete(readers, p)
+			default:
+			}
+		}
+		want := map[int]bool{}
+		if c.assign == nil {
+			for p := range c.log.cfg.Partitions {
+				want[p] = true
+			}
+		} else {
+			for _, p := range c.assign.Assigned() {
+				want[p] = true
+			}
+		}
+		for p := range readers {
+			if !want[p] {
+				c.logger.Info("no longer reading a partition", "partition", p)
+				stopReader(p)
+			}
+		}
+		for p := range want {
+			if _, ok := readers[p]; !ok {
+				if c.assign != nil {
+					c.logger.Info("reading a partition", "partition", p)
+				}
+				start(p)
+			}
+		}
+		c.mu.Lock()
+		c.reading = slices.Sorted(maps.Keys(readers))
+		c.mu.Unlock()
+		mu.Lock()
+		failed := len(errs) > 0 // a partition failed for good: stop the others too
+		mu.Unlock()
+		if failed {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+		}
+	}
+	for p := range readers {
+		stopReader(p)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(errs...)
 }
 
 func (c *Consumer) checkpointFile(p int) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,9 +33,10 @@ type member struct {
 	ID   string `json:"id"`
 	URL  string `json:"url"`
 	Zone string `json:"zone"`
-	// Ready is true once the ingester has read each partition up to where it was when
-	// it started: before that its answers would miss samples.
-	Ready bool `json:"ready"`
+	// Partitions are those the ingester owns and has caught up on: read up to where the
+	// partition ended when it began reading it. For the others its answers could miss
+	// samples.
+	Partitions []int `json:"partitions"`
 }
 
 type seenMember struct {
@@ -83,26 +85,37 @@ func (l *Log) membersKV(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 // Register keeps an entry for the ingester id, reachable at url, until ctx is done,
-// then removes it. ready says whether it has caught up with the log.
-func (m *Membership) Register(ctx context.Context, id, url string, ready func() bool) error {
+// then removes it. ready lists the partitions it answers for: the entry is renewed every
+// heartbeatEvery, and at once when they change.
+func (m *Membership) Register(ctx context.Context, id, url string, ready func() []int) error {
 	key := base64.RawURLEncoding.EncodeToString([]byte(id))
-	t := time.NewTicker(heartbeatEvery)
+	t := time.NewTicker(assignEvery)
 	defer t.Stop()
-	var kv jetstream.KeyValue
+	var (
+		kv       jetstream.KeyValue
+		last     []int
+		renewed  time.Time
+		warnedAt time.Time
+	)
 	for {
-		var err error
-		if kv == nil {
-			kv, err = m.log.membersKV(ctx)
-		}
-		if err == nil {
-			var b []byte
-			b, err = json.Marshal(member{ID: id, URL: url, Zone: m.zone, Ready: ready()})
-			if err == nil {
-				_, err = kv.Put(ctx, key, b)
+		parts := ready()
+		if kv == nil || !slices.Equal(parts, last) || time.Since(renewed) >= heartbeatEvery {
+			var err error
+			if kv == nil {
+				kv, err = m.log.membersKV(ctx)
 			}
-		}
-		if err != nil && ctx.Err() == nil {
-			m.log.logger.Warn("registering the ingester", "err", err)
+			if err == nil {
+				var b []byte
+				if b, err = json.Marshal(member{ID: id, URL: url, Zone: m.zone, Partitions: parts}); err == nil {
+					_, err = kv.Put(ctx, key, b)
+				}
+			}
+			if err == nil {
+				last, renewed = parts, time.Now()
+			} else if ctx.Err() == nil && time.Since(warnedAt) >= 10*time.Second {
+				m.log.logger.Warn("registering the ingester; retrying", "err", err)
+				warnedAt = time.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -167,17 +180,17 @@ func (m *Membership) watch(ctx context.Context) error {
 }
 
 // Ingesters implements ingesterapi.Members: the ingesters that renewed their entry
-// lately and have caught up, those of this zone first, each group in random order so
-// that queriers spread their load.
+// lately, with the partitions they answer for, those of this zone first, each group in
+// random order so that queriers spread their load.
 func (m *Membership) Ingesters() []ingesterapi.Member {
 	now := m.now()
 	m.mu.Lock()
 	var same, other []ingesterapi.Member
 	for _, e := range m.members {
-		if !e.Ready || now.Sub(e.seen) > memberTTL {
+		if len(e.Partitions) == 0 || now.Sub(e.seen) > memberTTL {
 			continue
 		}
-		im := ingesterapi.Member{ID: e.ID, URL: e.URL, Zone: e.Zone}
+		im := ingesterapi.Member{ID: e.ID, URL: e.URL, Zone: e.Zone, Partitions: e.Partitions}
 		if e.Zone == m.zone {
 			same = append(same, im)
 		} else {
@@ -189,3 +202,23 @@ func (m *Membership) Ingesters() []ingesterapi.Member {
 	rand.Shuffle(len(other), func(i, j int) { other[i], other[j] = other[j], other[i] })
 	return append(same, other...)
 }
+
+// Partitions implements ingesterapi.Members.
+func (m *Membership) Partitions() int { return m.log.cfg.Partitions }
+
+// zoneMembers returns the IDs of the ingesters of zone that renewed their entry lately.
+func (m *Membership) zoneMembers(zone string) map[string]bool {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, e := range m.members {
+		if e.Zone == zone && now.Sub(e.seen) <= memberTTL {
+			out[e.ID] = true
+		}
+	}
+	return out
+}
+
+// zoneKey encodes a zone (any text) in the characters keys allow.
+func zoneKey(zone string) string { return "z" + base64.RawURLEncoding.EncodeToString([]byte(zone)) }

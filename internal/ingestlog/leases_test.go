@@ -1,0 +1,188 @@
+package ingestlog
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratametrics/strata/internal/testutil"
+)
+
+// caught is a consumer's caught-up state, set by the test.
+type caught struct {
+	mu sync.Mutex
+	p  map[int]bool
+}
+
+func (c *caught) set(ps ...int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		c.p[p] = true
+	}
+}
+
+func (c *caught) on(p int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p[p]
+}
+
+// alive makes m see ingester id of zone as alive, as its watch would.
+func alive(m *Membership, id, zone string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.members[id] = seenMember{member: member{ID: id, Zone: zone}, seen: m.now()}
+}
+
+func gone(m *Membership, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.members, id)
+}
+
+func tick(t *testing.T, ls ...*Leases) {
+	t.Helper()
+	for _, l := range ls {
+		if err := l.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func owned(l *Leases) string {
+	var out []int
+	for _, p := range l.Assigned() {
+		if l.Owned(p) {
+			out = append(out, p)
+		}
+	}
+	return fmt.Sprint(out)
+}
+
+// The ingesters of a zone share its partitions: a newcomer reserves its share of the
+// busiest one's, catches up on them, then takes them over; the old owner stops at its
+// next renewal. Another zone has owners of its own, and leases given up are taken at
+// once.
+func TestLeasesShareAZone(t *testing.T) {
+	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil) // 4 partitions
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	members := NewMembership(l, "", nil)
+	cA, cB, cC := &caught{p: map[int]bool{}}, &caught{p: map[int]bool{}}, &caught{p: map[int]bool{}}
+	a := NewLeases(l, "a", "zone-1", members, cA.on)
+	b := NewLeases(l, "b", "zone-1", members, cB.on)
+	c := NewLeases(l, "c", "zone-2", members, cC.on)
+
+	alive(members, "a", "zone-1")
+	alive(members, "c", "zone-2")
+	tick(t, a, c)
+	if owned(a) != "[0 1 2 3]" || owned(c) != "[0 1 2 3]" {
+		t.Fatalf("alone in their zones, a owns %s and c %s; want all four each", owned(a), owned(c))
+	}
+
+	alive(members, "b", "zone-1")
+	tick(t, b, a)
+	if got := fmt.Sprint(b.Assigned()); owned(b) != "[]" || got != "[2 3]" {
+		t.Fatalf("b owns %s and reads %s; want nothing owned, 2 and 3 read to catch up", owned(b), got)
+	}
+	if owned(a) != "[0 1 2 3]" {
+		t.Fatalf("a owns %s before b has caught up; want all four", owned(a))
+	}
+	cB.set(2)
+	tick(t, b, a)
+	if owned(b) != "[2]" || owned(a) != "[0 1 3]" || !slices.Equal(b.Assigned(), []int{2, 3}) {
+		t.Fatalf("b owns %s (reads %v), a %s; want b to own 2 only, once caught up on it", owned(b), b.Assigned(), owned(a))
+	}
+	cB.set(3)
+	tick(t, b, a, c)
+	if owned(b) != "[2 3]" || owned(a) != "[0 1]" || owned(c) != "[0 1 2 3]" {
+		t.Fatalf("a owns %s, b %s, c %s; want 0 1, 2 3, all", owned(a), owned(b), owned(c))
+	}
+	tick(t, a, b) // stable
+	if owned(b) != "[2 3]" || owned(a) != "[0 1]" || !slices.Equal(a.Assigned(), []int{0, 1}) {
+		t.Fatalf("after another round a owns %s (reads %v), b %s", owned(a), a.Assigned(), owned(b))
+	}
+
+	// a stops: it gives its leases up, and b takes them at its next round.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone(members, "a")
+	tick(t, b)
+	if owned(b) != "[0 1 2 3]" || len(a.Assigned()) != 0 {
+		t.Fatalf("after a stopped, b owns %s and a reads %v; want b all, a nothing", owned(b), a.Assigned())
+	}
+}
+
+// A lease that is not renewed expires (the bucket's age limit): a killed ingester's
+// partitions go to the others of its zone a TTL later.
+func TestLeaseExpires(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a lease to expire")
+	}
+	cfg := testConfig(t)
+	cfg.LeaseTTL = 3 * leaseEvery
+	l, err := Open(context.Background(), cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	members := NewMembership(l, "", nil)
+	none := func(int) bool { return false }
+	a := NewLeases(l, "a", "z", members, none)
+	b := NewLeases(l, "b", "z", members, none)
+	alive(members, "a", "z")
+	tick(t, a)
+	alive(members, "b", "z")
+	gone(members, "a") // killed: no release, no renewal
+	testutil.Eventually(t, 3*cfg.LeaseTTL, "b to take a's expired leases", func() bool {
+		tick(t, b)
+		return owned(b) == "[0 1 2 3]"
+	})
+}
+
+// Ingesters register where queriers reach them and which partitions they answer for;
+// a querier lists those that do, its own zone first, and forgets one that stops.
+func TestMembership(t *testing.T) {
+	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reader := NewMembership(l, "zone-1", nil)
+	watching := make(chan struct{})
+	go func() { defer close(watching); _ = reader.Watch(ctx) }()
+	var wg sync.WaitGroup
+	register := func(ctx context.Context, id, zone string, parts []int) {
+		wg.Go(func() { _ = NewMembership(l, zone, nil).Register(ctx, id, "http://"+id, func() []int { return parts }) })
+	}
+	register(ctx, "in-zone-2", "zone-2", []int{0, 1, 2, 3})
+	register(ctx, "catching-up", "zone-1", nil)
+	actx, stopA := context.WithCancel(ctx)
+	register(actx, "in-zone-1", "zone-1", []int{0, 1})
+	testutil.Eventually(t, 10*time.Second, "both ingesters that answer to be listed, this zone's first", func() bool {
+		got := reader.Ingesters()
+		return len(got) == 2 && got[0].ID == "in-zone-1" && got[0].URL == "http://in-zone-1" && fmt.Sprint(got[0].Partitions) == "[0 1]" && got[1].ID == "in-zone-2"
+	})
+	if z := reader.zoneMembers("zone-1"); !z["catching-up"] || !z["in-zone-1"] || len(z) != 2 {
+		t.Fatalf("zone-1 members %v; want both, the one catching up too", z)
+	}
+	stopA()
+	testutil.Eventually(t, 10*time.Second, "a stopped ingester to be forgotten", func() bool {
+		got := reader.Ingesters()
+		return len(got) == 1 && got[0].ID == "in-zone-2"
+	})
+	cancel()
+	wg.Wait()
+	<-watching
+}
