@@ -83,7 +83,7 @@ type App struct {
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
 	ruler     *ruler.Ruler
-	ingestLog *ingestlog.Log // nil with the direct ingest backend
+	ingestLog *ingestlog.Log      // nil with the direct ingest backend
 	leases    *ingestlog.Leases   // the partitions this process' ingester owns; nil without
 	consumer  *ingestlog.Consumer // what reads them; nil without
 	am        *alertmanager.MultiTenant
