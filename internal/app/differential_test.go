@@ -172,6 +172,16 @@ func TestQueryDifferential(t *testing.T) {
 		Now:        func() time.Time { return data.start.Add(6 * time.Hour) },
 	}))
 
+	// A cluster's querier: its own process' ingester in process, another over the
+	// network, each owning one of two partitions (here each holds every series, as
+	// after partitions moved), and the bucket without the local ingester's blocks.
+	const key = "differential-cluster-key"
+	srv := httptest.NewServer(ingesterapi.NewHandler(replica, key, nil))
+	t.Cleanup(srv.Close)
+	cluster := ingesterapi.NewClient(staticMembers{{ID: "local", Partitions: []int{0}}, {ID: "replica", URL: srv.URL, Partitions: []int{1}}},
+		key, time.Second, nil).WithLocal("local", ing)
+	checkWith("local+remote", querier.New(querier.Config{}, querier.Deps{Ingesters: []querier.Ingester{cluster}, Store: sg, Retentions: compactor.StaticWorkspaces{diffWS: 0}}))
+
 	empty := newDiffIngester(t, lim, ws, nil)
 	check("bucket", empty)
 
@@ -416,7 +426,13 @@ type staticMembers []ingesterapi.Member
 
 func (m staticMembers) Ingesters() []ingesterapi.Member { return m }
 
-func (m staticMembers) Partitions() int { return 1 }
+func (m staticMembers) Partitions() int {
+	n := 0
+	for _, mem := range m {
+		n = max(n, slices.Max(mem.Partitions)+1)
+	}
+	return n
+}
 
 func newDiffStoreGateway(t *testing.T, bkt *bucket.Filesystem) *storegateway.StoreGateway {
 	t.Helper()

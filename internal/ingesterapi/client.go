@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gogo/protobuf/proto"
+	"github.com/oklog/ulid/v2"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -73,6 +74,7 @@ func NewClient(members Members, key string, timeout time.Duration, tr *http.Tran
 // HTTP when it answers for some partitions.
 type Local interface {
 	Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error)
+	LocalBlocks(workspace string) func(ulid.ULID) bool
 }
 
 // WithLocal makes c ask the member id, an ingester of its own process, in process and
@@ -90,7 +92,7 @@ var ErrNoIngester = errors.New("no ingester is ready to answer (none registered,
 
 // Querier returns a querier over the workspace's samples in [mint, maxt] held by an
 // ingester of another process.
-func (c *Client) Querier(_ context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
+func (c *Client) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
 	ms := c.members.Ingesters()
 	if len(ms) == 0 {
 		return nil, ErrNoIngester
@@ -100,7 +102,32 @@ func (c *Client) Querier(_ context.Context, workspace string, mint, maxt int64) 
 			ms[0], ms[i] = ms[i], ms[0]
 		}
 	}
-	return &remoteQuerier{c: c, ws: workspace, mint: mint, maxt: maxt, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}, nil
+	q := &remoteQuerier{c: c, ws: workspace, mint: mint, maxt: maxt, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}
+	// Chosen now, so that LocalBlocks knows whether the local ingester will be read (it
+	// never fails over: it is not called over the network).
+	if plan, err := q.plan(); err == nil {
+		q.chosen = plan
+		if q.readsLocal() {
+			// Opened first: LocalBlocks must match its view.
+			if _, err := q.localQuerier(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return q, nil
+}
+
+func (q *remoteQuerier) readsLocal() bool {
+	return q.c.local != nil && slices.ContainsFunc(q.chosen, func(m Member) bool { return m.ID == q.c.localID })
+}
+
+// LocalBlocks implements querier.LocalBlocksQuerier: the bucket blocks the local
+// ingester holds, when it is among the ingesters this querier reads.
+func (q *remoteQuerier) LocalBlocks() func(ulid.ULID) bool {
+	if !q.readsLocal() {
+		return nil
+	}
+	return q.c.local.LocalBlocks(q.ws)
 }
 
 // remoteQuerier sends each call to ingesters that together answer for every partition

@@ -72,6 +72,13 @@ type LocalIngester interface {
 	LocalBlocks(workspace string) func(ulid.ULID) bool
 }
 
+// LocalBlocksQuerier is a querier that reads an ingester of this process among others
+// (the querier of a cluster) and says which bucket blocks that ingester holds, nil when
+// it does not read it.
+type LocalBlocksQuerier interface {
+	LocalBlocks() func(ulid.ULID) bool
+}
+
 // Store answers for the blocks in the bucket, without those local says the caller
 // holds (local may be nil).
 type Store interface {
@@ -141,8 +148,14 @@ func (q *Querier) Querier(ctx context.Context, workspace string, mint, maxt int6
 				return nil, err
 			}
 			parts = append(parts, part(iq))
-			if li, ok := ing.(LocalIngester); ok && q.cfg.QueryIngestersWithin == 0 {
-				if f := li.LocalBlocks(workspace); f != nil {
+			if q.cfg.QueryIngestersWithin == 0 {
+				var f func(ulid.ULID) bool
+				if li, ok := ing.(LocalIngester); ok {
+					f = li.LocalBlocks(workspace)
+				} else if lq, ok := iq.(LocalBlocksQuerier); ok {
+					f = lq.LocalBlocks()
+				}
+				if f != nil {
 					local = append(local, f)
 				}
 			}
