@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gogo/protobuf/proto"
-	"github.com/oklog/ulid/v2"
 	"github.com/golang/snappy"
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
