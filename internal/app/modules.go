@@ -410,8 +410,12 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		},
 		Close: func() error { return a.sg.Close() },
 	})
+	compactorDeps := []string{moduleBucket, ModuleMeta, moduleLimits}
+	if jetStream {
+		compactorDeps = append(compactorDeps, moduleIngestLog, moduleRouter)
+	}
 	m.Register(ModuleCompactor, modules.Module{
-		Deps: []string{moduleBucket, ModuleMeta, moduleLimits},
+		Deps: compactorDeps,
 		Init: func() (modules.Service, error) {
 			// Blocks the ingesters still hold locally are compacted once they are gone
 			// from local disk, so that no query reads a sample from both.
@@ -422,6 +426,15 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				logger.With("component", "compactor"), a.reg, time.Now)
 			if err != nil {
 				return nil, err
+			}
+			if jetStream {
+				// Compactors of several processes share the bucket: one works a
+				// workspace at a time.
+				self, err := a.advertiseURL()
+				if err != nil {
+					return nil, err
+				}
+				a.compactor.UseLocker(ingestlog.NewWorkspaceLocks(a.ingestLog, "compactor", self))
 			}
 			return modules.ServiceFunc(a.compactor.Run), nil
 		},

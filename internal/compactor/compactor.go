@@ -53,6 +53,9 @@ type Compactor struct {
 	// Blocks never change once complete, so each is measured once. Guarded by runMu.
 	sizes map[string]map[ulid.ULID]int64
 
+	// locker, when set, gives each workspace to one compactor of a cluster at a time.
+	locker Locker
+
 	mu sync.Mutex // guards active and deleting
 	// active are the workspaces being compacted, so DeleteWorkspace can stop the work.
 	active map[string]*activeWorkspace
@@ -64,6 +67,17 @@ type activeWorkspace struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// Locker gives a workspace to one compactor of a cluster at a time. Lock returns ok
+// false when another holds it; while held, held is a context that ends if the lock is
+// lost; unlock gives it up.
+type Locker interface {
+	Lock(ctx context.Context, workspace string) (held context.Context, unlock func(), ok bool, err error)
+}
+
+// UseLocker makes the compactor work only the workspaces whose lock it takes, so that
+// several compactors can share a bucket. Call before Run.
+func (c *Compactor) UseLocker(l Locker) { c.locker = l }
 
 // New returns a compactor of the blocks in bkt. dataDir resolves the default scratch
 // directory; logger nil discards logs; now nil is time.Now.
@@ -157,7 +171,24 @@ func (c *Compactor) compactAll(ctx context.Context) error {
 			return errors.Join(append(errs, err)...)
 		}
 		seen[ws] = true
-		if err := c.compactWorkspace(ctx, ws); err != nil {
+		wctx, unlock := ctx, func() {}
+		if c.locker != nil {
+			held, release, ok, err := c.locker.Lock(ctx, ws)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
+				continue
+			}
+			if !ok {
+				// Another compactor works it now; its metrics are that one's to report.
+				c.m.lockedElsewhere.Inc()
+				delete(seen, ws)
+				continue
+			}
+			wctx, unlock = held, release
+		}
+		err := c.compactWorkspace(wctx, ws)
+		unlock()
+		if err != nil {
 			c.logger.Warn("compacting workspace", "workspace", ws, "err", err)
 			errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
 		}

@@ -9,6 +9,8 @@ type metrics struct {
 	runs        prometheus.Counter
 	runFailures prometheus.Counter
 	lastSuccess prometheus.Gauge
+	// lockedElsewhere counts workspaces skipped because another compactor held them.
+	lockedElsewhere prometheus.Counter
 
 	compactions        prometheus.Counter
 	compactionFailures prometheus.Counter
@@ -31,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		runFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_compactor_run_failures_total",
 			Help: "Compaction runs that failed for at least one workspace.",
+		}),
+		lockedElsewhere: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_compactor_workspaces_locked_elsewhere_total",
+			Help: "Workspaces a run skipped because another compactor of the cluster was working them.",
 		}),
 		lastSuccess: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_compactor_last_successful_run_timestamp_seconds",

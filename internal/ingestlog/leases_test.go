@@ -186,3 +186,50 @@ func TestMembership(t *testing.T) {
 	wg.Wait()
 	<-watching
 }
+
+// A workspace lock is held by one process at a time, per kind of work; the holder's
+// context ends when the lock is lost, and one given up is free at once.
+func TestWorkspaceLocks(t *testing.T) {
+	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	a, b := NewWorkspaceLocks(l, "compactor", "a"), NewWorkspaceLocks(l, "compactor", "b")
+	held, unlock, ok, err := a.Lock(ctx, "ws-1")
+	if err != nil || !ok {
+		t.Fatalf("a takes ws-1: %v %v", ok, err)
+	}
+	if _, _, ok, err := b.Lock(ctx, "ws-1"); ok || err != nil {
+		t.Fatalf("b takes ws-1 while a holds it: %v %v", ok, err)
+	}
+	_, unlockOther, ok, err := b.Lock(ctx, "ws-2")
+	if !ok || err != nil {
+		t.Fatalf("b takes ws-2: %v %v", ok, err)
+	}
+	if _, unlockRuler, ok, err := NewWorkspaceLocks(l, "ruler", "b").Lock(ctx, "ws-1"); !ok || err != nil {
+		t.Fatalf("another kind of work on ws-1: %v %v", ok, err)
+	} else {
+		unlockRuler()
+	}
+	unlock()
+	if held.Err() == nil {
+		t.Fatal("the holder's context goes on after unlock")
+	}
+	heldB, unlockB, ok, err := b.Lock(ctx, "ws-1")
+	if !ok || err != nil {
+		t.Fatalf("b takes ws-1 once a gave it up: %v %v", ok, err)
+	}
+	// Lost: the key goes (as when a renewal came too late and it expired).
+	kv, err := l.locksKV(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "compactor."+base64Key("ws-1")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "b to see its lock lost", func() bool { return heldB.Err() != nil })
+	unlockB()
+	unlockOther()
+}

@@ -46,6 +46,7 @@ type Log struct {
 	ha      jetstream.KeyValue // nil until the HA elections bucket could be made
 	members jetstream.KeyValue // nil until the ingesters bucket could be made
 	leases  jetstream.KeyValue // nil until the partition leases bucket could be made
+	locks   jetstream.KeyValue // nil until the workspace locks bucket could be made
 }
 
 // Open starts the embedded server (unless an external one is configured), connects and
@@ -128,6 +129,9 @@ func (l *Log) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			_, err = l.leasesKV(ctx)
+		}
+		if err == nil {
+			_, err = l.locksKV(ctx)
 		}
 		if err == nil {
 			return nil

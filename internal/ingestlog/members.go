@@ -221,4 +221,7 @@ func (m *Membership) zoneMembers(zone string) map[string]bool {
 }
 
 // zoneKey encodes a zone (any text) in the characters keys allow.
-func zoneKey(zone string) string { return "z" + base64.RawURLEncoding.EncodeToString([]byte(zone)) }
+func zoneKey(zone string) string { return "z" + base64Key(zone) }
+
+// base64Key encodes any text in the characters keys allow.
+func base64Key(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
