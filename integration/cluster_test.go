@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,19 +24,52 @@ import (
 // address, the shared bucket, the ingest log on JetStream; nats adds
 // how it reaches NATS (embedded and clustered, or an external cluster's URL).
 //
-// Node 3 runs only a querier and store-gateway: it reads the others' ingesters over the
-// network. Each node is in a zone of its own but node 3, which shares node 1's zone, so
-// that it asks node 1 first while node 1 is up.
+// Node 0 is zone a alone: its ingester reads every partition. Nodes 1 and 2 are zone b:
+// their ingesters share the partitions. Node 3 runs only a querier and store-gateway, in
+// zone b: it reads the others' ingesters over the network, zone b's first.
 func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
-	target, zone := "all", fmt.Sprintf("zone-%d", i)
+	target, zone := "all", "zone-a"
 	switch i {
 	case 1, 2:
-		target = "write,ingester,read" // one compactor, ruler and alertmanager per cluster
+		target, zone = "write,ingester,read", "zone-b" // one ruler and alertmanager per cluster
 	case 3:
-		target, zone = "read", "zone-1"
+		target, zone = "read", "zone-b"
 	}
 	return append([]string{"--target", target, "--zone", zone, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
-		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8"}, nats...)
+		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8", "--ingest.lease-ttl", "6s"}, nats...)
+}
+
+// metric returns the value of an unlabelled metric on p's internal listener; -1 when it
+// cannot be read.
+func metric(p *proc, name string) float64 {
+	resp, err := http.Get(p.InternalURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// shareZoneB waits until nodes 1 and 2 read four partitions each (zone b's eight shared)
+// and node 0 all eight.
+func shareZoneB(t *testing.T, procs [3]*proc) {
+	t.Helper()
+	var got [3]float64
+	waitFor(t, "zone b's ingesters to share its partitions, four each", time.Minute, func() bool {
+		for i, p := range procs {
+			got[i] = metric(p, "strata_ingest_log_partitions_read")
+		}
+		return got == [3]float64{8, 4, 4}
+	}, func() string { return fmt.Sprintf("partitions read by nodes 0, 1, 2: %v", got) })
 }
 
 // instantValue runs an instant query on base and returns the first value, "" when the
@@ -160,6 +194,7 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 			t.Fatalf("node %d does not replicate the ingest log 3 ways:\n%s", i, p.Log())
 		}
 	}
+	shareZoneB(t, procs)
 	ws := createWorkspace(t, procs[0].URL)
 	// Usable on the others at once (a cache miss reads the bucket), once the cluster has
 	// placed the ingest log's stream.
@@ -227,6 +262,10 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	waitFor(t, "the load generators to get 60 writes acknowledged", time.Minute, func() bool { return writes.acked.Load() >= 60 }, procs[1].Log)
 	procs[1].kill()
 	t.Logf("node 1 killed after %d acknowledged writes", writes.acked.Load())
+	// Its partitions go to node 2 once its leases expire.
+	waitFor(t, "node 2 to read every partition of zone b", time.Minute, func() bool {
+		return metric(procs[2], "strata_ingest_log_partitions_read") == 8
+	}, procs[2].Log)
 	// Queries keep answering on the survivors while it is down.
 	at := time.Now()
 	for _, p := range []*proc{procs[0], procs[2], reader} {
@@ -268,6 +307,11 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	}, func() string { return fmt.Sprintf("it has %d\n%s", got, procs[1].Log()) })
 	if got := sampleCount(t, reader.URL, ws, query, at); got != want {
 		t.Fatalf("the reader answers %d samples, the nodes %d", got, want)
+	}
+	// The restarted node took its share back.
+	shareZoneB(t, procs)
+	if got := sampleCount(t, reader.URL, ws, query, at); got != want {
+		t.Fatalf("with the partitions shared again the reader answers %d samples, the nodes %d", got, want)
 	}
 	t.Logf("all three nodes hold %d samples, and the reader answers as they do", want)
 }

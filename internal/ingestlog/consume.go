@@ -64,6 +64,7 @@ type consumerMetrics struct {
 	refusals *prometheus.CounterVec
 	retries  prometheus.Counter
 	applied  *prometheus.GaugeVec
+	reading  prometheus.Gauge
 }
 
 // NewConsumer returns a Consumer that stores what it reads through pusher (the
@@ -85,6 +86,10 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		retries: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_log_store_retries_total",
 			Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
+		}),
+		reading: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_ingest_log_partitions_read",
+			Help: "Partitions the ingester reads: those it owns for its zone, and those it is catching up on to take over.",
 		}),
 		applied: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_ingest_log_applied_sequence",
@@ -183,6 +188,7 @@ loop:
 		c.mu.Lock()
 		c.reading = slices.Sorted(maps.Keys(readers))
 		c.mu.Unlock()
+		c.m.reading.Set(float64(len(readers)))
 		mu.Lock()
 		failed := len(errs) > 0 // a partition failed for good: stop the others too
 		mu.Unlock()
