@@ -122,6 +122,29 @@ type Ingester struct {
 	// stopped is set when shutdown starts (closeAll): from then on get refuses, so no
 	// TSDB is opened again behind the closing ones.
 	stopped bool
+
+	// share, when set, is the part of every workspace's series this ingester holds (its
+	// partitions of the ingest log out of all): its series limits are that part of the
+	// workspace's, as its zone's ingesters share the series.
+	share func() (num, den int)
+}
+
+// SetLimitShare makes the ingester hold each workspace to share's part of its active
+// series limits (num of den), because the other ingesters of its zone hold the rest of
+// its series. Call before Run.
+func (i *Ingester) SetLimitShare(share func() (num, den int)) { i.share = share }
+
+// limitShare scales a series limit to the ingester's share, rounding up; a limit of 0
+// (none) stays.
+func (i *Ingester) limitShare(n int) int {
+	if n <= 0 || i.share == nil {
+		return n
+	}
+	num, den := i.share()
+	if den <= 0 || num >= den {
+		return n
+	}
+	return max(1, (n*num+den-1)/den)
 }
 
 type metrics struct {
@@ -501,7 +524,7 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 		u.active.purge(now.Add(-i.cfg.ActiveSeriesWindow))
 		u.meta.purge(now.Add(-metadataRetainPeriod).Unix(), u.active.hasMetric)
 		i.m.activeSeries.WithLabelValues(u.id).Set(float64(u.active.total()))
-		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(i.limits.For(u.id).MaxActiveSeries))
+		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(i.limitShare(i.limits.For(u.id).MaxActiveSeries)))
 		if i.cfg.IdleTimeout > 0 && now.Sub(u.lastUsed()) > i.cfg.IdleTimeout {
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			if err := i.closeDB(cctx, u); err != nil {

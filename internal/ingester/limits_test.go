@@ -89,3 +89,31 @@ func TestSeriesLimitIsExactUnderConcurrentRequests(t *testing.T) {
 		t.Errorf("%d series in the TSDB, want %d", len(got), limit)
 	}
 }
+
+// An ingester that holds a share of a workspace's series (its partitions of the ingest
+// log) holds them to that share of the series limits, rounded up.
+func TestSeriesLimitsScaleToTheIngestersShare(t *testing.T) {
+	ws := fakeWorkspaces{"ws-1": {ID: "ws-1"}}
+	i := newIngester(t, Config{}, defaultLimits(t, func(l *limits.Limits) { l.MaxActiveSeries, l.MaxActiveSeriesPerMetric = 10, 9 }), ws)
+	owned := 1
+	i.SetLimitShare(func() (int, int) { return owned, 4 }) // 10 × 1/4 → 3; 9 × 1/4 → 3
+	var series [][]string
+	for k := range 6 {
+		series = append(series, []string{"m", "i", fmt.Sprint(k)})
+	}
+	now := time.Now().UnixMilli()
+	res, err := i.Push(context.Background(), "ws-1", request(t, now, 1, series...), ingest.Options{})
+	if err != nil || res.Samples != 3 || res.LimitedQuota != usage.QuotaActiveSeries {
+		t.Fatalf("stored %d samples, limited by %q, err %v; want 3 and the workspace limit", res.Samples, res.LimitedQuota, err)
+	}
+	owned = 2 // 10 × 2/4 → 5, 9 × 2/4 → 5
+	res, err = i.Push(context.Background(), "ws-1", request(t, now+1000, 1, series...), ingest.Options{})
+	if err != nil || res.Samples != 5 {
+		t.Fatalf("with half the partitions stored %d samples (%v); want 5", res.Samples, err)
+	}
+	owned = 4 // all: the limits as they are
+	res, err = i.Push(context.Background(), "ws-1", request(t, now+2000, 1, series...), ingest.Options{})
+	if err != nil || res.Samples != 6 {
+		t.Fatalf("with every partition stored %d samples (%v); want 6", res.Samples, err)
+	}
+}

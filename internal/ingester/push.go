@@ -57,6 +57,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	u.touch(now)
 	nowSec := now.Unix()
 	lim := i.limits.For(workspace)
+	maxSeries, maxPerMetric := i.limitShare(lim.MaxActiveSeries), i.limitShare(lim.MaxActiveSeriesPerMetric)
 
 	st := pushStatePool.Get().(*pushState)
 	defer pushStatePool.Put(st)
@@ -128,7 +129,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 			}
 			metric = lbls.Get(labels.MetricName)
 			st.lbl = s.AppendLabels(st.lbl[:0])
-			r, reserved := i.admit(u, lbls, metric, st.lbl, lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric)
+			r, reserved := i.admit(u, lbls, metric, st.lbl, maxSeries, maxPerMetric)
 			if r != nil {
 				i.limit(&res, workspace, s, r)
 				continue
