@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -161,10 +162,20 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		},
 		Close: func() error { return a.bkt.Close() },
 	})
+	jetStream := cfg.Ingest.Backend == ingestlog.BackendJetStream
+	metaDeps := []string{moduleBucket}
+	if jetStream {
+		metaDeps = append(metaDeps, moduleIngestLog)
+	}
 	m.Register(ModuleMeta, modules.Module{
-		Deps: []string{moduleBucket},
+		Deps: metaDeps,
 		Init: func() (modules.Service, error) {
 			a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
+			if jetStream {
+				// Processes sharing the bucket write one workspace's record in turn.
+				host, _ := os.Hostname()
+				a.store.UseLocker(ingestlog.NewWorkspaceLocks(a.ingestLog, "meta", fmt.Sprintf("%s/%d", host, os.Getpid())).Waiting())
+			}
 			a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
 			lctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
@@ -306,7 +317,6 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.exporter.Run), nil
 		},
 	})
-	jetStream := cfg.Ingest.Backend == ingestlog.BackendJetStream
 	m.Register(moduleIngestLog, modules.Module{
 		Init: func() (modules.Service, error) {
 			var err error

@@ -2,12 +2,17 @@ package ingestlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/testutil"
 )
 
@@ -232,4 +237,59 @@ func TestWorkspaceLocks(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "b to see its lock lost", func() bool { return heldB.Err() != nil })
 	unlockB()
 	unlockOther()
+}
+
+// Two processes' metadata stores on one bucket, writing one workspace's record at the
+// same time through waiting locks: no update is lost.
+func TestMetaWritesTakeTurns(t *testing.T) {
+	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	var stores []*meta.Store
+	for i := range 2 {
+		b, err := bucket.NewFilesystem(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+		if err := s.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.UseLocker(NewWorkspaceLocks(l, "meta", fmt.Sprint("process-", i)).Waiting())
+		stores = append(stores, s)
+	}
+	ctx := context.Background()
+	if err := stores[0].CreateWorkspace(ctx, meta.Workspace{ID: "ws-1", Status: meta.StatusActive, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].CreateWorkspace(ctx, meta.Workspace{ID: "ws-1", CreatedAt: time.Now()}); !errors.Is(err, meta.ErrExists) {
+		t.Fatalf("the second process creates ws-1 again: %v", err)
+	}
+	const each = 20
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() {
+			for k := range each {
+				_, err := s.UpdateWorkspace(ctx, "ws-1", func(w *meta.Workspace) error {
+					if w.Tags == nil {
+						w.Tags = map[string]string{}
+					}
+					w.Tags[fmt.Sprintf("p%d-%d", i, k)] = "x"
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := stores[0].UpdateWorkspace(ctx, "ws-1", func(*meta.Workspace) error { return nil })
+	if err != nil || len(got.Tags) != 2*each {
+		t.Fatalf("the record holds %d tags (%v); want the %d both processes added", len(got.Tags), err, 2*each)
+	}
 }

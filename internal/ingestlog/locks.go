@@ -97,3 +97,30 @@ func (w *WorkspaceLocks) Lock(ctx context.Context, workspace string) (held conte
 	}
 	return held, unlock, true, nil
 }
+
+// WaitingLocks are WorkspaceLocks whose Lock waits its turn: for short critical sections
+// such as a read-modify-write of a workspace's metadata record.
+type WaitingLocks struct{ locks *WorkspaceLocks }
+
+// Waiting returns w's locks that wait to be taken.
+func (w *WorkspaceLocks) Waiting() WaitingLocks { return WaitingLocks{w} }
+
+// Lock waits until it holds the workspace's lock, or ctx ends, and returns its release.
+func (w WaitingLocks) Lock(ctx context.Context, workspace string) (func(), error) {
+	wait := 5 * time.Millisecond
+	for {
+		_, unlock, ok, err := w.locks.Lock(ctx, workspace)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return unlock, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the %s lock of %s: %w", w.locks.kind, workspace, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}

@@ -6,7 +6,8 @@
 // through to the bucket on a cache miss and polls the bucket every poll interval for
 // objects other processes wrote or deleted. Within a process, writes are serialized; across
 // processes the last writer of one object wins (the filesystem and S3 backends offer no
-// compare-and-set; distributed mode moves elections that need consensus elsewhere).
+// compare-and-set), unless a Locker serializes the writes of a record cluster-wide
+// (distributed mode: a lock in JetStream's key-value store).
 package meta
 
 import (
@@ -89,6 +90,8 @@ type Store struct {
 	// writeMu serializes read-modify-write cycles of this process, and guards
 	// maxRecordBytes.
 	writeMu sync.Mutex
+	// locker, when set, serializes them across the processes of a cluster.
+	locker Locker
 	// maxRecordBytes is MaxRecordBytes unless a test lowered it.
 	maxRecordBytes int
 
@@ -110,6 +113,29 @@ type storeMetrics struct {
 	workspaces   prometheus.GaugeFunc
 	polls        *prometheus.CounterVec
 	pollDuration prometheus.Histogram
+}
+
+// Locker serializes the writes of one workspace's record across processes: Lock waits
+// until it holds the workspace's lock (or ctx ends) and returns its release.
+type Locker interface {
+	Lock(ctx context.Context, id string) (unlock func(), err error)
+}
+
+// UseLocker makes every write of a workspace's record (create, update, delete) take its
+// lock first, so that processes sharing the bucket do not lose each other's changes:
+// the read-modify-write of one record is then one process' at a time. Call before use.
+func (s *Store) UseLocker(l Locker) { s.locker = l }
+
+// lock takes the cluster-wide lock of id when there is a locker.
+func (s *Store) lock(ctx context.Context, id string) (func(), error) {
+	if s.locker == nil {
+		return func() {}, nil
+	}
+	unlock, err := s.locker.Lock(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("locking workspace %s for a write: %w", id, err)
+	}
+	return unlock, nil
 }
 
 // New returns a Store on bkt. Call Load (or Run) before serving reads.
@@ -461,6 +487,11 @@ func (s *Store) FindByClientToken(token string) (Workspace, bool) {
 func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	unlock, err := s.lock(ctx, ws.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := s.GetWorkspace(ctx, ws.ID); err == nil {
 		return fmt.Errorf("workspace %s: %w", ws.ID, ErrExists)
 	} else if !errors.Is(err, ErrNotFound) {
@@ -481,6 +512,11 @@ func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return Workspace{}, err
+	}
+	defer unlock()
 	// Read the bucket, not the cache: another process may have changed it since our poll.
 	ws, err := s.readWorkspace(ctx, id)
 	if err != nil {
@@ -502,6 +538,11 @@ func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspa
 func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("deleting workspace %s: %w", id, err)
 	}
