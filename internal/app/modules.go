@@ -349,7 +349,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			a.leases, a.consumer = leases, consumer
 			consumer.Assign(leases)
 			// The zone's ingesters share the series, so they share the series limits.
-			a.ingester.SetLimitShare(func() (int, int) { return len(leases.Assigned()), cfg.Ingest.Partitions })
+			a.ingester.SetLimitShare(func() (int, int) { return leases.Count(), cfg.Ingest.Partitions })
 			return modules.ServiceFunc(func(ctx context.Context) error {
 				g, gctx := errgroup.WithContext(ctx)
 				g.Go(func() error { return members.Watch(gctx) })

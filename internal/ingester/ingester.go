@@ -134,17 +134,21 @@ type Ingester struct {
 // its series. Call before Run.
 func (i *Ingester) SetLimitShare(share func() (num, den int)) { i.share = share }
 
-// limitShare scales a series limit to the ingester's share, rounding up; a limit of 0
+// limitShares scales series limits to the ingester's share, rounding up; a limit of 0
 // (none) stays.
-func (i *Ingester) limitShare(n int) int {
-	if n <= 0 || i.share == nil {
-		return n
+func (i *Ingester) limitShares(limits ...*int) {
+	if i.share == nil {
+		return
 	}
 	num, den := i.share()
 	if den <= 0 || num >= den {
-		return n
+		return
 	}
-	return max(1, (n*num+den-1)/den)
+	for _, n := range limits {
+		if *n > 0 {
+			*n = max(1, (*n*num+den-1)/den)
+		}
+	}
 }
 
 type metrics struct {
@@ -524,7 +528,9 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 		u.active.purge(now.Add(-i.cfg.ActiveSeriesWindow))
 		u.meta.purge(now.Add(-metadataRetainPeriod).Unix(), u.active.hasMetric)
 		i.m.activeSeries.WithLabelValues(u.id).Set(float64(u.active.total()))
-		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(i.limitShare(i.limits.For(u.id).MaxActiveSeries)))
+		limit := i.limits.For(u.id).MaxActiveSeries
+		i.limitShares(&limit)
+		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(limit))
 		if i.cfg.IdleTimeout > 0 && now.Sub(u.lastUsed()) > i.cfg.IdleTimeout {
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			if err := i.closeDB(cctx, u); err != nil {

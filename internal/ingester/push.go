@@ -57,7 +57,8 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 	u.touch(now)
 	nowSec := now.Unix()
 	lim := i.limits.For(workspace)
-	maxSeries, maxPerMetric := i.limitShare(lim.MaxActiveSeries), i.limitShare(lim.MaxActiveSeriesPerMetric)
+	maxSeries, maxPerMetric := lim.MaxActiveSeries, lim.MaxActiveSeriesPerMetric
+	i.limitShares(&maxSeries, &maxPerMetric)
 
 	st := pushStatePool.Get().(*pushState)
 	defer pushStatePool.Put(st)

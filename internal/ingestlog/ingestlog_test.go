@@ -226,3 +226,92 @@ func TestHAStore(t *testing.T) {
 		t.Fatalf("after the update: %+v", got)
 	}
 }
+
+// Parts of concurrent requests for one partition that queue behind a message in flight
+// go out as one bundle, and the consumer stores every batch of it.
+func TestConcurrentRequestsShareAMessage(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Partitions = 1
+	l, err := Open(context.Background(), cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pub := NewPublisher(l)
+	// A message in flight: the requests queue up behind it.
+	pub.lanes[0].mu.Lock()
+	pub.lanes[0].inFlight = true
+	pub.lanes[0].mu.Unlock()
+	const requests = 10
+	errs := make(chan error, requests)
+	var want []string
+	for r := range requests {
+		ws := fmt.Sprintf("ws-%d", r%3)
+		want = append(want, fmt.Sprintf("%s|{__name__=\"r%d\"}||1=0", ws, r))
+		go func() {
+			_, err := pub.Push(context.Background(), ws, request(t, 1, fmt.Sprintf("r%d", r)), ingest.Options{})
+			errs <- err
+		}()
+	}
+	testutil.Eventually(t, 10*time.Second, "the requests to queue", func() bool {
+		pub.lanes[0].mu.Lock()
+		defer pub.lanes[0].mu.Unlock()
+		return len(pub.lanes[0].pending) == requests
+	})
+	go pub.send(0, nil) // the message in flight was acknowledged
+	for range requests {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := l.js.Stream(context.Background(), cfg.JetStream.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil || info.State.Msgs != 1 {
+		t.Fatalf("the stream holds %v messages (%v); want the %d parts in one", info.State.Msgs, err, requests)
+	}
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- NewConsumer(l, t.TempDir(), rec, nil, prometheus.NewRegistry()).Run(ctx) }()
+	testutil.Eventually(t, 10*time.Second, "every batch of the bundle to be stored", func() bool { return len(rec.all()) == requests })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := rec.all()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("stored\n%v\nwant\n%v", got, want)
+	}
+}
+
+// A bundle's framing is checked: what does not parse is malformed, never read past.
+func TestSplitBundle(t *testing.T) {
+	one := []byte{formatS2, 1, 2, 3}
+	var got [][]byte
+	collect := func(m []byte) error { got = append(got, m); return nil }
+	if err := splitBundle(one, collect); err != nil || len(got) != 1 || !slices.Equal(got[0], one) {
+		t.Fatalf("a plain message: %v %v", got, err)
+	}
+	parts := []*part{{msg: &[]byte{formatS2, 9}}, {msg: &[]byte{formatS2, 8, 7}}}
+	b := appendBundle(nil, parts)
+	got = nil
+	if err := splitBundle(b, collect); err != nil || len(got) != 2 || !slices.Equal(got[1], *parts[1].msg) {
+		t.Fatalf("a bundle: %v %v", got, err)
+	}
+	for _, bad := range [][]byte{
+		{formatBundle},
+		b[:len(b)-1],
+		append(slices.Clone(b), 0),
+		{formatBundle, 1, 200, 1},
+		{formatBundle, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+	} {
+		if err := splitBundle(bad, func([]byte) error { return nil }); !errors.Is(err, ingest.ErrMalformed) {
+			t.Errorf("splitBundle(%v) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,7 +51,11 @@ type Leases struct {
 	mu       sync.Mutex
 	owned    map[int]uint64 // partition → revision of this ingester's lease
 	reserved map[int]bool   // partitions being caught up on to take over
+	assigned atomic.Int64   // len(owned) + len(reserved), read without the lock
 }
+
+// Count returns how many partitions Assigned lists, without allocating.
+func (s *Leases) Count() int { return int(s.assigned.Load()) }
 
 // NewLeases returns the leases of ingester id in zone; members tells which ingesters of
 // the zone are alive, caughtUp whether the consumer has caught up on a partition.
@@ -139,6 +144,7 @@ func (s *Leases) release() {
 		delete(s.owned, p)
 	}
 	clear(s.reserved)
+	s.assigned.Store(0)
 }
 
 // Tick does one round: renew what this ingester owns, take free partitions up to its
@@ -171,6 +177,7 @@ func (s *Leases) Tick(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.assigned.Store(int64(len(s.owned) + len(s.reserved))) }()
 	put := func(p int, l lease) bool {
 		b, _ := json.Marshal(l)
 		var rev uint64

@@ -122,8 +122,8 @@ func TestLeasesShareAZone(t *testing.T) {
 	}
 	gone(members, "a")
 	tick(t, b)
-	if owned(b) != "[0 1 2 3]" || len(a.Assigned()) != 0 {
-		t.Fatalf("after a stopped, b owns %s and a reads %v; want b all, a nothing", owned(b), a.Assigned())
+	if owned(b) != "[0 1 2 3]" || len(a.Assigned()) != 0 || b.Count() != 4 || a.Count() != 0 {
+		t.Fatalf("after a stopped, b owns %s and a reads %v (counts %d, %d); want b all, a nothing", owned(b), a.Assigned(), b.Count(), a.Count())
 	}
 }
 
