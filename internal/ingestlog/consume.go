@@ -65,7 +65,6 @@ type consumerMetrics struct {
 	retries  prometheus.Counter
 	applied  *prometheus.GaugeVec
 	reading  prometheus.Gauge
-	messages prometheus.Counter
 }
 
 // NewConsumer returns a Consumer that stores what it reads through pusher (the
@@ -87,10 +86,6 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		retries: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_log_store_retries_total",
 			Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
-		}),
-		messages: f.NewCounter(prometheus.CounterOpts{
-			Name: "strata_ingest_log_messages_consumed_total",
-			Help: "Messages read from the ingest log; each holds one batch, or a bundle of batches of concurrent requests (strata_ingest_log_batches_consumed_total counts those).",
 		}),
 		reading: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_ingest_log_partitions_read",
@@ -116,9 +111,6 @@ func (c *Consumer) Assign(a Assignment) { c.assign = a }
 // consumer began reading it: from then on the ingester's answers for it miss only what
 // is in flight.
 func (c *Consumer) CaughtUpOn(p int) bool { return p >= 0 && p < len(c.caught) && c.caught[p].Load() }
-
-// errStopping ends the reading of a message when the consumer stops.
-var errStopping = errors.New("stopping")
 
 // assignEvery is how often Run looks at its assignment.
 const assignEvery = 250 * time.Millisecond
@@ -334,28 +326,20 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			}
 			continue
 		}
-		// A message holds one batch, or a bundle of several from concurrent requests.
-		c.m.messages.Inc()
-		err = splitBundle(msg.Data(), func(m []byte) error {
-			batch, err := decodeMessage(scratch, m)
-			if err != nil {
-				// Never valid: reading it again would not help.
-				c.m.batches.WithLabelValues("malformed").Inc()
-				c.logger.Error("malformed batch in the ingest log; skipped", "partition", p, "sequence", seq, "err", err)
-				return nil
-			}
-			scratch = batch[:0]
-			if !c.store(ctx, p, &req, batch) {
-				return errStopping
-			}
-			return nil
-		})
-		if errors.Is(err, errStopping) {
-			return nil // read again after the checkpoint (what was stored is stored once)
-		}
+		batch, err := decodeMessage(scratch, msg.Data())
 		if err != nil {
+			// Never valid: reading it again would not help.
 			c.m.batches.WithLabelValues("malformed").Inc()
 			c.logger.Error("malformed message in the ingest log; skipped", "partition", p, "sequence", seq, "err", err)
+			last = seq
+			if last >= end {
+				c.caught[p].Store(true)
+			}
+			continue
+		}
+		scratch = batch[:0]
+		if !c.store(ctx, p, &req, batch) {
+			return nil // stopping: read again after the checkpoint
 		}
 		last = seq
 		if last >= end {
