@@ -36,7 +36,7 @@ func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
 		target, zone = "read", "zone-b"
 	}
 	return append([]string{"--target", target, "--zone", zone, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
-		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8", "--ingest.lease-ttl", "6s"}, nats...)
+		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8"}, nats...)
 }
 
 // metric returns the value of an unlabelled metric on p's internal listener; -1 when it

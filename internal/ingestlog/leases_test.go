@@ -293,3 +293,33 @@ func TestMetaWritesTakeTurns(t *testing.T) {
 		t.Fatalf("the record holds %d tags (%v); want the %d both processes added", len(got.Tags), err, 2*each)
 	}
 }
+
+// An ingester whose renewals have not been seen lately is offered after the others, as
+// a last resort (a bucket's leader moving pauses renewals), and forgotten later.
+func TestStaleIngestersComeLast(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := &Membership{zone: "z", now: func() time.Time { return now }, members: map[string]seenMember{}}
+	see := func(id, zone string) {
+		m.members[id] = seenMember{member: member{ID: id, Zone: zone, Partitions: []int{0}}, seen: now}
+	}
+	ids := func() string {
+		var out []string
+		for _, mem := range m.Ingesters() {
+			out = append(out, mem.ID)
+		}
+		return fmt.Sprint(out)
+	}
+	see("old", "z")
+	now = now.Add(memberTTL / 2)
+	see("older", "z")
+	now = now.Add(memberTTL / 2)
+	see("fresh-other-zone", "y")
+	now = now.Add(memberTTL/2 + time.Second) // "old" and "older" are stale, "old" the longer
+	if got := ids(); got != "[fresh-other-zone older old]" {
+		t.Fatalf("ingesters %s; want the fresh one first, then the stale ones, most recently seen first", got)
+	}
+	now = now.Add(staleMemberLimit)
+	if got := ids(); got != "[]" {
+		t.Fatalf("ingesters %s; want none after the stale limit", got)
+	}
+}

@@ -26,6 +26,9 @@ const (
 	// memberTTL is how long an entry that is not renewed counts: after it, its ingester
 	// is taken for gone (a process killed before it could remove its entry).
 	memberTTL = 10 * time.Second
+	// staleMemberLimit is how long an entry not renewed is still offered to queriers,
+	// after the others.
+	staleMemberLimit = 5 * time.Minute
 )
 
 // member is an ingester's entry.
@@ -181,26 +184,46 @@ func (m *Membership) watch(ctx context.Context) error {
 
 // Ingesters implements ingesterapi.Members: the ingesters that renewed their entry
 // lately, with the partitions they answer for, those of this zone first, each group in
-// random order so that queriers spread their load.
+// random order so that queriers spread their load. Then, as a last resort for
+// partitions the others leave uncovered, those whose renewals have not been seen for
+// longer (up to staleMemberLimit): while JetStream moves a bucket's leader after a lost
+// server, renewals and the watch pause, and an ingester that is alive still answers (a
+// dead one fails over).
 func (m *Membership) Ingesters() []ingesterapi.Member {
 	now := m.now()
 	m.mu.Lock()
-	var same, other []ingesterapi.Member
+	var same, other, stale []ingesterapi.Member
+	var staleSeen []time.Time
 	for _, e := range m.members {
-		if len(e.Partitions) == 0 || now.Sub(e.seen) > memberTTL {
+		age := now.Sub(e.seen)
+		if len(e.Partitions) == 0 || age > staleMemberLimit {
 			continue
 		}
 		im := ingesterapi.Member{ID: e.ID, URL: e.URL, Zone: e.Zone, Partitions: e.Partitions}
-		if e.Zone == m.zone {
+		switch {
+		case age > memberTTL:
+			stale = append(stale, im)
+			staleSeen = append(staleSeen, e.seen)
+		case e.Zone == m.zone:
 			same = append(same, im)
-		} else {
+		default:
 			other = append(other, im)
 		}
 	}
 	m.mu.Unlock()
 	rand.Shuffle(len(same), func(i, j int) { same[i], same[j] = same[j], same[i] })
 	rand.Shuffle(len(other), func(i, j int) { other[i], other[j] = other[j], other[i] })
-	return append(same, other...)
+	// The stale ones most recently seen first.
+	idx := make([]int, len(stale))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return staleSeen[b].Compare(staleSeen[a]) })
+	out := append(same, other...)
+	for _, i := range idx {
+		out = append(out, stale[i])
+	}
+	return out
 }
 
 // Partitions implements ingesterapi.Members.
