@@ -482,12 +482,12 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				qdeps.Metadata, qdeps.Exemplars, qdeps.HeadStats = a.ingester, a.ingester, a.ingester
 			}
 			if jetStream {
-				m := members // this process' ingester's, watched with its leases
-				if m == nil {
-					m = ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
-					svc = modules.ServiceFunc(m.Watch)
+				ms := members // this process' ingester's, watched with its leases
+				if ms == nil {
+					ms = ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
+					svc = modules.ServiceFunc(ms.Watch)
 				}
-				c := ingesterapi.NewClient(m, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)
+				c := ingesterapi.NewClient(ms, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)
 				if a.ingester != nil {
 					c.WithLocal(selfURL, a.ingester)
 				}
