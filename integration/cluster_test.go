@@ -296,10 +296,12 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	// The restarted node catches up: it answers as the others do.
 	at = time.Now()
 	query := `{writer=~".+"}[10m]`
-	want := sampleCount(t, procs[0].URL, ws, query, at)
-	if other := sampleCount(t, procs[2].URL, ws, query, at); want == 0 || want != other {
-		t.Fatalf("nodes 0 and 2 disagree: %d vs %d samples", want, other)
-	}
+	// Nodes 0 and 2 (zones a and b) agree once both have read what the log holds.
+	var want, other int
+	waitFor(t, "nodes 0 and 2 to agree", time.Minute, func() bool {
+		want, other = sampleCount(t, procs[0].URL, ws, query, at), sampleCount(t, procs[2].URL, ws, query, at)
+		return want > 0 && want == other
+	}, func() string { return fmt.Sprintf("nodes 0 and 2 answer %d and %d samples", want, other) })
 	var got int
 	waitFor(t, fmt.Sprintf("the restarted node to catch up (%d samples)", want), time.Minute, func() bool {
 		got = sampleCount(t, procs[1].URL, ws, query, at)
