@@ -282,7 +282,11 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	for name, done := range map[string]chan result{"writer 0": done0, "writer 1": done1} {
 		res := <-done
 		if res.err != nil {
-			t.Fatalf("%s: %v", name, res.err)
+			var logs []string
+			for i, p := range append(procs[:], reader) {
+				logs = append(logs, fmt.Sprintf("--- process %d (warnings and errors):\n%s", i, tail(warnings(p.Log()), 3000)))
+			}
+			t.Fatalf("%s: %v\n%s", name, res.err, strings.Join(logs, "\n"))
 		}
 		v := res.rep.Verify
 		if v == nil || res.rep.AcceptedSamples == 0 {
@@ -316,6 +320,17 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 		t.Fatalf("with the partitions shared again the reader answers %d samples, the nodes %d", got, want)
 	}
 	t.Logf("all three nodes hold %d samples, and the reader answers as they do", want)
+}
+
+// warnings keeps the lines of a log at level WARN or ERROR.
+func warnings(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // sampleCount returns the number of samples a range-vector query answers on base; -1

@@ -136,7 +136,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		go func() {
 			defer close(r.done)
 			err := c.consumePartition(pctx, p)
-			c.caught[p].Store(false)
+			if err == nil && pctx.Err() == nil {
+				// Its reader gave up (NATS lost it): read on from the checkpoint. The TSDB
+				// still holds what was read, so the partition stays caught up.
+				c.logger.Warn("reading a partition ended; starting again", "partition", p)
+			}
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -149,6 +153,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		r.stop()
 		<-r.done
 		delete(readers, p)
+		c.caught[p].Store(false) // read again later, it must catch up again
 	}
 	t := time.NewTicker(assignEvery)
 	defer t.Stop()
