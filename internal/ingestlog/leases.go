@@ -48,20 +48,44 @@ type Leases struct {
 	// caughtUp says whether this process' consumer has caught up on a partition.
 	caughtUp func(p int) bool
 
-	mu       sync.Mutex
+	mu       sync.Mutex     // guards owned and reserved, Tick's state
 	owned    map[int]uint64 // partition → revision of this ingester's lease
 	reserved map[int]bool   // partitions being caught up on to take over
-	assigned atomic.Int64   // len(owned) + len(reserved), read without the lock
+	// snap is what Assigned, Owned and Count answer, published at the end of each
+	// round: they never wait for a round, whose calls to NATS may be slow.
+	snap atomic.Pointer[leaseSnap]
+}
+
+// leaseSnap is an immutable view of the leases.
+type leaseSnap struct {
+	assigned []int // owned and reserved, sorted
+	owned    map[int]bool
+}
+
+// publish makes the current state what the readers see. Call with s.mu held.
+func (s *Leases) publish() {
+	sn := &leaseSnap{owned: make(map[int]bool, len(s.owned))}
+	for p := range s.owned {
+		sn.assigned = append(sn.assigned, p)
+		sn.owned[p] = true
+	}
+	for p := range s.reserved {
+		sn.assigned = append(sn.assigned, p)
+	}
+	slices.Sort(sn.assigned)
+	s.snap.Store(sn)
 }
 
 // Count returns how many partitions Assigned lists, without allocating.
-func (s *Leases) Count() int { return int(s.assigned.Load()) }
+func (s *Leases) Count() int { return len(s.snap.Load().assigned) }
 
 // NewLeases returns the leases of ingester id in zone; members tells which ingesters of
 // the zone are alive, caughtUp whether the consumer has caught up on a partition.
 func NewLeases(l *Log, id, zone string, members *Membership, caughtUp func(p int) bool) *Leases {
-	return &Leases{log: l, id: id, zone: zone, members: members, logger: l.logger, caughtUp: caughtUp,
+	s := &Leases{log: l, id: id, zone: zone, members: members, logger: l.logger, caughtUp: caughtUp,
 		owned: map[int]uint64{}, reserved: map[int]bool{}}
+	s.snap.Store(&leaseSnap{})
+	return s
 }
 
 // leasesKV returns the leases bucket, making it the first time (Log.Run does).
@@ -88,28 +112,11 @@ func (l *Log) leasesKV(ctx context.Context) (jetstream.KeyValue, error) {
 func (s *Leases) key(p int) string { return zoneKey(s.zone) + ".p" + strconv.Itoa(p) }
 
 // Assigned returns the partitions this ingester consumes: those it owns and those it is
-// catching up on to take over, sorted.
-func (s *Leases) Assigned() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []int
-	for p := range s.owned {
-		out = append(out, p)
-	}
-	for p := range s.reserved {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
-}
+// catching up on to take over, sorted. The slice is shared: do not modify it.
+func (s *Leases) Assigned() []int { return s.snap.Load().assigned }
 
 // Owned reports whether this ingester owns p.
-func (s *Leases) Owned(p int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.owned[p]
-	return ok
-}
+func (s *Leases) Owned(p int) bool { return s.snap.Load().owned[p] }
 
 // Run renews and takes leases every leaseEvery until ctx is done, then gives up those it
 // holds so that others take them at once.
@@ -144,13 +151,16 @@ func (s *Leases) release() {
 		delete(s.owned, p)
 	}
 	clear(s.reserved)
-	s.assigned.Store(0)
+	s.publish()
 }
 
 // Tick does one round: renew what this ingester owns, take free partitions up to its
 // share, reserve partitions of the most loaded ingester, and take over reserved
 // partitions it has caught up on.
 func (s *Leases) Tick(ctx context.Context) error {
+	// A round that cannot reach NATS gives up well before the leases would expire.
+	ctx, cancel := context.WithTimeout(ctx, s.log.cfg.LeaseTTL/2)
+	defer cancel()
 	kv, err := s.log.leasesKV(ctx)
 	if err != nil {
 		return err
@@ -177,8 +187,10 @@ func (s *Leases) Tick(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() { s.assigned.Store(int64(len(s.owned) + len(s.reserved))) }()
-	put := func(p int, l lease) bool {
+	defer s.publish()
+	// put writes a lease; lost is true when another write came first (the lease is not
+	// this ingester's to renew), false when NATS could not be reached (it may still be).
+	put := func(p int, l lease) (ok, lost bool) {
 		b, _ := json.Marshal(l)
 		var rev uint64
 		var err error
@@ -188,13 +200,14 @@ func (s *Leases) Tick(ctx context.Context) error {
 			rev, err = kv.Update(ctx, s.key(p), b, revs[p])
 		}
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				s.logger.Warn("writing a partition lease", "partition", p, "err", err)
+			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				return false, true
 			}
-			return false
+			s.logger.Warn("writing a partition lease", "partition", p, "err", err)
+			return false, false
 		}
 		leases[p], revs[p] = l, rev
-		return true
+		return true, false
 	}
 	count := map[string]int{}
 	for p := range parts {
@@ -210,9 +223,9 @@ func (s *Leases) Tick(ctx context.Context) error {
 			if l.Next != "" && !live[l.Next] {
 				l.Next = ""
 			}
-			if put(p, l) {
+			if ok, lost := put(p, l); ok {
 				s.owned[p] = revs[p]
-			} else {
+			} else if lost {
 				delete(s.owned, p)
 			}
 			delete(s.reserved, p)
@@ -220,7 +233,7 @@ func (s *Leases) Tick(ctx context.Context) error {
 			delete(s.reserved, p) // taken by another, or expired: taken below if free
 			delete(s.owned, p)
 		case s.reserved[p] && s.caughtUp(p):
-			if put(p, lease{Owner: s.id}) {
+			if ok, _ := put(p, lease{Owner: s.id}); ok {
 				s.logger.Info("partition taken over", "partition", p, "from", l.Owner, "zone", s.zone)
 				count[l.Owner]--
 				count[s.id]++
@@ -233,7 +246,10 @@ func (s *Leases) Tick(ctx context.Context) error {
 	}
 	// Free partitions, up to the share.
 	for p := range parts {
-		if revs[p] == 0 && count[s.id]+len(s.reserved) < share && put(p, lease{Owner: s.id}) {
+		if revs[p] != 0 || count[s.id]+len(s.reserved) >= share {
+			continue
+		}
+		if ok, _ := put(p, lease{Owner: s.id}); ok {
 			s.logger.Info("partition taken", "partition", p, "zone", s.zone)
 			s.owned[p] = revs[p]
 			count[s.id]++
@@ -255,7 +271,7 @@ func (s *Leases) Tick(ctx context.Context) error {
 			l := leases[p]
 			if revs[p] != 0 && l.Owner == from && (l.Next == "" || !live[l.Next]) {
 				l.Next = s.id
-				if put(p, l) {
+				if ok, _ := put(p, l); ok {
 					s.logger.Info("catching up on a partition to take it over", "partition", p, "from", from, "zone", s.zone)
 					s.reserved[p] = true
 					count[from]--
