@@ -43,6 +43,19 @@ func queryValue(t *testing.T, r *running, ws, query string, at time.Time, want s
 	})
 }
 
+// jetStreamWriter starts a write process whose embedded NATS server listens at nats for
+// the other processes of a test, and returns it with the flags they share (one bucket,
+// 4 partitions); the cluster key is set.
+func jetStreamWriter(t *testing.T) (w *running, nats string, common []string) {
+	t.Helper()
+	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
+	nats = freeAddr(t)
+	common = []string{"--bucket.filesystem.dir", t.TempDir(), "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
+		"--ingest.partitions", "4"}
+	w = start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	return w, nats, common
+}
+
 // queryError waits until the query fails on r with an error saying want.
 func queryError(t *testing.T, r *running, ws, query string, at time.Time, want string) {
 	t.Helper()
@@ -98,12 +111,7 @@ func TestJetStreamOneProcess(t *testing.T) {
 // that consumes from it: the write path crosses processes. The ingester process stops
 // and starts again; what was written meanwhile is consumed once it is back.
 func TestJetStreamWriteAndIngesterProcesses(t *testing.T) {
-	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
-	bkt := t.TempDir()
-	nats := freeAddr(t)
-	common := []string{"--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
-		"--ingest.partitions", "4"}
-	w := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	w, nats, common := jetStreamWriter(t)
 	ingArgs := append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--jetstream.url", "nats://" + nats}, common...)
 	i := start(t, ingArgs...)
 	ws := newWorkspace(t, w)
@@ -168,12 +176,7 @@ func localSeries(t *testing.T, r *running, ws, name string) int {
 // and a query on either, or on a read process, merges both. When one stops the other
 // takes its partitions over and reads them from the log.
 func TestIngestersOfAZoneSharePartitions(t *testing.T) {
-	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
-	bkt := t.TempDir()
-	nats := freeAddr(t)
-	common := []string{"--bucket.filesystem.dir", bkt, "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
-		"--ingest.partitions", "4"}
-	w := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	w, nats, common := jetStreamWriter(t)
 	ingArgs := func() []string {
 		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
 	}

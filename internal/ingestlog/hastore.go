@@ -26,25 +26,13 @@ func NewHAStore(l *Log) *HAStore { return &HAStore{log: l} }
 
 func (s *HAStore) bucket(ctx context.Context) (jetstream.KeyValue, error) { return s.log.haBucket(ctx) }
 
-// haBucket returns the HA elections bucket, making it the first time (Run does, and
-// until it has, a write that needs an election waits here).
+// haBucket returns the HA elections bucket.
 func (l *Log) haBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	l.kvMu.Lock()
-	defer l.kvMu.Unlock()
-	if l.ha != nil {
-		return l.ha, nil
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return l.keyValue(ctx, &l.ha, jetstream.KeyValueConfig{
 		Bucket:      haBucket,
 		Description: "Strata HA-dedup elections, one per workspace and cluster",
 		Storage:     jetstream.FileStorage,
-		Replicas:    l.cfg.JetStream.Replicas,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("HA elections bucket: %w", err)
-	}
-	l.ha = kv
-	return kv, nil
 }
 
 // key encodes workspace and cluster (any bytes) in the characters keys allow.

@@ -88,25 +88,14 @@ func NewLeases(l *Log, id, zone string, members *Membership, caughtUp func(p int
 	return s
 }
 
-// leasesKV returns the leases bucket, making it the first time (Log.Run does).
+// leasesKV returns the leases bucket.
 func (l *Log) leasesKV(ctx context.Context) (jetstream.KeyValue, error) {
-	l.kvMu.Lock()
-	defer l.kvMu.Unlock()
-	if l.leases != nil {
-		return l.leases, nil
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return l.keyValue(ctx, &l.leases, jetstream.KeyValueConfig{
 		Bucket:      leasesBucket,
 		Description: "Strata ingest log: which ingester of each zone consumes each partition",
 		Storage:     jetstream.FileStorage,
-		Replicas:    l.cfg.JetStream.Replicas,
 		TTL:         l.cfg.LeaseTTL, // a lease not renewed expires
 	})
-	if err != nil {
-		return nil, fmt.Errorf("partition leases bucket: %w", err)
-	}
-	l.leases = kv
-	return kv, nil
 }
 
 func (s *Leases) key(p int) string { return zoneKey(s.zone) + ".p" + strconv.Itoa(p) }

@@ -28,25 +28,14 @@ func NewWorkspaceLocks(l *Log, kind, holder string) *WorkspaceLocks {
 	return &WorkspaceLocks{log: l, kind: kind, holder: holder}
 }
 
-// locksKV returns the locks bucket, making it the first time (Log.Run does).
+// locksKV returns the workspace locks bucket.
 func (l *Log) locksKV(ctx context.Context) (jetstream.KeyValue, error) {
-	l.kvMu.Lock()
-	defer l.kvMu.Unlock()
-	if l.locks != nil {
-		return l.locks, nil
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return l.keyValue(ctx, &l.locks, jetstream.KeyValueConfig{
 		Bucket:      locksBucket,
-		Description: "Strata: which process works a workspace (compaction) at the moment",
+		Description: "Strata: which process works a workspace (compaction, metadata writes) at the moment",
 		Storage:     jetstream.FileStorage,
-		Replicas:    l.cfg.JetStream.Replicas,
 		TTL:         l.cfg.LeaseTTL,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("workspace locks bucket: %w", err)
-	}
-	l.locks = kv
-	return kv, nil
 }
 
 // Lock takes the workspace's lock. ok is false when another process holds it. While

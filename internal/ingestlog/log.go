@@ -247,6 +247,24 @@ func (l *Log) createStream(ctx context.Context) error {
 	return nil
 }
 
+// keyValue returns the key-value bucket *slot, making it with cfg the first time. The
+// buckets are made by Run, before first use, so that placing a replicated bucket in a
+// cluster being formed does not hold up a request.
+func (l *Log) keyValue(ctx context.Context, slot *jetstream.KeyValue, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	l.kvMu.Lock()
+	defer l.kvMu.Unlock()
+	if *slot != nil {
+		return *slot, nil
+	}
+	cfg.Replicas = l.cfg.JetStream.Replicas
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
+	}
+	*slot = kv
+	return kv, nil
+}
+
 // ClientURL is the embedded server's client URL; empty without one or without a
 // listener.
 func (l *Log) ClientURL() string {

@@ -66,25 +66,14 @@ func NewMembership(l *Log, zone string, now func() time.Time) *Membership {
 	return &Membership{log: l, zone: zone, now: now, members: map[string]seenMember{}}
 }
 
-// membersKV returns the members bucket, making it the first time (Log.Run does).
+// membersKV returns the ingesters bucket.
 func (l *Log) membersKV(ctx context.Context) (jetstream.KeyValue, error) {
-	l.kvMu.Lock()
-	defer l.kvMu.Unlock()
-	if l.members != nil {
-		return l.members, nil
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return l.keyValue(ctx, &l.members, jetstream.KeyValueConfig{
 		Bucket:      membersBucket,
-		Description: "Strata ingesters: where each answers queries, and whether it has caught up",
+		Description: "Strata ingesters: where each answers queries, and for which partitions",
 		Storage:     jetstream.MemoryStorage,
-		Replicas:    l.cfg.JetStream.Replicas,
 		TTL:         time.Minute, // entries of ingesters gone for good disappear
 	})
-	if err != nil {
-		return nil, fmt.Errorf("ingesters bucket: %w", err)
-	}
-	l.members = kv
-	return kv, nil
 }
 
 // Register keeps an entry for the ingester id, reachable at url, until ctx is done,
