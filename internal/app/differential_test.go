@@ -134,15 +134,7 @@ func TestQueryDifferential(t *testing.T) {
 	// A sample of another series 4 h past the data moves the head on, so compacting it
 	// cuts all the data into blocks (a head keeps its last 1.5 block ranges).
 	pushDiff(t, ing, sentinel)
-	if err := ing.Compact(ctx, diffWS); err != nil {
-		t.Fatal(err)
-	}
-	if err := ing.ShipOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
-		t.Fatal(err)
-	}
+	shipAll(t, ing, sg)
 	check("ingester+bucket", ing)
 	// The remote ingester cannot say which bucket blocks it holds: both copies are read.
 	checkRemote("remote-ingester+bucket")
@@ -156,15 +148,7 @@ func TestQueryDifferential(t *testing.T) {
 		pushDiff(t, replica, req)
 	}
 	pushDiff(t, replica, sentinel)
-	if err := replica.Compact(ctx, diffWS); err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.ShipOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
-		t.Fatal(err)
-	}
+	shipAll(t, replica, sg)
 	checkWith("split-by-time", querier.New(querier.Config{QueryIngestersWithin: 2 * time.Hour, QueryStoreAfter: time.Hour}, querier.Deps{
 		Ingesters:  []querier.Ingester{ing, replica},
 		Store:      sg,
@@ -407,6 +391,21 @@ func newDiffIngester(t *testing.T, lim *limits.Overrides, ws diffWorkspaces, bkt
 	go func() { defer close(done); _ = i.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return i
+}
+
+// shipAll cuts everything ing holds into blocks, ships them and has sg see them.
+func shipAll(t *testing.T, ing *ingester.Ingester, sg *storegateway.StoreGateway) {
+	t.Helper()
+	ctx := context.Background()
+	if err := ing.Compact(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
+	if err := ing.ShipOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sg.SyncWorkspace(ctx, diffWS); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // remoteIngester serves ing over the ingester API and returns a client of it, whose

@@ -44,6 +44,17 @@ func testConfig(t *testing.T) Config {
 	return c
 }
 
+// openLog opens a log on an embedded server with cfg, closed when the test ends.
+func openLog(t *testing.T, cfg Config) *Log {
+	t.Helper()
+	l, err := Open(context.Background(), cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
 // recorder stores what it is pushed, as strings "workspace|series|t=v".
 type recorder struct {
 	mu   sync.Mutex
@@ -88,13 +99,7 @@ func request(t *testing.T, ts int64, series ...string) *remotewrite.Request {
 // Every sample published is consumed once, in order per series, with its workspace and
 // options; a consumer that stops and starts again goes on where it was.
 func TestPublishConsume(t *testing.T) {
-	cfg := testConfig(t)
-	dir := t.TempDir()
-	l, err := Open(context.Background(), cfg, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t))
 	pub := NewPublisher(l)
 	var want []string
 	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
@@ -193,11 +198,7 @@ func TestSplitBatch(t *testing.T) {
 
 // The JetStream store of HA elections is a compare-and-set store.
 func TestHAStore(t *testing.T) {
-	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t))
 	s := NewHAStore(l)
 	ctx := context.Background()
 	if _, _, ok, err := s.Get(ctx, "ws-1", "c/1"); ok || err != nil {

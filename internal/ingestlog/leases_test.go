@@ -73,11 +73,7 @@ func owned(l *Leases) string {
 // next renewal. Another zone has owners of its own, and leases given up are taken at
 // once.
 func TestLeasesShareAZone(t *testing.T) {
-	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil) // 4 partitions
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t)) // 4 partitions
 	members := NewMembership(l, "", nil)
 	cA, cB, cC := &caught{p: map[int]bool{}}, &caught{p: map[int]bool{}}, &caught{p: map[int]bool{}}
 	a := NewLeases(l, "a", "zone-1", members, cA.on)
@@ -135,11 +131,7 @@ func TestLeaseExpires(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.LeaseTTL = 3 * leaseEvery
-	l, err := Open(context.Background(), cfg, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, cfg)
 	members := NewMembership(l, "", nil)
 	none := func(int) bool { return false }
 	a := NewLeases(l, "a", "z", members, none)
@@ -157,11 +149,7 @@ func TestLeaseExpires(t *testing.T) {
 // Ingesters register where queriers reach them and which partitions they answer for;
 // a querier lists those that do, its own zone first, and forgets one that stops.
 func TestMembership(t *testing.T) {
-	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reader := NewMembership(l, "zone-1", nil)
@@ -195,11 +183,7 @@ func TestMembership(t *testing.T) {
 // A workspace lock is held by one process at a time, per kind of work; the holder's
 // context ends when the lock is lost, and one given up is free at once.
 func TestWorkspaceLocks(t *testing.T) {
-	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t))
 	ctx := context.Background()
 	a, b := NewWorkspaceLocks(l, "compactor", "a"), NewWorkspaceLocks(l, "compactor", "b")
 	held, unlock, ok, err := a.Lock(ctx, "ws-1")
@@ -242,11 +226,7 @@ func TestWorkspaceLocks(t *testing.T) {
 // Two processes' metadata stores on one bucket, writing one workspace's record at the
 // same time through waiting locks: no update is lost.
 func TestMetaWritesTakeTurns(t *testing.T) {
-	l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, testConfig(t))
 	dir := t.TempDir()
 	var stores []*meta.Store
 	for i := range 2 {
