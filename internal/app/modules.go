@@ -348,6 +348,15 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			leases = ingestlog.NewLeases(a.ingestLog, selfURL, zone, members, consumer.CaughtUpOn)
 			a.leases, a.consumer = leases, consumer
 			consumer.Assign(leases)
+			// A partition it takes over without having read it is replayed from the
+			// partition's shipped mark: before it, all is in the bucket.
+			consumer.Replay(ingestlog.Replay{
+				Marks:    ingestlog.NewShippedMarks(a.ingestLog, zone),
+				Ingester: a.ingester,
+				Margin:   cfg.Ingest.ReplayMargin,
+				Settle:   2 * cfg.StoreGateway.SyncInterval,
+				Recent:   cfg.Querier.QueryStoreAfter,
+			})
 			// The zone's ingesters share the series, so they share the series limits.
 			a.ingester.SetLimitShare(func() (int, int) { return leases.Count(), cfg.Ingest.Partitions })
 			return modules.ServiceFunc(func(ctx context.Context) error {

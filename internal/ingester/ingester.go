@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -119,6 +120,9 @@ type Ingester struct {
 	// non-nil opening channel.
 	dbs     map[string]*userDB
 	deleted map[string]bool
+	// flushed are the workspaces whose TSDB was closed for idleness after its heads
+	// were cut into blocks: all they hold is in blocks.
+	flushed map[string]bool
 	// stopped is set when shutdown starts (closeAll): from then on get refuses, so no
 	// TSDB is opened again behind the closing ones.
 	stopped bool
@@ -127,6 +131,11 @@ type Ingester struct {
 	// partitions of the ingest log out of all): its series limits are that part of the
 	// workspace's, as its zone's ingesters share the series.
 	share func() (num, den int)
+
+	// warm is set once every TSDB on disk was opened after the start.
+	warm     atomic.Bool
+	replayMu sync.Mutex // guards replay and userDB.oooWindow
+	replay   replayState
 }
 
 // SetLimitShare makes the ingester hold each workspace to share's part of its active
@@ -184,6 +193,7 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, ws Workspaces, bkt o
 		now:        time.Now,
 		dbs:        map[string]*userDB{},
 		deleted:    map[string]bool{},
+		flushed:    map[string]bool{},
 	}
 	f := promauto.With(reg)
 	i.m = &metrics{
@@ -285,7 +295,10 @@ func (i *Ingester) open(ctx context.Context, u *userDB) error {
 	// Blocks go to the bucket as cut from the head; the compactor merges them there.
 	opts.MaxBlockDuration = opts.MinBlockDuration
 	opts.BlocksToDelete = i.blocksToDelete(u.id)
-	opts.OutOfOrderTimeWindow = lim.OutOfOrderTimeWindow.Milliseconds()
+	i.replayMu.Lock()
+	u.oooWindow = i.oooWindowLocked(u.id)
+	i.replayMu.Unlock()
+	opts.OutOfOrderTimeWindow = u.oooWindow
 	opts.EnableExemplarStorage = lim.MaxExemplars > 0
 	opts.MaxExemplars = int64(lim.MaxExemplars)
 	opts.EnableMetadataWALRecords = true
@@ -298,6 +311,9 @@ func (i *Ingester) open(ctx context.Context, u *userDB) error {
 		return fmt.Errorf("opening TSDB of workspace %s: %w", u.id, err)
 	}
 	u.db = db
+	i.mu.Lock()
+	delete(i.flushed, u.id)
+	i.mu.Unlock()
 	u.active = newActiveSeries(ws.Configuration.LimitsPerLabelSet)
 	u.touch(i.now())
 	i.m.opens.Inc()
@@ -405,7 +421,7 @@ func (i *Ingester) Deprovision(ctx context.Context, id string) error {
 	u, ok := i.dbs[id]
 	i.mu.Unlock()
 	if ok {
-		if err := i.closeDB(ctx, u); err != nil {
+		if err := i.closeDB(ctx, u, nil); err != nil {
 			return err
 		}
 	}
@@ -423,8 +439,9 @@ func (i *Ingester) Deprovision(ctx context.Context, id string) error {
 	return nil
 }
 
-// closeDB waits for users of u to finish, then closes and forgets it.
-func (i *Ingester) closeDB(ctx context.Context, u *userDB) error {
+// closeDB waits for users of u to finish, then closes and forgets it. With flushed
+// non-nil it first cuts the heads into blocks, and sets *flushed when that worked.
+func (i *Ingester) closeDB(ctx context.Context, u *userDB, flushed *bool) error {
 	for {
 		i.mu.Lock()
 		if u.opening != nil {
@@ -450,6 +467,14 @@ func (i *Ingester) closeDB(ctx context.Context, u *userDB) error {
 	if u.db == nil {
 		return nil
 	}
+	if flushed != nil {
+		// No request uses it any more, none can start: its heads hold all they will.
+		if err := i.flushHead(ctx, u); err != nil {
+			i.logger.Warn("cutting an idle workspace TSDB's head into blocks; its WAL keeps it", "workspace", u.id, "err", err)
+		} else {
+			*flushed = true
+		}
+	}
 	if err := u.db.Close(); err != nil {
 		return fmt.Errorf("closing TSDB of workspace %s: %w", u.id, err)
 	}
@@ -467,7 +492,10 @@ func (i *Ingester) Run(ctx context.Context) error {
 	// Replaying a WAL takes seconds for a large workspace: do it now rather than in the
 	// first request after a restart. Shutdown waits for an open in progress.
 	var warm sync.WaitGroup
-	warm.Go(func() { i.openAll(ctx) })
+	warm.Go(func() {
+		i.openAll(ctx)
+		i.warm.Store(ctx.Err() == nil)
+	})
 	defer warm.Wait()
 	_ = i.ShipOnce(ctx) // blocks left from before a crash
 	for {
@@ -532,15 +560,30 @@ func (i *Ingester) housekeeping(ctx context.Context) {
 		i.limitShares(&limit)
 		i.m.seriesLimit.WithLabelValues(u.id).Set(float64(limit))
 		if i.cfg.IdleTimeout > 0 && now.Sub(u.lastUsed()) > i.cfg.IdleTimeout {
-			cctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if err := i.closeDB(cctx, u); err != nil {
-				i.logger.Warn("closing idle workspace TSDB", "workspace", u.id, "err", err)
-			} else {
-				i.logger.Info("idle workspace TSDB closed", "workspace", u.id)
-			}
-			cancel()
+			i.closeIdle(ctx, u)
 		}
 	}
+	i.applyWindows() // the limits may have changed
+}
+
+// closeIdle closes an idle TSDB after cutting its heads into blocks, so that what it
+// holds reaches the bucket with the next ship pass.
+func (i *Ingester) closeIdle(ctx context.Context, u *userDB) {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var flushed bool
+	if err := i.closeDB(cctx, u, &flushed); err != nil {
+		i.logger.Warn("closing idle workspace TSDB", "workspace", u.id, "err", err)
+		return
+	}
+	if flushed {
+		i.mu.Lock()
+		if _, reopened := i.dbs[u.id]; !reopened {
+			i.flushed[u.id] = true
+		}
+		i.mu.Unlock()
+	}
+	i.logger.Info("idle workspace TSDB closed", "workspace", u.id)
 }
 
 // closeAll stops the ingester: it refuses every request from now on (ingest.ErrStopped) and
@@ -556,7 +599,7 @@ func (i *Ingester) closeAll() error {
 	var errs []error
 	for _, u := range all {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		errs = append(errs, i.closeDB(ctx, u))
+		errs = append(errs, i.closeDB(ctx, u, nil))
 		cancel()
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -22,8 +23,11 @@ const shippedFile = "shipped.json"
 // works from the directories on disk, not the open TSDBs, so blocks cut before a crash or
 // by a TSDB that was since closed are uploaded too (pending blocks upload on restart).
 type shipper struct {
-	mu      sync.Mutex // guards shipped; one ship pass at a time
+	mu      sync.Mutex // guards shipped and uploaded; one ship pass at a time
 	shipped map[string]map[ulid.ULID]bool
+	// uploaded are the blocks this process uploaded, with when (those of shipped.json
+	// from before it started are older).
+	uploaded map[ulid.ULID]time.Time
 }
 
 func (s *shipper) load(dir string) map[ulid.ULID]bool {
@@ -66,6 +70,17 @@ func (i *Ingester) isShipped(workspace string, id ulid.ULID) bool {
 		s.shipped[workspace] = set
 	}
 	return set[id]
+}
+
+// shippedBefore reports whether a block of workspace was in the bucket before t.
+func (i *Ingester) shippedBefore(workspace string, id ulid.ULID, t time.Time) bool {
+	if !i.isShipped(workspace, id) {
+		return false
+	}
+	i.ship.mu.Lock()
+	defer i.ship.mu.Unlock()
+	at, ok := i.ship.uploaded[id]
+	return !ok || at.Before(t)
 }
 
 // ShipOnce uploads every block of every workspace that is not in the bucket yet.
@@ -131,6 +146,10 @@ func (i *Ingester) shipWorkspace(ctx context.Context, ws string) error {
 			return err
 		}
 		set[id] = true
+		if s.uploaded == nil {
+			s.uploaded = map[ulid.ULID]time.Time{}
+		}
+		s.uploaded[id] = i.now()
 		changed = true
 		i.m.blocksShipped.Inc()
 		i.logger.Info("block uploaded", "workspace", ws, "block", id)

@@ -23,6 +23,8 @@ type userDB struct {
 	mu      *sync.Mutex // Ingester.mu
 
 	lastUse atomic.Int64 // unix nanoseconds of the last write or read
+
+	oooWindow int64 // the out-of-order window (ms) the TSDB has; guarded by Ingester.replayMu
 }
 
 // acquire counts a user, so closing waits for in-flight requests. Call with Ingester.mu held.

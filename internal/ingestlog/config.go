@@ -24,8 +24,11 @@ type Config struct {
 	Partitions int `yaml:"partitions"`
 	// LeaseTTL is how long a partition's lease outlives its owner's last renewal: how
 	// long a dead ingester's partitions wait for another ingester of its zone.
-	LeaseTTL  time.Duration   `yaml:"lease_ttl"`
-	JetStream JetStreamConfig `yaml:"jetstream"`
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// ReplayMargin is how much earlier than a partition's shipped mark a new owner starts
+	// reading it.
+	ReplayMargin time.Duration   `yaml:"replay_margin"`
+	JetStream    JetStreamConfig `yaml:"jetstream"`
 }
 
 // JetStreamConfig says where the ingest log is: an external NATS server (URL), or one
@@ -66,6 +69,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Backend, "ingest.backend", BackendDirect, "How the distributor hands validated batches to the ingesters: direct (the ingester of the same process) or jetstream (the ingest log on NATS JetStream: acknowledged once stored, consumed by the ingesters).")
 	f.IntVar(&c.Partitions, "ingest.partitions", 16, "Partitions of the ingest log; each series always goes to the same one. Fixed once the stream exists.")
 	f.DurationVar(&c.LeaseTTL, "ingest.lease-ttl", 10*time.Second, "How long a partition's lease outlives its owner's last renewal (every 2 s): after it, the partitions of an ingester that died go to the other ingesters of its --zone.")
+	f.DurationVar(&c.ReplayMargin, "ingest.replay-margin", 15*time.Minute, "An ingester that takes over a partition without having read it before replays it from the partition's shipped mark (before it, all is in the bucket) less this: more than samples may be ahead of the clock (--limits.creation-grace-period) plus the difference between the servers' clocks.")
 	f.StringVar(&c.JetStream.URL, "jetstream.url", "", "URL of an external NATS server with JetStream (nats://host:4222, tls://…); empty embeds one in this process.")
 	f.StringVar(&c.JetStream.CredentialsFile, "jetstream.credentials-file", "", "NATS credentials file for --jetstream.url.")
 	f.StringVar(&c.JetStream.CAFile, "jetstream.ca-file", "", "CA certificate verifying the TLS certificate of --jetstream.url.")
@@ -91,6 +95,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		return fmt.Errorf("partitions: %d, want 1 to 1024", c.Partitions)
+	}
+	if c.ReplayMargin < 0 {
+		return errors.New("replay_margin must not be negative")
 	}
 	if c.LeaseTTL < 3*leaseEvery {
 		return fmt.Errorf("lease_ttl: %s, want at least %s (three renewals)", c.LeaseTTL, 3*leaseEvery)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,9 +48,47 @@ type Consumer struct {
 	// reading began.
 	caught []atomic.Bool
 	assign Assignment // nil: every partition
+	replay *Replay    // nil: a partition without a checkpoint is read from the beginning
+	// stored[p] is the time (unix ns) the log stored the last batch of partition p that
+	// was read, or the replay of p started from; 0 when not known.
+	stored []atomic.Int64
+	markMu sync.Mutex // one publishMarks at a time
+	// published[p] is the last shipped mark of p published (unix ns); guarded by markMu.
+	published []int64
 
 	mu      sync.Mutex
 	reading []int // the partitions being read, sorted
+}
+
+// Replay makes a consumer read a partition it has no checkpoint for from the
+// partition's shipped mark (less Margin) rather than from the log's beginning, and
+// publish the marks of the partitions it reads.
+type Replay struct {
+	Marks *ShippedMarks
+	// Ingester is the ingester the consumer stores into.
+	Ingester ReplayIngester
+	// Margin is how much earlier than a mark the replay starts: more than samples may be
+	// ahead of the clock (--limits.creation-grace-period) plus the difference between the
+	// clocks of the servers.
+	Margin time.Duration
+	// Settle is how long after its upload a block counts as in the bucket: the time the
+	// store-gateways take to see it (--store-gateway.sync-interval).
+	Settle time.Duration
+	// Recent is how far back a replay goes at least: the samples only the ingesters are
+	// asked for (--querier.query-store-after).
+	Recent time.Duration
+}
+
+// ReplayIngester is what a replay needs of the ingester.
+type ReplayIngester interface {
+	// UnshippedFrom returns the oldest sample time (ms) the ingester holds that was not
+	// in the bucket before the time before, math.MaxInt64 for none; ok is false while it
+	// cannot tell.
+	UnshippedFrom(before time.Time) (mint int64, ok bool)
+	// ReplayFrom makes the ingester store samples of partition p back to mint (ms),
+	// older than it takes otherwise, until ReplayDone(p).
+	ReplayFrom(p int, mint int64)
+	ReplayDone(p int)
 }
 
 // Reading returns the partitions being read now.
@@ -65,6 +104,8 @@ type consumerMetrics struct {
 	retries  prometheus.Counter
 	applied  *prometheus.GaugeVec
 	reading  prometheus.Gauge
+	marks    prometheus.Counter
+	replays  *prometheus.CounterVec
 }
 
 // NewConsumer returns a Consumer that stores what it reads through pusher (the
@@ -74,7 +115,8 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, caught: make([]atomic.Bool, l.cfg.Partitions), m: consumerMetrics{
+	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, caught: make([]atomic.Bool, l.cfg.Partitions),
+		stored: make([]atomic.Int64, l.cfg.Partitions), published: make([]int64, l.cfg.Partitions), m: consumerMetrics{
 		batches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_log_batches_consumed_total",
 			Help: "Batches read from the ingest log, by outcome (stored; dropped: the workspace is deleted; malformed; replayed: at or before the checkpoint).",
@@ -87,6 +129,14 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 			Name: "strata_ingest_log_store_retries_total",
 			Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
 		}),
+		marks: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_log_shipped_marks_published_total",
+			Help: "Shipped marks published: per partition, the time from which a new owner replays it.",
+		}),
+		replays: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_log_replays_total",
+			Help: "Partitions read without a checkpoint of this ingester, by where reading started (mark: the partition's shipped mark; beginning: the log's first batch).",
+		}, []string{"from"}),
 		reading: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_ingest_log_partitions_read",
 			Help: "Partitions the ingester reads: those it owns for its zone, and those it is catching up on to take over.",
@@ -107,13 +157,58 @@ type Assignment interface {
 // assignment it reads every partition. Call before Run.
 func (c *Consumer) Assign(a Assignment) { c.assign = a }
 
+// Replay makes c read partitions without a checkpoint from their shipped marks and
+// publish marks. Call before Run.
+func (c *Consumer) Replay(r Replay) { c.replay = &r }
+
 // CaughtUpOn reports whether partition p has been read up to where it ended when this
 // consumer began reading it: from then on the ingester's answers for it miss only what
 // is in flight.
 func (c *Consumer) CaughtUpOn(p int) bool { return p >= 0 && p < len(c.caught) && c.caught[p].Load() }
 
-// assignEvery is how often Run looks at its assignment.
-const assignEvery = 250 * time.Millisecond
+// assignEvery is how often Run looks at its assignment; markEvery how often it
+// publishes shipped marks.
+const (
+	assignEvery = 250 * time.Millisecond
+	markEvery   = 10 * time.Second
+)
+
+// publishMarks publishes the shipped mark of each partition read: the older of the
+// oldest sample the ingester holds outside the bucket and the time the log stored the
+// last batch read. Every sample not in the bucket then came in a batch stored after the
+// mark (give or take Replay.Margin): either one not read yet, or one whose samples the
+// ingester holds, not older than the mark.
+func (c *Consumer) publishMarks(ctx context.Context) {
+	if c.replay == nil {
+		return
+	}
+	c.markMu.Lock()
+	defer c.markMu.Unlock()
+	unshipped, ok := c.replay.Ingester.UnshippedFrom(time.Now().Add(-c.replay.Settle))
+	if !ok {
+		return
+	}
+	for _, p := range c.Reading() {
+		st := c.stored[p].Load()
+		if st == 0 {
+			continue
+		}
+		mark := st
+		if unshipped != math.MaxInt64 {
+			mark = min(mark, unshipped*int64(time.Millisecond))
+		}
+		// Marks only move forward: what an earlier one said stays true.
+		if mark <= c.published[p] {
+			continue
+		}
+		if err := c.replay.Marks.Publish(ctx, p, time.Unix(0, mark)); err != nil {
+			c.logger.Warn("publishing a shipped mark", "partition", p, "err", err)
+			continue
+		}
+		c.published[p] = mark
+		c.m.marks.Inc()
+	}
+}
 
 // Run consumes the assigned partitions until ctx is done, then writes the checkpoints.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -154,9 +249,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		<-r.done
 		delete(readers, p)
 		c.caught[p].Store(false) // read again later, it must catch up again
+		c.stored[p].Store(0)
 	}
 	t := time.NewTicker(assignEvery)
 	defer t.Stop()
+	marks := time.NewTicker(markEvery)
+	defer marks.Stop()
 loop:
 	for {
 		for p, r := range readers {
@@ -204,6 +302,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-t.C:
+		case <-marks.C:
+			c.publishMarks(ctx)
 		}
 	}
 	for p := range readers {
@@ -263,19 +363,20 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 		}
 	}()
 	label := strconv.Itoa(p)
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{c.log.subject(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if last > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{c.log.subject(p)}}
 	var (
-		cons jetstream.Consumer
-		end  uint64 // the partition's last sequence when reading began
+		cons     jetstream.Consumer
+		end      uint64 // the partition's last sequence when reading began
+		from     time.Time
+		fromMark bool
 	)
 	for attempt := 0; ; attempt++ {
 		// The stream may not exist yet (a cluster forming).
 		if end, err = c.lastSequence(ctx, p); err == nil {
-			if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
-				break
+			if from, fromMark, err = c.startAt(ctx, p, last, &cfg); err == nil {
+				if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
+					break
+				}
 			}
 		}
 		if attempt%20 == 19 {
@@ -287,8 +388,30 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	replaying := !from.IsZero()
+	if replaying {
+		// Without a checkpoint: samples up to hours older than the ingester's TSDBs hold.
+		c.replay.Ingester.ReplayFrom(p, from.UnixMilli())
+		defer c.replay.Ingester.ReplayDone(p)
+		if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+			c.caught[p].Store(true) // nothing to read
+		}
+	}
+	if fromMark {
+		c.stored[p].Store(from.UnixNano())
+	}
 	if last >= end {
 		c.caught[p].Store(true)
+	}
+	caughtUp := func() {
+		c.caught[p].Store(true)
+		if replaying {
+			replaying = false
+			c.replay.Ingester.ReplayDone(p)
+		}
+	}
+	if c.caught[p].Load() {
+		caughtUp()
 	}
 	it, err := cons.Messages()
 	if err != nil {
@@ -327,7 +450,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 		if seq <= last {
 			c.m.batches.WithLabelValues("replayed").Inc()
 			if seq >= end {
-				c.caught[p].Store(true)
+				caughtUp()
 			}
 			continue
 		}
@@ -338,7 +461,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			c.logger.Error("malformed message in the ingest log; skipped", "partition", p, "sequence", seq, "err", err)
 			last = seq
 			if last >= end {
-				c.caught[p].Store(true)
+				caughtUp()
 			}
 			continue
 		}
@@ -347,8 +470,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			return nil // stopping: read again after the checkpoint
 		}
 		last = seq
+		c.stored[p].Store(md.Timestamp.UnixNano())
 		if last >= end {
-			c.caught[p].Store(true)
+			caughtUp()
 		}
 		c.m.applied.WithLabelValues(label).Set(float64(seq))
 		if now := time.Now(); now.Sub(lastSave) >= checkpointEvery {
@@ -359,6 +483,56 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 			}
 		}
 	}
+}
+
+// startAt sets where cfg starts reading partition p: after its checkpoint last. Without
+// one, when replaying from marks, at the partition's shipped mark less the margin
+// (fromMark), or at the log's beginning; from is then the oldest a replayed batch can
+// be, zero after a checkpoint.
+func (c *Consumer) startAt(ctx context.Context, p int, last uint64, cfg *jetstream.OrderedConsumerConfig) (from time.Time, fromMark bool, err error) {
+	if last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+		if c.replay != nil && c.stored[p].Load() == 0 {
+			if m, err := c.log.storedAt(ctx, last); err == nil {
+				c.stored[p].Store(m.UnixNano())
+			} // else gone from the log: the next batch read says
+		}
+		return time.Time{}, false, nil
+	}
+	cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	if c.replay == nil {
+		return time.Time{}, false, nil
+	}
+	mark, ok, err := c.replay.Marks.Mark(ctx, p)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if !ok {
+		c.m.replays.WithLabelValues("beginning").Inc()
+		c.logger.Info("reading a partition from the log's beginning: no shipped mark", "partition", p)
+		return time.Now().Add(-c.log.cfg.JetStream.MaxAge), false, nil
+	}
+	from = mark.Add(-c.replay.Margin)
+	if r := time.Now().Add(-c.replay.Recent); c.replay.Recent > 0 && r.Before(from) {
+		from = r
+	}
+	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	c.m.replays.WithLabelValues("mark").Inc()
+	c.logger.Info("reading a partition from its shipped mark", "partition", p, "mark", mark, "from", from)
+	return from, true, nil
+}
+
+// storedAt returns when the log stored the batch with stream sequence seq.
+func (l *Log) storedAt(ctx context.Context, seq uint64) (time.Time, error) {
+	st, err := l.js.Stream(ctx, l.cfg.JetStream.Stream)
+	if err != nil {
+		return time.Time{}, err
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m.Time, nil
 }
 
 // lastSequence returns the stream sequence of the partition's last batch, 0 when it

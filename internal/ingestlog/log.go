@@ -47,6 +47,7 @@ type Log struct {
 	members jetstream.KeyValue // nil until the ingesters bucket could be made
 	leases  jetstream.KeyValue // nil until the partition leases bucket could be made
 	locks   jetstream.KeyValue // nil until the workspace locks bucket could be made
+	shipped jetstream.KeyValue // nil until the shipped marks bucket could be made
 }
 
 // Open starts the embedded server (unless an external one is configured), connects and
@@ -132,6 +133,9 @@ func (l *Log) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			_, err = l.locksKV(ctx)
+		}
+		if err == nil {
+			_, err = l.shippedKV(ctx)
 		}
 		if err == nil {
 			return nil
