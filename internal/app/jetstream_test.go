@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"math"
 	"net"
 	"slices"
@@ -35,24 +36,28 @@ func queryValue(t *testing.T, r *running, ws, query string, at time.Time, want s
 	t.Helper()
 	creds := &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
 	q := fmt.Sprintf("%s/workspaces/%s/api/v1/query?query=%s&time=%d", r.url, ws, query, at.Unix())
-	var body string
-	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%s to answer %s", query, want), func() bool {
-		var code int
+	var (
+		code int
+		body string
+	)
+	if !testutil.Poll(20*time.Second, 50*time.Millisecond, func() bool {
 		code, body = signedGet(t, creds, q)
 		return code == 200 && strings.Contains(body, `"`+want+`"]`)
-	})
+	}) {
+		t.Fatalf("timed out after 20s waiting for %s to answer %s; last answer: %d %s", query, want, code, body)
+	}
 }
 
 // jetStreamWriter starts a write process whose embedded NATS server listens at nats for
 // the other processes of a test, and returns it with the flags they share (one bucket,
 // 4 partitions); the cluster key is set.
-func jetStreamWriter(t *testing.T) (w *running, nats string, common []string) {
+func jetStreamWriter(t *testing.T, extra ...string) (w *running, nats string, common []string) {
 	t.Helper()
 	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
 	nats = freeAddr(t)
 	common = []string{"--bucket.filesystem.dir", t.TempDir(), "--meta.poll-interval", "50ms", "--ingest.backend", "jetstream",
 		"--ingest.partitions", "4"}
-	w = start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	w = start(t, append(append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...), extra...)...)
 	return w, nats, common
 }
 
@@ -145,6 +150,103 @@ func TestJetStreamWriteAndIngesterProcesses(t *testing.T) {
 	}
 }
 
+// writeSeries writes one sample at at to each of n series of name through r.
+func writeSeries(t *testing.T, r *running, ws, name string, at time.Time, n int) {
+	t.Helper()
+	var wr prompb.WriteRequest
+	for k := range n {
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ts(name, "k", fmt.Sprint(k)),
+			Samples: []prompb.Sample{{Value: 1, Timestamp: at.UnixMilli()}}})
+	}
+	if code, msg, _ := post(t, rwURL(r, ws), "application/x-protobuf", encodeV1(t, &wr)); code != 204 {
+		t.Fatalf("write: %d %s", code, msg)
+	}
+}
+
+// counterValue is the sum of r's counters called name with the label values given
+// (name, value pairs).
+func counterValue(t *testing.T, r *running, name string, lv ...string) float64 {
+	t.Helper()
+	mfs, err := r.app.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for k := 0; k+1 < len(lv); k += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == lv[k] && l.GetValue() == lv[k+1] }) {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// A partition taken over from a stopped ingester is replayed from its shipped mark, and
+// its samples older than the new owner's TSDB takes outside a replay (two hours older
+// than the newest here) are stored, not refused.
+func TestNewOwnerReplaysFromTheShippedMark(t *testing.T) {
+	w, nats, common := jetStreamWriter(t, "--limits.max-sample-age", "0")
+	ingArgs := func() []string {
+		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
+	}
+	i1, i2 := start(t, ingArgs()...), start(t, ingArgs()...)
+	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
+		a, b := owns(i1), owns(i2)
+		return len(a) == 2 && len(b) == 2 && slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
+	})
+	ws := newWorkspace(t, w)
+	testutil.Eventually(t, 5*time.Second, "the ingesters to see the workspace", func() bool {
+		for _, p := range []*running{i1, i2} {
+			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	const series = 40
+	old, recent := time.Now().Add(-2*time.Hour).Truncate(time.Second), time.Now().Add(-time.Minute).Truncate(time.Second)
+	// The old samples are stored before any recent one: the partitions are read in
+	// parallel, and one behind the others would have them refused as too old.
+	writeSeries(t, w, ws, "js_old", old, series)
+	queryValue(t, i1, ws, "count(js_old)", old.Add(time.Second), fmt.Sprint(series))
+	writeSeries(t, w, ws, "js_recent", recent, series)
+	queryValue(t, i1, ws, "count(js_recent)", recent.Add(time.Second), fmt.Sprint(series))
+	held := localSeries(t, i1, ws, "js_old")
+	if held == 0 || held == series {
+		t.Fatalf("the first ingester holds %d of the %d series; want a share", held, series)
+	}
+	testutil.Eventually(t, 30*time.Second, "the second ingester to publish its partitions' shipped marks", func() bool {
+		return counterValue(t, i2, "strata_ingest_log_shipped_marks_published_total") >= 2
+	})
+	i2.stop()
+	testutil.Eventually(t, 20*time.Second, "the first ingester to own and have caught up on every partition", func() bool {
+		if len(owns(i1)) != 4 {
+			return false
+		}
+		for p := range 4 {
+			if !i1.app.consumer.CaughtUpOn(p) {
+				return false
+			}
+		}
+		return true
+	})
+	if n := counterValue(t, i1, "strata_ingest_log_replays_total", "from", "mark"); n != 2 {
+		t.Fatalf("%g partitions taken over from their shipped marks, want 2", n)
+	}
+	if n := localSeries(t, i1, ws, "js_old"); n != series {
+		t.Fatalf("after taking over, the ingester holds %d series of two hours ago, want %d", n, series)
+	}
+	queryValue(t, i1, ws, "count(js_old)", old.Add(time.Second), fmt.Sprint(series))
+}
+
 // owns lists the partitions r's ingester owns.
 func owns(r *running) []int {
 	var out []int
@@ -199,16 +301,7 @@ func TestIngestersOfAZoneSharePartitions(t *testing.T) {
 	})
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	const series = 40
-	write := func(at time.Time) {
-		var wr prompb.WriteRequest
-		for k := range series {
-			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ts("js_zone", "k", fmt.Sprint(k)),
-				Samples: []prompb.Sample{{Value: 1, Timestamp: at.UnixMilli()}}})
-		}
-		if code, msg, _ := post(t, rwURL(w, ws), "application/x-protobuf", encodeV1(t, &wr)); code != 204 {
-			t.Fatalf("write: %d %s", code, msg)
-		}
-	}
+	write := func(at time.Time) { writeSeries(t, w, ws, "js_zone", at, series) }
 	write(at)
 	for _, p := range []*running{i1, i2, r} {
 		queryValue(t, p, ws, "count(js_zone)", at.Add(time.Second), fmt.Sprint(series))

@@ -135,7 +135,7 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		}),
 		replays: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_log_replays_total",
-			Help: "Partitions read without a checkpoint of this ingester, by where reading started (mark: the partition's shipped mark; beginning: the log's first batch).",
+			Help: "Partitions read from elsewhere than this ingester's checkpoint, by where reading started (mark: the partition's shipped mark, without a checkpoint or past it; beginning: the log's first batch, without either).",
 		}, []string{"from"}),
 		reading: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_ingest_log_partitions_read",
@@ -390,7 +390,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 	}
 	replaying := !from.IsZero()
 	if replaying {
-		// Without a checkpoint: samples up to hours older than the ingester's TSDBs hold.
+		// Samples up to hours older than the ingester's TSDBs hold now.
 		c.replay.Ingester.ReplayFrom(p, from.UnixMilli())
 		defer c.replay.Ingester.ReplayDone(p)
 		if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
@@ -485,41 +485,54 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 	}
 }
 
-// startAt sets where cfg starts reading partition p: after its checkpoint last. Without
-// one, when replaying from marks, at the partition's shipped mark less the margin
-// (fromMark), or at the log's beginning; from is then the oldest a replayed batch can
-// be, zero after a checkpoint.
+// startAt sets where cfg starts reading partition p. Without marks (no Replay): after
+// its checkpoint last, or at the log's beginning. With marks: at the partition's shipped
+// mark less the margin (fromMark) when there is no checkpoint or the mark is past it;
+// after the checkpoint otherwise; at the log's beginning when there is neither. from is
+// then the oldest a batch read can be (zero when not known), for the ingester to take
+// their samples.
 func (c *Consumer) startAt(ctx context.Context, p int, last uint64, cfg *jetstream.OrderedConsumerConfig) (from time.Time, fromMark bool, err error) {
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverAllPolicy, 0, nil
 	if last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-		if c.replay != nil && c.stored[p].Load() == 0 {
-			if m, err := c.log.storedAt(ctx, last); err == nil {
-				c.stored[p].Store(m.UnixNano())
-			} // else gone from the log: the next batch read says
-		}
-		return time.Time{}, false, nil
 	}
-	cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	if c.replay == nil {
 		return time.Time{}, false, nil
+	}
+	var checkpointAt time.Time // when the log stored the checkpoint's batch
+	if last > 0 {
+		if checkpointAt, err = c.log.storedAt(ctx, last); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return time.Time{}, false, err
+		} // not found: gone from the log, older than any mark
 	}
 	mark, ok, err := c.replay.Marks.Mark(ctx, p)
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	if !ok {
+	if ok {
+		from = mark.Add(-c.replay.Margin)
+		if r := time.Now().Add(-c.replay.Recent); c.replay.Recent > 0 && r.Before(from) {
+			from = r
+		}
+	}
+	switch {
+	case ok && (last == 0 || from.After(checkpointAt)):
+		// What the log holds between the checkpoint and the mark is in the bucket.
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &from
+		c.m.replays.WithLabelValues("mark").Inc()
+		c.logger.Info("reading a partition from its shipped mark", "partition", p, "mark", mark, "from", from, "checkpoint", last)
+		return from, true, nil
+	case last > 0:
+		if checkpointAt.IsZero() {
+			return time.Now().Add(-c.log.cfg.JetStream.MaxAge), false, nil
+		}
+		c.stored[p].Store(checkpointAt.UnixNano())
+		return checkpointAt, false, nil
+	default:
 		c.m.replays.WithLabelValues("beginning").Inc()
 		c.logger.Info("reading a partition from the log's beginning: no shipped mark", "partition", p)
 		return time.Now().Add(-c.log.cfg.JetStream.MaxAge), false, nil
 	}
-	from = mark.Add(-c.replay.Margin)
-	if r := time.Now().Add(-c.replay.Recent); c.replay.Recent > 0 && r.Before(from) {
-		from = r
-	}
-	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
-	c.m.replays.WithLabelValues("mark").Inc()
-	c.logger.Info("reading a partition from its shipped mark", "partition", p, "mark", mark, "from", from)
-	return from, true, nil
 }
 
 // storedAt returns when the log stored the batch with stream sequence seq.

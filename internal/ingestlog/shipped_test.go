@@ -80,36 +80,11 @@ func TestReplayFromShippedMark(t *testing.T) {
 		t.Fatalf("Mark = %s, %v, %v; want the latest of the zones, %s", got, ok, err, mark)
 	}
 
+	checkpoints := t.TempDir()
 	rec := &recorder{}
 	ing := &replayIngester{from: map[int]int64{}, started: map[int]int64{}, unshipped: math.MaxInt64}
-	c := NewConsumer(l, t.TempDir(), rec, nil, prometheus.NewRegistry())
-	c.Replay(Replay{Marks: NewShippedMarks(l, "zone-c"), Ingester: ing})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- c.Run(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	testutil.Eventually(t, 20*time.Second, "every partition caught up", func() bool {
-		for p := range cfg.Partitions {
-			if !c.CaughtUpOn(p) {
-				return false
-			}
-		}
-		return true
-	})
-	got := rec.all()
-	slices.Sort(got)
-	var want []string
-	for i, n := range names {
-		want = append(want, fmt.Sprintf("ws-1|{__name__=%q}||2=%d", n, i))
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("stored\n%s\nwant only the batches after the mark\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	c, stop := runReplayConsumer(t, l, checkpoints, rec, ing)
+	checkStored(t, rec, names, 2)
 	if n := ing.replaying(); n != 0 {
 		t.Fatalf("%d partitions still replaying after catching up", n)
 	}
@@ -150,5 +125,75 @@ func TestReplayFromShippedMark(t *testing.T) {
 		if want := fmt.Sprint(old.Truncate(time.Millisecond).UnixNano()); string(e.Value()) != want {
 			t.Fatalf("partition %d: zone-c's mark %s, want the oldest unshipped sample %s", p, e.Value(), want)
 		}
+	}
+	stop()
+
+	// Checkpoints older than the mark: reading starts at the mark, past batches of
+	// before it.
+	if _, err := pub.Push(ctx, "ws-1", request(t, 3, names...), ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mark = time.Now()
+	testutil.Eventually(t, 5*time.Second, "the clock to move past the mark", func() bool { return time.Now().After(mark) })
+	if _, err := pub.Push(ctx, "ws-1", request(t, 4, names...), ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for p := range cfg.Partitions {
+		if err := zoneA.Publish(ctx, p, mark); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec = &recorder{}
+	_, stop = runReplayConsumer(t, l, checkpoints, rec, ing)
+	checkStored(t, rec, names, 4)
+	stop()
+
+	// Checkpoints past the marks: reading goes on after them.
+	if _, err := pub.Push(ctx, "ws-1", request(t, 5, names...), ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rec = &recorder{}
+	_, stop = runReplayConsumer(t, l, checkpoints, rec, ing)
+	defer stop()
+	checkStored(t, rec, names, 5)
+}
+
+// runReplayConsumer runs a consumer replaying from marks into rec and ing until every
+// partition is caught up; stop stops it.
+func runReplayConsumer(t *testing.T, l *Log, checkpoints string, rec *recorder, ing *replayIngester) (c *Consumer, stop func()) {
+	t.Helper()
+	c = NewConsumer(l, checkpoints, rec, nil, prometheus.NewRegistry())
+	c.Replay(Replay{Marks: NewShippedMarks(l, "zone-c"), Ingester: ing})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	testutil.Eventually(t, 20*time.Second, "every partition caught up", func() bool {
+		for p := range l.cfg.Partitions {
+			if !c.CaughtUpOn(p) {
+				return false
+			}
+		}
+		return true
+	})
+	return c, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// checkStored fails unless rec holds exactly the samples of request(t, ts, names...)
+// of workspace ws-1.
+func checkStored(t *testing.T, rec *recorder, names []string, ts int64) {
+	t.Helper()
+	got := rec.all()
+	slices.Sort(got)
+	var want []string
+	for i, n := range names {
+		want = append(want, fmt.Sprintf("ws-1|{__name__=%q}||%d=%d", n, ts, i))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("stored\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
