@@ -115,37 +115,38 @@ func NewConsumer(l *Log, dir string, pusher ingest.Pusher, logger *slog.Logger, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(reg)
-	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, caught: make([]atomic.Bool, l.cfg.Partitions),
-		stored: make([]atomic.Int64, l.cfg.Partitions), published: make([]int64, l.cfg.Partitions), m: consumerMetrics{
-			batches: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "strata_ingest_log_batches_consumed_total",
-				Help: "Batches read from the ingest log, by outcome (stored; dropped: the workspace is deleted; malformed; replayed: at or before the checkpoint).",
-			}, []string{"outcome"}),
-			refusals: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "strata_ingest_log_refusals_total",
-				Help: "Batches from the ingest log of which the ingester refused some samples (limits: series limits; invalid: out of order, too old, duplicates with new values).",
-			}, []string{"reason"}),
-			retries: f.NewCounter(prometheus.CounterOpts{
-				Name: "strata_ingest_log_store_retries_total",
-				Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
-			}),
-			marks: f.NewCounter(prometheus.CounterOpts{
-				Name: "strata_ingest_log_shipped_marks_published_total",
-				Help: "Shipped marks published: per partition, the time from which a new owner replays it.",
-			}),
-			replays: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "strata_ingest_log_replays_total",
-				Help: "Partitions read from elsewhere than this ingester's checkpoint, by where reading started (mark: the partition's shipped mark, without a checkpoint or past it; beginning: the log's first batch, without either).",
-			}, []string{"from"}),
-			reading: f.NewGauge(prometheus.GaugeOpts{
-				Name: "strata_ingest_log_partitions_read",
-				Help: "Partitions the ingester reads: those it owns for its zone, and those it is catching up on to take over.",
-			}),
-			applied: f.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "strata_ingest_log_applied_sequence",
-				Help: "Stream sequence of the last batch of each partition the ingester stored.",
-			}, []string{"partition"}),
-		}}
+	m := consumerMetrics{
+		batches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_log_batches_consumed_total",
+			Help: "Batches read from the ingest log, by outcome (stored; dropped: the workspace is deleted; malformed; replayed: at or before the checkpoint).",
+		}, []string{"outcome"}),
+		refusals: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_log_refusals_total",
+			Help: "Batches from the ingest log of which the ingester refused some samples (limits: series limits; invalid: out of order, too old, duplicates with new values).",
+		}, []string{"reason"}),
+		retries: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_log_store_retries_total",
+			Help: "Attempts to store a batch from the ingest log again after the ingester failed it.",
+		}),
+		marks: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_log_shipped_marks_published_total",
+			Help: "Shipped marks published: per partition, the time from which a new owner replays it.",
+		}),
+		replays: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_log_replays_total",
+			Help: "Partitions read from elsewhere than this ingester's checkpoint, by where reading started (mark: the partition's shipped mark, without a checkpoint or past it; beginning: the log's first batch, without either).",
+		}, []string{"from"}),
+		reading: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_ingest_log_partitions_read",
+			Help: "Partitions the ingester reads: those it owns for its zone, and those it is catching up on to take over.",
+		}),
+		applied: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_ingest_log_applied_sequence",
+			Help: "Stream sequence of the last batch of each partition the ingester stored.",
+		}, []string{"partition"}),
+	}
+	return &Consumer{log: l, dir: dir, pusher: pusher, logger: logger, m: m,
+		caught: make([]atomic.Bool, l.cfg.Partitions), stored: make([]atomic.Int64, l.cfg.Partitions), published: make([]int64, l.cfg.Partitions)}
 }
 
 // Assignment says which partitions a consumer reads (Leases).
