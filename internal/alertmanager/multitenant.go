@@ -42,6 +42,9 @@ type Deps struct {
 	// Changes when nothing else consumes it); every signal runs Sync. Nil leaves it to
 	// the periodic resync.
 	Changes <-chan struct{}
+	// Owners, in a cluster, says which workspaces' Alertmanagers run in this process:
+	// those it owns. Nil: all.
+	Owners Owners
 	// Bucket holds the silences and notification logs (alertmanager/<workspace>/…).
 	Bucket objstore.Bucket
 	// DataDir is the directory of the working files; Config.Dir resolves it. Empty
@@ -67,6 +70,8 @@ type MultiTenant struct {
 	bkt     objstore.Bucket
 	ws      Workspaces
 	changes <-chan struct{}
+	owners  Owners
+	owned   <-chan struct{} // signals ownership changes; nil without owners
 	limits  Limits
 	logger  *slog.Logger
 	dir     string
@@ -123,6 +128,7 @@ func New(cfg Config, deps Deps) (*MultiTenant, error) {
 		bkt:     deps.Bucket,
 		ws:      deps.Workspaces,
 		changes: deps.Changes,
+		owners:  deps.Owners,
 		limits:  deps.Limits,
 		logger:  deps.Logger,
 		dir:     dir,
@@ -149,7 +155,23 @@ func New(cfg Config, deps Deps) (*MultiTenant, error) {
 			return nil, fmt.Errorf("registering the workspaces' alertmanager metrics: %w", err)
 		}
 	}
+	if m.owners != nil {
+		m.owned = m.owners.Subscribe()
+	}
 	return m, nil
+}
+
+// Owners says which workspaces this process owns (ingestlog.WorkspaceOwners).
+type Owners interface {
+	Owns(workspace string) bool
+	// Subscribe returns a channel signalled when the workspaces owned change.
+	Subscribe() <-chan struct{}
+}
+
+// runsHere reports whether ws's Alertmanager should run in this process: it has a
+// definition and, in a cluster, this process owns it.
+func (m *MultiTenant) runsHere(ws meta.Workspace) bool {
+	return HasDefinition(ws) && (m.owners == nil || m.owners.Owns(ws.ID))
 }
 
 // Run starts the Alertmanagers of the workspaces with a definition and keeps them in line
@@ -175,6 +197,8 @@ loop:
 			break loop
 		case <-m.changes:
 			m.Sync(ctx)
+		case <-m.owned:
+			m.Sync(ctx)
 		case <-t.C:
 			m.Sync(ctx)
 		}
@@ -196,7 +220,7 @@ func (m *MultiTenant) Sync(ctx context.Context) {
 	m.metrics.syncs.Inc()
 	want := map[string]bool{}
 	for _, ws := range m.ws.ListWorkspaces() {
-		if wanted(ws) {
+		if m.runsHere(ws) {
 			want[ws.ID] = true
 			m.syncWorkspaceLocked(ctx, ws)
 		}
@@ -210,7 +234,8 @@ func (m *MultiTenant) Sync(ctx context.Context) {
 	}
 	m.mu.RUnlock()
 	for _, t := range gone {
-		m.logger.Info("stopping the alertmanager of a workspace without definition", "workspace", t.id)
+		// Its state goes to the bucket, where the new owner, if any, reads it.
+		m.logger.Info("stopping the alertmanager of a workspace without definition or owned by another process", "workspace", t.id)
 		m.stopTenantLocked(ctx, t, true)
 	}
 	for id := range m.failed {
@@ -220,9 +245,10 @@ func (m *MultiTenant) Sync(ctx context.Context) {
 	}
 }
 
-// wanted says whether an Alertmanager should run for ws. UPDATE_FAILED keeps it
-// running: a definition that does not load leaves the previous one in force.
-func wanted(ws meta.Workspace) bool {
+// HasDefinition says whether an Alertmanager should run for ws: it has a definition in
+// force. UPDATE_FAILED keeps it running: a definition that does not load leaves the
+// previous one in force.
+func HasDefinition(ws meta.Workspace) bool {
 	if ws.Status == meta.StatusDeleting || ws.AlertManagerDefinition == nil || !blocks.ValidWorkspace(ws.ID) {
 		return false
 	}
@@ -353,7 +379,7 @@ func (m *MultiTenant) tenantFor(ctx context.Context, id string) *tenant {
 		return t
 	}
 	ws, ok := m.ws.PeekWorkspace(id)
-	if !ok || !wanted(ws) {
+	if !ok || !m.runsHere(ws) {
 		return nil
 	}
 	// The start must not end with the request that asked for it.

@@ -87,6 +87,11 @@ type App struct {
 	leases    *ingestlog.Leases   // the partitions this process' ingester owns; nil without
 	consumer  *ingestlog.Consumer // what reads them; nil without
 	am        *alertmanager.MultiTenant
+	// owners says which workspaces' ruler and Alertmanager run in this process, in a
+	// cluster (jetstream); nil otherwise. ownerMux serves their routes without
+	// authentication, to requests other processes forward with the cluster key.
+	owners   *ingestlog.WorkspaceOwners
+	ownerMux *http.ServeMux
 }
 
 // writeInternal stores a request in a workspace without authentication or quotas: Strata

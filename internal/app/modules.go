@@ -62,6 +62,7 @@ const (
 	moduleIngestLog     = "ingest-log"
 	moduleConsumer      = "ingest-consumer"
 	moduleIngesterAPI   = "ingester-api"
+	moduleOwners        = "workspace-owners"
 )
 
 // Targets that stand for several modules.
@@ -520,13 +521,40 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return nil
 		},
 	})
+	// In a cluster each workspace's ruler and Alertmanager run in one process at a time.
+	owned := jetStream && has(ModuleAlertmanager)
+	var ownerDeps []string
+	if owned {
+		ownerDeps = []string{moduleOwners}
+		m.Register(moduleOwners, modules.Module{
+			Deps: []string{moduleIngestLog, ModuleMeta, moduleRouter},
+			Init: func() (modules.Service, error) {
+				self, err := a.advertiseURL()
+				if err != nil {
+					return nil, err
+				}
+				a.owners = ingestlog.NewWorkspaceOwners(a.ingestLog, self, logger.With("component", "workspace-owners"))
+				a.ownerMux = http.NewServeMux()
+				a.server.Handle("OwnerForward", ownerForwardPrefix+"/", a.ownerHandler())
+				withRuler, changed := has(ModuleRuler), a.store.Subscribe()
+				return modules.ServiceFunc(func(ctx context.Context) error {
+					return a.owners.Run(ctx, func() []string { return a.ownedWorkspaces(withRuler) }, changed)
+				}), nil
+			},
+		})
+	}
 	m.Register(ModuleAlertmanager, modules.Module{
-		Deps: []string{ModuleMeta, moduleBucket, moduleLimits, moduleRouter},
+		Deps: append([]string{ModuleMeta, moduleBucket, moduleLimits, moduleRouter}, ownerDeps...),
 		Init: func() (modules.Service, error) {
 			var err error
+			var owners alertmanager.Owners
+			if a.owners != nil {
+				owners = a.owners
+			}
 			a.am, err = alertmanager.New(cfg.Alertmanager, alertmanager.Deps{
 				Workspaces:  a.store,
 				Changes:     a.store.Subscribe(),
+				Owners:      owners,
 				Bucket:      a.bkt,
 				DataDir:     cfg.Alertmanager.Dir(cfg.DataDir),
 				ExternalURL: a.server.ExternalURL(),
@@ -538,7 +566,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				return nil, fmt.Errorf("setting up the alertmanager: %w", err)
 			}
 			for _, r := range a.am.Routes() {
-				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 			}
 			// It persists its state to the bucket when it stops.
 			return modules.ServiceFunc(a.am.Run), nil
@@ -547,10 +575,15 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	m.Register(ModuleRuler, modules.Module{
 		// It stops before all three: it stores its last evaluations through the write
 		// path and sends to the alertmanager.
-		Deps: []string{ModuleQuerier, ModuleDistributor, ModuleAlertmanager, ModuleMeta, moduleRouter},
+		Deps: append([]string{ModuleQuerier, ModuleDistributor, ModuleAlertmanager, ModuleMeta, moduleRouter}, ownerDeps...),
 		Init: func() (modules.Service, error) {
 			var err error
+			var owners ruler.Owners
+			if a.owners != nil {
+				owners = a.owners
+			}
 			a.ruler, err = ruler.New(cfg.Ruler, ruler.Deps{
+				Owners:      owners,
 				Store:       a.store,
 				Querier:     a.query,
 				Queryables:  a.querier,
@@ -565,7 +598,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				return nil, fmt.Errorf("setting up the ruler: %w", err)
 			}
 			for _, r := range a.ruler.Routes() {
-				a.dataPlaneRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler)
 			}
 			return modules.ServiceFunc(a.ruler.Run), nil
 		},

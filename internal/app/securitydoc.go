@@ -75,6 +75,11 @@ queriers of other processes, only to a bearer token equal to the cluster key
 (` + "`STRATA_JETSTREAM_TOKEN`" + `, compared in constant time; without a key it refuses every call).
 Workspace credentials never reach these routes; keep the cluster key as secret as the root
 key, since it reads every workspace's recent samples (docs/operations.md).
+A process that does not own a workspace's ruler and Alertmanager forwards their routes
+(below: ` + "`/api/v1/rules`, `/api/v1/alerts`, `/alertmanager/...`" + `), once it has authenticated
+and authorized the caller, to the owner's ` + "`/internal/owner/workspaces/<id>/...`" + ` with the
+cluster key in place of the caller's credentials; the owner serves that prefix only to the
+cluster key, and does not check the caller again.
 
 | method | route | IAM action | resource |
 |---|---|---|---|

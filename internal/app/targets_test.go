@@ -32,7 +32,7 @@ func TestTargets(t *testing.T) {
 		{"write,ingester", "bucket meta auth limits router sts controlplane ingester distributor reconciler usage server", nil},
 		{"alertmanager, compactor", "bucket limits meta auth router alertmanager compactor sts controlplane reconciler server", nil},
 		// The ruler without an ingester: its querier reads those of other processes.
-		{"backend,write,read", "bucket limits ingest-log meta auth router alertmanager compactor sts controlplane distributor store-gateway querier ruler reconciler server",
+		{"backend,write,read", "bucket limits ingest-log meta auth router workspace-owners alertmanager compactor sts controlplane distributor store-gateway querier ruler reconciler server",
 			[]string{"--ingest.backend", "jetstream"}},
 		{"ingester", "bucket ingest-log meta auth limits router sts controlplane ingester ingest-consumer ingester-api reconciler usage server",
 			[]string{"--ingest.backend", "jetstream"}},

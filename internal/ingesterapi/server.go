@@ -53,10 +53,31 @@ type Source interface {
 // Handler serves PathRead and PathLabels for src to callers that hold the cluster key.
 type Handler struct {
 	src    Source
-	key    [sha256.Size]byte
-	hasKey bool
+	key    ClusterKey
 	logger *slog.Logger
 	frames sync.Pool
+}
+
+// ClusterKey checks that a request between the processes of a cluster carries the
+// cluster key (STRATA_JETSTREAM_TOKEN) as a bearer token.
+type ClusterKey struct {
+	sum [sha256.Size]byte
+	set bool
+}
+
+// NewClusterKey returns the check of key; an empty key refuses every request.
+func NewClusterKey(key string) ClusterKey {
+	return ClusterKey{sum: sha256.Sum256([]byte(key)), set: key != ""}
+}
+
+// Authorized compares the request's bearer token with the key in constant time.
+func (k ClusterKey) Authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !k.set {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1
 }
 
 // NewHandler returns the handler. Without a key it refuses every call.
@@ -64,22 +85,12 @@ func NewHandler(src Source, key string, logger *slog.Logger) *Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{src: src, key: sha256.Sum256([]byte(key)), hasKey: key != "", logger: logger,
+	return &Handler{src: src, key: NewClusterKey(key), logger: logger,
 		frames: sync.Pool{New: func() any { return &[]byte{} }}}
 }
 
-// authorized compares the bearer token with the key in constant time.
-func (h *Handler) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !h.hasKey {
-		return false
-	}
-	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], h.key[:]) == 1
-}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(r) {
+	if !h.key.Authorized(r) {
 		http.Error(w, "the ingester API needs the cluster key (STRATA_JETSTREAM_TOKEN) as a bearer token", http.StatusUnauthorized)
 		return
 	}

@@ -46,7 +46,7 @@ func (w *WorkspaceLocks) Lock(ctx context.Context, workspace string) (held conte
 	if err != nil {
 		return nil, nil, false, err
 	}
-	key := w.kind + "." + base64Key(workspace)
+	key := w.key(workspace)
 	rev, err := kv.Create(ctx, key, []byte(w.holder))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, nil, false, nil
@@ -85,6 +85,27 @@ func (w *WorkspaceLocks) Lock(ctx context.Context, workspace string) (held conte
 		_ = kv.Delete(dctx, key, jetstream.LastRevision(rev))
 	}
 	return held, unlock, true, nil
+}
+
+// key is the workspace's lock key.
+func (w *WorkspaceLocks) key(workspace string) string { return w.kind + "." + base64Key(workspace) }
+
+// keys returns the keys of the locks of w's kind held now.
+func (w *WorkspaceLocks) keys(ctx context.Context) (map[string]bool, error) {
+	kv, err := w.log.locksKV(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := kv.ListKeysFiltered(ctx, w.kind+".*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = l.Stop() }()
+	out := map[string]bool{}
+	for k := range l.Keys() {
+		out[k] = true
+	}
+	return out, nil
 }
 
 // WaitingLocks are WorkspaceLocks whose Lock waits its turn: for short critical sections

@@ -145,6 +145,16 @@ type Deps struct {
 	// Parser parses rule files; it should admit what the query API admits. Nil means
 	// PromQL without experimental functions.
 	Parser parser.Parser
+	// Owners, in a cluster, says which workspaces this process evaluates: only those it
+	// owns. Nil: all.
+	Owners Owners
+}
+
+// Owners says which workspaces this process owns (ingestlog.WorkspaceOwners).
+type Owners interface {
+	Owns(workspace string) bool
+	// Subscribe returns a channel signalled when the workspaces owned change.
+	Subscribe() <-chan struct{}
 }
 
 // Ruler runs the rules of every workspace. It is safe for concurrent use.
@@ -156,6 +166,7 @@ type Ruler struct {
 	m       *rulerMetrics
 	parser  parser.Parser
 	changes <-chan struct{}
+	owners  <-chan struct{} // nil without Owners
 
 	// iterate is what a group does at each tick of its schedule; nil is Prometheus'
 	// DefaultEvalIterationFunc. Tests replace it to evaluate at times they choose.
@@ -236,6 +247,9 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 		}, []string{"workspace", "reason"}),
 	}
 	r.changes = deps.Store.Subscribe()
+	if deps.Owners != nil {
+		r.owners = deps.Owners.Subscribe()
+	}
 	return r, nil
 }
 
@@ -261,6 +275,8 @@ func (r *Ruler) Run(ctx context.Context) error {
 			return nil
 		case <-r.changes:
 			r.Sync(ctx)
+		case <-r.owners:
+			r.Sync(ctx)
 		}
 	}
 }
@@ -274,11 +290,26 @@ func active(ns *meta.RuleGroupsNamespace) bool {
 	return false
 }
 
+// HasRules reports whether a workspace has rules to evaluate: it is active and has a
+// rule groups namespace in force.
+func HasRules(ws meta.Workspace) bool {
+	if ws.Status != meta.StatusActive && ws.Status != meta.StatusUpdating {
+		return false
+	}
+	for _, ns := range ws.RuleGroupsNamespaces {
+		if active(ns) {
+			return true
+		}
+	}
+	return false
+}
+
 // identifier is the "file name" of a namespace's groups.
 func identifier(workspace, namespace string) string { return workspace + "/" + namespace }
 
 // Sync brings every workspace's rules manager up to date with the metadata: creates,
-// reloads (a namespace added, changed or removed) and stops them. Tests call it to
+// reloads (a namespace added, changed or removed) and stops them; in a cluster only
+// those of the workspaces this process owns run. Tests call it to
 // apply a change at once. Reloading a manager waits for its groups' evaluations in
 // progress; the API keeps answering meanwhile.
 func (r *Ruler) Sync(ctx context.Context) {
@@ -291,6 +322,9 @@ func (r *Ruler) Sync(ctx context.Context) {
 	for _, ws := range r.deps.Store.ListWorkspaces() {
 		if ws.Status != meta.StatusActive && ws.Status != meta.StatusUpdating {
 			continue
+		}
+		if !HasRules(ws) || (r.deps.Owners != nil && !r.deps.Owners.Owns(ws.ID)) {
+			continue // nothing to evaluate, or another process evaluates it
 		}
 		for name, ns := range ws.RuleGroupsNamespaces {
 			if !active(ns) {

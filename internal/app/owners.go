@@ -1,0 +1,108 @@
+package app
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/stratametrics/strata/internal/alertmanager"
+	"github.com/stratametrics/strata/internal/ingesterapi"
+	"github.com/stratametrics/strata/internal/ruler"
+)
+
+// ownerForwardPrefix prefixes the path of a request forwarded to a workspace's owner.
+const ownerForwardPrefix = "/internal/owner"
+
+// ownedWorkspaces returns the workspaces whose owner this process can be: with rules
+// (when it runs a ruler) or an alert manager definition. A process without a ruler
+// takes none with rules, which it could not evaluate.
+func (a *App) ownedWorkspaces(withRuler bool) []string {
+	var out []string
+	for _, ws := range a.store.ListWorkspaces() {
+		rules := ruler.HasRules(ws)
+		if (rules && withRuler) || (!rules && alertmanager.HasDefinition(ws)) {
+			out = append(out, ws.ID)
+		}
+	}
+	return out
+}
+
+// ownedRoute mounts a data-plane route served by the workspace's owner (its ruler's
+// rules and alerts, its Alertmanager's API): a process that does not own the workspace
+// forwards the request, once authenticated and authorized, to the one that does.
+func (a *App) ownedRoute(operation, method, pattern string, h http.Handler) {
+	if a.owners == nil {
+		a.dataPlaneRoute(operation, method, pattern, h)
+		return
+	}
+	a.ownerMux.Handle(method+" "+pattern, h)
+	a.dataPlaneRoute(operation, method, pattern, a.toOwner(h))
+}
+
+// toOwner serves the request with h when this process owns the workspace or nobody
+// does (h then answers as for a workspace without rules or Alertmanager), and forwards
+// it to the owner otherwise.
+func (a *App) toOwner(h http.Handler) http.Handler {
+	self, _ := a.advertiseURL()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws := r.PathValue("workspaceId")
+		if a.owners.Owns(ws) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		owner, ok, err := a.owners.Owner(r.Context(), ws)
+		if err != nil {
+			a.logger.Warn("finding the owner of a workspace", "workspace", ws, "err", err)
+			http.Error(w, "the owner of the workspace cannot be found now; retry", http.StatusServiceUnavailable)
+			return
+		}
+		if !ok || owner == self {
+			h.ServeHTTP(w, r)
+			return
+		}
+		target, err := url.Parse(owner)
+		if err != nil {
+			http.Error(w, "the owner of the workspace has an invalid URL", http.StatusBadGateway)
+			return
+		}
+		a.forwarder(target).ServeHTTP(w, r)
+	})
+}
+
+// forwarder returns a proxy to target's owner routes: the request goes with the cluster
+// key in place of the caller's credentials, which the owner does not check again.
+func (a *App) forwarder(target *url.URL) http.Handler {
+	key := a.cfg.Ingest.JetStream.Token
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + ownerForwardPrefix + pr.In.URL.Path
+			pr.Out.URL.RawPath = ""
+			for name := range pr.Out.Header {
+				if strings.HasPrefix(strings.ToLower(name), "x-amz-") {
+					pr.Out.Header.Del(name)
+				}
+			}
+			pr.Out.Header.Set("Authorization", "Bearer "+key)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			a.logger.Warn("forwarding to a workspace's owner", "workspace", r.PathValue("workspaceId"), "owner", target.String(), "err", err)
+			http.Error(w, "the owner of the workspace did not answer; retry", http.StatusServiceUnavailable)
+		},
+	}
+}
+
+// ownerHandler serves the requests other processes forward to this one as a
+// workspace's owner, to callers with the cluster key.
+func (a *App) ownerHandler() http.Handler {
+	key := ingesterapi.NewClusterKey(a.cfg.Ingest.JetStream.Token)
+	inner := http.StripPrefix(ownerForwardPrefix, a.ownerMux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !key.Authorized(r) {
+			http.Error(w, "forwarded requests need the cluster key (STRATA_JETSTREAM_TOKEN) as a bearer token", http.StatusUnauthorized)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
