@@ -72,6 +72,10 @@ func (i *Ingester) isShipped(workspace string, id ulid.ULID) bool {
 	return set[id]
 }
 
+// forgetUploadsAfter bounds how long the upload time of a block is kept: far longer
+// than anyone asks about recent uploads (shippedBefore, a few minutes back).
+const forgetUploadsAfter = time.Hour
+
 // shippedBefore reports whether a block of workspace was in the bucket before t.
 func (i *Ingester) shippedBefore(workspace string, id ulid.ULID, t time.Time) bool {
 	if !i.isShipped(workspace, id) {
@@ -149,7 +153,13 @@ func (i *Ingester) shipWorkspace(ctx context.Context, ws string) error {
 		if s.uploaded == nil {
 			s.uploaded = map[ulid.ULID]time.Time{}
 		}
-		s.uploaded[id] = i.now()
+		now := i.now()
+		s.uploaded[id] = now
+		for id, at := range s.uploaded {
+			if now.Sub(at) > forgetUploadsAfter {
+				delete(s.uploaded, id)
+			}
+		}
 		changed = true
 		i.m.blocksShipped.Inc()
 		i.logger.Info("block uploaded", "workspace", ws, "block", id)
