@@ -321,3 +321,53 @@ func TestIngestersOfAZoneSharePartitions(t *testing.T) {
 		t.Fatalf("after taking the partitions over the ingester holds %d series, want %d", n, series)
 	}
 }
+
+// Metric metadata and exemplars come from the ingesters of every partition: through
+// either ingester of a zone, or a process without one, all of them.
+func TestMetadataAndExemplarsAcrossProcesses(t *testing.T) {
+	w, nats, common := jetStreamWriter(t)
+	ingArgs := func() []string {
+		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
+	}
+	i1, i2 := start(t, ingArgs()...), start(t, ingArgs()...)
+	r := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "read", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)...)
+	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
+		a, b := owns(i1), owns(i2)
+		return len(a) == 2 && len(b) == 2 && slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
+	})
+	ws := newWorkspace(t, w)
+	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {
+		for _, p := range []*running{i1, i2, r} {
+			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	const series = 20
+	wr := prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{MetricFamilyName: "js_meta", Type: prompb.MetricMetadata_COUNTER, Help: "requests served"}}}
+	for k := range series {
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ts("js_meta", "k", fmt.Sprint(k)),
+			Samples:   []prompb.Sample{{Value: 1, Timestamp: at.UnixMilli()}},
+			Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprintf("trace-%02d", k)}}, Value: 1, Timestamp: at.UnixMilli()}}})
+	}
+	if code, msg, _ := post(t, rwURL(w, ws), "application/x-protobuf", encodeV1(t, &wr)); code != 204 {
+		t.Fatalf("write: %d %s", code, msg)
+	}
+	queryValue(t, r, ws, "count(js_meta)", at.Add(time.Second), fmt.Sprint(series))
+	if n1, n2 := localSeries(t, i1, ws, "js_meta"), localSeries(t, i2, ws, "js_meta"); n1 == 0 || n2 == 0 {
+		t.Fatalf("the ingesters hold %d and %d of the series; want them shared", n1, n2)
+	}
+	creds := &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
+	for name, p := range map[string]*running{"first ingester": i1, "second ingester": i2, "read process": r} {
+		code, body := signedGet(t, creds, p.url+"/workspaces/"+ws+"/api/v1/metadata?metric=js_meta")
+		if code != 200 || !strings.Contains(body, `"help":"requests served"`) {
+			t.Errorf("metadata through the %s: %d %s", name, code, body)
+		}
+		code, body = signedGet(t, creds, fmt.Sprintf("%s/workspaces/%s/api/v1/query_exemplars?query=js_meta&start=%d&end=%d", p.url, ws, at.Add(-time.Minute).Unix(), at.Add(time.Minute).Unix()))
+		if n := strings.Count(body, `"trace_id":"trace-`); code != 200 || n != series {
+			t.Errorf("exemplars through the %s: %d, %d of %d: %s", name, code, n, series, body)
+		}
+	}
+}

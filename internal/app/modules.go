@@ -502,6 +502,9 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 					c.WithLocal(selfURL, a.ingester)
 				}
 				deps.Ingesters = []querier.Ingester{c}
+				// Metadata and exemplars from the ingesters of every partition too; the
+				// head statistics stay this process' ingester's.
+				qdeps.Metadata, qdeps.Exemplars = c, c
 			}
 			a.querier = querier.New(cfg.Querier, deps)
 			qdeps.Queryables = a.querier

@@ -70,7 +70,7 @@ need a signature there (` + "`strata:GetMetrics`, `strata:GetProfile`" + `) and 
 on the internal listener (` + "`--internal.listen`" + `, loopback by default).
 
 Between the processes of a cluster (` + "`--ingest.backend=jetstream`" + `), not SigV4: an ingester
-serves ` + "`POST /internal/ingester/v1/read`" + ` and ` + "`/internal/ingester/v1/labels`" + ` on ` + "`--listen`" + ` to the
+serves ` + "`POST /internal/ingester/v1/read`" + `, ` + "`/labels`, `/metadata`" + ` and ` + "`/exemplars`" + ` on ` + "`--listen`" + ` to the
 queriers of other processes, only to a bearer token equal to the cluster key
 (` + "`STRATA_JETSTREAM_TOKEN`" + `, compared in constant time; without a key it refuses every call).
 Workspace credentials never reach these routes; keep the cluster key as secret as the root

@@ -93,16 +93,11 @@ var ErrNoIngester = errors.New("no ingester is ready to answer (none registered,
 // Querier returns a querier over the workspace's samples in [mint, maxt] held by an
 // ingester of another process.
 func (c *Client) Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error) {
-	ms := c.members.Ingesters()
-	if len(ms) == 0 {
-		return nil, ErrNoIngester
+	q, err := c.newCall(workspace)
+	if err != nil {
+		return nil, err
 	}
-	if c.local != nil {
-		if i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == c.localID }); i > 0 {
-			ms[0], ms[i] = ms[i], ms[0]
-		}
-	}
-	q := &remoteQuerier{c: c, ws: workspace, mint: mint, maxt: maxt, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}
+	q.mint, q.maxt = mint, maxt
 	// Chosen now, so that LocalBlocks knows whether the local ingester will be read (it
 	// never fails over: it is not called over the network).
 	if plan, err := q.plan(); err == nil {
@@ -115,6 +110,21 @@ func (c *Client) Querier(ctx context.Context, workspace string, mint, maxt int64
 		}
 	}
 	return q, nil
+}
+
+// newCall returns a remoteQuerier of the workspace over the members registered now,
+// the local ingester first.
+func (c *Client) newCall(workspace string) (*remoteQuerier, error) {
+	ms := c.members.Ingesters()
+	if len(ms) == 0 {
+		return nil, ErrNoIngester
+	}
+	if c.local != nil {
+		if i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == c.localID }); i > 0 {
+			ms[0], ms[i] = ms[i], ms[0]
+		}
+	}
+	return &remoteQuerier{c: c, ws: workspace, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}, nil
 }
 
 func (q *remoteQuerier) readsLocal() bool {

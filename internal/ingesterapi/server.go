@@ -108,6 +108,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.read(w, r, ws)
 	case PathLabels:
 		h.labels(w, r, ws)
+	case PathMetadata:
+		h.serveMetadata(w, r, ws)
+	case PathExemplars:
+		h.serveExemplars(w, r, ws)
 	default:
 		http.NotFound(w, r)
 	}
