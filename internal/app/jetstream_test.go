@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -370,4 +371,45 @@ func TestMetadataAndExemplarsAcrossProcesses(t *testing.T) {
 			t.Errorf("exemplars through the %s: %d, %d of %d: %s", name, code, n, series, body)
 		}
 	}
+}
+
+// A change made through one process of a cluster is seen by the others within a second,
+// though they poll the bucket only every hour: the processes tell each other.
+func TestClusterSeesChangesAtOnce(t *testing.T) {
+	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
+	nats := freeAddr(t)
+	common := []string{"--bucket.filesystem.dir", t.TempDir(), "--meta.poll-interval", "1h", "--ingest.backend", "jetstream", "--ingest.partitions", "4"}
+	p1 := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.listen", nats}, common...)...)
+	p2 := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "write", "--jetstream.url", "nats://" + nats}, common...)...)
+	ws := newWorkspace(t, p1)
+	ctx := context.Background()
+	seen := func(what string, cond func(amp.DescribeWorkspaceOutput, error) bool) {
+		t.Helper()
+		var (
+			out *amp.DescribeWorkspaceOutput
+			err error
+		)
+		if !testutil.Poll(time.Second, 10*time.Millisecond, func() bool {
+			out, err = p2.client().DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(ws)})
+			if out == nil {
+				out = &amp.DescribeWorkspaceOutput{}
+			}
+			return cond(*out, err)
+		}) {
+			t.Fatalf("the other process did not see %s within 1 s: %+v, %v", what, out.Workspace, err)
+		}
+	}
+	seen("the workspace", func(o amp.DescribeWorkspaceOutput, err error) bool { return err == nil })
+	if _, err := p1.client().UpdateWorkspaceAlias(ctx, &amp.UpdateWorkspaceAliasInput{WorkspaceId: aws.String(ws), Alias: aws.String("renamed")}); err != nil {
+		t.Fatal(err)
+	}
+	seen("the new alias", func(o amp.DescribeWorkspaceOutput, err error) bool {
+		return err == nil && o.Workspace != nil && aws.ToString(o.Workspace.Alias) == "renamed"
+	})
+	if _, err := p1.client().DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(ws)}); err != nil {
+		t.Fatal(err)
+	}
+	seen("the deletion", func(o amp.DescribeWorkspaceOutput, err error) bool {
+		return err != nil || (o.Workspace != nil && o.Workspace.Status != nil && o.Workspace.Status.StatusCode != "ACTIVE")
+	})
 }

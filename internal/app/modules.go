@@ -176,6 +176,8 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				// Processes sharing the bucket write one workspace's record in turn.
 				host, _ := os.Hostname()
 				a.store.UseLocker(ingestlog.NewWorkspaceLocks(a.ingestLog, "meta", fmt.Sprintf("%s/%d", host, os.Getpid())).Waiting())
+				// and read each other's writes at once, not at the next poll.
+				a.store.UseNotifier(ingestlog.NewMetaNotifier(a.ingestLog))
 			}
 			a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
 			lctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // Each workspace has one owner at a time: the first process to take it, until it gives
@@ -56,4 +57,39 @@ func TestWorkspaceOwners(t *testing.T) {
 		t.Fatalf("after the first process stopped the second owns %v", gb)
 	}
 	b.releaseAll()
+}
+
+// A workspace change one process reports reaches every process watching, itself too.
+func TestMetaNotifier(t *testing.T) {
+	l := openLog(t, testConfig(t))
+	n := NewMetaNotifier(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 1)
+	done := make(chan error)
+	go func() {
+		done <- n.Watch(ctx, func(id string) {
+			select {
+			case got <- id:
+			default:
+			}
+		})
+	}()
+	// The subscription is in place once a report comes back.
+	for {
+		if err := n.Changed(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-got:
+			if id != "ws-1" {
+				t.Fatalf("watched %q, want ws-1", id)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stratametrics/strata/internal/periodic"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -92,6 +93,9 @@ type Store struct {
 	writeMu sync.Mutex
 	// locker, when set, serializes them across the processes of a cluster.
 	locker Locker
+	// notifier, when set, tells the other processes of a cluster which workspace this
+	// one just wrote, and this one which they did.
+	notifier Notifier
 	// maxRecordBytes is MaxRecordBytes unless a test lowered it.
 	maxRecordBytes int
 
@@ -119,6 +123,63 @@ type storeMetrics struct {
 // until it holds the workspace's lock (or ctx ends) and returns its release.
 type Locker interface {
 	Lock(ctx context.Context, id string) (unlock func(), err error)
+}
+
+// Notifier carries the ids of workspaces just written between the processes of a
+// cluster, so that they read them at once rather than at their next poll.
+type Notifier interface {
+	// Changed tells the others that this process wrote the workspace.
+	Changed(ctx context.Context, id string) error
+	// Watch calls f with the id of every workspace a process reports written, until ctx
+	// is done.
+	Watch(ctx context.Context, f func(id string)) error
+}
+
+// UseNotifier makes the store report its writes through n and read at once the
+// workspaces n reports written by others (Run watches). Call before use.
+func (s *Store) UseNotifier(n Notifier) { s.notifier = n }
+
+// changed reports a write of id through the notifier, if any.
+func (s *Store) changed(ctx context.Context, id string) {
+	if s.notifier == nil {
+		return
+	}
+	if err := s.notifier.Changed(ctx, id); err != nil {
+		s.logger.Warn("telling the other processes of a workspace change; they see it at their next poll", "workspace", id, "err", err)
+	}
+}
+
+// Refresh reads one workspace from the bucket now, as a poll would: another process
+// reports it just wrote it.
+func (s *Store) Refresh(ctx context.Context, id string) error {
+	if !blocks.ValidWorkspace(id) {
+		return fmt.Errorf("invalid workspace id %q", id)
+	}
+	start := s.now()
+	ws, err := s.readWorkspace(ctx, id)
+	gone := errors.Is(err, ErrNotFound)
+	if err != nil && !gone {
+		return err
+	}
+	changed := false
+	s.mu.Lock()
+	if !s.localChange[id].After(start) { // else this process changed it since: ours is newer
+		old, ok := s.workspaces[id]
+		switch {
+		case gone && ok:
+			delete(s.workspaces, id)
+			changed = true
+		case !gone && (!ok || !sameJSON(old.ws, ws)):
+			// No listing time: the next poll reads it again, which is harmless.
+			s.workspaces[id] = &entry{ws: ws}
+			changed = true
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.notify()
+	}
+	return nil
 }
 
 // UseLocker makes every write of a workspace's record (create, update, delete) take its
@@ -243,12 +304,59 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 		}
 	}
+	var wg sync.WaitGroup
+	if s.notifier != nil {
+		wg.Go(func() { s.watch(ctx) })
+	}
 	periodic.Every(ctx, s.cfg.PollInterval, func(ctx context.Context) {
 		if err := s.poll(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("polling the bucket for metadata changes", "err", err)
 		}
 	})
+	wg.Wait()
 	return nil
+}
+
+// watch reads each workspace the notifier reports written, one at a time, until ctx is
+// done; a report that arrives while the workspace is waiting to be read counts once.
+func (s *Store) watch(ctx context.Context) {
+	var (
+		mu      sync.Mutex
+		pending = map[string]bool{}
+		wake    = make(chan struct{}, 1)
+	)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			mu.Lock()
+			ids := slices.Collect(maps.Keys(pending))
+			clear(pending)
+			mu.Unlock()
+			for _, id := range ids {
+				if err := s.Refresh(ctx, id); err != nil && ctx.Err() == nil {
+					s.logger.Warn("reading a workspace another process changed; the next poll will", "workspace", id, "err", err)
+				}
+			}
+		}
+	})
+	err := s.notifier.Watch(ctx, func(id string) {
+		mu.Lock()
+		pending[id] = true
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		s.logger.Warn("watching the other processes' workspace changes; polling only", "err", err)
+	}
+	wg.Wait()
 }
 
 // poll lists the workspaces in the bucket and brings the cache in line with it.
@@ -504,6 +612,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 		return err
 	}
 	s.put(ws)
+	s.changed(ctx, ws.ID)
 	return nil
 }
 
@@ -531,6 +640,7 @@ func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspa
 		return Workspace{}, err
 	}
 	s.put(ws)
+	s.changed(ctx, id)
 	return ws.Clone(), nil
 }
 
@@ -551,6 +661,7 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 	s.localChange[id] = s.now()
 	s.mu.Unlock()
 	s.notify()
+	s.changed(ctx, id)
 	return nil
 }
 
