@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,14 @@ func TestOneOwnerPerWorkspace(t *testing.T) {
 		}
 		return true
 	})
+	// A second workspace goes to the other process: each owns its share.
+	ws2 := newWorkspace(t, w)
+	if _, err := w.client().CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws2), Data: []byte(def)}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "each process to own one workspace", func() bool {
+		return other.app.owners.Owns(ws2) && !owner.app.owners.Owns(ws2) && owner.app.owners.Owns(ws)
+	})
 	creds := &aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
 	firing := func(r *running, what string) {
 		t.Helper()
@@ -68,8 +77,8 @@ func TestOneOwnerPerWorkspace(t *testing.T) {
 	if code, body := signedGet(t, creds, other.url+"/workspaces/"+ws+"/api/v1/rules"); code != 200 || !strings.Contains(body, `"name":"AlwaysOn"`) {
 		t.Fatalf("rules through the other process: %d %s", code, body)
 	}
-	if got := other.app.am.Running(); len(got) != 0 {
-		t.Fatalf("the process that does not own the workspace runs Alertmanagers for %v", got)
+	if got := other.app.am.Running(); !slices.Equal(got, []string{ws2}) {
+		t.Fatalf("the process that owns only %s runs Alertmanagers for %v", ws2, got)
 	}
 	if n := counterValue(t, other, "strata_ruler_rule_loads_total"); n != 0 {
 		t.Fatalf("the process that does not own the workspace loaded rules %g times", n)

@@ -16,18 +16,28 @@ import (
 // ownersEvery is how often WorkspaceOwners takes free workspaces and notices lost ones.
 const ownersEvery = 2 * time.Second
 
-// ownersKind is the lock kind of workspace owners.
-const ownersKind = "owner"
+// ownersKind is the lock kind of workspace owners; ownerMembersKind that of the processes
+// that may own workspaces, each holding the lock of its own URL while it runs.
+const (
+	ownersKind       = "owner"
+	ownerMembersKind = "owner-member"
+)
 
 // WorkspaceOwners gives each workspace with rules or an Alertmanager to one process of a
 // cluster at a time, whose ruler evaluates its rules and whose Alertmanager holds its
 // alerts, silences and notification log; the other processes forward its Alertmanager
 // and rules API requests there. Ownership is a workspace lock (WorkspaceLocks) held in
 // the name of the owner's URL: a killed owner's workspaces are taken by the others a
-// lease TTL later. A process takes every free workspace it is asked to.
+// lease TTL later. The processes share the workspaces: each owns at most its share (the
+// workspaces divided by the processes running, rounded up), takes free ones up to it,
+// and gives up those beyond it, in two steps (stop serving, then unlock a round later)
+// so that its Alertmanagers persist their state before another process starts them.
 type WorkspaceOwners struct {
-	locks  *WorkspaceLocks
-	logger *slog.Logger
+	locks   *WorkspaceLocks
+	members *WorkspaceLocks
+	self    string
+	logger  *slog.Logger
+	member  heldLock // this process' member lock, once held
 
 	mu   sync.Mutex
 	held map[string]heldLock
@@ -35,8 +45,9 @@ type WorkspaceOwners struct {
 }
 
 type heldLock struct {
-	ctx    context.Context // ends when the lock is lost
-	unlock func()
+	ctx       context.Context // ends when the lock is lost
+	unlock    func()
+	releasing bool // given up: not served, unlocked at the next round
 }
 
 // NewWorkspaceOwners returns the owners of the log's cluster, taking workspaces in the
@@ -45,7 +56,8 @@ func NewWorkspaceOwners(l *Log, self string, logger *slog.Logger) *WorkspaceOwne
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &WorkspaceOwners{locks: NewWorkspaceLocks(l, ownersKind, self), logger: logger, held: map[string]heldLock{}}
+	return &WorkspaceOwners{locks: NewWorkspaceLocks(l, ownersKind, self), members: NewWorkspaceLocks(l, ownerMembersKind, self),
+		self: self, logger: logger, held: map[string]heldLock{}}
 }
 
 // Subscribe returns a channel signalled whenever the workspaces this process owns
@@ -63,7 +75,7 @@ func (o *WorkspaceOwners) Owns(workspace string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h, ok := o.held[workspace]
-	return ok && h.ctx.Err() == nil
+	return ok && h.ctx.Err() == nil && !h.releasing
 }
 
 // Owned returns the workspaces this process owns, sorted.
@@ -72,7 +84,7 @@ func (o *WorkspaceOwners) Owned() []string {
 	defer o.mu.Unlock()
 	var out []string
 	for ws, h := range o.held {
-		if h.ctx.Err() == nil {
+		if h.ctx.Err() == nil && !h.releasing {
 			out = append(out, ws)
 		}
 	}
@@ -116,8 +128,9 @@ func (o *WorkspaceOwners) Run(ctx context.Context, want func() []string, changed
 	}
 }
 
-// Reconcile does one round of Run: it takes the free workspaces of want, and gives up
-// those held that are not in it.
+// Reconcile does one round of Run: it gives up the workspaces held that are not in want,
+// unlocks those given up at the last round, gives up those beyond its share, and takes
+// free ones of want up to it.
 func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 	wanted := map[string]bool{}
 	for _, ws := range want {
@@ -127,18 +140,35 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 	o.mu.Lock()
 	held := maps.Clone(o.held)
 	o.mu.Unlock()
+	active := 0
 	for ws, h := range held {
 		lost := h.ctx.Err() != nil
-		if lost || !wanted[ws] {
+		if lost || h.releasing || !wanted[ws] {
 			h.unlock()
 			o.mu.Lock()
 			delete(o.held, ws)
 			o.mu.Unlock()
-			changed = true
+			changed = changed || !h.releasing
 			if lost && ctx.Err() == nil {
 				o.logger.Warn("lost the ownership of a workspace", "workspace", ws)
 			}
+			continue
 		}
+		active++
+	}
+	share := o.share(ctx, len(want))
+	if active > share {
+		// The last in order go: which ones matters less than that it converges.
+		owned := o.Owned()
+		o.mu.Lock()
+		for _, ws := range owned[share:] {
+			h := o.held[ws]
+			h.releasing = true
+			o.held[ws] = h
+			o.logger.Info("giving up a workspace to balance the owners", "workspace", ws, "share", share)
+		}
+		o.mu.Unlock()
+		changed = true
 	}
 	taken, err := o.locks.keys(ctx)
 	if err != nil {
@@ -148,6 +178,9 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 		taken = nil // try them all
 	}
 	for _, ws := range want {
+		if active >= share {
+			break
+		}
 		if o.Owns(ws) || taken[o.locks.key(ws)] {
 			continue
 		}
@@ -164,12 +197,35 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 		o.mu.Lock()
 		o.held[ws] = heldLock{ctx: hctx, unlock: unlock}
 		o.mu.Unlock()
+		active++
 		changed = true
 		o.logger.Info("owning a workspace", "workspace", ws)
 	}
 	if changed {
 		o.signal()
 	}
+}
+
+// share is how many of n workspaces this process owns at most: n divided by the
+// processes that may own workspaces, rounded up; all when their number is unknown.
+func (o *WorkspaceOwners) share(ctx context.Context, n int) int {
+	if o.member.ctx == nil || o.member.ctx.Err() != nil {
+		if o.member.unlock != nil {
+			o.member.unlock()
+		}
+		o.member = heldLock{}
+		hctx, unlock, ok, err := o.members.Lock(ctx, o.self)
+		if err != nil || !ok {
+			// Held by this process' previous life until it expires, or unreachable.
+			return n
+		}
+		o.member = heldLock{ctx: hctx, unlock: unlock}
+	}
+	live, err := o.members.keys(ctx)
+	if err != nil || len(live) == 0 {
+		return n
+	}
+	return (n + len(live) - 1) / len(live)
 }
 
 func (o *WorkspaceOwners) signal() {
@@ -190,6 +246,10 @@ func (o *WorkspaceOwners) releaseAll() {
 	o.mu.Unlock()
 	for _, h := range all {
 		h.unlock()
+	}
+	if o.member.unlock != nil {
+		o.member.unlock()
+		o.member = heldLock{}
 	}
 	if len(all) > 0 {
 		o.signal()

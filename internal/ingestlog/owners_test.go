@@ -7,21 +7,20 @@ import (
 	"time"
 )
 
-// Each workspace has one owner at a time: the first process to take it, until it gives
-// it up; then another takes it at its next round. Owner names the holder's URL.
+// Each workspace has one owner at a time. The first process takes all; once a second
+// runs, the first gives up what is beyond its share (it stops serving it, and unlocks it
+// a round later), and the second takes it. Owner names the holder's URL.
 func TestWorkspaceOwners(t *testing.T) {
 	l := openLog(t, testConfig(t))
 	ctx := context.Background()
 	a, b := NewWorkspaceOwners(l, "http://a:8080", nil), NewWorkspaceOwners(l, "http://b:8080", nil)
+	defer a.releaseAll()
+	defer b.releaseAll()
 	changed := a.Subscribe()
 	all := []string{"ws-1", "ws-2", "ws-3"}
 	a.Reconcile(ctx, all)
-	b.Reconcile(ctx, all)
 	if got := a.Owned(); !slices.Equal(got, all) {
-		t.Fatalf("the first process owns %v, want %v", got, all)
-	}
-	if got := b.Owned(); len(got) != 0 {
-		t.Fatalf("the second process owns %v while the first does", got)
+		t.Fatalf("the only process owns %v, want %v", got, all)
 	}
 	select {
 	case <-changed:
@@ -35,19 +34,36 @@ func TestWorkspaceOwners(t *testing.T) {
 		t.Fatalf("a workspace nobody owns has an owner: %v, %v", ok, err)
 	}
 
-	// Given up when no longer wanted, and taken by the other.
-	a.Reconcile(ctx, []string{"ws-1"})
-	b.Reconcile(ctx, all)
-	if ga, gb := a.Owned(), b.Owned(); !slices.Equal(ga, []string{"ws-1"}) || !slices.Equal(gb, []string{"ws-2", "ws-3"}) {
-		t.Fatalf("owned: %v and %v", ga, gb)
+	b.Reconcile(ctx, all) // a second process: nothing free yet
+	if got := b.Owned(); len(got) != 0 {
+		t.Fatalf("the second process took %v, owned by the first", got)
+	}
+	a.Reconcile(ctx, all) // share 2 of 3: gives one up, still locked
+	if got := a.Owned(); !slices.Equal(got, []string{"ws-1", "ws-2"}) {
+		t.Fatalf("after the second process came, the first serves %v; want its share", got)
 	}
 	select {
 	case <-changed:
 	default:
-		t.Fatal("no signal after giving workspaces up")
+		t.Fatal("no signal after giving a workspace up")
+	}
+	if url, _, _ := b.Owner(ctx, "ws-3"); url != "http://a:8080" {
+		t.Fatalf("a workspace given up was unlocked at once (owner %q): its Alertmanager has not stopped yet", url)
+	}
+	a.Reconcile(ctx, all) // unlocks it
+	b.Reconcile(ctx, all)
+	if ga, gb := a.Owned(), b.Owned(); !slices.Equal(ga, []string{"ws-1", "ws-2"}) || !slices.Equal(gb, []string{"ws-3"}) {
+		t.Fatalf("owned: %v and %v", ga, gb)
 	}
 
-	// A stopping process gives up all it owns at once.
+	// Given up at once when no longer wanted, and taken by the other.
+	a.Reconcile(ctx, []string{"ws-1", "ws-3"})
+	b.Reconcile(ctx, all)
+	if ga, gb := a.Owned(), b.Owned(); !slices.Equal(ga, []string{"ws-1"}) || !slices.Equal(gb, []string{"ws-2", "ws-3"}) {
+		t.Fatalf("owned: %v and %v", ga, gb)
+	}
+
+	// A stopping process gives up all it owns at once, and counts no more.
 	a.releaseAll()
 	if a.Owns("ws-1") {
 		t.Fatal("still owning after giving up")
@@ -56,7 +72,6 @@ func TestWorkspaceOwners(t *testing.T) {
 	if gb := b.Owned(); !slices.Equal(gb, all) {
 		t.Fatalf("after the first process stopped the second owns %v", gb)
 	}
-	b.releaseAll()
 }
 
 // A workspace change one process reports reaches every process watching, itself too.
