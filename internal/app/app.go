@@ -134,6 +134,7 @@ type workspaceHooks struct {
 	comp  *compactor.Compactor
 	ruler *ruler.Ruler
 	am    *alertmanager.MultiTenant
+	query *query.API
 }
 
 func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error {
@@ -144,6 +145,9 @@ func (h workspaceHooks) Provision(ctx context.Context, ws meta.Workspace) error 
 }
 
 func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) error {
+	if h.query != nil {
+		h.query.Invalidate(ws.ID) // its retention may have changed
+	}
 	if h.ing == nil {
 		return nil
 	}
@@ -152,6 +156,9 @@ func (h workspaceHooks) Reconfigure(ctx context.Context, ws meta.Workspace) erro
 
 // Deprovision stops ingestion before removing data, in the components this process runs.
 func (h workspaceHooks) Deprovision(ctx context.Context, id string) error {
+	if h.query != nil {
+		h.query.Invalidate(id)
+	}
 	if h.ruler != nil {
 		h.ruler.DeleteWorkspace(id)
 	}

@@ -476,7 +476,8 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		Deps: querierDeps,
 		Init: func() (modules.Service, error) {
 			var svc modules.Service
-			deps := querier.Deps{Store: a.sg, Retentions: compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}}
+			retentions := compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}
+			deps := querier.Deps{Store: a.sg, Retentions: retentions}
 			qdeps := query.Deps{
 				Workspaces: workspaceExists{a.store},
 				Limits:     queryLimits{base: cfg.Query.Limits(), overrides: a.limits},
@@ -488,6 +489,11 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				},
 				Logger:     logger.With("component", "query"),
 				Registerer: a.reg,
+				// A cached answer holds the samples of the retention it was made under.
+				CacheVersion: func(ctx context.Context, ws string) string {
+					ret, ok, err := retentions.Retention(ctx, ws)
+					return fmt.Sprint(ret, ok, err == nil)
+				},
 			}
 			if a.ingester != nil {
 				deps.Ingesters = []querier.Ingester{a.ingester}
@@ -608,11 +614,11 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.ruler.Run), nil
 		},
 	})
-	lifecycle := present(ModuleIngester, ModuleDistributor, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager)
+	lifecycle := present(ModuleIngester, ModuleDistributor, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager, ModuleQuerier)
 	m.Register(moduleReconciler, modules.Module{
 		Deps: append([]string{ModuleMeta, moduleLimits}, lifecycle...),
 		Init: func() (modules.Service, error) {
-			hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am}}
+			hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am, query: a.query}}
 			a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 			a.recon.Limits = a.limits
 			return modules.ServiceFunc(a.recon.Run), nil

@@ -87,6 +87,9 @@ type Deps struct {
 	// HeadStats answers /api/v1/status/tsdb; nil computes the figures from the series of
 	// the last HeadStatsWindow, read through Queryables.
 	HeadStats HeadStatsSource
+	// CacheVersion, when set, returns what besides the query decides a workspace's
+	// answers (its retention): cached answers of another version are not used.
+	CacheVersion func(ctx context.Context, workspace string) string
 	// Principal names the caller in the slow-query log; nil logs none.
 	Principal func(*http.Request) string
 	// BuildInfo overrides the answer of /api/v1/status/buildinfo.
@@ -130,6 +133,16 @@ type API struct {
 
 	engMu   sync.Mutex // guards engines
 	engines map[int]*promql.Engine
+
+	cache *resultsCache // nil: disabled
+}
+
+// Invalidate drops the cached answers of a workspace: call it when the workspace is
+// deleted or its configuration (retention) changes.
+func (a *API) Invalidate(workspace string) {
+	if a.cache != nil {
+		a.cache.Invalidate(workspace)
+	}
 }
 
 // New returns the API. Call Close when done with it.
@@ -167,6 +180,9 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 	}
 	if a.limits == nil {
 		a.limits = StaticLimits(cfg.Limits())
+	}
+	if cfg.ResultsCacheSize > 0 {
+		a.cache = newResultsCache(cfg.ResultsCacheSize, m)
 	}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)

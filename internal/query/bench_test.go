@@ -99,7 +99,7 @@ func BenchmarkQueryInstant(b *testing.B) {
 // steps evaluated at once (split.go); parallelism=2 needs two free CPUs to show its gain.
 func BenchmarkQueryRange(b *testing.B) {
 	for _, par := range []int{1, 2} {
-		h := newBenchAPI(b, func(c *Config) { c.Parallelism = par })
+		h := newBenchAPI(b, func(c *Config) { c.Parallelism = par; c.ResultsCacheSize = 0 })
 		for _, c := range []struct{ name, q string }{
 			{"sum_by_job_rate_5m_1h_step60", "sum by (job) (rate(bench_requests_total[5m]))"},
 			{"selector_10k_series_1h_step60", "bench_requests_total"},
@@ -108,6 +108,21 @@ func BenchmarkQueryRange(b *testing.B) {
 				benchRequest(b, h, "query_range", p("query", c.q, "start", tZero, "end", tEnd, "step", "60"))
 			})
 		}
+	}
+}
+
+// BenchmarkQueryRangeCached repeats a range query whose steps are all old enough to be
+// cached (cache.go): after the first, every request is answered from the results cache;
+// compare with BenchmarkQueryRange's parallelism=1.
+func BenchmarkQueryRangeCached(b *testing.B) {
+	h := newBenchAPI(b, func(c *Config) { c.Parallelism = 1 })
+	for _, c := range []struct{ name, q string }{
+		{"sum_by_job_rate_5m_1h_step60", "sum by (job) (rate(bench_requests_total[5m]))"},
+		{"selector_10k_series_1h_step60", "bench_requests_total"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			benchRequest(b, h, "query_range", p("query", c.q, "start", tZero, "end", tEnd, "step", "60"))
+		})
 	}
 }
 

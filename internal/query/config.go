@@ -71,6 +71,14 @@ type Config struct {
 	// SlowQueryLogThreshold logs requests that take at least this long. Zero disables
 	// the log.
 	SlowQueryLogThreshold time.Duration `yaml:"slow_query_log_threshold"`
+	// ResultsCacheSize bounds the range query answers kept in memory (cache.go), in
+	// bytes; zero disables the cache.
+	ResultsCacheSize int64 `yaml:"results_cache_size"`
+	// SplitInterval is the span of a cached extent (a day, aligned to UTC midnight).
+	SplitInterval time.Duration `yaml:"split_interval"`
+	// CacheMaxFreshness: steps newer than this are evaluated, never cached (at least
+	// minCacheFreshness, the longest out-of-order window).
+	CacheMaxFreshness time.Duration `yaml:"cache_max_freshness"`
 
 	// MaxConcurrentTotal caps the requests that read data at once across all workspaces;
 	// each also holds one of its workspace's MaxConcurrent slots. Zero means no
@@ -102,6 +110,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "query.default-evaluation-interval", time.Minute, "Step of PromQL subqueries that set none.")
 	f.BoolVar(&c.EnableExperimentalFunctions, "query.enable-experimental-functions", false, "Admit PromQL's experimental functions and modifiers.")
 	f.IntVar(&c.Parallelism, "query.parallelism", 0, "Parts a long range query's steps are cut into and evaluated at once, each on a CPU (the answer is the same as evaluated whole). 0 means one per CPU; 1 evaluates every query whole.")
+	f.Int64Var(&c.ResultsCacheSize, "query.results-cache-size", 256<<20, "Bytes of range query answers kept in memory, by day of steps, so that a dashboard asking again evaluates only its newest steps. 0 disables the cache.")
+	f.DurationVar(&c.SplitInterval, "query.split-interval", 24*time.Hour, "Span of the steps of a range query cached together (aligned to multiples of it since the epoch: days at UTC midnight).")
+	f.DurationVar(&c.CacheMaxFreshness, "query.cache-max-freshness", 10*time.Minute, "Steps of a range query newer than this are evaluated every time, never cached: late and out-of-order samples may still arrive for them. At least 10m, the longest out-of-order window.")
 	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
 	f.IntVar(&c.MaxConcurrentTotal, "query.max-concurrent-total", DefaultMaxConcurrentTotal, "Requests that read data at the same time across all workspaces (each also within its workspace's --query.max-concurrent); more wait up to --query.max-wait-total, then answer 503. 0 means no server-wide limit.")
 	f.IntVar(&c.MaxSamplesTotal, "query.max-samples-total", DefaultMaxSamplesTotal, "Samples all running PromQL queries may hold in memory together: each reserves its own samples limit (--query.max-samples or its workspace's) until it has answered, and no query's limit is higher. Queries that do not fit wait up to --query.max-wait-total, then answer 503. 0 means no server-wide budget.")
@@ -121,6 +132,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SlowQueryLogThreshold < 0 {
 		return errors.New("slow_query_log_threshold must not be negative")
+	}
+	if c.ResultsCacheSize < 0 || c.CacheMaxFreshness < 0 {
+		return errors.New("results_cache_size and cache_max_freshness must not be negative")
+	}
+	if c.ResultsCacheSize > 0 && c.SplitInterval < time.Minute {
+		return errors.New("split_interval must be at least 1m")
 	}
 	if c.MaxConcurrentTotal < 0 || c.MaxSamplesTotal < 0 || c.MaxWaitTotal < 0 {
 		return errors.New("max_concurrent_total, max_samples_total and max_wait_total must not be negative")

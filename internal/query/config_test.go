@@ -34,8 +34,11 @@ func TestConfigFlags(t *testing.T) {
 			t.Errorf("flag %s is not under query.", f.Name)
 		}
 	})
-	if n != 15 {
-		t.Errorf("%d flags, want one per Config field (15)", n)
+	if n != 18 {
+		t.Errorf("%d flags, want one per Config field (18)", n)
+	}
+	if cfg.ResultsCacheSize != 256<<20 || cfg.SplitInterval != 24*time.Hour || cfg.CacheMaxFreshness != 10*time.Minute {
+		t.Errorf("results cache defaults: %d %v %v", cfg.ResultsCacheSize, cfg.SplitInterval, cfg.CacheMaxFreshness)
 	}
 	if cfg.MaxConcurrentTotal != 64 || cfg.MaxSamplesTotal != 1_000_000_000 || cfg.MaxWaitTotal != 10*time.Second {
 		t.Errorf("server-wide defaults: %d %d %v", cfg.MaxConcurrentTotal, cfg.MaxSamplesTotal, cfg.MaxWaitTotal)

@@ -14,6 +14,10 @@ type metrics struct {
 	rejected         *prometheus.CounterVec
 	queued           *prometheus.GaugeVec
 	split            *prometheus.CounterVec
+	// The results cache (cache.go).
+	cacheSteps     *prometheus.CounterVec
+	cacheBytes     prometheus.Gauge
+	cacheEvictions prometheus.Counter
 	// The server-wide limits (serverlimits.go).
 	inFlight        prometheus.Gauge
 	samplesReserved prometheus.Gauge
@@ -48,6 +52,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_workspace_queries_queued",
 			Help: "Query requests waiting for a slot, per workspace.",
 		}, []string{"workspace"}),
+		cacheSteps: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_query_results_cache_steps_total",
+			Help: "Steps of range queries by where their answer came from: hit (the results cache), miss (evaluated, then cached), uncacheable (evaluated: newer than --query.cache-max-freshness).",
+		}, []string{"result"}),
+		cacheBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_query_results_cache_bytes",
+			Help: "Estimated size of the answers in the results cache (bounded by --query.results-cache-size).",
+		}),
+		cacheEvictions: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_query_results_cache_evictions_total",
+			Help: "Cached extents evicted to keep the results cache within its size.",
+		}),
 		split: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_query_split_queries_total",
 			Help: "Range queries cut into parts of their steps evaluated in parallel (--query.parallelism), by outcome: split (the parts answered) or whole (a part went over its share of the samples limit, so the query ran whole).",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
@@ -220,7 +221,9 @@ func (a *API) handleQueryRange(q *request) *apiError {
 	ctx, cancel := a.deadline(q, p.timeout)
 	defer cancel()
 	q.query = r.FormValue("query")
-	qry, err := a.newRangeQuery(ctx, q.ws, q.lim, q.seriesBudget(), p.opts, q.query, start, end, step, p.statsParam != "")
+	// Cache-Control: no-store asks for an answer evaluated now, as in Cortex.
+	useCache := !strings.Contains(strings.ToLower(r.Header.Get("Cache-Control")), "no-store")
+	qry, err := a.newRangeQuery(ctx, q.ws, q.lim, q.seriesBudget(), p.opts, q.query, start, end, step, p.statsParam != "", useCache)
 	if err != nil {
 		return constructionError(ctx, err)
 	}

@@ -83,7 +83,7 @@ func (e *apiEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, op
 
 func (e *apiEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
 	req := e.request(q)
-	return e.api.newRangeQuery(ctx, req.ws, req.lim, req.seriesBudget(), opts, qs, start, end, step, false)
+	return e.api.newRangeQuery(ctx, req.ws, req.lim, req.seriesBudget(), opts, qs, start, end, step, false, false)
 }
 
 // routedQueryables serves each storage it is handed as a workspace of its own.

@@ -136,7 +136,7 @@ func (a *API) parallelism() int {
 // newRangeQuery builds the range query qs over workspace ws: split into parts of its
 // steps when that is possible and worth it, else whole. Series count against budget (a
 // split query's parts have their own; see above).
-func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, budget *seriesBudget, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, wantStats bool) (promql.Query, error) {
+func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, budget *seriesBudget, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, wantStats, useCache bool) (promql.Query, error) {
 	whole, err := a.engineFor(lim.MaxSamples).NewRangeQuery(ctx, a.queryable(ctx, ws, budget), opts, qs, start, end, step)
 	if err != nil {
 		return nil, err
@@ -146,8 +146,19 @@ func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, bud
 	}
 	// The engine's statement is preprocessed (start() and the like folded into numbers):
 	// judge the query as written.
-	if expr, err := a.parser.ParseExpr(qs); err != nil || !splittable(expr) {
+	expr, err := a.parser.ParseExpr(qs)
+	if err != nil || !splittable(expr) {
 		return whole, nil
+	}
+	if useCache && a.cache != nil && cacheable(expr) {
+		cutoff := a.now().Add(-max(a.cfg.CacheMaxFreshness, minCacheFreshness))
+		if !start.After(cutoff) {
+			var version string
+			if a.deps.CacheVersion != nil {
+				version = a.deps.CacheVersion(ctx, ws)
+			}
+			return &cachedRange{a: a, ws: ws, lim: lim, opts: opts, qs: qs, start: start, end: end, step: step, cutoff: cutoff, whole: whole, version: version}, nil
+		}
 	}
 	parts := splitSteps(start, end, step, a.parallelism(), a.minStepsPerPart)
 	if len(parts) <= 1 {

@@ -1,0 +1,407 @@
+package query
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/stats"
+)
+
+// The results cache keeps the answers of range queries by day (Config.SplitInterval),
+// as Cortex's query-frontend does: a dashboard that asks again for the last 24 hours
+// every few seconds has the older steps answered from memory, and only the newest
+// evaluated.
+//
+// A range query's answer at a step depends only on the samples at and before it (within
+// its lookback, ranges and offsets), so a step old enough that no sample can still
+// arrive for it has a fixed answer: steps older than now - MaxFreshness are cached, and
+// MaxFreshness is never below the longest out-of-order window (10m), within which late
+// samples are taken. Not cached: queries that are not split (@ modifiers, subqueries,
+// start() and the like, asked for stats), queries with a negative offset (they read
+// samples newer than their step), and requests with Cache-Control: no-store.
+//
+// Answers with warnings or infos are not cached.
+//
+// Each entry is one day's extent of one query: (workspace, its generation, query text,
+// step and the steps' phase, lookback, limits) and the steps [from, to] it holds.
+// A request asking for steps of that day that the extent lacks evaluates the missing
+// steps only, before and after it, and the extent grows to cover them. A workspace's
+// entries are dropped when it is deleted or reconfigured (Invalidate), since its
+// retention may have changed.
+
+// minCacheFreshness is the longest out-of-order window (limits.MaxOutOfOrderTimeWindow):
+// a late sample is never older than it, so steps older than it do not change.
+const minCacheFreshness = 10 * time.Minute
+
+// resultsCache is an LRU of extents bounded by their estimated size in bytes.
+type resultsCache struct {
+	maxBytes int64
+	m        *metrics
+
+	mu      sync.Mutex
+	bytes   int64
+	lru     *list.List // of *extent, most recently used first
+	entries map[string]*list.Element
+	gens    map[string]uint64 // workspace → generation, bumped by Invalidate
+}
+
+// extent is the answer of one query over the steps [from, to] of one day. Its matrix is
+// the cache's own copy, never modified after it is stored.
+type extent struct {
+	key      string
+	from, to int64 // ms
+	mat      promql.Matrix
+	size     int64
+}
+
+func newResultsCache(maxBytes int64, m *metrics) *resultsCache {
+	return &resultsCache{maxBytes: maxBytes, m: m, lru: list.New(), entries: map[string]*list.Element{}, gens: map[string]uint64{}}
+}
+
+// Invalidate drops what is cached of a workspace: its entries are no longer found, and
+// age out of the LRU.
+func (c *resultsCache) Invalidate(ws string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gens[ws]++
+}
+
+// key is the entry of a query's day: everything that changes the answer.
+func (c *resultsCache) key(ws, version, qs string, step time.Duration, phase int64, opts promql.QueryOpts, lim QueryLimits, day int64) string {
+	c.mu.Lock()
+	gen := c.gens[ws]
+	c.mu.Unlock()
+	useST := "-"
+	if u := opts.UseStartTimestamps(); u != nil {
+		useST = fmt.Sprint(*u)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d", ws, gen, version, qs, step, phase, opts.LookbackDelta(), useST, lim.MaxSamples, lim.MaxSeries, day)
+	return ws + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+// get returns the extent of key, nil when there is none.
+func (c *resultsCache) get(key string) *extent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*extent)
+}
+
+// put stores e, replacing the extent of its key, and evicts the least recently used
+// beyond the size bound.
+func (c *resultsCache) put(e *extent) {
+	if e.size > c.maxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[e.key]; ok {
+		c.bytes -= el.Value.(*extent).size
+		c.lru.Remove(el)
+	}
+	c.entries[e.key] = c.lru.PushFront(e)
+	c.bytes += e.size
+	for c.bytes > c.maxBytes {
+		el := c.lru.Back()
+		old := el.Value.(*extent)
+		c.lru.Remove(el)
+		delete(c.entries, old.key)
+		c.bytes -= old.size
+		c.m.cacheEvictions.Inc()
+	}
+	c.m.cacheBytes.Set(float64(c.bytes))
+}
+
+// cacheable tells whether a range query's steps can be cached once old enough: it is
+// split (splittable) and reads no sample newer than its step (no negative offset).
+func cacheable(expr parser.Expr) bool {
+	if !splittable(expr) {
+		return false
+	}
+	ok := true
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		if vs, isVS := n.(*parser.VectorSelector); isVS && vs.OriginalOffset < 0 {
+			ok = false
+			return errStopInspect
+		}
+		return nil
+	})
+	return ok
+}
+
+// copyMatrix returns a copy of m that shares nothing mutable with it (histograms are
+// never modified in place once in an answer, and are shared).
+func copyMatrix(m promql.Matrix) (promql.Matrix, int64) {
+	out := make(promql.Matrix, len(m))
+	var size int64
+	for i, s := range m {
+		out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats), Histograms: slices.Clone(s.Histograms), DropName: s.DropName}
+		size += 64 + int64(s.Metric.ByteSize()) + 16*int64(len(s.Floats))
+		for _, h := range s.Histograms {
+			size += 32 + int64(h.H.Size())
+		}
+	}
+	return out, size
+}
+
+// sliceMatrix returns the points of m with timestamps in [from, to], in new slices; a
+// series without points there is left out, as the engine leaves it out.
+func sliceMatrix(m promql.Matrix, from, to int64) promql.Matrix {
+	out := make(promql.Matrix, 0, len(m))
+	for _, s := range m {
+		fs := slices.Clone(pointsIn(s.Floats, from, to, func(p promql.FPoint) int64 { return p.T }))
+		hs := slices.Clone(pointsIn(s.Histograms, from, to, func(p promql.HPoint) int64 { return p.T }))
+		if len(fs) == 0 && len(hs) == 0 {
+			continue
+		}
+		out = append(out, promql.Series{Metric: s.Metric, Floats: fs, Histograms: hs, DropName: s.DropName})
+	}
+	return out
+}
+
+// pointsIn returns the sub-slice of the time-ordered points in [from, to].
+func pointsIn[P any](ps []P, from, to int64, t func(P) int64) []P {
+	lo, _ := slices.BinarySearchFunc(ps, from, func(p P, x int64) int { return cmpInt(t(p), x) })
+	hi, _ := slices.BinarySearchFunc(ps, to+1, func(p P, x int64) int { return cmpInt(t(p), x) })
+	return ps[lo:hi]
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// mergeTimeMatrices merges answers over disjoint step ranges into one, each series'
+// points in time order (the answers may come in any order).
+func mergeTimeMatrices(mats []promql.Matrix) promql.Matrix {
+	out := concatMatrices(mats)
+	for i := range out {
+		s := &out[i]
+		if !slices.IsSortedFunc(s.Floats, func(a, b promql.FPoint) int { return cmpInt(a.T, b.T) }) {
+			slices.SortFunc(s.Floats, func(a, b promql.FPoint) int { return cmpInt(a.T, b.T) })
+		}
+		if !slices.IsSortedFunc(s.Histograms, func(a, b promql.HPoint) int { return cmpInt(a.T, b.T) }) {
+			slices.SortFunc(s.Histograms, func(a, b promql.HPoint) int { return cmpInt(a.T, b.T) })
+		}
+	}
+	return out
+}
+
+// cachedRange is a range query answered by day from the results cache where it can,
+// evaluating the rest: the days' missing steps, and the steps too new to cache (split in
+// parallel parts as any range query).
+type cachedRange struct {
+	a      *API
+	ws     string
+	lim    QueryLimits
+	opts   promql.QueryOpts
+	qs     string
+	start  time.Time
+	end    time.Time
+	step   time.Duration
+	cutoff time.Time // steps after it are not cached
+	whole  promql.Query
+	// version is Deps.CacheVersion's for the workspace.
+	version string
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	queries []promql.Query // evaluated pieces, closed with the query
+	samples int64
+}
+
+func (c *cachedRange) Statement() parser.Statement { return c.whole.Statement() }
+func (c *cachedRange) String() string              { return c.qs }
+
+func (c *cachedRange) Cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+// Stats counts the samples of the steps evaluated: those answered from the cache
+// processed none.
+func (c *cachedRange) Stats() *stats.Statistics {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: &stats.QuerySamples{TotalSamples: c.samples}}
+}
+
+func (c *cachedRange) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.queries {
+		q.Close()
+	}
+	c.queries = nil
+	c.whole.Close()
+}
+
+func (c *cachedRange) Exec(ctx context.Context) *promql.Result {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+	step, start, end := c.step.Milliseconds(), c.start.UnixMilli(), c.end.UnixMilli()
+	interval := c.a.cfg.SplitInterval.Milliseconds()
+	phase := floorMod(start, step)
+	// The last step, and the last step old enough to cache (end need not be a step).
+	lastStep := start + floorDiv(end-start, step)*step
+	lastCached := min(start+floorDiv(c.cutoff.UnixMilli()-start, step)*step, lastStep)
+	var (
+		mats  []promql.Matrix
+		warns annotations.Annotations
+	)
+	t := start
+	for t <= lastCached {
+		day := floorDiv(t, interval)
+		dayEnd := (day+1)*interval - 1
+		pe := min(lastCached, t+floorDiv(dayEnd-t, step)*step)
+		m, w, err := c.fromDay(ctx, day, phase, t, pe)
+		if err != nil {
+			return &promql.Result{Err: err}
+		}
+		mats = append(mats, m)
+		warns.Merge(w)
+		t = pe + step
+	}
+	if t <= lastStep {
+		m, w, qry, err := c.evaluate(ctx, t, end)
+		if err != nil {
+			return &promql.Result{Err: err}
+		}
+		// Its points are the answer's until Close.
+		c.mu.Lock()
+		c.queries = append(c.queries, qry)
+		c.mu.Unlock()
+		c.a.metrics.cacheSteps.WithLabelValues("uncacheable").Add(float64((lastStep-t)/step + 1))
+		mats = append(mats, m)
+		warns.Merge(w)
+	}
+	return &promql.Result{Value: mergeTimeMatrices(mats), Warnings: warns}
+}
+
+// fromDay answers the steps [ps, pe] of one day from its cached extent, evaluating the
+// steps the extent lacks (before and after it) and storing the grown extent.
+func (c *cachedRange) fromDay(ctx context.Context, day, phase, ps, pe int64) (promql.Matrix, annotations.Annotations, error) {
+	cache, step := c.a.cache, c.step.Milliseconds()
+	key := cache.key(c.ws, c.version, c.qs, c.step, phase, c.opts, c.lim, day)
+	e := cache.get(key)
+	if e != nil && e.from <= ps && pe <= e.to {
+		c.a.metrics.cacheSteps.WithLabelValues("hit").Add(float64((pe-ps)/step + 1))
+		return sliceMatrix(e.mat, ps, pe), nil, nil
+	}
+	type piece struct{ from, to int64 }
+	var todo []piece
+	from, to := ps, pe
+	if e != nil && e.from <= pe+step && ps <= e.to+step {
+		// Overlapping or adjacent: evaluate only what it lacks, and grow it.
+		if ps < e.from {
+			todo = append(todo, piece{ps, e.from - step})
+		}
+		if pe > e.to {
+			todo = append(todo, piece{e.to + step, pe})
+		}
+		from, to = min(ps, e.from), max(pe, e.to)
+	} else {
+		todo = append(todo, piece{ps, pe})
+		e = nil
+	}
+	var (
+		mats  []promql.Matrix
+		warns annotations.Annotations
+	)
+	if e != nil {
+		mats = append(mats, e.mat) // stored without annotations
+	}
+	evaluated := int64(0)
+	for _, p := range todo {
+		m, w, qry, err := c.evaluate(ctx, p.from, p.to)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer qry.Close() // once copied below
+		mats = append(mats, m)
+		warns.Merge(w)
+		evaluated += (p.to-p.from)/step + 1
+	}
+	c.a.metrics.cacheSteps.WithLabelValues("miss").Add(float64(evaluated))
+	c.a.metrics.cacheSteps.WithLabelValues("hit").Add(float64((pe-ps)/step + 1 - evaluated))
+	// The cache's copy: the pieces' points belong to their queries until Close, and the
+	// extent's are never modified.
+	copies := make([]promql.Matrix, len(mats))
+	for i, m := range mats {
+		copies[i], _ = copyMatrix(m)
+	}
+	grown := mergeTimeMatrices(copies)
+	if len(warns) == 0 {
+		// An answer with warnings or infos is not kept: a sub-range of its steps may not
+		// have them.
+		_, size := copyMatrix(grown) // size only
+		cache.put(&extent{key: key, from: from, to: to, mat: grown, size: size})
+	}
+	return sliceMatrix(grown, ps, pe), warns, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
+
+// evaluate runs the query over the steps [from, to] (ms, on the step grid), split in
+// parallel parts when worth it, and returns its answer, valid until qry is closed.
+func (c *cachedRange) evaluate(ctx context.Context, from, to int64) (promql.Matrix, annotations.Annotations, promql.Query, error) {
+	budget := &seriesBudget{limit: c.lim.MaxSeries}
+	qry, err := c.a.newRangeQuery(ctx, c.ws, c.lim, budget, c.opts, c.qs, time.UnixMilli(from), time.UnixMilli(to), c.step, false, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	res := qry.Exec(ctx)
+	if res.Err == nil {
+		c.mu.Lock()
+		c.samples += qry.Stats().Samples.TotalSamples
+		c.mu.Unlock()
+	}
+	m, err := res.Matrix()
+	if res.Err != nil || err != nil {
+		qry.Close()
+		return nil, nil, nil, cmpOr(res.Err, err)
+	}
+	return m, res.Warnings, qry, nil
+}
+
+func cmpOr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
