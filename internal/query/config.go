@@ -90,7 +90,7 @@ type Config struct {
 	// sharing their query's reservation; no query's limit is more than the budget. Zero
 	// means no budget.
 	MaxSamplesTotal int `yaml:"max_samples_total"`
-	// MaxWaitTotal bounds how long a request waits, first come first served, for
+	// MaxWaitTotal bounds how long a request waits, the workspaces in turn, for
 	// MaxConcurrentTotal or MaxSamplesTotal; then, or at its own deadline, it answers
 	// 503. The wait counts against the request's timeout. Zero means requests do not
 	// wait: refused at once.
@@ -116,7 +116,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
 	f.IntVar(&c.MaxConcurrentTotal, "query.max-concurrent-total", DefaultMaxConcurrentTotal, "Requests that read data at the same time across all workspaces (each also within its workspace's --query.max-concurrent); more wait up to --query.max-wait-total, then answer 503. 0 means no server-wide limit.")
 	f.IntVar(&c.MaxSamplesTotal, "query.max-samples-total", DefaultMaxSamplesTotal, "Samples all running PromQL queries may hold in memory together: each reserves its own samples limit (--query.max-samples or its workspace's) until it has answered, and no query's limit is higher. Queries that do not fit wait up to --query.max-wait-total, then answer 503. 0 means no server-wide budget.")
-	f.DurationVar(&c.MaxWaitTotal, "query.max-wait-total", DefaultMaxWaitTotal, "Longest a request waits, first come first served, for --query.max-concurrent-total or --query.max-samples-total before answering 503 (its own timeout may end the wait sooner). 0 means no waiting.")
+	f.DurationVar(&c.MaxWaitTotal, "query.max-wait-total", DefaultMaxWaitTotal, "Longest a request waits (the workspaces served in turn, each first come first served) for --query.max-concurrent-total or --query.max-samples-total before answering 503 (its own timeout may end the wait sooner). 0 means no waiting.")
 }
 
 // Validate checks the configuration.

@@ -100,7 +100,7 @@ func (a *API) admit(ctx context.Context, q *request, samples int64) (func(), *ap
 	default:
 		return nil, execError(ctx, err)
 	}
-	releaseServer, err := a.server.acquire(ctx, samples)
+	releaseServer, err := a.server.acquire(ctx, q.ws, samples)
 	if err != nil {
 		release()
 		if busy, ok := errors.AsType[*serverBusyError](err); ok {

@@ -19,9 +19,12 @@ import (
 // holds, so each query reserves its whole limit up front; the sum of the limits of
 // running queries is then a true bound on their memory.
 //
-// Requests that do not fit wait in one FIFO queue: a request needing a large reservation
-// is not overtaken forever by small ones, at the price of small ones waiting behind it.
-// A waiter gives up after maxWait or at its context's end.
+// Requests that do not fit wait in a queue per workspace, and the queues are served in
+// turn (round robin): a workspace whose dashboards fill the server waits behind every
+// other workspace's next request, not before them all. Within a workspace the order is
+// first come first served. The next request to serve blocks the others until it fits:
+// one needing a large reservation is not overtaken forever by small ones, at the price of
+// small ones waiting behind it. A waiter gives up after maxWait or at its context's end.
 //
 // Lock order: a request takes its workspace's slot first, then this, and never waits for
 // its workspace while holding this; so a request waiting here holds only a slot of its
@@ -38,10 +41,19 @@ type serverLimits struct {
 
 	inFlight, reservedSamples, waitingGauge prometheus.Gauge
 
-	mu       sync.Mutex // guards running, reserved and waiting
+	mu       sync.Mutex // guards the fields below
 	running  int
 	reserved int64
-	waiting  list.List // of *serverWaiter, in arrival order
+	// queues are the waiters of each workspace in arrival order; turn lists the
+	// workspaces with waiters, the next to serve first.
+	queues  map[string]*list.List // of *serverWaiter
+	turn    list.List             // of *workspaceQueue
+	nQueued int
+}
+
+type workspaceQueue struct {
+	ws      string
+	waiters *list.List
 }
 
 type serverWaiter struct {
@@ -59,6 +71,7 @@ func newServerLimits(cfg Config, m *metrics) *serverLimits {
 		inFlight:        m.inFlight,
 		reservedSamples: m.samplesReserved,
 		waitingGauge:    m.waiting,
+		queues:          map[string]*list.List{},
 	}
 }
 
@@ -75,10 +88,10 @@ func (l *serverLimits) capSamples(limit int) int {
 // waiting while maxWait and ctx allow. It returns the function that gives the admission
 // back (once; further calls do nothing), a *serverBusyError when the request waited in
 // vain or its deadline passed while it waited, or ctx's error when ctx was canceled.
-func (l *serverLimits) acquire(ctx context.Context, samples int64) (func(), error) {
+func (l *serverLimits) acquire(ctx context.Context, workspace string, samples int64) (func(), error) {
 	start := l.now()
 	l.mu.Lock()
-	if l.waiting.Len() == 0 && l.fitsLocked(samples) {
+	if l.nQueued == 0 && l.fitsLocked(samples) {
 		l.takeLocked(samples)
 		l.mu.Unlock()
 		return l.releaser(samples), nil
@@ -89,7 +102,14 @@ func (l *serverLimits) acquire(ctx context.Context, samples int64) (func(), erro
 		return nil, err
 	}
 	w := &serverWaiter{samples: samples, ready: make(chan struct{})}
-	e := l.waiting.PushBack(w)
+	q := l.queues[workspace]
+	if q == nil {
+		q = list.New()
+		l.queues[workspace] = q
+		l.turn.PushBack(&workspaceQueue{ws: workspace, waiters: q})
+	}
+	e := q.PushBack(w)
+	l.nQueued++
 	l.waitingGauge.Inc()
 	l.mu.Unlock()
 	defer l.waitingGauge.Dec()
@@ -110,8 +130,12 @@ func (l *serverLimits) acquire(ctx context.Context, samples int64) (func(), erro
 		l.releaser(samples)()
 		l.mu.Lock()
 	default:
-		l.waiting.Remove(e)
-		// The head leaving may let the ones behind it in.
+		q.Remove(e)
+		l.nQueued--
+		if q.Len() == 0 {
+			l.dropQueueLocked(workspace)
+		}
+		// The next to serve leaving may let the others in.
 		l.dispatchLocked()
 	}
 	err := l.busyLocked(samples, l.now().Sub(start))
@@ -134,16 +158,36 @@ func (l *serverLimits) takeLocked(samples int64) {
 	l.reservedSamples.Set(float64(l.reserved))
 }
 
-// dispatchLocked admits waiters in order while the first one fits.
+// dispatchLocked admits waiters, the workspaces in turn, while the next one fits.
 func (l *serverLimits) dispatchLocked() {
-	for e := l.waiting.Front(); e != nil; e = l.waiting.Front() {
+	for t := l.turn.Front(); t != nil; t = l.turn.Front() {
+		wq := t.Value.(*workspaceQueue)
+		e := wq.waiters.Front()
 		w := e.Value.(*serverWaiter)
 		if !l.fitsLocked(w.samples) {
 			return
 		}
-		l.waiting.Remove(e)
+		wq.waiters.Remove(e)
+		l.nQueued--
 		l.takeLocked(w.samples)
 		close(w.ready)
+		if wq.waiters.Len() == 0 {
+			l.turn.Remove(t)
+			delete(l.queues, wq.ws)
+		} else {
+			l.turn.MoveToBack(t) // the other workspaces' next first
+		}
+	}
+}
+
+// dropQueueLocked forgets the empty queue of workspace.
+func (l *serverLimits) dropQueueLocked(workspace string) {
+	delete(l.queues, workspace)
+	for t := l.turn.Front(); t != nil; t = t.Next() {
+		if t.Value.(*workspaceQueue).ws == workspace {
+			l.turn.Remove(t)
+			return
+		}
 	}
 }
 

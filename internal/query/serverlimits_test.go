@@ -3,7 +3,9 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,7 +310,7 @@ func newTestServerLimits(maxRunning, maxSamples int, maxWait time.Duration) *ser
 func (l *serverLimits) queued() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.waiting.Len()
+	return l.nQueued
 }
 
 func TestServerLimitsUnit(t *testing.T) {
@@ -328,7 +330,7 @@ func TestServerLimitsUnit(t *testing.T) {
 		l := newTestServerLimits(0, 0, 0)
 		var rels []func()
 		for range 100 {
-			r, err := l.acquire(ctx, 1<<40)
+			r, err := l.acquire(ctx, "ws-1", 1<<40)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,11 +342,11 @@ func TestServerLimitsUnit(t *testing.T) {
 	})
 	t.Run("refused at once", func(t *testing.T) {
 		l := newTestServerLimits(1, 100, 0)
-		r, err := l.acquire(ctx, 100)
+		r, err := l.acquire(ctx, "ws-1", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = l.acquire(ctx, 0)
+		_, err = l.acquire(ctx, "ws-1", 0)
 		if busy, ok := errors.AsType[*serverBusyError](err); !ok || busy.limit != limitMaxConcurrentTotal || !errors.Is(err, errServerBusy) {
 			t.Fatalf("over the cap: %v", err)
 		}
@@ -354,11 +356,11 @@ func TestServerLimitsUnit(t *testing.T) {
 			t.Fatalf("running %d reserved %d after release", l.running, l.reserved)
 		}
 		l = newTestServerLimits(0, 100, 0)
-		r, _ = l.acquire(ctx, 60)
-		if _, err := l.acquire(ctx, 41); !errors.Is(err, errServerBusy) || !strings.Contains(err.Error(), "hold 60 of the 100 samples") {
+		r, _ = l.acquire(ctx, "ws-1", 60)
+		if _, err := l.acquire(ctx, "ws-1", 41); !errors.Is(err, errServerBusy) || !strings.Contains(err.Error(), "hold 60 of the 100 samples") {
 			t.Fatalf("over the budget: %v", err)
 		}
-		r2, err := l.acquire(ctx, 40)
+		r2, err := l.acquire(ctx, "ws-1", 40)
 		if err != nil {
 			t.Fatalf("within the budget: %v", err)
 		}
@@ -367,13 +369,13 @@ func TestServerLimitsUnit(t *testing.T) {
 	})
 	t.Run("first come first served", func(t *testing.T) {
 		l := newTestServerLimits(0, 100, time.Minute)
-		hold, _ := l.acquire(ctx, 50)
+		hold, _ := l.acquire(ctx, "ws-1", 50)
 		order := make(chan int, 3)
 		var wg sync.WaitGroup
 		// A big request waits; small ones that would fit wait behind it.
 		for i, n := range []int64{100, 10, 10} {
 			wg.Go(func() {
-				r, err := l.acquire(ctx, n)
+				r, err := l.acquire(ctx, "ws-1", n)
 				if err != nil {
 					t.Error(err)
 					return
@@ -398,16 +400,48 @@ func TestServerLimitsUnit(t *testing.T) {
 			t.Errorf("admitted in order %v, want the big request first", got)
 		}
 	})
+	t.Run("workspaces in turn", func(t *testing.T) {
+		l := newTestServerLimits(1, 0, time.Minute)
+		hold, _ := l.acquire(ctx, "ws-1", 0)
+		order := make(chan string, 4)
+		var wg sync.WaitGroup
+		// Workspace a queues three requests, then b one: b's goes second, not fourth.
+		for i, ws := range []string{"a", "a", "a", "b"} {
+			wg.Go(func() {
+				r, err := l.acquire(ctx, ws, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				order <- fmt.Sprint(ws, i)
+				r()
+			})
+			waitFor(t, "queued", func() bool { return l.queued() == i+1 })
+		}
+		hold()
+		wg.Wait()
+		close(order)
+		var got []string
+		for s := range order {
+			got = append(got, s)
+		}
+		if want := []string{"a0", "b3", "a1", "a2"}; !slices.Equal(got, want) {
+			t.Errorf("admitted in order %v, want %v", got, want)
+		}
+		if l.queued() != 0 || len(l.queues) != 0 || l.turn.Len() != 0 {
+			t.Errorf("queues left: %d %d %d", l.queued(), len(l.queues), l.turn.Len())
+		}
+	})
 	t.Run("giving up", func(t *testing.T) {
 		l := newTestServerLimits(0, 100, time.Minute)
-		hold, _ := l.acquire(ctx, 50)
+		hold, _ := l.acquire(ctx, "ws-1", 50)
 		cctx, cancel := context.WithCancel(ctx)
 		bigErr := make(chan error, 1)
-		go func() { _, err := l.acquire(cctx, 100); bigErr <- err }()
+		go func() { _, err := l.acquire(cctx, "ws-1", 100); bigErr <- err }()
 		waitFor(t, "the big one queued", func() bool { return l.queued() == 1 })
 		small := make(chan func(), 1)
 		go func() {
-			r, err := l.acquire(ctx, 10)
+			r, err := l.acquire(ctx, "ws-1", 10)
 			if err != nil {
 				t.Error(err)
 			}
@@ -427,10 +461,10 @@ func TestServerLimitsUnit(t *testing.T) {
 	})
 	t.Run("deadline while waiting", func(t *testing.T) {
 		l := newTestServerLimits(1, 0, time.Minute)
-		hold, _ := l.acquire(ctx, 0)
+		hold, _ := l.acquire(ctx, "ws-1", 0)
 		dctx, cancel := context.WithDeadline(ctx, time.Now())
 		defer cancel()
-		if _, err := l.acquire(dctx, 0); !errors.Is(err, errServerBusy) {
+		if _, err := l.acquire(dctx, "ws-1", 0); !errors.Is(err, errServerBusy) {
 			t.Errorf("deadline passed while waiting: %v, want the busy error", err)
 		}
 		hold()
@@ -443,9 +477,9 @@ func TestServerLimitsUnit(t *testing.T) {
 			tm.C = fired // the wait ends when the test says
 			return tm
 		}
-		hold, _ := l.acquire(ctx, 0)
+		hold, _ := l.acquire(ctx, "ws-1", 0)
 		errc := make(chan error, 1)
-		go func() { _, err := l.acquire(ctx, 0); errc <- err }()
+		go func() { _, err := l.acquire(ctx, "ws-1", 0); errc <- err }()
 		waitFor(t, "queued", func() bool { return l.queued() == 1 })
 		fired <- time.Now()
 		if err := <-errc; !errors.Is(err, errServerBusy) {
