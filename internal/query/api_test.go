@@ -236,6 +236,9 @@ func TestConcurrencyLimit(t *testing.T) {
 			t.Errorf("queued request: %d %s", a.status, a.body)
 		}
 	}
+	if w := testutil.ToFloat64(e.api.metrics.queueWait.WithLabelValues(testWS)); w <= 0 {
+		t.Errorf("queue wait = %v s after a request waited", w)
+	}
 	if v := testutil.ToFloat64(e.api.metrics.rejected.WithLabelValues(testWS, "max_queued")); v != 1 {
 		t.Errorf("rejected{limit=max_queued} = %v", v)
 	}

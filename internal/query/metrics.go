@@ -13,6 +13,9 @@ type metrics struct {
 	duration         *prometheus.HistogramVec
 	rejected         *prometheus.CounterVec
 	queued           *prometheus.GaugeVec
+	// queueWait sums the time requests waited to be admitted, per workspace; with
+	// requests_total it gives the mean wait.
+	queueWait *prometheus.CounterVec
 	split            *prometheus.CounterVec
 	// The results cache (cache.go).
 	cacheSteps     *prometheus.CounterVec
@@ -51,6 +54,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queued: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_workspace_queries_queued",
 			Help: "Query requests waiting for a slot, per workspace.",
+		}, []string{"workspace"}),
+		queueWait: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_workspace_query_queue_wait_seconds_total",
+			Help: "Time query requests waited for their workspace's slot and the server-wide limits before running, per workspace (divide by strata_workspace_query_requests_total for the mean).",
 		}, []string{"workspace"}),
 		cacheSteps: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_query_results_cache_steps_total",

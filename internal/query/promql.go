@@ -90,6 +90,8 @@ func (a *API) deadline(q *request, timeout time.Duration) (context.Context, cont
 // the request's deadline, as Prometheus counts queue time in a query's. The returned
 // function gives both back.
 func (a *API) admit(ctx context.Context, q *request, samples int64) (func(), *apiError) {
+	start := a.now()
+	defer func() { a.metrics.queueWait.WithLabelValues(q.ws).Add(a.now().Sub(start).Seconds()) }()
 	gauge := a.metrics.queued.WithLabelValues(q.ws)
 	release, err := a.slots.acquire(ctx, q.ws, q.lim.MaxConcurrent, q.lim.MaxQueued, gauge.Add)
 	switch {
