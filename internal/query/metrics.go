@@ -16,7 +16,7 @@ type metrics struct {
 	// queueWait sums the time requests waited to be admitted, per workspace; with
 	// requests_total it gives the mean wait.
 	queueWait *prometheus.CounterVec
-	split            *prometheus.CounterVec
+	split     *prometheus.CounterVec
 	// The results cache (cache.go).
 	cacheSteps     *prometheus.CounterVec
 	cacheBytes     prometheus.Gauge
