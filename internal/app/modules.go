@@ -577,7 +577,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				return nil, fmt.Errorf("setting up the alertmanager: %w", err)
 			}
 			for _, r := range a.am.Routes() {
-				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler, nil)
 			}
 			// It persists its state to the bucket when it stops.
 			return modules.ServiceFunc(a.am.Run), nil
@@ -609,7 +609,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				return nil, fmt.Errorf("setting up the ruler: %w", err)
 			}
 			for _, r := range a.ruler.Routes() {
-				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler)
+				a.ownedRoute(r.Operation, r.Method, r.Pattern, r.Handler, a.withoutRules)
 			}
 			return modules.ServiceFunc(a.ruler.Run), nil
 		},

@@ -30,24 +30,32 @@ func (a *App) ownedWorkspaces(withRuler bool) []string {
 
 // ownedRoute mounts a data-plane route served by the workspace's owner (its ruler's
 // rules and alerts, its Alertmanager's API): a process that does not own the workspace
-// forwards the request, once authenticated and authorized, to the one that does.
-func (a *App) ownedRoute(operation, method, pattern string, h http.Handler) {
+// forwards the request, once authenticated and authorized, to the one that does. local,
+// when set, names the workspaces whose requests any process answers itself.
+func (a *App) ownedRoute(operation, method, pattern string, h http.Handler, local func(workspace string) bool) {
 	if a.owners == nil {
 		a.dataPlaneRoute(operation, method, pattern, h)
 		return
 	}
 	a.ownerMux.Handle(method+" "+pattern, h)
-	a.dataPlaneRoute(operation, method, pattern, a.toOwner(h))
+	a.dataPlaneRoute(operation, method, pattern, a.toOwner(h, local))
 }
 
-// toOwner serves the request with h when this process owns the workspace or nobody
-// does (h then answers as for a workspace without rules or Alertmanager), and forwards
-// it to the owner otherwise.
-func (a *App) toOwner(h http.Handler) http.Handler {
+// withoutRules reports whether a workspace has no rules: its rules API answers empty
+// wherever it is asked, even where its owner runs only an Alertmanager.
+func (a *App) withoutRules(workspace string) bool {
+	ws, ok := a.store.PeekWorkspace(workspace)
+	return !ok || !ruler.HasRules(ws)
+}
+
+// toOwner serves the request with h when this process owns the workspace, nobody does
+// (h then answers as for a workspace without rules or Alertmanager) or local says so,
+// and forwards it to the owner otherwise.
+func (a *App) toOwner(h http.Handler, local func(string) bool) http.Handler {
 	self, _ := a.advertiseURL()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws := r.PathValue("workspaceId")
-		if a.owners.Owns(ws) {
+		if a.owners.Owns(ws) || (local != nil && local(ws)) {
 			h.ServeHTTP(w, r)
 			return
 		}
