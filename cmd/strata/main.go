@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/app"
 	"github.com/stratametrics/strata/internal/loadgen"
+	"github.com/stratametrics/strata/internal/migrate"
 	"github.com/stratametrics/strata/internal/sigv4proxy"
 	"github.com/stratametrics/strata/internal/version"
 )
@@ -25,6 +26,7 @@ Usage:
   strata server [flags]       run the service (strata server --help lists every flag)
   strata sigv4-proxy [flags]  sign requests with AWS SigV4 and forward them (for curl, Grafana)
   strata loadgen [flags]      send realistic remote-write traffic and report (--help for flags)
+  strata migrate plan [flags] read a running Prometheus and report what moving it takes
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
   strata security-reference   print docs/security.md (routes, IAM actions, resources)
@@ -46,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return sigv4proxy.Main(args[1:], stdout, stderr)
 	case "loadgen":
 		return loadgen.Main(args[1:], stdout, stderr)
+	case "migrate":
+		return migrate.Main(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.Get())
 		return 0

@@ -1,0 +1,83 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: strata migrate plan --prometheus URL [flags]
+
+Reads a running Prometheus (its HTTP API: TSDB status, configuration, runtime
+information, rules, its own metrics) and reports what moving it to a workspace means:
+active series by job and metric, the highest-cardinality labels, the ingestion rate,
+the most labels on a series, against the workspace's quotas; an HA pair; rules a
+workspace would refuse; and a remote_write block sized for the measured rate.
+Exits 1 when the Prometheus would exceed a quota (request those overrides first).
+
+Flags:
+`
+
+// Main runs `strata migrate` with args (after "migrate").
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "plan" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runPlan(ctx, args[1:], stdout, stderr)
+}
+
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("strata migrate plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	q := DefaultQuotas()
+	var cfg Config
+	fs.StringVar(&cfg.Prometheus, "prometheus", "", "Base URL of the Prometheus to read (http://host:9090).")
+	fs.StringVar(&cfg.WorkspaceEndpoint, "workspace-endpoint", "", "The workspace's endpoint, for the remote_write block (https://…/workspaces/ws-…).")
+	fs.StringVar(&cfg.Region, "region", os.Getenv("AWS_REGION"), "Region for the remote_write block's sigv4.")
+	fs.IntVar(&q.ActiveSeries, "max-active-series", q.ActiveSeries, "The workspace's active series quota.")
+	fs.IntVar(&q.ActiveSeriesPerMetric, "max-active-series-per-metric", q.ActiveSeriesPerMetric, "The workspace's active series quota per metric name.")
+	fs.IntVar(&q.LabelsPerSeries, "max-label-names-per-series", q.LabelsPerSeries, "The workspace's labels per series quota.")
+	fs.Float64Var(&q.IngestionRate, "ingestion-rate", q.IngestionRate, "The workspace's ingestion rate quota, samples per second.")
+	fs.DurationVar(&q.MinRuleInterval, "min-rule-interval", q.MinRuleInterval, "The shortest rule group interval the workspace accepts.")
+	format := fs.String("format", "text", "Report format: text or json.")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cfg.Prometheus == "" || fs.NArg() > 0 || (*format != "text" && *format != "json") {
+		fs.Usage()
+		return 2
+	}
+	cfg.Quotas = q
+	r, err := Plan(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "strata migrate plan:", err)
+		return 2
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	} else {
+		r.Text(stdout)
+	}
+	if len(r.Exceeded) > 0 {
+		return 1
+	}
+	return 0
+}
