@@ -181,13 +181,17 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	var addrs, dataDirs [4]string
 	var procs [3]*proc
 	args := func(i int) []string { return clusterNode(i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
+	// Each listens on a port of its choosing (picked ahead, a port could be taken by an
+	// earlier node's own listeners meanwhile); a restarted node takes its port again.
 	for i := range addrs {
-		addrs[i], dataDirs[i] = freeAddr(t), t.TempDir()
+		addrs[i], dataDirs[i] = "127.0.0.1:0", t.TempDir()
 	}
 	for i := range procs {
 		procs[i] = startStrata(t, args(i)...)
+		addrs[i] = strings.TrimPrefix(procs[i].URL, "http://")
 	}
 	reader := startStrata(t, args(3)...)
+	addrs[3] = strings.TrimPrefix(reader.URL, "http://")
 	for i, p := range procs {
 		// --jetstream.replicas is left to choose: three servers, three replicas.
 		if !strings.Contains(p.Log(), `msg="ingest log replicas" component=ingest-log replicas=3`) {
