@@ -9,18 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // amtool (Debian's prometheus-alertmanager) against the API at the workspace's path
 // prefix, as it talks to an Alertmanager: <url>/api/v2/...
 func TestAmtool(t *testing.T) {
-	bin, err := exec.LookPath("amtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("amtool is not installed (apt-get install prometheus-alertmanager): %v", err)
-		}
-		t.Skipf("amtool is not installed (apt-get install prometheus-alertmanager): %v", err)
-	}
+	bin := testutil.RequireBinary(t, "amtool", "apt-get install prometheus-alertmanager")
 	f := newFixture(t)
 	hook := newWebhook(t)
 	f.createWorkspace("ws-a", definition(t, hookConfig(hook.url()), nil))

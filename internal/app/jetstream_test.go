@@ -194,24 +194,8 @@ func counterValue(t *testing.T, r *running, name string, lv ...string) float64 {
 // its samples older than the new owner's TSDB takes outside a replay (two hours older
 // than the newest here) are stored, not refused.
 func TestNewOwnerReplaysFromTheShippedMark(t *testing.T) {
-	w, nats, common := jetStreamWriter(t, "--limits.max-sample-age", "0")
-	ingArgs := func() []string {
-		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
-	}
-	i1, i2 := start(t, ingArgs()...), start(t, ingArgs()...)
-	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
-		a, b := owns(i1), owns(i2)
-		return len(a) == 2 && len(b) == 2 && slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
-	})
-	ws := newWorkspace(t, w)
-	testutil.Eventually(t, 5*time.Second, "the ingesters to see the workspace", func() bool {
-		for _, p := range []*running{i1, i2} {
-			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
-				return false
-			}
-		}
-		return true
-	})
+	c := newZoneCluster(t, "--limits.max-sample-age", "0")
+	w, i1, i2, ws := c.w, c.i1, c.i2, c.ws
 	const series = 40
 	old, recent := time.Now().Add(-2*time.Hour).Truncate(time.Second), time.Now().Add(-time.Minute).Truncate(time.Second)
 	// The old samples are stored before any recent one: the partitions are read in
@@ -248,6 +232,41 @@ func TestNewOwnerReplaysFromTheShippedMark(t *testing.T) {
 	queryValue(t, i1, ws, "count(js_old)", old.Add(time.Second), fmt.Sprint(series))
 }
 
+// zoneCluster is a write process, two ingester processes sharing zone-a's partitions
+// (two each, reading only those), a read process of zone-a, and a workspace all of them
+// see.
+type zoneCluster struct {
+	w, i1, i2, r *running
+	ws           string
+}
+
+// newZoneCluster starts a zoneCluster; extra are flags of the write process.
+func newZoneCluster(t *testing.T, extra ...string) zoneCluster {
+	t.Helper()
+	w, nats, common := jetStreamWriter(t, extra...)
+	args := func(target string) []string {
+		return append([]string{"--data-dir", t.TempDir(), "--target", target, "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
+	}
+	c := zoneCluster{w: w}
+	c.i1, c.i2 = start(t, args("ingester,querier,store-gateway")...), start(t, args("ingester,querier,store-gateway")...)
+	c.r = start(t, args("read")...)
+	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
+		a, b := owns(c.i1), owns(c.i2)
+		return len(a) == 2 && len(b) == 2 && !slices.ContainsFunc(a, func(p int) bool { return slices.Contains(b, p) }) &&
+			slices.Equal(c.i1.app.consumer.Reading(), a) && slices.Equal(c.i2.app.consumer.Reading(), b)
+	})
+	c.ws = newWorkspace(t, w)
+	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {
+		for _, p := range []*running{c.i1, c.i2, c.r} {
+			if _, err := p.app.store.GetWorkspace(context.Background(), c.ws); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return c
+}
+
 // owns lists the partitions r's ingester owns.
 func owns(r *running) []int {
 	var out []int
@@ -279,27 +298,8 @@ func localSeries(t *testing.T, r *running, ws, name string) int {
 // and a query on either, or on a read process, merges both. When one stops the other
 // takes its partitions over and reads them from the log.
 func TestIngestersOfAZoneSharePartitions(t *testing.T) {
-	w, nats, common := jetStreamWriter(t)
-	ingArgs := func() []string {
-		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
-	}
-	i1 := start(t, ingArgs()...)
-	i2 := start(t, ingArgs()...)
-	r := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "read", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)...)
-	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
-		a, b := owns(i1), owns(i2)
-		return len(a) == 2 && len(b) == 2 && !slices.ContainsFunc(a, func(p int) bool { return slices.Contains(b, p) }) &&
-			slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
-	})
-	ws := newWorkspace(t, w)
-	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {
-		for _, p := range []*running{i1, i2, r} {
-			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
-				return false
-			}
-		}
-		return true
-	})
+	c := newZoneCluster(t)
+	w, i1, i2, r, ws := c.w, c.i1, c.i2, c.r, c.ws
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	const series = 40
 	write := func(at time.Time) { writeSeries(t, w, ws, "js_zone", at, series) }
@@ -326,25 +326,8 @@ func TestIngestersOfAZoneSharePartitions(t *testing.T) {
 // Metric metadata and exemplars come from the ingesters of every partition: through
 // either ingester of a zone, or a process without one, all of them.
 func TestMetadataAndExemplarsAcrossProcesses(t *testing.T) {
-	w, nats, common := jetStreamWriter(t)
-	ingArgs := func() []string {
-		return append([]string{"--data-dir", t.TempDir(), "--target", "ingester,querier,store-gateway", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)
-	}
-	i1, i2 := start(t, ingArgs()...), start(t, ingArgs()...)
-	r := start(t, append([]string{"--data-dir", t.TempDir(), "--target", "read", "--zone", "zone-a", "--jetstream.url", "nats://" + nats}, common...)...)
-	testutil.Eventually(t, 20*time.Second, "the two ingesters to own and read two partitions each", func() bool {
-		a, b := owns(i1), owns(i2)
-		return len(a) == 2 && len(b) == 2 && slices.Equal(i1.app.consumer.Reading(), a) && slices.Equal(i2.app.consumer.Reading(), b)
-	})
-	ws := newWorkspace(t, w)
-	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {
-		for _, p := range []*running{i1, i2, r} {
-			if _, err := p.app.store.GetWorkspace(context.Background(), ws); err != nil {
-				return false
-			}
-		}
-		return true
-	})
+	c := newZoneCluster(t)
+	w, i1, i2, r, ws := c.w, c.i1, c.i2, c.r, c.ws
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	const series = 20
 	wr := prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{MetricFamilyName: "js_meta", Type: prompb.MetricMetadata_COUNTER, Help: "requests served"}}}

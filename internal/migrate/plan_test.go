@@ -18,18 +18,9 @@ import (
 	"github.com/stratametrics/strata/internal/testutil"
 )
 
-// requirePrometheus returns Debian's prometheus binary, skipping when it is absent except
-// under CI=true, where .ci/run installs it.
+// requirePrometheus returns Debian's prometheus binary (.ci/run installs it).
 func requirePrometheus(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus is not installed; .ci/run installs it (apt-get install prometheus)")
-		}
-		t.Skip("prometheus is not installed: skipping the plan of a real Prometheus (apt-get install prometheus)")
-	}
-	return p
+	return testutil.RequireBinary(t, "prometheus", "apt-get install prometheus")
 }
 
 // startPrometheus runs a Prometheus scraping itself every second, with an HA pair's

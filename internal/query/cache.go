@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/sha256"
@@ -175,19 +176,9 @@ func sliceMatrix(m promql.Matrix, from, to int64) promql.Matrix {
 
 // pointsIn returns the sub-slice of the time-ordered points in [from, to].
 func pointsIn[P any](ps []P, from, to int64, t func(P) int64) []P {
-	lo, _ := slices.BinarySearchFunc(ps, from, func(p P, x int64) int { return cmpInt(t(p), x) })
-	hi, _ := slices.BinarySearchFunc(ps, to+1, func(p P, x int64) int { return cmpInt(t(p), x) })
+	lo, _ := slices.BinarySearchFunc(ps, from, func(p P, x int64) int { return cmp.Compare(t(p), x) })
+	hi, _ := slices.BinarySearchFunc(ps, to+1, func(p P, x int64) int { return cmp.Compare(t(p), x) })
 	return ps[lo:hi]
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // mergeTimeMatrices merges answers over disjoint step ranges into one, each series'
@@ -196,11 +187,11 @@ func mergeTimeMatrices(mats []promql.Matrix) promql.Matrix {
 	out := concatMatrices(mats)
 	for i := range out {
 		s := &out[i]
-		if !slices.IsSortedFunc(s.Floats, func(a, b promql.FPoint) int { return cmpInt(a.T, b.T) }) {
-			slices.SortFunc(s.Floats, func(a, b promql.FPoint) int { return cmpInt(a.T, b.T) })
+		if !slices.IsSortedFunc(s.Floats, func(a, b promql.FPoint) int { return cmp.Compare(a.T, b.T) }) {
+			slices.SortFunc(s.Floats, func(a, b promql.FPoint) int { return cmp.Compare(a.T, b.T) })
 		}
-		if !slices.IsSortedFunc(s.Histograms, func(a, b promql.HPoint) int { return cmpInt(a.T, b.T) }) {
-			slices.SortFunc(s.Histograms, func(a, b promql.HPoint) int { return cmpInt(a.T, b.T) })
+		if !slices.IsSortedFunc(s.Histograms, func(a, b promql.HPoint) int { return cmp.Compare(a.T, b.T) }) {
+			slices.SortFunc(s.Histograms, func(a, b promql.HPoint) int { return cmp.Compare(a.T, b.T) })
 		}
 	}
 	return out
@@ -392,16 +383,7 @@ func (c *cachedRange) evaluate(ctx context.Context, from, to int64) (promql.Matr
 	m, err := res.Matrix()
 	if res.Err != nil || err != nil {
 		qry.Close()
-		return nil, nil, nil, cmpOr(res.Err, err)
+		return nil, nil, nil, cmp.Or(res.Err, err)
 	}
 	return m, res.Warnings, qry, nil
-}
-
-func cmpOr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -28,17 +28,9 @@ import (
 // prometheusBinary is Debian's Prometheus 2.42, the reference the API is compared with.
 const prometheusBinary = "/usr/bin/prometheus"
 
-// requirePrometheus skips when the reference Prometheus is missing, except under CI=true,
-// where .ci/run installs it and its absence is a failure.
+// requirePrometheus returns the reference Prometheus (.ci/run installs it).
 func requirePrometheus(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(prometheusBinary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; .ci/run installs it (apt-get install prometheus): %v", prometheusBinary, err)
-		}
-		t.Skipf("%s is missing (apt-get install prometheus): skipping the comparison with a real Prometheus", prometheusBinary)
-	}
-	return prometheusBinary
+	return testutil.RequireBinary(t, prometheusBinary, "apt-get install prometheus")
 }
 
 // promProcess is a Prometheus started by a test.

@@ -121,3 +121,18 @@ func GetOK(url string) func() error {
 		return nil
 	}
 }
+
+// RequireBinary returns the path of the program name (looked up in PATH, or a path),
+// which a test runs as a real client or server. Without it the test is skipped, except
+// under CI=true, where .ci/run installs it (install says how) and its absence fails.
+func RequireBinary(t testing.TB, name, install string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed; .ci/run installs it (%s): %v", name, install, err)
+		}
+		t.Skipf("%s is not installed (%s): skipping", name, install)
+	}
+	return path
+}
