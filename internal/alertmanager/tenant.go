@@ -296,7 +296,7 @@ func buildIntegrations(rcv config.Receiver, tmpl, plain *template.Template, logg
 	hooks := config.Receiver{Name: rcv.Name, WebhookConfigs: rcv.WebhookConfigs}
 	rest := rcv
 	rest.WebhookConfigs = nil
-	out, err := receiver.BuildReceiverIntegrations(hooks, plain, logger, httpOpts...)
+	out, err := plainWebhookIntegrations(hooks, plain, logger, httpOpts)
 	if err != nil {
 		return nil, err
 	}
