@@ -152,6 +152,8 @@ func (a *API) Routes() []Route {
 		namespaces = "/workspaces/{workspaceId}/rulegroupsnamespaces"
 		namespace  = namespaces + "/{name}"
 		definition = "/workspaces/{workspaceId}/alertmanager/definition"
+		logging    = "/workspaces/{workspaceId}/logging"
+		queryLog   = logging + "/query"
 	)
 	get, post, put, patch, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	return []Route{
@@ -179,6 +181,14 @@ func (a *API) Routes() []Route {
 		{Operation: "DescribeAlertManagerDefinition", Method: get, Pattern: definition, Handler: a.wrap(a.describeAlertManagerDefinition), Resource: "workspace"},
 		{Operation: "PutAlertManagerDefinition", Method: put, Pattern: definition, Handler: a.wrap(a.putAlertManagerDefinition), Resource: "workspace"},
 		{Operation: "DeleteAlertManagerDefinition", Method: del, Pattern: definition, Handler: a.wrap(a.deleteAlertManagerDefinition), Resource: "workspace"},
+		{Operation: "CreateLoggingConfiguration", Method: post, Pattern: logging, Handler: a.wrap(a.createLoggingConfiguration)},
+		{Operation: "DescribeLoggingConfiguration", Method: get, Pattern: logging, Handler: a.wrap(a.describeLoggingConfiguration)},
+		{Operation: "UpdateLoggingConfiguration", Method: put, Pattern: logging, Handler: a.wrap(a.updateLoggingConfiguration)},
+		{Operation: "DeleteLoggingConfiguration", Method: del, Pattern: logging, Handler: a.wrap(a.deleteLoggingConfiguration)},
+		{Operation: "CreateQueryLoggingConfiguration", Method: post, Pattern: queryLog, Handler: a.wrap(a.createQueryLoggingConfiguration)},
+		{Operation: "DescribeQueryLoggingConfiguration", Method: get, Pattern: queryLog, Handler: a.wrap(a.describeQueryLoggingConfiguration)},
+		{Operation: "UpdateQueryLoggingConfiguration", Method: put, Pattern: queryLog, Handler: a.wrap(a.updateQueryLoggingConfiguration)},
+		{Operation: "DeleteQueryLoggingConfiguration", Method: del, Pattern: queryLog, Handler: a.wrap(a.deleteQueryLoggingConfiguration)},
 	}
 }
 

@@ -31,6 +31,9 @@ type Reconciler struct {
 	// before it becomes ACTIVE (they may have been lowered since the request). Nil means
 	// the defaults of the limits flags. Set before Run.
 	Limits Limits
+	// LogGroups checks the log group of a logging configuration before it becomes
+	// ACTIVE. Nil accepts every log group. Set before Run.
+	LogGroups LogGroups
 
 	store    *meta.Store
 	hooks    []Lifecycle
@@ -87,6 +90,9 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) {
 		}
 		if ws.Status == meta.StatusActive && rulesPending(&ws) {
 			err = errors.Join(err, r.settleRules(ctx, ws.ID))
+		}
+		if ws.Status == meta.StatusActive && (pendingLogging(ws.Logging) || pendingLogging(ws.QueryLogging)) {
+			err = errors.Join(err, r.settleLogging(ctx, ws))
 		}
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("reconciling workspace; will retry", "workspace", ws.ID, "status", ws.Status, "err", err)
@@ -232,6 +238,71 @@ func (r *Reconciler) settleRules(ctx context.Context, id string) error {
 		r.logger.Info(e.msg, args...)
 	}
 	return nil
+}
+
+func pendingLogging(c *meta.LoggingConfiguration) bool {
+	return c != nil && pending(c.Status)
+}
+
+// settleLogging takes the logging configurations of ws that wait one step further:
+// created or updated ones become ACTIVE when their log group is accepted, else
+// CREATION_FAILED or UPDATE_FAILED with the reason; deleted ones are removed.
+func (r *Reconciler) settleLogging(ctx context.Context, ws meta.Workspace) error {
+	type verdict struct {
+		kind   loggingKind
+		seen   meta.LoggingConfiguration // as checked; a change since makes the verdict stale
+		reason string
+	}
+	var verdicts []verdict
+	for _, k := range []loggingKind{workspaceLogging, queryLogging} {
+		c := *k.field(&ws)
+		if !pendingLogging(c) {
+			continue
+		}
+		v := verdict{kind: k, seen: *c}
+		if c.Status != meta.StatusDeleting && r.LogGroups != nil {
+			if err := r.LogGroups.CheckLogGroup(ctx, c.LogGroupARN); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				v.reason = "log group " + c.LogGroupARN + ": " + err.Error()
+			}
+		}
+		verdicts = append(verdicts, v)
+	}
+	_, err := r.store.UpdateWorkspace(ctx, ws.ID, func(cur *meta.Workspace) error {
+		changed := false
+		for _, v := range verdicts {
+			field := v.kind.field(cur)
+			c := *field
+			if c == nil || c.Status != v.seen.Status || !c.ModifiedAt.Equal(v.seen.ModifiedAt) || c.LogGroupARN != v.seen.LogGroupARN {
+				continue
+			}
+			changed = true
+			switch {
+			case c.Status == meta.StatusDeleting:
+				*field = nil
+			case v.reason != "":
+				c.Status, c.StatusReason = failed(c.Status), v.reason
+			default:
+				c.Status, c.StatusReason = meta.StatusActive, ""
+			}
+		}
+		if !changed {
+			return errStale
+		}
+		return nil
+	})
+	if err == nil {
+		for _, v := range verdicts {
+			if v.reason != "" {
+				r.logger.Warn(v.kind.what+" failed", "workspace", ws.ID, "reason", v.reason)
+			} else {
+				r.logger.Info(v.kind.what+" settled", "workspace", ws.ID, "was", v.seen.Status)
+			}
+		}
+	}
+	return ignoreStale(err)
 }
 
 func ignoreStale(err error) error {

@@ -185,3 +185,62 @@ type alertManagerDefinitionDescription struct {
 type describeAlertManagerDefinitionResponse struct {
 	AlertManagerDefinition alertManagerDefinitionDescription `json:"alertManagerDefinition"`
 }
+
+// Logging and query logging configurations.
+
+type loggingConfigurationStatus struct {
+	StatusCode   string `json:"statusCode"`
+	StatusReason string `json:"statusReason,omitempty"`
+}
+
+type loggingConfigurationRequest struct {
+	LogGroupARN *string `json:"logGroupArn"`
+	ClientToken *string `json:"clientToken"`
+}
+
+// loggingStatusResponse answers the Creates and Updates of both configurations.
+type loggingStatusResponse struct {
+	Status loggingConfigurationStatus `json:"status"`
+}
+
+type loggingConfigurationMetadata struct {
+	Status      loggingConfigurationStatus `json:"status"`
+	Workspace   string                     `json:"workspace"`
+	LogGroupARN string                     `json:"logGroupArn"`
+	CreatedAt   awsapi.Timestamp           `json:"createdAt"`
+	ModifiedAt  awsapi.Timestamp           `json:"modifiedAt"`
+}
+
+type describeLoggingConfigurationResponse struct {
+	LoggingConfiguration loggingConfigurationMetadata `json:"loggingConfiguration"`
+}
+
+type cloudWatchLogDestination struct {
+	LogGroupARN *string `json:"logGroupArn"`
+}
+
+type loggingFilter struct {
+	QSPThreshold *int64 `json:"qspThreshold"`
+}
+
+type loggingDestination struct {
+	CloudWatchLogs *cloudWatchLogDestination `json:"cloudWatchLogs"`
+	Filters        *loggingFilter            `json:"filters"`
+}
+
+type queryLoggingConfigurationRequest struct {
+	Destinations []loggingDestination `json:"destinations"`
+	ClientToken  *string              `json:"clientToken"`
+}
+
+type queryLoggingConfigurationMetadata struct {
+	Status       loggingConfigurationStatus `json:"status"`
+	Workspace    string                     `json:"workspace"`
+	Destinations []loggingDestination       `json:"destinations"`
+	CreatedAt    awsapi.Timestamp           `json:"createdAt"`
+	ModifiedAt   awsapi.Timestamp           `json:"modifiedAt"`
+}
+
+type describeQueryLoggingConfigurationResponse struct {
+	QueryLoggingConfiguration queryLoggingConfigurationMetadata `json:"queryLoggingConfiguration"`
+}

@@ -45,6 +45,44 @@ type Workspace struct {
 	RuleGroupsNamespaces map[string]*RuleGroupsNamespace `json:"ruleGroupsNamespaces,omitempty"`
 	// AlertManagerDefinition is the workspace's Alertmanager configuration; nil when none.
 	AlertManagerDefinition *AlertManagerDefinition `json:"alertManagerDefinition,omitempty"`
+	// Logging is where the workspace's rule, alerting and ingestion events are logged
+	// (CreateLoggingConfiguration); QueryLogging where its costly queries are
+	// (CreateQueryLoggingConfiguration). Nil when none.
+	Logging      *LoggingConfiguration `json:"logging,omitempty"`
+	QueryLogging *LoggingConfiguration `json:"queryLogging,omitempty"`
+}
+
+// LoggingConfiguration is a workspace's logging or query logging configuration: the
+// log group its records go to, and for query logging the threshold of samples
+// processed from which a query is logged.
+type LoggingConfiguration struct {
+	LogGroupARN string `json:"logGroupArn"`
+	// QSPThreshold is the query logging filter: queries processing at least this many
+	// samples are logged. Unused for the workspace logging configuration.
+	QSPThreshold int64 `json:"qspThreshold,omitempty"`
+	// Status is CREATING, ACTIVE, UPDATING, DELETING, CREATION_FAILED or UPDATE_FAILED.
+	Status       string    `json:"status"`
+	StatusReason string    `json:"statusReason,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	ModifiedAt   time.Time `json:"modifiedAt"`
+	// ClientToken, RequestHash and DeleteClientToken make Create, Update and Delete
+	// idempotent, as for RuleGroupsNamespace.
+	ClientToken       string `json:"clientToken,omitempty"`
+	RequestHash       string `json:"requestHash,omitempty"`
+	DeleteClientToken string `json:"deleteClientToken,omitempty"`
+}
+
+// Logs reports whether records go to the configuration's log group: from the moment it
+// is created until it is deleted, as long as it has not failed.
+func (c *LoggingConfiguration) Logs() bool {
+	if c == nil {
+		return false
+	}
+	switch c.Status {
+	case StatusCreating, StatusActive, StatusUpdating:
+		return true
+	}
+	return false
 }
 
 // RuleGroupsNamespace is one rule file of a workspace (CreateRuleGroupsNamespace).
@@ -140,6 +178,14 @@ func (w Workspace) Clone() Workspace {
 	if w.AlertManagerDefinition != nil {
 		d := *w.AlertManagerDefinition
 		w.AlertManagerDefinition = &d
+	}
+	if w.Logging != nil {
+		c := *w.Logging
+		w.Logging = &c
+	}
+	if w.QueryLogging != nil {
+		c := *w.QueryLogging
+		w.QueryLogging = &c
 	}
 	return w
 }
