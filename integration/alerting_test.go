@@ -24,7 +24,13 @@ import (
 // pushGauge remote-writes one sample of a gauge, signed, and fails unless it is stored.
 func pushGauge(t *testing.T, base, ws string, v float64, lbls ...string) {
 	t.Helper()
-	ts := prompb.TimeSeries{Samples: []prompb.Sample{{Value: v, Timestamp: time.Now().UnixMilli()}}}
+	pushGaugeAt(t, base, ws, v, time.Now(), lbls...)
+}
+
+// pushGaugeAt is pushGauge with the sample's time.
+func pushGaugeAt(t *testing.T, base, ws string, v float64, at time.Time, lbls ...string) {
+	t.Helper()
+	ts := prompb.TimeSeries{Samples: []prompb.Sample{{Value: v, Timestamp: at.UnixMilli()}}}
 	for i := 0; i+1 < len(lbls); i += 2 {
 		ts.Labels = append(ts.Labels, prompb.Label{Name: lbls[i], Value: lbls[i+1]})
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/periodic"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Workspaces is the part of the metadata store the Alertmanager follows; *meta.Store
@@ -56,6 +58,9 @@ type Deps struct {
 	// Limits gives the run-time quotas; nil applies DefaultLimits (AMP's) to every
 	// workspace.
 	Limits Limits
+	// Events receives notification failures for the workspaces' logging
+	// configurations; nil vends none.
+	Events vendedlogs.Events
 	Logger *slog.Logger
 	// Registerer receives the MultiTenant's metrics and every workspace's Alertmanager
 	// metrics (as strata_alertmanager_…{workspace="…"}); nil registers none.
@@ -73,6 +78,7 @@ type MultiTenant struct {
 	owners  Owners
 	owned   <-chan struct{} // signals ownership changes; nil without owners
 	limits  Limits
+	events  vendedlogs.Events
 	logger  *slog.Logger
 	dir     string
 	extURL  *url.URL
@@ -130,6 +136,7 @@ func New(cfg Config, deps Deps) (*MultiTenant, error) {
 		changes: deps.Changes,
 		owners:  deps.Owners,
 		limits:  deps.Limits,
+		events:  deps.Events,
 		logger:  deps.Logger,
 		dir:     dir,
 		extURL:  extURL,
@@ -309,7 +316,12 @@ func (m *MultiTenant) syncWorkspaceLocked(ctx context.Context, ws meta.Workspace
 		m.logger.Error("loading the alertmanager state of a workspace; retrying at the next sync", "workspace", ws.ID, "err", err)
 		return
 	}
-	logger := slog.New(newLazyHandler(m.logger.Handler())).With("workspace", ws.ID)
+	// Notification failures, template errors and quota warnings also go to the
+	// workspace's log group (its logging configuration).
+	logger := slog.New(vendedlogs.NewHandler(newLazyHandler(m.logger.Handler()), m.events, vendedlogs.HandlerOptions{
+		Workspace: ws.ID, Component: vendedlogs.ComponentAlertmanager,
+		Fields: []string{"receiver", "integration"},
+	})).With("workspace", ws.ID)
 	extURL := m.extURL.JoinPath("workspaces", ws.ID, "alertmanager")
 	t, err = newTenant(ws.ID, &m.cfg, extURL, m.limits, logger, st)
 	if err == nil {

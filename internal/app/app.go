@@ -37,6 +37,8 @@ import (
 	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/usage"
 	"github.com/stratametrics/strata/internal/version"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 func newFlagSet() *flag.FlagSet {
@@ -92,6 +94,8 @@ type App struct {
 	// authentication, to requests other processes forward with the cluster key.
 	owners   *ingestlog.WorkspaceOwners
 	ownerMux *http.ServeMux
+	// vlogs writes the records of the workspaces' logging configurations.
+	vlogs *vendedlogs.Logs
 }
 
 // writeInternal stores a request in a workspace without authentication or quotas: Strata

@@ -33,6 +33,8 @@ import (
 	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/sts"
 	"github.com/stratametrics/strata/internal/usage"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Config is the root configuration. Every field has a flag; YAML fields use the flag's
@@ -69,6 +71,7 @@ type Config struct {
 	Usage        usage.ExportConfig  `yaml:"usage"`
 	Ruler        ruler.Config        `yaml:"ruler"`
 	Alertmanager alertmanager.Config `yaml:"alertmanager"`
+	Logs         vendedlogs.Config   `yaml:"logs"`
 }
 
 // LogConfig configures logging.
@@ -105,6 +108,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Usage.RegisterFlags(f)
 	c.Ruler.RegisterFlags(f)
 	c.Alertmanager.RegisterFlags(f)
+	c.Logs.RegisterFlags(f)
 }
 
 var (
@@ -135,7 +139,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
 		"distributor": &c.Distributor, "ingest": &c.Ingest, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
-		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager,
+		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager, "logs": &c.Logs,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

@@ -38,6 +38,8 @@ import (
 	"github.com/stratametrics/strata/internal/storegateway"
 	"github.com/stratametrics/strata/internal/sts"
 	"github.com/stratametrics/strata/internal/usage"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Modules: the components a process can run. --target names them, or groups of them.
@@ -63,6 +65,7 @@ const (
 	moduleConsumer      = "ingest-consumer"
 	moduleIngesterAPI   = "ingester-api"
 	moduleOwners        = "workspace-owners"
+	moduleVendedLogs    = "vended-logs"
 )
 
 // Targets that stand for several modules.
@@ -269,6 +272,18 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	})
 	// Rule files admit what queries admit.
 	promql := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.Query.EnableExperimentalFunctions})
+	m.Register(moduleVendedLogs, modules.Module{
+		Deps: []string{ModuleMeta},
+		Init: func() (modules.Service, error) {
+			vcfg := cfg.Logs
+			if vcfg.Dir == "" {
+				vcfg.Dir = filepath.Join(cfg.DataDir, "logs")
+			}
+			a.vlogs = vendedlogs.New(vcfg, a.store, a.reg, logger.With("component", "vended-logs"))
+			// It writes what is queued when it stops, after the components that log.
+			return modules.ServiceFunc(a.vlogs.Run), nil
+		},
+	})
 	m.Register(ModuleControlPlane, modules.Module{
 		Deps: []string{ModuleMeta, moduleLimits, moduleRouter, moduleSessionTokens},
 		Init: func() (modules.Service, error) {
@@ -398,7 +413,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		pusherDep = moduleIngestLog
 	}
 	m.Register(ModuleDistributor, modules.Module{
-		Deps: []string{pusherDep, ModuleMeta, moduleLimits, moduleBucket, moduleRouter},
+		Deps: []string{pusherDep, ModuleMeta, moduleLimits, moduleBucket, moduleRouter, moduleVendedLogs},
 		Init: func() (modules.Service, error) {
 			var pusher ingest.Pusher = a.ingester
 			if jetStream {
@@ -409,6 +424,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			if err != nil {
 				return nil, err
 			}
+			a.distrib.UseEvents(a.vlogs)
 			if jetStream {
 				// Distributors of several processes agree on HA elections.
 				a.distrib.UseHAStore(ingestlog.NewHAStore(a.ingestLog))
@@ -465,7 +481,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	})
 	// In distributed mode a querier reads ingesters that together own every partition:
 	// its own process' in process, the others' over the network.
-	querierDeps := append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter}, present(ModuleIngester)...)
+	querierDeps := append([]string{ModuleStoreGateway, ModuleMeta, moduleLimits, moduleRouter, moduleVendedLogs}, present(ModuleIngester)...)
 	if jetStream {
 		querierDeps = append(querierDeps, moduleIngestLog)
 		if has(ModuleIngester) {
@@ -489,6 +505,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				},
 				Logger:     logger.With("component", "query"),
 				Registerer: a.reg,
+				QueryLog:   a.vlogs,
 				// A cached answer holds the samples of the retention it was made under.
 				CacheVersion: func(ctx context.Context, ws string) string {
 					ret, ok, err := retentions.Retention(ctx, ws)
@@ -555,7 +572,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		})
 	}
 	m.Register(ModuleAlertmanager, modules.Module{
-		Deps: append([]string{ModuleMeta, moduleBucket, moduleLimits, moduleRouter}, ownerDeps...),
+		Deps: append([]string{ModuleMeta, moduleBucket, moduleLimits, moduleRouter, moduleVendedLogs}, ownerDeps...),
 		Init: func() (modules.Service, error) {
 			var err error
 			var owners alertmanager.Owners
@@ -570,6 +587,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				DataDir:     cfg.Alertmanager.Dir(cfg.DataDir),
 				ExternalURL: a.server.ExternalURL(),
 				Limits:      alertmanagerLimits{a.limits},
+				Events:      a.vlogs,
 				Logger:      logger.With("component", "alertmanager"),
 				Registerer:  a.reg,
 			})
@@ -586,7 +604,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	m.Register(ModuleRuler, modules.Module{
 		// It stops before all three: it stores its last evaluations through the write
 		// path and sends to the alertmanager.
-		Deps: append([]string{ModuleQuerier, ModuleDistributor, ModuleAlertmanager, ModuleMeta, moduleRouter}, ownerDeps...),
+		Deps: append([]string{ModuleQuerier, ModuleDistributor, ModuleAlertmanager, ModuleMeta, moduleRouter, moduleVendedLogs}, ownerDeps...),
 		Init: func() (modules.Service, error) {
 			var err error
 			var owners ruler.Owners
@@ -604,6 +622,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				Logger:      logger.With("component", "ruler"),
 				Registerer:  a.reg,
 				Parser:      promql,
+				Events:      a.vlogs,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("setting up the ruler: %w", err)
@@ -616,11 +635,12 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 	})
 	lifecycle := present(ModuleIngester, ModuleDistributor, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager, ModuleQuerier)
 	m.Register(moduleReconciler, modules.Module{
-		Deps: append([]string{ModuleMeta, moduleLimits}, lifecycle...),
+		Deps: append([]string{ModuleMeta, moduleLimits, moduleVendedLogs}, lifecycle...),
 		Init: func() (modules.Service, error) {
 			hooks := []controlplane.Lifecycle{workspaceHooks{ing: a.ingester, dis: a.distrib, sg: a.sg, comp: a.compactor, ruler: a.ruler, am: a.am, query: a.query}}
 			a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 			a.recon.Limits = a.limits
+			a.recon.LogGroups = a.vlogs
 			return modules.ServiceFunc(a.recon.Run), nil
 		},
 	})

@@ -40,6 +40,8 @@ import (
 	"github.com/stratametrics/strata/internal/ratelimit"
 	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/usage"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Config configures the distributor.
@@ -89,6 +91,7 @@ type Distributor struct {
 	usage      *usage.Metrics
 	bkt        objstore.Bucket
 	logger     *slog.Logger
+	events     vendedlogs.Events
 	now        func() time.Time
 	m          *metrics
 
@@ -123,6 +126,7 @@ func New(cfg Config, lim *limits.Overrides, ws Workspaces, pusher ingest.Pusher,
 	f := promauto.With(reg)
 	d := &Distributor{
 		cfg:        cfg,
+		events:     noEvents{},
 		decoder:    remotewrite.NewDecoder(remotewrite.Options{MaxDecodedSize: cfg.MaxDecodedBodyBytes}),
 		rate:       ratelimit.New(0),
 		ha:         ha,
@@ -357,6 +361,30 @@ func (d *Distributor) reply(w http.ResponseWriter, v remotewrite.Version, status
 	_, _ = io.WriteString(w, msg+"\n")
 }
 
+// fail answers a refused write and vends the refusal to the workspace's log group (its
+// logging configuration), as AMP logs remote-write rejections.
+func (d *Distributor) fail(w http.ResponseWriter, id string, v remotewrite.Version, status int, msg string, written [3]int) {
+	d.reply(w, v, status, msg, written)
+	level := vendedlogs.LevelError
+	if status == http.StatusTooManyRequests {
+		level = vendedlogs.LevelWarn
+	}
+	d.events.Event(id, vendedlogs.ComponentIngestion, level, fmt.Sprintf("remote write refused: %d %s: %s", status, http.StatusText(status), msg),
+		vendedlogs.Field{Key: "statusCode", Value: status})
+}
+
+// UseEvents vends refused writes to the workspaces' log groups; call before serving.
+func (d *Distributor) UseEvents(e vendedlogs.Events) {
+	if e != nil {
+		d.events = e
+	}
+}
+
+// noEvents vends nothing.
+type noEvents struct{}
+
+func (noEvents) Event(string, string, string, string, ...vendedlogs.Field) {}
+
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP handles POST /workspaces/{workspaceId}/api/v1/remote_write.
@@ -364,24 +392,24 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("workspaceId")
 	ctx := r.Context()
 	if werr := d.accepting(ctx, id); werr != nil {
-		d.reply(w, 0, werr.Status(), werr.Msg, [3]int{})
+		d.fail(w, id, 0, werr.Status(), werr.Msg, [3]int{})
 		return
 	}
 
 	limit := d.cfg.MaxRequestBodyBytes
 	if r.ContentLength > limit {
-		d.reply(w, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes (distributor.max-request-body-bytes)", r.ContentLength, limit), [3]int{})
+		d.fail(w, id, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes (distributor.max-request-body-bytes)", r.ContentLength, limit), [3]int{})
 		return
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer bodyPool.Put(buf)
 	buf.Reset()
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
-		d.reply(w, 0, http.StatusBadRequest, "reading the request body: "+err.Error(), [3]int{})
+		d.fail(w, id, 0, http.StatusBadRequest, "reading the request body: "+err.Error(), [3]int{})
 		return
 	}
 	if int64(buf.Len()) > limit {
-		d.reply(w, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes (distributor.max-request-body-bytes)", limit), [3]int{})
+		d.fail(w, id, 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes (distributor.max-request-body-bytes)", limit), [3]int{})
 		return
 	}
 	req, err := d.decoder.DecodeBody(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), buf.Bytes())
@@ -393,7 +421,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, remotewrite.ErrBodyTooLarge):
 			code = http.StatusRequestEntityTooLarge
 		}
-		d.reply(w, 0, code, err.Error(), [3]int{})
+		d.fail(w, id, 0, code, err.Error(), [3]int{})
 		return
 	}
 	defer req.Release()
@@ -404,7 +432,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if werr.Kind == KindThrottled && res.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(res.retryAfter.Seconds()))))
 		}
-		d.reply(w, v, werr.Status(), werr.Msg, written)
+		d.fail(w, id, v, werr.Status(), werr.Msg, written)
 		return
 	}
 	d.reply(w, v, http.StatusNoContent, "", written)

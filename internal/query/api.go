@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Queryables opens a workspace's storage for reading. The ingester implements it; later
@@ -92,11 +94,19 @@ type Deps struct {
 	CacheVersion func(ctx context.Context, workspace string) string
 	// Principal names the caller in the slow-query log; nil logs none.
 	Principal func(*http.Request) string
+	// QueryLog receives every PromQL query and rule query with its cost, for the
+	// workspace's query logging configuration; nil logs none.
+	QueryLog QueryLogger
 	// BuildInfo overrides the answer of /api/v1/status/buildinfo.
 	BuildInfo *BuildInfo
 	Logger    *slog.Logger
 	// Registerer receives the API's and the PromQL engine's metrics; nil registers none.
 	Registerer prometheus.Registerer
+}
+
+// QueryLogger logs queries of a workspace; *vendedlogs.Logs implements it.
+type QueryLogger interface {
+	Query(workspace string, rec vendedlogs.QueryRecord)
 }
 
 // HeadStatsWindow is the time range whose series stand for the head when no

@@ -154,6 +154,14 @@ type seriesBudget struct {
 	read  atomic.Int64
 }
 
+// fetched is the number of series read so far, -1 when not counted (no limit).
+func (b *seriesBudget) fetched() int64 {
+	if b == nil || b.limit <= 0 {
+		return -1
+	}
+	return b.read.Load()
+}
+
 // limitQuerier counts the series its selects return against budget.
 func limitQuerier(q storage.Querier, budget *seriesBudget) storage.Querier {
 	if budget == nil || budget.limit <= 0 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // request is the state of one API request, from the wrapper through the handler.
@@ -74,7 +76,38 @@ func (a *API) wrap(endpoint string, h func(*request) *apiError) http.HandlerFunc
 		if t := a.cfg.SlowQueryLogThreshold; t > 0 && elapsed >= t {
 			a.logSlow(q, elapsed, err)
 		}
+		if q.samples >= 0 && a.deps.QueryLog != nil {
+			a.logQuery(q, elapsed, err)
+		}
 	}
+}
+
+// logQuery hands an evaluated PromQL query to the query log.
+func (a *API) logQuery(q *request, elapsed time.Duration, err *apiError) {
+	rec := vendedlogs.QueryRecord{
+		Query:            q.query,
+		Type:             "instant",
+		SamplesProcessed: q.samples,
+		SeriesFetched:    q.budget.fetched(),
+		Duration:         elapsed,
+		Status:           "success",
+	}
+	if q.endpoint == "query_range" {
+		rec.Type = "range"
+		rec.Start, _ = parseTime(q.r.FormValue("start"))
+		rec.End, _ = parseTime(q.r.FormValue("end"))
+		rec.Step, _ = parseDuration(q.r.FormValue("step"))
+	} else {
+		rec.Start, _ = timeParam(q.r, "time", a.now())
+		rec.End = rec.Start
+	}
+	if err != nil {
+		rec.Status, rec.Error = "error", err.err.Error()
+	}
+	if a.deps.Principal != nil {
+		rec.Principal = a.deps.Principal(q.r)
+	}
+	a.deps.QueryLog.Query(q.ws, rec)
 }
 
 func (a *API) serve(q *request, h func(*request) *apiError) *apiError {

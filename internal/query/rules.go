@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // RuleQuery evaluates an instant query for the ruler: through the same path as
@@ -15,6 +17,7 @@ import (
 // A scalar result is a one-sample vector, as Prometheus' rules.EngineQueryFunc makes it.
 // Errors are the engine's or a limit's; the ruler logs and counts them.
 func (a *API) RuleQuery(ctx context.Context, ws, query string, t time.Time) (promql.Vector, error) {
+	start := a.now()
 	q := &request{ws: ws, lim: a.limits.QueryLimits(ws), samples: -1}
 	q.lim.MaxSamples = a.server.capSamples(q.lim.MaxSamples)
 	if q.lim.Timeout > 0 {
@@ -41,7 +44,12 @@ func (a *API) RuleQuery(ctx context.Context, ws, query string, t time.Time) (pro
 		a.countRejection(ws, res.Err, execError(ctx, res.Err))
 		return nil, res.Err
 	}
-	a.metrics.samplesProcessed.WithLabelValues(ws).Add(float64(qry.Stats().Samples.TotalSamples))
+	samples := qry.Stats().Samples.TotalSamples
+	a.metrics.samplesProcessed.WithLabelValues(ws).Add(float64(samples))
+	if a.deps.QueryLog != nil {
+		a.deps.QueryLog.Query(ws, vendedlogs.QueryRecord{Query: query, Type: "rule", Start: t, End: t,
+			SamplesProcessed: samples, SeriesFetched: q.budget.fetched(), Duration: a.now().Sub(start), Status: "success"})
+	}
 	switch v := res.Value.(type) {
 	case promql.Vector:
 		return v, nil

@@ -45,6 +45,8 @@ import (
 
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/periodic"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // Config configures the ruler.
@@ -148,6 +150,9 @@ type Deps struct {
 	// Owners, in a cluster, says which workspaces this process evaluates: only those it
 	// owns. Nil: all.
 	Owners Owners
+	// Events receives rule failures for the workspaces' logging configurations; nil
+	// vends none.
+	Events vendedlogs.Events
 }
 
 // Owners says which workspaces this process owns (ingestlog.WorkspaceOwners).
@@ -388,7 +393,18 @@ func (r *Ruler) externalURL(workspace string) string {
 // newTenant makes and runs the rules manager of workspace id.
 func (r *Ruler) newTenant(ctx context.Context, id string) *tenant {
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	logger := r.logger.With("workspace", id)
+	// Rule failures also go to the workspace's log group, as AMP names them.
+	logger := slog.New(vendedlogs.NewHandler(r.logger.With("workspace", id).Handler(), r.deps.Events, vendedlogs.HandlerOptions{
+		Workspace: id, Component: vendedlogs.ComponentRuler,
+		Fields: []string{"name", "group", "file"}, Rename: map[string]string{"file": "namespace"},
+		Value: func(k, v string) string {
+			if k == "file" {
+				return strings.TrimPrefix(v, id+"/") // the namespace's identifier
+			}
+			return v
+		},
+		Skip: []string{"rule", "sample", "trace_id", "index"},
+	}))
 	ext, _ := url.Parse(r.externalURL(id))
 	mgr := rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,

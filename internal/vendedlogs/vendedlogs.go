@@ -162,7 +162,8 @@ type QueryRecord struct {
 	Type       string
 	Start, End time.Time
 	Step       time.Duration
-	// SamplesProcessed (AMP's QSP) and SeriesFetched measure its cost.
+	// SamplesProcessed (AMP's QSP) and SeriesFetched measure its cost; SeriesFetched
+	// is -1 when not counted.
 	SamplesProcessed int64
 	SeriesFetched    int64
 	Duration         time.Duration
@@ -190,10 +191,12 @@ func (l *Logs) Query(workspace string, q QueryRecord) {
 		"start":            q.Start.UTC().Format(time.RFC3339Nano),
 		"end":              q.End.UTC().Format(time.RFC3339Nano),
 		"samplesProcessed": q.SamplesProcessed,
-		"seriesFetched":    q.SeriesFetched,
 		"durationMs":       q.Duration.Milliseconds(),
 		"status":           q.Status,
 		"level":            LevelInfo,
+	}
+	if q.SeriesFetched >= 0 {
+		message["seriesFetched"] = q.SeriesFetched
 	}
 	if q.Step > 0 {
 		message["stepSeconds"] = q.Step.Seconds()
