@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/testutil"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // waitTimeout bounds every wait for something asynchronous (a notification, a state).
@@ -39,12 +43,40 @@ type fixture struct {
 	m       *MultiTenant
 	reg     *prometheus.Registry
 	logs    *testutil.SyncBuffer
+	events  *eventRecorder
 	srv     *httptest.Server
 	wrap    func(objstore.Bucket) objstore.Bucket
 	cfg     Config
 }
 
 type fixtureOption func(*fixture)
+
+// eventRecorder keeps the events vended to workspaces' log groups.
+type eventRecorder struct {
+	mu     sync.Mutex
+	events []vendedEvent
+}
+
+type vendedEvent struct {
+	workspace, component, level, msg string
+	fields                           map[string]any
+}
+
+func (r *eventRecorder) Event(workspace, component, level, msg string, fields ...vendedlogs.Field) {
+	e := vendedEvent{workspace, component, level, msg, map[string]any{}}
+	for _, f := range fields {
+		e.fields[f.Key] = f.Value
+	}
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *eventRecorder) all() []vendedEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
 
 // withBucket wraps the bucket the MultiTenant sees (the meta store sees the plain one).
 func withBucket(wrap func(objstore.Bucket) objstore.Bucket) fixtureOption {
@@ -61,7 +93,7 @@ func withBucketDir(dir string) fixtureOption { return func(f *fixture) { f.bktDi
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
-	f := &fixture{t: t, bktDir: t.TempDir(), dataDir: t.TempDir(), logs: &testutil.SyncBuffer{}, cfg: testConfig()}
+	f := &fixture{t: t, bktDir: t.TempDir(), dataDir: t.TempDir(), logs: &testutil.SyncBuffer{}, events: &eventRecorder{}, cfg: testConfig()}
 	for _, o := range opts {
 		o(f)
 	}
@@ -94,6 +126,7 @@ func (f *fixture) start() {
 		DataDir:     f.dataDir,
 		ExternalURL: "http://strata.example:8080",
 		Limits:      f.limits,
+		Events:      f.events,
 		Logger:      slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Registerer:  f.reg,
 	})

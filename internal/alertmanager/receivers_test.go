@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // request is what a receiver's endpoint got.
@@ -254,5 +256,21 @@ receivers:
 		if strings.Contains(logs, secret) {
 			t.Errorf("the logs show %q:\n%s", secret, logs)
 		}
+	}
+	// The failures are vended to the workspace's log group too, naming the receiver,
+	// without the secrets.
+	failed := map[string]bool{}
+	for _, e := range f.events.all() {
+		for _, secret := range []string{"slack-secret", "og-api-key-secret", "teams-secret"} {
+			if strings.Contains(e.msg, secret) || strings.Contains(fmt.Sprint(e.fields), secret) {
+				t.Errorf("a vended event shows %q: %+v", secret, e)
+			}
+		}
+		if e.workspace == "ws-a" && e.component == vendedlogs.ComponentAlertmanager && strings.Contains(e.msg, "connection refused") {
+			failed[fmt.Sprint(e.fields["receiver"])] = true
+		}
+	}
+	if !failed["slack"] || !failed["opsgenie"] || !failed["teams"] {
+		t.Errorf("vended failures by receiver: %v, want slack, opsgenie and teams; events: %+v", failed, f.events.all())
 	}
 }
