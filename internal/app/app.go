@@ -39,6 +39,8 @@ import (
 	"github.com/stratametrics/strata/internal/version"
 
 	"github.com/stratametrics/strata/internal/vendedlogs"
+
+	"github.com/stratametrics/strata/internal/scraper"
 )
 
 func newFlagSet() *flag.FlagSet {
@@ -96,6 +98,8 @@ type App struct {
 	ownerMux *http.ServeMux
 	// vlogs writes the records of the workspaces' logging configurations.
 	vlogs *vendedlogs.Logs
+	// scrapers runs the managed scrapers; nil where they do not run.
+	scrapers *scraper.Manager
 }
 
 // writeInternal stores a request in a workspace without authentication or quotas: Strata

@@ -35,6 +35,8 @@ import (
 	"github.com/stratametrics/strata/internal/usage"
 
 	"github.com/stratametrics/strata/internal/vendedlogs"
+
+	"github.com/stratametrics/strata/internal/scraper"
 )
 
 // Config is the root configuration. Every field has a flag; YAML fields use the flag's
@@ -72,6 +74,7 @@ type Config struct {
 	Ruler        ruler.Config        `yaml:"ruler"`
 	Alertmanager alertmanager.Config `yaml:"alertmanager"`
 	Logs         vendedlogs.Config   `yaml:"logs"`
+	Scraper      scraper.Config      `yaml:"scraper"`
 }
 
 // LogConfig configures logging.
@@ -109,6 +112,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ruler.RegisterFlags(f)
 	c.Alertmanager.RegisterFlags(f)
 	c.Logs.RegisterFlags(f)
+	c.Scraper.RegisterFlags(f)
 }
 
 var (
@@ -139,7 +143,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
 		"distributor": &c.Distributor, "ingest": &c.Ingest, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
-		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager, "logs": &c.Logs,
+		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager, "logs": &c.Logs, "scraper": &c.Scraper,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)

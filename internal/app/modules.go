@@ -40,6 +40,8 @@ import (
 	"github.com/stratametrics/strata/internal/usage"
 
 	"github.com/stratametrics/strata/internal/vendedlogs"
+
+	"github.com/stratametrics/strata/internal/scraper"
 )
 
 // Modules: the components a process can run. --target names them, or groups of them.
@@ -66,6 +68,7 @@ const (
 	moduleIngesterAPI   = "ingester-api"
 	moduleOwners        = "workspace-owners"
 	moduleVendedLogs    = "vended-logs"
+	moduleScraper       = "scraper"
 )
 
 // Targets that stand for several modules.
@@ -564,9 +567,9 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				a.owners = ingestlog.NewWorkspaceOwners(a.ingestLog, self, logger.With("component", "workspace-owners"))
 				a.ownerMux = http.NewServeMux()
 				a.server.Handle("OwnerForward", ownerForwardPrefix+"/", a.ownerHandler())
-				withRuler, changed := has(ModuleRuler), a.store.Subscribe()
+				withRuler, withScrapers, changed := has(ModuleRuler), cfg.Scraper.Enabled && has(ModuleDistributor), a.store.Subscribe()
 				return modules.ServiceFunc(func(ctx context.Context) error {
-					return a.owners.Run(ctx, func() []string { return a.ownedWorkspaces(withRuler) }, changed)
+					return a.owners.Run(ctx, func() []string { return a.ownedWorkspaces(withRuler, withScrapers) }, changed)
 				}), nil
 			},
 		})
@@ -633,7 +636,39 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			return modules.ServiceFunc(a.ruler.Run), nil
 		},
 	})
+	// Managed scrapers write through this process' distributor: in a cluster each runs
+	// in the process owning its destination workspace, so only where owners are kept.
+	scrapers := cfg.Scraper.Enabled && has(ModuleDistributor) && (!jetStream || owned)
+	if scrapers {
+		m.Register(moduleScraper, modules.Module{
+			Deps: append([]string{ModuleMeta, ModuleDistributor, moduleVendedLogs}, ownerDeps...),
+			Init: func() (modules.Service, error) {
+				var owners scraper.Owners
+				if a.owners != nil {
+					owners = a.owners
+				}
+				var err error
+				a.scrapers, err = scraper.New(cfg.Scraper, scraper.Deps{
+					Workspaces: a.store,
+					Changes:    a.store.Subscribe(),
+					Writer:     ruleWriter{dis: a.distrib, decoder: remotewrite.NewDecoder(remotewrite.Options{})},
+					Owners:     owners,
+					Events:     a.vlogs,
+					Logger:     logger.With("component", "scraper"),
+					Registerer: a.reg,
+					DataDir:    cfg.DataDir,
+				})
+				if err != nil {
+					return nil, err
+				}
+				return modules.ServiceFunc(a.scrapers.Run), nil
+			},
+		})
+	}
 	lifecycle := present(ModuleIngester, ModuleDistributor, ModuleStoreGateway, ModuleCompactor, ModuleRuler, ModuleAlertmanager, ModuleQuerier)
+	if scrapers {
+		lifecycle = append(lifecycle, moduleScraper)
+	}
 	m.Register(moduleReconciler, modules.Module{
 		Deps: append([]string{ModuleMeta, moduleLimits, moduleVendedLogs}, lifecycle...),
 		Init: func() (modules.Service, error) {
@@ -641,6 +676,9 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			a.recon = controlplane.NewReconciler(a.store, hooks, cfg.Meta.PollInterval, logger.With("component", "reconciler"))
 			a.recon.Limits = a.limits
 			a.recon.LogGroups = a.vlogs
+			if a.scrapers != nil {
+				a.recon.Scrapers = a.scrapers
+			}
 			return modules.ServiceFunc(a.recon.Run), nil
 		},
 	})

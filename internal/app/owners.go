@@ -17,11 +17,11 @@ const ownerForwardPrefix = "/internal/owner"
 // ownedWorkspaces returns the workspaces whose owner this process can be: with rules
 // (when it runs a ruler) or an alert manager definition. A process without a ruler
 // takes none with rules, which it could not evaluate.
-func (a *App) ownedWorkspaces(withRuler bool) []string {
+func (a *App) ownedWorkspaces(withRuler, withScrapers bool) []string {
 	var out []string
 	for _, ws := range a.store.ListWorkspaces() {
 		rules := ruler.HasRules(ws)
-		if (rules && withRuler) || (!rules && alertmanager.HasDefinition(ws)) {
+		if (rules && withRuler) || (!rules && alertmanager.HasDefinition(ws)) || (withScrapers && len(ws.Scrapers) > 0) {
 			out = append(out, ws.ID)
 		}
 	}

@@ -62,6 +62,17 @@ func (r *resources) workspaceARN(req *http.Request) string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", r.region, r.accountID, id)
 }
 
+// scraperARN is the ARN of the scraper in the request path, in its account; for a
+// scraper that does not exist, in the server's default account (the handler answers
+// ResourceNotFoundException).
+func (r *resources) scraperARN(req *http.Request) string {
+	id := req.PathValue("scraperId")
+	if ws, ok := r.store.FindScraper(id); ok {
+		return ws.Scrapers[id].ARN
+	}
+	return fmt.Sprintf("arn:aws:aps:%s:%s:scraper/%s", r.region, r.accountID, id)
+}
+
 // ruleGroupsNamespaceARN is the ARN of the rule groups namespace in the request path
 // (arn:…:rulegroupsnamespace/<workspace>/<name>), in the workspace's account.
 func (r *resources) ruleGroupsNamespaceARN(req *http.Request) string {
@@ -218,6 +229,9 @@ func (a *App) authenticated(route RouteAction, h http.Handler) http.Handler {
 	case "arn":
 		info.Resource = func(r *http.Request) string { return r.PathValue("resourceArn") }
 		info.PeekResource = info.Resource
+	case "scraper":
+		info.Resource = a.resources.scraperARN
+		info.PeekResource = a.resources.scraperARN
 	}
 	return a.auth.Wrap(info, h)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -16,36 +15,32 @@ import (
 	"github.com/stratametrics/strata/internal/ruler"
 )
 
-// ruleWriter stores the ruler's samples through the distributor, encoded as a remote
-// write request: the same validation, limits and usage as any sender's samples (AMP
-// counts recorded series as ingested samples), and a boundary that can cross a network.
+// ruleWriter stores the ruler's and the scrapers' samples through the distributor,
+// encoded as a remote write request: the same validation, limits and usage as any
+// sender's samples (AMP counts recorded series as ingested samples), and a boundary
+// that can cross a network.
 type ruleWriter struct {
 	dis     *distributor.Distributor
 	decoder *remotewrite.Decoder
 }
 
 func (w ruleWriter) WriteRuleSamples(ctx context.Context, workspace string, samples []ruler.Sample) error {
-	wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(samples))}
-	for i, s := range samples {
-		ts := &wr.Timeseries[i]
-		ts.Labels = make([]prompb.Label, 0, s.Labels.Len())
-		s.Labels.Range(func(l labels.Label) { ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
-		switch {
-		case s.FH != nil:
-			ts.Histograms = []prompb.Histogram{prompb.FromFloatHistogram(s.T, s.FH)}
-		case s.H != nil:
-			ts.Histograms = []prompb.Histogram{prompb.FromIntHistogram(s.T, s.H)}
-		default:
-			ts.Samples = []prompb.Sample{{Value: s.F, Timestamp: s.T}}
-		}
+	wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(samples))}
+	for _, s := range samples {
+		remotewrite.AppendPrompbSample(&wr, s.Labels, s.T, s.F, s.H, s.FH)
 	}
+	return w.Write(ctx, workspace, &wr)
+}
+
+// Write stores a remote write request in a workspace.
+func (w ruleWriter) Write(ctx context.Context, workspace string, wr *prompb.WriteRequest) error {
 	b, err := wr.Marshal()
 	if err != nil {
-		return fmt.Errorf("encoding rule samples: %w", err)
+		return fmt.Errorf("encoding samples: %w", err)
 	}
 	req, err := w.decoder.Decode(remotewrite.V1, b)
 	if err != nil {
-		return fmt.Errorf("decoding rule samples: %w", err)
+		return fmt.Errorf("decoding samples: %w", err)
 	}
 	defer req.Release()
 	_, err = w.dis.Write(ctx, workspace, req)

@@ -95,6 +95,8 @@ cluster key, and does not check the caller again.
 			res = "`arn:aws:aps:<region>:<account>:rulegroupsnamespace/<workspaceId>/<name>` (the `name` of the body)"
 		case "arn":
 			res = "the ARN in the path"
+		case "scraper":
+			res = "`arn:aws:aps:<region>:<account>:scraper/<scraperId>`"
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", r.Method, r.Pattern, r.Action, res)
 	}

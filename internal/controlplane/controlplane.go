@@ -41,12 +41,16 @@ type Config struct {
 	// MaxWorkspacesPerAccount caps the workspaces of one account, as AMP's "Workspaces
 	// per Region per account" quota (25 by default). Zero means no cap.
 	MaxWorkspacesPerAccount int `yaml:"max_workspaces_per_account"`
+	// MaxScrapersPerAccount caps the managed scrapers of one account (AMP: 10 per
+	// Region). Zero means no cap.
+	MaxScrapersPerAccount int `yaml:"max_scrapers_per_account"`
 }
 
 // RegisterFlags registers the flags under "controlplane.".
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxRequestBodyBytes, "controlplane.max-request-body-bytes", 4<<20, "Largest control-plane request body accepted, in bytes; larger ones get 400 ValidationException.")
 	f.IntVar(&c.MaxWorkspaces, "controlplane.max-workspaces", 0, "Most workspaces the server holds; CreateWorkspace beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
+	f.IntVar(&c.MaxScrapersPerAccount, "controlplane.max-scrapers-per-account", 10, "Most managed scrapers one account holds (AMP's quota: 10 per Region); CreateScraper beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
 	f.IntVar(&c.MaxWorkspacesPerAccount, "controlplane.max-workspaces-per-account", 25, "Most workspaces one account holds (AMP's quota: 25 per Region); CreateWorkspace beyond it gets 402 ServiceQuotaExceededException. 0 means no limit.")
 }
 
@@ -55,7 +59,7 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBodyBytes < 1024 {
 		return errors.New("max request body must be at least 1024 bytes")
 	}
-	if c.MaxWorkspaces < 0 || c.MaxWorkspacesPerAccount < 0 {
+	if c.MaxWorkspaces < 0 || c.MaxWorkspacesPerAccount < 0 || c.MaxScrapersPerAccount < 0 {
 		return errors.New("max workspaces must not be negative")
 	}
 	return nil
@@ -154,6 +158,7 @@ func (a *API) Routes() []Route {
 		definition = "/workspaces/{workspaceId}/alertmanager/definition"
 		logging    = "/workspaces/{workspaceId}/logging"
 		queryLog   = logging + "/query"
+		scraper    = "/scrapers/{scraperId}"
 	)
 	get, post, put, patch, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	return []Route{
@@ -189,6 +194,17 @@ func (a *API) Routes() []Route {
 		{Operation: "DescribeQueryLoggingConfiguration", Method: get, Pattern: queryLog, Handler: a.wrap(a.describeQueryLoggingConfiguration)},
 		{Operation: "UpdateQueryLoggingConfiguration", Method: put, Pattern: queryLog, Handler: a.wrap(a.updateQueryLoggingConfiguration)},
 		{Operation: "DeleteQueryLoggingConfiguration", Method: del, Pattern: queryLog, Handler: a.wrap(a.deleteQueryLoggingConfiguration)},
+		// A scraper is authorized on its ARN (…:scraper/<id>); the new one of a Create on
+		// scraper/* (its id is not known yet), as AMP.
+		{Operation: "CreateScraper", Method: post, Pattern: "/scrapers", Handler: a.wrap(a.createScraper), RequestTags: bodyTags},
+		{Operation: "ListScrapers", Method: get, Pattern: "/scrapers", Handler: a.wrap(a.listScrapers)},
+		{Operation: "DescribeScraper", Method: get, Pattern: scraper, Handler: a.wrap(a.describeScraper), Resource: "scraper"},
+		{Operation: "UpdateScraper", Method: put, Pattern: scraper, Handler: a.wrap(a.updateScraperOp), Resource: "scraper"},
+		{Operation: "DeleteScraper", Method: del, Pattern: scraper, Handler: a.wrap(a.deleteScraper), Resource: "scraper"},
+		{Operation: "GetDefaultScraperConfiguration", Method: get, Pattern: "/scraperconfiguration", Handler: a.wrap(a.getDefaultScraperConfiguration)},
+		{Operation: "DescribeScraperLoggingConfiguration", Method: get, Pattern: scraper + "/logging-configuration", Handler: a.wrap(a.describeScraperLoggingConfiguration), Resource: "scraper"},
+		{Operation: "UpdateScraperLoggingConfiguration", Method: put, Pattern: scraper + "/logging-configuration", Handler: a.wrap(a.updateScraperLoggingConfiguration), Resource: "scraper"},
+		{Operation: "DeleteScraperLoggingConfiguration", Method: del, Pattern: scraper + "/logging-configuration", Handler: a.wrap(a.deleteScraperLoggingConfiguration), Resource: "scraper"},
 	}
 }
 
@@ -634,10 +650,18 @@ type taggable struct {
 	arn       string
 	workspace string
 	namespace string // "" for the workspace itself
+	scraper   string // a scraper of the workspace, by id
 }
 
 // tagsOf returns the tag map of t in ws, to read or replace.
 func (t taggable) tagsOf(ws *meta.Workspace) (*map[string]string, error) {
+	if t.scraper != "" {
+		s, ok := ws.Scrapers[t.scraper]
+		if !ok || s.ARN != t.arn {
+			return nil, awsapi.NotFound("Scraper", t.arn, "resource %s not found", t.arn)
+		}
+		return &s.Tags, nil
+	}
 	if t.namespace == "" {
 		return &ws.Tags, nil
 	}
@@ -670,6 +694,11 @@ func (a *API) resourceFromARN(r *http.Request, arn string) (taggable, error) {
 		if ValidateNamespaceName(t.namespace) != nil {
 			return taggable{}, notFound
 		}
+	case "scraper":
+		if !scraperIDRe.MatchString(rest) {
+			return taggable{}, notFound
+		}
+		return a.scraperOfARN(arn, rest)
 	default:
 		return taggable{}, notFound
 	}

@@ -34,6 +34,9 @@ type Reconciler struct {
 	// LogGroups checks the log group of a logging configuration before it becomes
 	// ACTIVE. Nil accepts every log group. Set before Run.
 	LogGroups LogGroups
+	// Scrapers checks that a scraper can run before it becomes ACTIVE. Nil accepts
+	// every scraper. Set before Run.
+	Scrapers ScraperChecker
 
 	store    *meta.Store
 	hooks    []Lifecycle
@@ -93,6 +96,9 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) {
 		}
 		if ws.Status == meta.StatusActive && (pendingLogging(ws.Logging) || pendingLogging(ws.QueryLogging)) {
 			err = errors.Join(err, r.settleLogging(ctx, ws))
+		}
+		if ws.Status == meta.StatusActive && scrapersPending(&ws) {
+			err = errors.Join(err, r.settleScrapers(ctx, ws))
 		}
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("reconciling workspace; will retry", "workspace", ws.ID, "status", ws.Status, "err", err)
@@ -303,6 +309,110 @@ func (r *Reconciler) settleLogging(ctx context.Context, ws meta.Workspace) error
 		}
 	}
 	return ignoreStale(err)
+}
+
+// ScraperChecker says whether a scraper can run; *scraper.Manager implements it.
+type ScraperChecker interface {
+	Check(ctx context.Context, s meta.Scraper) error
+}
+
+func scrapersPending(ws *meta.Workspace) bool {
+	for _, s := range ws.Scrapers {
+		if pending(s.Status) || (s.Logging != nil && pending(s.Logging.Status)) {
+			return true
+		}
+	}
+	return false
+}
+
+// settleScrapers takes the scrapers of ws, and their logging configurations, one step
+// further: created or updated ones become ACTIVE when they can run (their log group
+// accepted), else CREATION_FAILED or UPDATE_FAILED with the reason; deleted ones go.
+func (r *Reconciler) settleScrapers(ctx context.Context, ws meta.Workspace) error {
+	type verdict struct {
+		seen       meta.Scraper
+		reason     string // of the scraper
+		logReason  string // of its logging configuration
+		logPending bool
+	}
+	verdicts := map[string]verdict{}
+	for id, s := range ws.Scrapers {
+		v := verdict{seen: *s}
+		if (s.Status == meta.StatusCreating || s.Status == meta.StatusUpdating) && r.Scrapers != nil {
+			if err := r.Scrapers.Check(ctx, *s); err != nil {
+				v.reason = err.Error()
+			}
+		}
+		if l := s.Logging; l != nil && pending(l.Status) {
+			v.logPending = true
+			if l.Status != meta.StatusDeleting && r.LogGroups != nil {
+				if err := r.LogGroups.CheckLogGroup(ctx, l.LogGroupARN); err != nil {
+					v.logReason = "log group " + l.LogGroupARN + ": " + err.Error()
+				}
+			}
+		}
+		if pending(s.Status) || v.logPending {
+			verdicts[id] = v
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	_, err := r.store.UpdateWorkspace(ctx, ws.ID, func(cur *meta.Workspace) error {
+		changed := false
+		for id, v := range verdicts {
+			s, ok := cur.Scrapers[id]
+			if !ok || !s.ModifiedAt.Equal(v.seen.ModifiedAt) {
+				continue
+			}
+			if s.Status == v.seen.Status {
+				changed = true
+				switch {
+				case s.Status == meta.StatusDeleting:
+					delete(cur.Scrapers, id)
+					continue
+				case s.Status == meta.StatusActive:
+				case v.reason != "":
+					s.Status, s.StatusReason = failed(s.Status), truncate(v.reason, 256)
+				default:
+					s.Status, s.StatusReason = meta.StatusActive, ""
+				}
+			}
+			if l := s.Logging; v.logPending && l != nil && v.seen.Logging != nil && l.Status == v.seen.Logging.Status && l.ModifiedAt.Equal(v.seen.Logging.ModifiedAt) {
+				changed = true
+				switch {
+				case l.Status == meta.StatusDeleting:
+					s.Logging = nil
+				case v.logReason != "":
+					l.Status, l.StatusReason = failed(l.Status), v.logReason
+				default:
+					l.Status, l.StatusReason = meta.StatusActive, ""
+				}
+			}
+		}
+		if !changed {
+			return errStale
+		}
+		return nil
+	})
+	if err == nil {
+		for id, v := range verdicts {
+			if v.reason != "" {
+				r.logger.Warn("scraper failed", "workspace", ws.ID, "scraper", id, "reason", v.reason)
+			} else {
+				r.logger.Info("scraper settled", "workspace", ws.ID, "scraper", id, "was", v.seen.Status)
+			}
+		}
+	}
+	return ignoreStale(err)
+}
+
+// truncate cuts s to n bytes (AMP's statusReason holds 256).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
 
 func ignoreStale(err error) error {

@@ -244,3 +244,132 @@ type queryLoggingConfigurationMetadata struct {
 type describeQueryLoggingConfigurationResponse struct {
 	QueryLoggingConfiguration queryLoggingConfigurationMetadata `json:"queryLoggingConfiguration"`
 }
+
+// Scrapers.
+
+type scrapeConfiguration struct {
+	ConfigurationBlob *string `json:"configurationBlob,omitempty"`
+}
+
+type eksConfiguration struct {
+	ClusterARN       *string  `json:"clusterArn"`
+	SubnetIDs        []string `json:"subnetIds"`
+	SecurityGroupIDs []string `json:"securityGroupIds,omitempty"`
+}
+
+type vpcConfiguration struct {
+	SubnetIDs        []string `json:"subnetIds"`
+	SecurityGroupIDs []string `json:"securityGroupIds"`
+}
+
+type scraperSource struct {
+	EKS *eksConfiguration `json:"eksConfiguration,omitempty"`
+	VPC *vpcConfiguration `json:"vpcConfiguration,omitempty"`
+}
+
+type ampConfiguration struct {
+	WorkspaceARN *string `json:"workspaceArn"`
+}
+
+type scraperDestination struct {
+	AMPConfiguration *ampConfiguration `json:"ampConfiguration,omitempty"`
+}
+
+type roleConfiguration struct {
+	SourceRoleARN *string `json:"sourceRoleArn,omitempty"`
+	TargetRoleARN *string `json:"targetRoleArn,omitempty"`
+}
+
+type createScraperRequest struct {
+	Alias               *string              `json:"alias"`
+	ScrapeConfiguration *scrapeConfiguration `json:"scrapeConfiguration"`
+	Source              *scraperSource       `json:"source"`
+	Destination         *scraperDestination  `json:"destination"`
+	RoleConfiguration   *roleConfiguration   `json:"roleConfiguration"`
+	ClientToken         *string              `json:"clientToken"`
+	Tags                map[string]string    `json:"tags"`
+}
+
+type updateScraperRequest struct {
+	Alias               *string              `json:"alias"`
+	ScrapeConfiguration *scrapeConfiguration `json:"scrapeConfiguration"`
+	Destination         *scraperDestination  `json:"destination"`
+	RoleConfiguration   *roleConfiguration   `json:"roleConfiguration"`
+	ClientToken         *string              `json:"clientToken"`
+}
+
+type scraperStatus struct {
+	StatusCode string `json:"statusCode"`
+}
+
+// scraperStatusResponse answers CreateScraper and UpdateScraper.
+type scraperStatusResponse struct {
+	ScraperID string            `json:"scraperId"`
+	ARN       string            `json:"arn"`
+	Status    scraperStatus     `json:"status"`
+	Tags      map[string]string `json:"tags,omitempty"`
+}
+
+type deleteScraperResponse struct {
+	ScraperID string        `json:"scraperId"`
+	Status    scraperStatus `json:"status"`
+}
+
+type scraperDescription struct {
+	Alias               *string              `json:"alias,omitempty"`
+	ScraperID           string               `json:"scraperId"`
+	ARN                 string               `json:"arn"`
+	RoleARN             string               `json:"roleArn"`
+	Status              scraperStatus        `json:"status"`
+	StatusReason        string               `json:"statusReason,omitempty"`
+	CreatedAt           awsapi.Timestamp     `json:"createdAt"`
+	LastModifiedAt      awsapi.Timestamp     `json:"lastModifiedAt"`
+	Tags                map[string]string    `json:"tags,omitempty"`
+	ScrapeConfiguration *scrapeConfiguration `json:"scrapeConfiguration,omitempty"`
+	Source              *scraperSource       `json:"source"`
+	Destination         *scraperDestination  `json:"destination"`
+	RoleConfiguration   *roleConfiguration   `json:"roleConfiguration,omitempty"`
+}
+
+type describeScraperResponse struct {
+	Scraper scraperDescription `json:"scraper"`
+}
+
+type listScrapersResponse struct {
+	Scrapers  []scraperDescription `json:"scrapers"`
+	NextToken string               `json:"nextToken,omitempty"`
+}
+
+type defaultScraperConfigurationResponse struct {
+	Configuration []byte `json:"configuration"`
+}
+
+type componentConfig struct {
+	Options map[string]string `json:"options,omitempty"`
+}
+
+type scraperComponentJSON struct {
+	Type   *string          `json:"type"`
+	Config *componentConfig `json:"config,omitempty"`
+}
+
+type scraperLoggingDestination struct {
+	CloudWatchLogs *cloudWatchLogDestination `json:"cloudWatchLogs,omitempty"`
+}
+
+type updateScraperLoggingRequest struct {
+	LoggingDestination *scraperLoggingDestination `json:"loggingDestination"`
+	ScraperComponents  []scraperComponentJSON     `json:"scraperComponents"`
+}
+
+type scraperLoggingStatusResponse struct {
+	Status loggingConfigurationStatus `json:"status"`
+}
+
+type describeScraperLoggingResponse struct {
+	Status             loggingConfigurationStatus `json:"status"`
+	ScraperID          string                     `json:"scraperId"`
+	LoggingDestination scraperLoggingDestination  `json:"loggingDestination"`
+	ScraperComponents  []scraperComponentJSON     `json:"scraperComponents"`
+	ModifiedAt         awsapi.Timestamp           `json:"modifiedAt"`
+}

@@ -579,6 +579,27 @@ func (s *Store) ListWorkspaces() []Workspace {
 	return out
 }
 
+// FindScraper returns the workspace holding scraper id (its destination), if any. A
+// scraper moving to another workspace is briefly in both records: the newest wins.
+func (s *Store) FindScraper(id string) (Workspace, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var found *Workspace
+	for _, e := range s.workspaces {
+		sc, ok := e.ws.Scrapers[id]
+		if !ok {
+			continue
+		}
+		if found == nil || sc.ModifiedAt.After(found.Scrapers[id].ModifiedAt) {
+			found = &e.ws
+		}
+	}
+	if found == nil {
+		return Workspace{}, false
+	}
+	return found.Clone(), true
+}
+
 // FindByClientToken returns the workspace created with token, if any.
 func (s *Store) FindByClientToken(token string) (Workspace, bool) {
 	s.mu.RLock()

@@ -50,6 +50,77 @@ type Workspace struct {
 	// (CreateQueryLoggingConfiguration). Nil when none.
 	Logging      *LoggingConfiguration `json:"logging,omitempty"`
 	QueryLogging *LoggingConfiguration `json:"queryLogging,omitempty"`
+	// Scrapers are the managed collectors whose destination is this workspace, by id.
+	// They live in their destination's record, so the scrapers of a workspace change
+	// with one conditional write and go with it when it is deleted.
+	Scrapers map[string]*Scraper `json:"scrapers,omitempty"`
+}
+
+// Scraper is a managed collector (CreateScraper): a Prometheus scrape configuration run
+// by the server, writing into its destination workspace.
+type Scraper struct {
+	ID string `json:"id"`
+	// AccountID owns the scraper (its creator's account); ARN is
+	// arn:aws:aps:<region>:<account>:scraper/<id>.
+	AccountID string `json:"accountId"`
+	ARN       string `json:"arn"`
+	Alias     string `json:"alias,omitempty"`
+	// Config is the Prometheus scrape configuration, as uploaded (YAML).
+	Config []byte `json:"config"`
+	// ClusterARN is source.eksConfiguration.clusterArn, with its subnets and security
+	// groups as given; the cluster's kubeconfig comes from the server's clusters file.
+	ClusterARN       string   `json:"clusterArn,omitempty"`
+	SubnetIDs        []string `json:"subnetIds,omitempty"`
+	SecurityGroupIDs []string `json:"securityGroupIds,omitempty"`
+	// RoleARN is the role AMP would scrape as (reported by Describe); SourceRoleARN and
+	// TargetRoleARN the roleConfiguration of a cross-account destination.
+	RoleARN       string `json:"roleArn"`
+	SourceRoleARN string `json:"sourceRoleArn,omitempty"`
+	TargetRoleARN string `json:"targetRoleArn,omitempty"`
+	// Status is CREATING, ACTIVE, UPDATING, DELETING, CREATION_FAILED, UPDATE_FAILED or
+	// DELETION_FAILED.
+	Status       string            `json:"status"`
+	StatusReason string            `json:"statusReason,omitempty"`
+	CreatedAt    time.Time         `json:"createdAt"`
+	ModifiedAt   time.Time         `json:"modifiedAt"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	// Logging is the scraper's logging configuration; nil when none.
+	Logging *ScraperLogging `json:"logging,omitempty"`
+	// ClientToken and RequestHash make Create and Update idempotent; DeleteClientToken
+	// Delete.
+	ClientToken       string `json:"clientToken,omitempty"`
+	RequestHash       string `json:"requestHash,omitempty"`
+	DeleteClientToken string `json:"deleteClientToken,omitempty"`
+}
+
+// ScraperLogging is a scraper's logging configuration
+// (UpdateScraperLoggingConfiguration): where its components log, and which.
+type ScraperLogging struct {
+	LogGroupARN string `json:"logGroupArn"`
+	// Components are SERVICE_DISCOVERY, COLLECTOR and EXPORTER, with their options.
+	Components []ScraperComponent `json:"components"`
+	Status     string             `json:"status"`
+	// StatusReason says why it failed.
+	StatusReason string    `json:"statusReason,omitempty"`
+	ModifiedAt   time.Time `json:"modifiedAt"`
+}
+
+// Logs reports whether the scraper's records go to the log group.
+func (l *ScraperLogging) Logs() bool {
+	if l == nil {
+		return false
+	}
+	switch l.Status {
+	case StatusCreating, StatusActive, StatusUpdating:
+		return true
+	}
+	return false
+}
+
+// ScraperComponent is one component a scraper logs for.
+type ScraperComponent struct {
+	Type    string            `json:"type"`
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // LoggingConfiguration is a workspace's logging or query logging configuration: the
@@ -186,6 +257,22 @@ func (w Workspace) Clone() Workspace {
 	if w.QueryLogging != nil {
 		c := *w.QueryLogging
 		w.QueryLogging = &c
+	}
+	if w.Scrapers != nil {
+		m := make(map[string]*Scraper, len(w.Scrapers))
+		for k, s := range w.Scrapers {
+			c := *s
+			c.Tags = maps.Clone(s.Tags)
+			c.SubnetIDs = slices.Clone(s.SubnetIDs)
+			c.SecurityGroupIDs = slices.Clone(s.SecurityGroupIDs)
+			if s.Logging != nil {
+				l := *s.Logging
+				l.Components = slices.Clone(l.Components)
+				c.Logging = &l
+			}
+			m[k] = &c
+		}
+		w.Scrapers = m
 	}
 	return w
 }

@@ -146,12 +146,27 @@ func (l *Logs) Event(workspace, component, level, msg string, fields ...Field) {
 	if !ok || !ws.Logging.Logs() {
 		return
 	}
-	message := make(map[string]any, 2+len(fields))
+	l.enqueue(ws.Logging.LogGroupARN, component, workspace, message(level, msg, fields))
+}
+
+// message is an event's message: the text, the level and the fields.
+func message(level, msg string, fields []Field) map[string]any {
+	m := make(map[string]any, 2+len(fields))
 	for _, f := range fields {
-		message[f.Key] = f.Value
+		m[f.Key] = f.Value
 	}
-	message["log"], message["level"] = msg, level
-	l.enqueue(ws.Logging.LogGroupARN, component, workspace, message)
+	m["log"], m["level"] = msg, level
+	return m
+}
+
+// ScraperEvent logs an event of a scraper's component (SERVICE_DISCOVERY, COLLECTOR,
+// EXPORTER) to the log group of the scraper's logging configuration:
+// {"scraperId", "message": {"log", "level", fields…}, "component"}.
+func (l *Logs) ScraperEvent(group, scraper, component, level, msg string, fields ...Field) {
+	if l == nil {
+		return
+	}
+	l.enqueueTo(group, component, "scraperId", scraper, message(level, msg, fields))
 }
 
 // QueryRecord describes one query for query logging.
@@ -213,25 +228,33 @@ func (l *Logs) Query(workspace string, q QueryRecord) {
 	l.enqueue(ws.QueryLogging.LogGroupARN, ComponentQuery, workspace, message)
 }
 
-// record is a line of a log group's file: AMP's record with the time it was made.
+// record is a line of a log group's file: AMP's record (of a workspace, or of a
+// scraper) with the time it was made.
 type record struct {
 	Time        string         `json:"time"`
-	WorkspaceID string         `json:"workspaceId"`
+	WorkspaceID string         `json:"workspaceId,omitempty"`
+	ScraperID   string         `json:"scraperId,omitempty"`
 	Message     map[string]any `json:"message"`
 	Component   string         `json:"component"`
 }
 
 func (l *Logs) enqueue(group, component, workspace string, message map[string]any) {
-	line, err := json.Marshal(record{
-		Time:        l.now().UTC().Format(time.RFC3339Nano),
-		WorkspaceID: workspace,
-		Message:     message,
-		Component:   component,
-	})
+	l.enqueueTo(group, component, "workspaceId", workspace, message)
+}
+
+// enqueueTo queues a record of the resource (idKey names it: workspaceId or scraperId).
+func (l *Logs) enqueueTo(group, component, idKey, id string, message map[string]any) {
+	rec := record{Time: l.now().UTC().Format(time.RFC3339Nano), Message: message, Component: component}
+	if idKey == "scraperId" {
+		rec.ScraperID = id
+	} else {
+		rec.WorkspaceID = id
+	}
+	line, err := json.Marshal(rec)
 	if err != nil {
 		// A field that does not encode is a bug of the caller; keep the event.
-		line, _ = json.Marshal(record{Time: l.now().UTC().Format(time.RFC3339Nano), WorkspaceID: workspace, Component: component,
-			Message: map[string]any{"log": fmt.Sprint(message["log"]), "level": message["level"]}})
+		rec.Message = map[string]any{"log": fmt.Sprint(message["log"]), "level": message["level"]}
+		line, _ = json.Marshal(rec)
 	}
 	select {
 	case l.queue <- entry{group: group, line: append(line, '\n')}:

@@ -1,0 +1,285 @@
+package scraper
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/testutil"
+)
+
+// workspaces is a settable set of workspace records.
+type workspaces struct {
+	mu  sync.Mutex
+	wss []meta.Workspace
+}
+
+func (w *workspaces) ListWorkspaces() []meta.Workspace {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]meta.Workspace, len(w.wss))
+	for i, ws := range w.wss {
+		out[i] = ws.Clone()
+	}
+	return out
+}
+
+func (w *workspaces) set(wss ...meta.Workspace) {
+	w.mu.Lock()
+	w.wss = wss
+	w.mu.Unlock()
+}
+
+// writer records what the scrapers write, by workspace.
+type writer struct {
+	mu     sync.Mutex
+	series map[string]map[string]float64 // workspace → series → last value
+	writes chan struct{}
+}
+
+func newWriter() *writer {
+	return &writer{series: map[string]map[string]float64{}, writes: make(chan struct{}, 1000)}
+}
+
+func (w *writer) Write(_ context.Context, workspace string, wr *prompb.WriteRequest) error {
+	w.mu.Lock()
+	m := w.series[workspace]
+	if m == nil {
+		m = map[string]float64{}
+		w.series[workspace] = m
+	}
+	for _, ts := range wr.Timeseries {
+		var b strings.Builder
+		for _, l := range ts.Labels {
+			fmt.Fprintf(&b, "%s=%q,", l.Name, l.Value)
+		}
+		for _, s := range ts.Samples {
+			m[b.String()] = s.Value
+		}
+	}
+	w.mu.Unlock()
+	select {
+	case w.writes <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (w *writer) value(workspace, series string) (float64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, ok := w.series[workspace][series]
+	return v, ok
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, what, cond)
+}
+
+func testConfig() Config {
+	return Config{Enabled: true, DefaultSampleLimit: 5, DefaultBodyLimit: 1 << 20, SyncInterval: time.Hour, DiscoveryUpdate: 100 * time.Millisecond}
+}
+
+func scraperOf(id, blob string) *meta.Scraper {
+	return &meta.Scraper{ID: id, Config: []byte(blob), Status: meta.StatusActive, ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/c1", ModifiedAt: time.Now()}
+}
+
+// A scraper's samples, up and the scrape's own series, reach its destination through
+// the Writer; a target over the default sample limit fails its scrape; a scraper that
+// is gone stops.
+func TestScraperWritesIntoItsWorkspace(t *testing.T) {
+	small := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "# TYPE app_requests_total counter\napp_requests_total{code=\"200\"} 42\n")
+	}))
+	t.Cleanup(small.Close)
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 20 { // over the default sample limit of 5
+			fmt.Fprintf(w, "big_metric{i=\"%d\"} 1\n", i)
+		}
+	}))
+	t.Cleanup(big.Close)
+	blob := fmt.Sprintf(`global:
+  scrape_interval: 100ms
+  scrape_timeout: 100ms
+scrape_configs:
+  - job_name: small
+    static_configs: [{targets: [%q]}]
+  - job_name: big
+    static_configs: [{targets: [%q]}]
+`, strings.TrimPrefix(small.URL, "http://"), strings.TrimPrefix(big.URL, "http://"))
+
+	wss := &workspaces{}
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": scraperOf("s-1", blob)}})
+	w := newWriter()
+	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, Registerer: prometheus.NewRegistry(), DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m.Sync(ctx)
+	t.Cleanup(m.stopAll)
+
+	smallInstance := strings.TrimPrefix(small.URL, "http://")
+	bigInstance := strings.TrimPrefix(big.URL, "http://")
+	waitFor(t, "the small target's samples and up=1", func() bool {
+		v, ok := w.value("ws-a", fmt.Sprintf(`__name__="app_requests_total",code="200",instance=%q,job="small",`, smallInstance))
+		up, upOK := w.value("ws-a", fmt.Sprintf(`__name__="up",instance=%q,job="small",`, smallInstance))
+		return ok && v == 42 && upOK && up == 1
+	})
+	waitFor(t, "the big target's scrape failing on the sample limit (up=0)", func() bool {
+		up, ok := w.value("ws-a", fmt.Sprintf(`__name__="up",instance=%q,job="big",`, bigInstance))
+		return ok && up == 0
+	})
+	if _, ok := w.value("ws-a", fmt.Sprintf(`__name__="big_metric",i="0",instance=%q,job="big",`, bigInstance)); ok {
+		t.Fatal("samples of a scrape over the sample limit were written")
+	}
+
+	// Gone from the records: the collector stops, and with it every scrape.
+	c := m.collectors["s-1"]
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive})
+	m.Sync(ctx)
+	select {
+	case <-c.done:
+	default:
+		t.Fatal("the collector of a deleted scraper still runs")
+	}
+	if len(m.collectors) != 0 {
+		t.Fatalf("collectors %v after the scraper is gone", m.collectors)
+	}
+}
+
+// A changed configuration restarts the collector; a scraper not ACTIVE or UPDATING
+// does not run.
+func TestScraperFollowsChanges(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "x 1\n") }))
+	t.Cleanup(target.Close)
+	blob := func(job string) string {
+		return fmt.Sprintf("global: {scrape_interval: 100ms, scrape_timeout: 100ms}\nscrape_configs: [{job_name: %s, static_configs: [{targets: [%q]}]}]\n", job, strings.TrimPrefix(target.URL, "http://"))
+	}
+	wss := &workspaces{}
+	s := scraperOf("s-1", blob("one"))
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": s}})
+	w := newWriter()
+	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m.Sync(ctx)
+	t.Cleanup(m.stopAll)
+	instance := strings.TrimPrefix(target.URL, "http://")
+	waitFor(t, "job one", func() bool {
+		_, ok := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job="one",`, instance))
+		return ok
+	})
+
+	first := m.collectors["s-1"]
+	s2 := scraperOf("s-1", blob("two"))
+	s2.ModifiedAt = s.ModifiedAt.Add(time.Second)
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": s2}})
+	m.Sync(ctx)
+	if m.collectors["s-1"] == first {
+		t.Fatal("a changed configuration did not restart the collector")
+	}
+	waitFor(t, "job two", func() bool {
+		_, ok := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job="two",`, instance))
+		return ok
+	})
+
+	s3 := *s2
+	s3.Status = meta.StatusCreationFailed
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": &s3}})
+	m.Sync(ctx)
+	if len(m.collectors) != 0 {
+		t.Fatal("a failed scraper runs")
+	}
+}
+
+// What a scraper configuration may hold, as the control plane checks it.
+func TestCheckBlob(t *testing.T) {
+	ok := "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['localhost:9100']}]\n"
+	if _, err := CheckBlob([]byte(ok)); err != nil {
+		t.Fatalf("a static configuration: %v", err)
+	}
+	if _, err := CheckBlob([]byte(DefaultConfiguration)); err != nil {
+		t.Fatalf("the default configuration: %v", err)
+	}
+	for name, tc := range map[string]struct{ blob, want string }{
+		"unknown field":  {"scrape_configs:\n  - job_name: a\n    scrape_intervall: 1s\n", "scrape_intervall"},
+		"remote_write":   {ok + "remote_write: [{url: 'http://x'}]\n", `"remote_write" is not allowed`},
+		"rule_files":     {ok + "rule_files: [x.yml]\n", `"rule_files" is not allowed`},
+		"password_file":  {"scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password_file: /etc/shadow}\n", `"password_file" reads a file`},
+		"bearer file":    {"scrape_configs:\n  - job_name: a\n    authorization: {credentials_file: /var/run/secrets/token}\n", `"credentials_file" reads a file`},
+		"no scrape":      {"global: {scrape_interval: 1m}\n", "no scrape_configs"},
+		"not a mapping":  {"- a\n", "YAML mapping"},
+		"bad duration":   {"global: {scrape_interval: soon}\nscrape_configs: [{job_name: a}]\n", "soon"},
+		"duplicate jobs": {"scrape_configs: [{job_name: a}, {job_name: a}]\n", `"a"`},
+	} {
+		_, err := CheckBlob([]byte(tc.blob))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, tc.want)
+		}
+	}
+}
+
+// kubernetes_sd_configs need the scraper's cluster mapped to a kubeconfig; file_sd_configs
+// read only inside the file SD directory.
+func TestPrepare(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "c1.kubeconfig")
+	clusters := filepath.Join(dir, "clusters.yaml")
+	if err := os.WriteFile(clusters, []byte("clusters:\n  - arn: arn:aws:eks:us-east-1:123456789012:cluster/c1\n    kubeconfig: c1.kubeconfig\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.ClustersFile = clusters
+	sdDir := filepath.Join(dir, "sd")
+	m, err := New(cfg, Deps{Workspaces: &workspaces{}, Writer: newWriter(), DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.fileSDDir = sdDir
+	k8s := "scrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs: [{role: pod}]\n"
+	pc, err := m.prepare(meta.Scraper{Config: []byte(k8s), ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(pc.ScrapeConfigs[0].ServiceDiscoveryConfigs[0]); !strings.Contains(got, kubeconfig) {
+		t.Fatalf("kubernetes SD config %s, want the kubeconfig %s", got, kubeconfig)
+	}
+	if pc.ScrapeConfigs[0].SampleLimit != 5 || pc.ScrapeConfigs[0].BodySizeLimit != 1<<20 {
+		t.Fatalf("limits %d %d, want the defaults", pc.ScrapeConfigs[0].SampleLimit, pc.ScrapeConfigs[0].BodySizeLimit)
+	}
+	err = m.Check(context.Background(), meta.Scraper{Config: []byte(k8s), ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/unmapped"})
+	if err == nil || !strings.Contains(err.Error(), "does not map") {
+		t.Fatalf("an unmapped cluster: %v", err)
+	}
+	// Limits set by the configuration stay.
+	own := "scrape_configs:\n  - job_name: a\n    sample_limit: 100\n    static_configs: [{targets: ['h:1']}]\n"
+	if pc, err := m.prepare(meta.Scraper{Config: []byte(own)}); err != nil || pc.ScrapeConfigs[0].SampleLimit != 100 {
+		t.Fatalf("own sample limit: %v", err)
+	}
+	fileSD := func(p string) meta.Scraper {
+		return meta.Scraper{Config: []byte(fmt.Sprintf("scrape_configs:\n  - job_name: f\n    file_sd_configs: [{files: [%q]}]\n", p))}
+	}
+	if pc, err := m.prepare(fileSD("targets/*.json")); err != nil || !strings.Contains(fmt.Sprint(pc.ScrapeConfigs[0].ServiceDiscoveryConfigs[0]), filepath.Join(sdDir, "targets/*.json")) {
+		t.Fatalf("a relative file SD pattern: %v", err)
+	}
+	for _, p := range []string{"../secrets.json", "/etc/*.json", "a/../../b.json"} {
+		if err := m.Check(context.Background(), fileSD(p)); err == nil || !strings.Contains(err.Error(), "outside") {
+			t.Errorf("file SD %q: %v, want it refused", p, err)
+		}
+	}
+}
