@@ -229,6 +229,10 @@ func (m *Manager) Sync(ctx context.Context) {
 func hashOf(s meta.Scraper, workspace string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", workspace, s.ClusterARN, s.ModifiedAt.UTC().Format(time.RFC3339Nano))
+	// Where it logs is part of a running collector: a change restarts it.
+	if s.Logging.Logs() {
+		fmt.Fprintf(h, "%s\x00%v\x00", s.Logging.LogGroupARN, s.Logging.Components)
+	}
 	h.Write(s.Config)
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -257,6 +261,8 @@ func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string) (
 		}
 		return slog.New(vendedlogs.NewHandler(base, ev, vendedlogs.HandlerOptions{
 			Workspace: workspace, Component: component, Fields: []string{"scrape_pool", "target", "config"},
+			// The scrape loop logs a failed scrape or append at debug level only.
+			Debug: []string{"Scrape failed", "Append failed"},
 		})).With("component", component)
 	}
 	// Each collector has a registry of its own: the managers' metrics would collide

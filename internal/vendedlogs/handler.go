@@ -23,6 +23,9 @@ type HandlerOptions struct {
 	Value func(key, value string) string
 	// Skip are record attributes left out of the event (long ones: a rule's YAML).
 	Skip []string
+	// Debug are messages vended as warnings although the component logs them at debug
+	// level (a scrape that failed: Prometheus' "Scrape failed").
+	Debug []string
 }
 
 // NewHandler returns a handler that passes records on to inner and vends the warnings
@@ -64,11 +67,11 @@ func (h *handler) WithGroup(name string) slog.Handler {
 // Enabled admits warnings and errors whatever the level of the server's log, so that
 // they are vended even when the server logs only errors.
 func (h *handler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.Handler.Enabled(ctx, l)
+	return l >= slog.LevelWarn || len(h.o.Debug) > 0 || h.Handler.Enabled(ctx, l)
 }
 
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
+	if r.Level >= slog.LevelWarn || slices.Contains(h.o.Debug, r.Message) {
 		h.vend(r)
 	}
 	if !h.Handler.Enabled(ctx, r.Level) {
