@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/stratametrics/strata/internal/testutil/cwlogs"
 )
 
 const (
@@ -212,5 +215,55 @@ groups:
 		_, e2, c2 := awsCLI(t, p.URL, "describe-query-logging-configuration", "--workspace-id", ws)
 		return c1 != 0 && c2 != 0 && strings.Contains(e1, "ResourceNotFoundException") && strings.Contains(e2, "ResourceNotFoundException")
 	}, p.Log)
+	p.stop(t)
+}
+
+// With --logs.cloudwatch.endpoint, a logging configuration needs its log group to exist
+// there (ValidationException otherwise, as in AMP), and a refused write reaches it as
+// one record in a PutLogEvents batch that botocore's model accepts.
+func TestLoggingForwardedToCloudWatchLogs(t *testing.T) {
+	requireTool(t, "aws")
+	cw := cwlogs.New(t, cwlogs.LoadModel(t), "/strata/team-a")
+	dataDir := t.TempDir()
+	p := startStrataEnv(t, []string{"AWS_ACCESS_KEY_ID=AKIDCLOUDWATCH000001", "AWS_SECRET_ACCESS_KEY=cloudwatch-secret-0000000000"},
+		"--data-dir", dataDir, "--logs.cloudwatch.endpoint", cw.URL, "--logs.cloudwatch.batch-wait", "200ms")
+	ws := createWorkspace(t, p.URL)
+	stderr := awsFails(t, p.URL, "ValidationException", "create-logging-configuration", "--workspace-id", ws,
+		"--log-group-arn", "arn:aws:logs:us-east-1:000000000000:log-group:missing:*")
+	if !strings.Contains(stderr, "does not exist") {
+		t.Fatalf("a log group missing from CloudWatch Logs: %s", stderr)
+	}
+	mustAWS(t, p.URL, nil, "create-logging-configuration", "--workspace-id", ws, "--log-group-arn", teamLogGroup)
+	waitCLI(t, p.URL, func(o struct {
+		LoggingConfiguration struct{ Status loggingStatusJSON }
+	}) bool { return o.LoggingConfiguration.Status.StatusCode == "ACTIVE" }, "describe-logging-configuration", "--workspace-id", ws)
+
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad metric"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}
+	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+	body := snappy.Encode(nil, raw)
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp := signedDo(t, req, body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("remote write of an invalid metric name: %d, want 400", resp.StatusCode)
+	}
+	waitFor(t, "the refused write in CloudWatch Logs", 20*time.Second, func() bool { return len(cw.Events()) > 0 }, p.Log)
+	if bad := cw.Invalid(); len(bad) > 0 {
+		t.Fatalf("requests botocore's model refuses: %v", bad)
+	}
+	events := cw.Events()
+	var rec vendedRecord
+	if err := json.Unmarshal([]byte(events[0].Message), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || cw.Puts() != 1 || events[0].Group != "/strata/team-a" || rec.WorkspaceID != ws || rec.Component != "ingestion" ||
+		!strings.Contains(fmt.Sprint(rec.Message["log"]), "remote write refused: 400") {
+		t.Fatalf("events %+v (%d calls)", events, cw.Puts())
+	}
+	if n := len(vendedRecords(t, filepath.Join(dataDir, "logs", teamLogFolder))); n != 1 {
+		t.Fatalf("%d records in the file sink, want 1 there too", n)
+	}
 	p.stop(t)
 }

@@ -101,8 +101,14 @@ var (
 // It is killed when the test ends.
 func startStrata(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startStrataEnv(t, nil, args...)
+}
+
+// startStrataEnv is startStrata with more environment variables.
+func startStrataEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(strataBin, append([]string{"server", "--listen", "127.0.0.1:0", "--internal.listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID="+rootKeyID, "STRATA_ROOT_SECRET_ACCESS_KEY="+rootSecret)
+	cmd.Env = append(append(os.Environ(), "STRATA_ROOT_ACCESS_KEY_ID="+rootKeyID, "STRATA_ROOT_SECRET_ACCESS_KEY="+rootSecret), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -283,12 +283,19 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				vcfg.Dir = filepath.Join(cfg.DataDir, "logs")
 			}
 			a.vlogs = vendedlogs.New(vcfg, a.store, a.reg, logger.With("component", "vended-logs"))
+			if vcfg.CloudWatchEndpoint != "" {
+				client, err := vendedlogs.NewCloudWatchClient(ctx, vcfg.CloudWatchEndpoint, cfg.Region)
+				if err != nil {
+					return nil, err
+				}
+				a.vlogs.UseCloudWatch(client)
+			}
 			// It writes what is queued when it stops, after the components that log.
 			return modules.ServiceFunc(a.vlogs.Run), nil
 		},
 	})
 	m.Register(ModuleControlPlane, modules.Module{
-		Deps: []string{ModuleMeta, moduleLimits, moduleRouter, moduleSessionTokens},
+		Deps: []string{ModuleMeta, moduleLimits, moduleRouter, moduleSessionTokens, moduleVendedLogs},
 		Init: func() (modules.Service, error) {
 			api := controlplane.New(cfg.ControlPlane, controlplane.Env{
 				Region:      cfg.Region,
@@ -297,6 +304,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			}, a.store, logger.With("component", "controlplane"))
 			api.Account = callerAccount
 			api.Limits = a.limits
+			api.LogGroups = a.vlogs
 			api.PromQL = promql
 			api.Authorize = func(r *http.Request, action, resource string) error {
 				if e := a.auth.Authorize(r, action, resource); e != nil {

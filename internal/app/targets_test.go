@@ -27,14 +27,14 @@ func TestTargets(t *testing.T) {
 		args   []string
 	}{
 		{"all", "bucket limits meta auth router vended-logs alertmanager compactor sts controlplane ingester distributor store-gateway querier ruler scraper reconciler usage server", nil},
-		{"read", "bucket meta auth limits router sts controlplane store-gateway vended-logs querier reconciler server", nil},
-		{"compactor", "bucket meta auth limits compactor router sts controlplane vended-logs reconciler server", nil},
-		{"write,ingester", "bucket meta auth limits router sts controlplane ingester vended-logs distributor scraper reconciler usage server", nil},
+		{"read", "bucket meta auth limits router sts vended-logs controlplane store-gateway querier reconciler server", nil},
+		{"compactor", "bucket meta auth limits compactor router sts vended-logs controlplane reconciler server", nil},
+		{"write,ingester", "bucket meta auth limits router sts vended-logs controlplane ingester distributor scraper reconciler usage server", nil},
 		{"alertmanager, compactor", "bucket limits meta auth router vended-logs alertmanager compactor sts controlplane reconciler server", nil},
 		// The ruler without an ingester: its querier reads those of other processes.
 		{"backend,write,read", "bucket limits ingest-log meta auth router vended-logs workspace-owners alertmanager compactor sts controlplane distributor store-gateway querier ruler scraper reconciler server",
 			[]string{"--ingest.backend", "jetstream"}},
-		{"ingester", "bucket ingest-log meta auth limits router sts controlplane ingester ingest-consumer ingester-api vended-logs reconciler usage server",
+		{"ingester", "bucket ingest-log meta auth limits router sts vended-logs controlplane ingester ingest-consumer ingester-api reconciler usage server",
 			[]string{"--ingest.backend", "jetstream"}},
 	} {
 		t.Run(c.target, func(t *testing.T) {

@@ -107,6 +107,11 @@ type API struct {
 	// defaults of the limits flags (AMP's quotas), without the operator's flags or
 	// runtime overrides. Set before serving.
 	Limits Limits
+	// LogGroups checks the log group of a logging configuration when it is created or
+	// updated: an error is a ValidationException (with forwarding to CloudWatch Logs,
+	// a log group that does not exist there). Nil accepts every log group. Set before
+	// serving.
+	LogGroups LogGroups
 	// PromQL parses the expressions of rule files; it should admit what the ruler
 	// evaluates. New sets Prometheus' default parser (no experimental functions).
 	PromQL parser.Parser

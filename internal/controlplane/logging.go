@@ -62,6 +62,20 @@ func (a *API) checkLogGroup(field, arn string, ws *meta.Workspace) error {
 	return nil
 }
 
+// logGroupExists asks the log sink about a log group before a configuration names it.
+func (a *API) logGroupExists(r *http.Request, field, arn string) error {
+	if a.LogGroups == nil {
+		return nil
+	}
+	if err := a.LogGroups.CheckLogGroup(r.Context(), arn); err != nil {
+		if r.Context().Err() != nil {
+			return r.Context().Err()
+		}
+		return awsapi.Validation(field, "log group %s: %v", arn, err)
+	}
+	return nil
+}
+
 func (a *API) readLoggingRequest(r *http.Request, operation string) (loggingRequest, error) {
 	var req loggingConfigurationRequest
 	if err := awsapi.ReadJSON(r, a.cfg.MaxRequestBodyBytes, &req); err != nil {
@@ -103,6 +117,12 @@ func (a *API) readQueryLoggingRequest(r *http.Request, operation string) (loggin
 
 // createLogging is CreateLoggingConfiguration and CreateQueryLoggingConfiguration.
 func (a *API) createLogging(w http.ResponseWriter, r *http.Request, k loggingKind, req loggingRequest) error {
+	if _, _, _, err := vendedlogs.ParseLogGroupARN(req.logGroup); err != nil {
+		return awsapi.Validation("logGroupArn", "%v", err)
+	}
+	if err := a.logGroupExists(r, "logGroupArn", req.logGroup); err != nil {
+		return err
+	}
 	var out meta.LoggingConfiguration
 	_, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
 		field := k.field(ws)
@@ -151,6 +171,12 @@ func (a *API) createLogging(w http.ResponseWriter, r *http.Request, k loggingKin
 
 // updateLogging is UpdateLoggingConfiguration and UpdateQueryLoggingConfiguration.
 func (a *API) updateLogging(w http.ResponseWriter, r *http.Request, k loggingKind, req loggingRequest) error {
+	if _, _, _, err := vendedlogs.ParseLogGroupARN(req.logGroup); err != nil {
+		return awsapi.Validation("logGroupArn", "%v", err)
+	}
+	if err := a.logGroupExists(r, "logGroupArn", req.logGroup); err != nil {
+		return err
+	}
 	var out meta.LoggingConfiguration
 	_, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
 		c := *k.field(ws)

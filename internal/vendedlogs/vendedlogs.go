@@ -38,6 +38,12 @@ type Config struct {
 	MaxFileAge   time.Duration `yaml:"max_file_age"`
 	MaxFiles     int           `yaml:"max_files"`
 	QueueSize    int           `yaml:"queue_size"`
+	// CloudWatchEndpoint, when set, forwards every record to that CloudWatch
+	// Logs-compatible API too (PutLogEvents), into log stream CloudWatchStream.
+	CloudWatchEndpoint  string        `yaml:"cloudwatch_endpoint"`
+	CloudWatchStream    string        `yaml:"cloudwatch_stream"`
+	CloudWatchBatchWait time.Duration `yaml:"cloudwatch_batch_wait"`
+	CloudWatchQueue     int           `yaml:"cloudwatch_queue_size"`
 }
 
 // RegisterFlags registers the flags under "logs.".
@@ -46,6 +52,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxFileBytes, "logs.max-file-bytes", 64<<20, "A log group's current file is rotated once it reaches this size.")
 	f.DurationVar(&c.MaxFileAge, "logs.max-file-age", 24*time.Hour, "A log group's current file is rotated once its first record is this old.")
 	f.IntVar(&c.MaxFiles, "logs.max-files", 10, "Rotated files kept per log group; the oldest beyond are removed.")
+	f.StringVar(&c.CloudWatchEndpoint, "logs.cloudwatch.endpoint", "", "Also forward every record to this CloudWatch Logs-compatible API (PutLogEvents, signed with the standard AWS credential chain, in the log group ARN's region). With it, a logging configuration whose log group does not exist there is a ValidationException, as in AMP. Empty: files only.")
+	f.StringVar(&c.CloudWatchStream, "logs.cloudwatch.stream", "", "Log stream the records are forwarded into, created when missing. Empty: strata/<host name>.")
+	f.DurationVar(&c.CloudWatchBatchWait, "logs.cloudwatch.batch-wait", 5*time.Second, "Longest a record waits for others to share its PutLogEvents call.")
+	f.IntVar(&c.CloudWatchQueue, "logs.cloudwatch.queue-size", 100, "PutLogEvents calls waiting to be sent; beyond it their records are dropped (strata_vended_logs_dropped_total{reason=\"forward_queue_full\"}).")
 	f.IntVar(&c.QueueSize, "logs.queue-size", 10000, "Records waiting to be written; beyond it records are dropped (strata_vended_logs_dropped_total), so logging never blocks ingestion or queries.")
 }
 
@@ -59,6 +69,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFiles < 1 || c.QueueSize < 1 {
 		return errors.New("max files and queue size must be positive")
+	}
+	if c.CloudWatchEndpoint != "" && (c.CloudWatchBatchWait <= 0 || c.CloudWatchQueue < 1) {
+		return errors.New("cloudwatch batch wait and queue size must be positive")
 	}
 	return nil
 }
@@ -93,12 +106,15 @@ type Logs struct {
 
 	written *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	reg     prometheus.Registerer
+	fw      *forwarder // nil without forwarding
 }
 
 // entry is one queued record, or a sync marker (done set).
 type entry struct {
-	group string // log group ARN
-	line  []byte
+	group string    // log group ARN
+	at    time.Time // when the record was made
+	msg   []byte    // AMP's record, JSON: what CloudWatch Logs receives
 	done  chan struct{}
 }
 
@@ -121,9 +137,20 @@ func New(cfg Config, workspaces Workspaces, reg prometheus.Registerer, logger *s
 		}, []string{"component"}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_vended_logs_dropped_total",
-			Help: "Vended log records dropped, by reason: queue_full (the writer is behind) or write_failed.",
+			Help: "Vended log records dropped, by reason: queue_full (the writer is behind), write_failed, forward_queue_full (CloudWatch Logs is behind).",
 		}, []string{"reason"}),
+		reg: reg,
 	}
+}
+
+// UseCloudWatch forwards every record to api too; call before Run. A logging
+// configuration then needs its log group to exist there.
+func (l *Logs) UseCloudWatch(api LogGroupAPI) {
+	stream := l.cfg.CloudWatchStream
+	if stream == "" {
+		stream = defaultStream()
+	}
+	l.fw = newForwarder(api, stream, l.cfg.CloudWatchBatchWait, l.cfg.CloudWatchQueue, l.logger, l.reg, l.dropped)
 }
 
 // SetClock replaces the clock records are stamped and files rotated with (tests).
@@ -231,7 +258,7 @@ func (l *Logs) Query(workspace string, q QueryRecord) {
 // record is a line of a log group's file: AMP's record (of a workspace, or of a
 // scraper) with the time it was made.
 type record struct {
-	Time        string         `json:"time"`
+	Time        string         `json:"time,omitempty"`
 	WorkspaceID string         `json:"workspaceId,omitempty"`
 	ScraperID   string         `json:"scraperId,omitempty"`
 	Message     map[string]any `json:"message"`
@@ -244,24 +271,35 @@ func (l *Logs) enqueue(group, component, workspace string, message map[string]an
 
 // enqueueTo queues a record of the resource (idKey names it: workspaceId or scraperId).
 func (l *Logs) enqueueTo(group, component, idKey, id string, message map[string]any) {
-	rec := record{Time: l.now().UTC().Format(time.RFC3339Nano), Message: message, Component: component}
+	rec := record{Message: message, Component: component}
 	if idKey == "scraperId" {
 		rec.ScraperID = id
 	} else {
 		rec.WorkspaceID = id
 	}
-	line, err := json.Marshal(rec)
+	msg, err := json.Marshal(rec)
 	if err != nil {
 		// A field that does not encode is a bug of the caller; keep the event.
 		rec.Message = map[string]any{"log": fmt.Sprint(message["log"]), "level": message["level"]}
-		line, _ = json.Marshal(rec)
+		msg, _ = json.Marshal(rec)
 	}
 	select {
-	case l.queue <- entry{group: group, line: append(line, '\n')}:
+	case l.queue <- entry{group: group, at: l.now(), msg: msg}:
 		l.written.WithLabelValues(component).Inc()
 	default:
 		l.dropped.WithLabelValues("queue_full").Inc()
 	}
+}
+
+// fileLine is a record as a line of a log group's file: the record with the time it
+// was made first.
+func fileLine(at time.Time, msg []byte) []byte {
+	line := make([]byte, 0, len(msg)+48)
+	line = append(line, `{"time":"`...)
+	line = at.UTC().AppendFormat(line, time.RFC3339Nano)
+	line = append(line, `",`...)
+	line = append(line, msg[1:]...)
+	return append(line, '\n')
 }
 
 // Sync waits until every record queued before it is written, or ctx ends.
@@ -281,18 +319,42 @@ func (l *Logs) Sync(ctx context.Context) error {
 }
 
 // Run writes queued records until ctx ends, then writes what is left and closes the
-// files.
+// files (and sends what is left to CloudWatch Logs, for at most 10 s).
 func (l *Logs) Run(ctx context.Context) error {
 	w := &writer{cfg: l.cfg, now: l.now, files: map[string]*groupFile{}}
 	defer w.closeAll()
 	idle := time.NewTicker(time.Minute)
 	defer idle.Stop()
+	var flush <-chan time.Time
+	if l.fw != nil {
+		sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			l.fw.run(sendCtx)
+		}()
+		defer func() {
+			l.fw.flushOld(l.now(), true)
+			close(l.fw.send)
+			select {
+			case <-sent:
+			case <-time.After(10 * time.Second):
+				l.logger.Warn("vended log records still being sent to CloudWatch Logs at shutdown; giving up")
+			}
+			cancel()
+		}()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		flush = t.C
+	}
 	for {
 		select {
 		case e := <-l.queue:
 			l.handle(w, e)
 		case <-idle.C:
 			w.closeIdle(5 * time.Minute)
+		case <-flush:
+			l.fw.flushOld(l.now(), false)
 		case <-ctx.Done():
 			for {
 				select {
@@ -308,12 +370,19 @@ func (l *Logs) Run(ctx context.Context) error {
 
 func (l *Logs) handle(w *writer, e entry) {
 	if e.done != nil {
+		if l.fw != nil {
+			// Sync also means: handed to the sender.
+			l.fw.flushOld(l.now(), true)
+		}
 		close(e.done)
 		return
 	}
-	if err := w.write(e.group, e.line); err != nil {
+	if err := w.write(e.group, fileLine(e.at, e.msg)); err != nil {
 		l.dropped.WithLabelValues("write_failed").Inc()
 		l.logger.Warn("writing a vended log record", "log_group", e.group, "err", err)
+	}
+	if l.fw != nil {
+		l.fw.add(e.group, e.at, e.msg, l.now())
 	}
 }
 
@@ -344,12 +413,18 @@ func Folder(dir, arn string) (string, error) {
 	return filepath.Join(dir, account, region, name), nil
 }
 
-// CheckLogGroup makes sure records can be written to a log group: it creates its
-// folder. The control plane's reconciler calls it before a configuration is ACTIVE.
-func (l *Logs) CheckLogGroup(_ context.Context, arn string) error {
+// CheckLogGroup makes sure records can be written to a log group: it exists in
+// CloudWatch Logs when forwarding, and its folder is made. The control plane calls it
+// when a configuration is created or updated, and before it is ACTIVE.
+func (l *Logs) CheckLogGroup(ctx context.Context, arn string) error {
 	dir, err := Folder(l.cfg.Dir, arn)
 	if err != nil {
 		return err
+	}
+	if l.fw != nil {
+		if err := l.fw.checkLogGroup(ctx, arn); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("log group folder: %w", err)
