@@ -28,7 +28,7 @@ for _ in $(seq 100); do curl -sf 127.0.0.1:18199/t/0/metrics >/dev/null && break
 {
 	printf 'global:\n  scrape_interval: %s\n  scrape_timeout: 10s\nscrape_configs:\n  - job_name: bench\n    sample_limit: 0\n    static_configs:\n' "$interval"
 	for i in $(seq 0 $((targets - 1))); do
-		printf "      - targets: ['127.0.0.1:18199']\n        labels: {__metrics_path__: /t/%d/metrics}\n" "$i"
+		printf "      - targets: ['127.0.0.1:18199']\n        labels: {__metrics_path__: /t/%d/metrics, target: '%d'}\n" "$i" "$i"
 	done
 } > "$work/scrape.yaml"
 

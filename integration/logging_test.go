@@ -236,7 +236,9 @@ func TestLoggingForwardedToCloudWatchLogs(t *testing.T) {
 	mustAWS(t, p.URL, nil, "create-logging-configuration", "--workspace-id", ws, "--log-group-arn", teamLogGroup)
 	waitCLI(t, p.URL, func(o struct {
 		LoggingConfiguration struct{ Status loggingStatusJSON }
-	}) bool { return o.LoggingConfiguration.Status.StatusCode == "ACTIVE" }, "describe-logging-configuration", "--workspace-id", ws)
+	}) bool {
+		return o.LoggingConfiguration.Status.StatusCode == "ACTIVE"
+	}, "describe-logging-configuration", "--workspace-id", ws)
 
 	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad metric"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}
 	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()

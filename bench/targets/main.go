@@ -1,6 +1,6 @@
 // Command targets serves N scrape targets of M series each on one port, at
-// /t/<i>/metrics, for bench/scrapers.sh: node-exporter-like counters and gauges whose
-// values move between scrapes.
+// /t/<i>/metrics, for bench/scrapers.sh: counters and gauges in ten metric families,
+// whose values move between scrapes.
 package main
 
 import (
@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 )
+
+// families is the number of metric families a target's series are spread over.
+const families = 10
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:18199", "address to listen on")
@@ -28,21 +31,32 @@ func main() {
 		k := scrapes.Add(1)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		b := make([]byte, 0, *series*64)
-		b = append(b, "# TYPE bench_requests_total counter\n"...)
-		for i := 0; i < *series; i += 2 {
-			b = append(b, `bench_requests_total{handler="h`...)
-			b = strconv.AppendInt(b, int64(i), 10)
-			b = append(b, `",code="200"} `...)
-			b = strconv.AppendInt(b, k*int64(i+1), 10)
+		// Ten metric families share the series, so that none has more than a tenth of
+		// them (AMP's per-metric quota is 200,000 active series): even ones counters,
+		// odd ones gauges.
+		for f := range families {
+			kind := "counter"
+			if f%2 == 1 {
+				kind = "gauge"
+			}
+			b = append(b, "# TYPE bench_metric_"...)
+			b = strconv.AppendInt(b, int64(f), 10)
+			b = append(b, ' ')
+			b = append(b, kind...)
 			b = append(b, '\n')
-		}
-		b = append(b, "# TYPE bench_temperature_celsius gauge\n"...)
-		for i := 1; i < *series; i += 2 {
-			b = append(b, `bench_temperature_celsius{sensor="s`...)
-			b = strconv.AppendInt(b, int64(i), 10)
-			b = append(b, `"} `...)
-			b = strconv.AppendFloat(b, float64((k*7+int64(i))%1000)/10, 'f', -1, 64)
-			b = append(b, '\n')
+			for i := f; i < *series; i += families {
+				b = append(b, "bench_metric_"...)
+				b = strconv.AppendInt(b, int64(f), 10)
+				b = append(b, `{idx="`...)
+				b = strconv.AppendInt(b, int64(i), 10)
+				b = append(b, `"} `...)
+				if f%2 == 0 {
+					b = strconv.AppendInt(b, k*int64(i+1), 10)
+				} else {
+					b = strconv.AppendFloat(b, float64((k*7+int64(i))%1000)/10, 'f', -1, 64)
+				}
+				b = append(b, '\n')
+			}
 		}
 		_, _ = w.Write(b)
 	})

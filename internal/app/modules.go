@@ -305,6 +305,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			api.Account = callerAccount
 			api.Limits = a.limits
 			api.LogGroups = a.vlogs
+			api.CheckRoles = a.scraperRoles
 			api.PromQL = promql
 			api.Authorize = func(r *http.Request, action, resource string) error {
 				if e := a.auth.Authorize(r, action, resource); e != nil {

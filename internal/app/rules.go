@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/notifier"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/distributor"
@@ -25,20 +24,17 @@ type ruleWriter struct {
 }
 
 func (w ruleWriter) WriteRuleSamples(ctx context.Context, workspace string, samples []ruler.Sample) error {
-	wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(samples))}
+	var body []byte
 	for _, s := range samples {
-		remotewrite.AppendPrompbSample(&wr, s.Labels, s.T, s.F, s.H, s.FH)
+		body = remotewrite.AppendV1Sample(body, s.Labels, s.T, s.F, s.H, s.FH)
 	}
-	return w.Write(ctx, workspace, &wr)
+	return w.WriteV1(ctx, workspace, body)
 }
 
-// Write stores a remote write request in a workspace.
-func (w ruleWriter) Write(ctx context.Context, workspace string, wr *prompb.WriteRequest) error {
-	b, err := wr.Marshal()
-	if err != nil {
-		return fmt.Errorf("encoding samples: %w", err)
-	}
-	req, err := w.decoder.Decode(remotewrite.V1, b)
+// WriteV1 stores an uncompressed remote write 1.0 request in a workspace; it keeps
+// nothing of body.
+func (w ruleWriter) WriteV1(ctx context.Context, workspace string, body []byte) error {
+	req, err := w.decoder.Decode(remotewrite.V1, body)
 	if err != nil {
 		return fmt.Errorf("decoding samples: %w", err)
 	}

@@ -10,6 +10,7 @@
 package controlplane
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -107,6 +108,11 @@ type API struct {
 	// defaults of the limits flags (AMP's quotas), without the operator's flags or
 	// runtime overrides. Set before serving.
 	Limits Limits
+	// CheckRoles checks the roleConfiguration of a scraper writing into another
+	// account's workspace (the target role trusts the source role and may write there);
+	// an error is a ValidationException. Nil checks only the roles' accounts. Set before
+	// serving.
+	CheckRoles func(ctx context.Context, sourceRole, targetRole, workspaceARN string) error
 	// LogGroups checks the log group of a logging configuration when it is created or
 	// updated: an error is a ValidationException (with forwarding to CloudWatch Logs,
 	// a log group that does not exist there). Nil accepts every log group. Set before

@@ -140,6 +140,11 @@ func (a *API) checkDestination(r *http.Request, d *scraperDestination, roles *ro
 		if rm := roleARNRe.FindStringSubmatch(*roles.SourceRoleARN); rm == nil || rm[1] != caller {
 			return nil, awsapi.Validation("roleConfiguration.sourceRoleArn", "sourceRoleArn must be a role of the scraper's account %s", caller)
 		}
+		if a.CheckRoles != nil {
+			if err := a.CheckRoles(r.Context(), *roles.SourceRoleARN, *roles.TargetRoleARN, ws.ARN); err != nil {
+				return nil, awsapi.Validation("roleConfiguration", "%v", err)
+			}
+		}
 	} else if a.Authorize != nil {
 		// A scraper writes into its destination: its creator must be allowed to.
 		if err := a.Authorize(r, "aps:RemoteWrite", ws.ARN); err != nil {

@@ -28,7 +28,6 @@ import (
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 
@@ -43,9 +42,11 @@ type Workspaces interface {
 	ListWorkspaces() []meta.Workspace
 }
 
-// Writer stores a scrape's samples in a workspace through the write path.
+// Writer stores a scrape's samples in a workspace through the write path: body is an
+// uncompressed remote write 1.0 request (prometheus.WriteRequest), which Write does not
+// keep.
 type Writer interface {
-	Write(ctx context.Context, workspace string, wr *prompb.WriteRequest) error
+	WriteV1(ctx context.Context, workspace string, body []byte) error
 }
 
 // Owners says which workspaces' scrapers run in this process, in a cluster.
@@ -94,6 +95,10 @@ type Manager struct {
 	mu         sync.Mutex
 	collectors map[string]*collector // by scraper id
 
+	// buffers holds the scrapes' request bodies between scrapes (a 500-series scrape
+	// is about 50 KiB).
+	buffers sync.Pool
+
 	running  *prometheus.GaugeVec
 	failures *prometheus.CounterVec
 	written  *prometheus.CounterVec
@@ -131,6 +136,20 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 			Help: "Samples the managed scrapers wrote, by scraper and outcome (ok or refused).",
 		}, []string{"scraper", "outcome"}),
 	}, nil
+}
+
+func (m *Manager) getBuffer() []byte {
+	if b, ok := m.buffers.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 64<<10)
+}
+
+func (m *Manager) putBuffer(b []byte) {
+	if cap(b) > 16<<20 {
+		return // a huge scrape's buffer is not kept
+	}
+	m.buffers.Put(&b)
 }
 
 // Check says whether a scraper can run here: its configuration is valid and its
@@ -382,24 +401,29 @@ func (a *appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 }
 
 type appender struct {
-	ctx context.Context
-	a   *appendable
-	wr  prompb.WriteRequest
+	ctx    context.Context
+	a      *appendable
+	body   []byte // the scrape's series, encoded as they come
+	series int
 }
 
 func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	remotewrite.AppendPrompbSample(&ap.wr, ls, t, v, h, fh)
+	if ap.body == nil {
+		ap.body = ap.a.m.getBuffer()
+	}
+	ap.body = remotewrite.AppendV1Sample(ap.body, ls, t, v, h, fh)
+	ap.series++
 	// The scrape loop caches refs; a non-zero one marks success.
-	return storage.SeriesRef(len(ap.wr.Timeseries)), nil
+	return storage.SeriesRef(ap.series), nil
 }
 
 func (ap *appender) Commit() error {
-	n := len(ap.wr.Timeseries)
+	n := ap.series
 	if n == 0 {
 		return nil
 	}
-	err := ap.a.m.deps.Writer.Write(ap.ctx, ap.a.workspace, &ap.wr)
-	ap.wr.Timeseries = nil
+	err := ap.a.m.deps.Writer.WriteV1(ap.ctx, ap.a.workspace, ap.body)
+	ap.release()
 	if err != nil {
 		ap.a.m.written.WithLabelValues(ap.a.scraper, "refused").Add(float64(n))
 		err = fmt.Errorf("writing the scrape into workspace %s: %w", ap.a.workspace, err)
@@ -413,6 +437,14 @@ func (ap *appender) Commit() error {
 }
 
 func (ap *appender) Rollback() error {
-	ap.wr.Timeseries = nil
+	ap.release()
 	return nil
+}
+
+// release returns the body's buffer for the next scrape: the Writer keeps nothing of it.
+func (ap *appender) release() {
+	if ap.body != nil {
+		ap.a.m.putBuffer(ap.body)
+	}
+	ap.body, ap.series = nil, 0
 }

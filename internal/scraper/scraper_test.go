@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +53,11 @@ func newWriter() *writer {
 	return &writer{series: map[string]map[string]float64{}, writes: make(chan struct{}, 1000)}
 }
 
-func (w *writer) Write(_ context.Context, workspace string, wr *prompb.WriteRequest) error {
+func (w *writer) WriteV1(_ context.Context, workspace string, body []byte) error {
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(body); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	m := w.series[workspace]
 	if m == nil {
@@ -281,5 +286,60 @@ func TestPrepare(t *testing.T) {
 		if err := m.Check(context.Background(), fileSD(p)); err == nil || !strings.Contains(err.Error(), "outside") {
 			t.Errorf("file SD %q: %v, want it refused", p, err)
 		}
+	}
+}
+
+// A target that never answers fails its scrape at scrape_timeout, and one that would
+// send a gigabyte is cut off at the body size limit: both are up 0, and the other
+// targets are scraped as usual.
+func TestBadTargets(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(hang.Close)
+	var sent atomic.Int64
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		line := []byte(strings.Repeat("x", 1000) + " 1\n")
+		for sent.Load() < 1<<30 { // a gigabyte, unless the scraper stops reading
+			n, err := w.Write(line)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(huge.Close)
+	fine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok_metric 1\n") }))
+	t.Cleanup(fine.Close)
+	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+	blob := fmt.Sprintf(`global: {scrape_interval: 200ms, scrape_timeout: 200ms}
+scrape_configs:
+  - {job_name: hang, static_configs: [{targets: [%q]}]}
+  - {job_name: huge, static_configs: [{targets: [%q]}]}
+  - {job_name: fine, static_configs: [{targets: [%q]}]}
+`, host(hang), host(huge), host(fine))
+	wss := &workspaces{}
+	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": scraperOf("s-1", blob)}})
+	w := newWriter()
+	cfg := testConfig()
+	cfg.DefaultSampleLimit = 0 // only the body size limit (1 MiB) stops the huge target
+	m, err := New(cfg, Deps{Workspaces: wss, Writer: w, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sync(context.Background())
+	t.Cleanup(m.stopAll)
+	up := func(job string, s *httptest.Server) (float64, bool) {
+		return w.value("ws-a", fmt.Sprintf(`__name__="up",instance=%q,job=%q,`, host(s), job))
+	}
+	waitFor(t, "up of all three targets", func() bool {
+		h, ok1 := up("hang", hang)
+		g, ok2 := up("huge", huge)
+		f, ok3 := up("fine", fine)
+		return ok1 && ok2 && ok3 && h == 0 && g == 0 && f == 1
+	})
+	if n := sent.Load(); n >= 1<<30 {
+		t.Fatalf("the huge target sent all of its %d bytes", n)
+	}
+	if _, ok := w.value("ws-a", fmt.Sprintf(`__name__="ok_metric",instance=%q,job="fine",`, host(fine))); !ok {
+		t.Fatal("the fine target's samples are missing")
 	}
 }

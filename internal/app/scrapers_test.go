@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+)
+
+// scraperIdentities: account 222222222222's user partner creates scrapers; its role
+// scraper-source may assume roles of the server's account, and role scraper-target
+// there trusts it and may write into workspaces. untrusting trusts only its own account;
+// no-write is trusted but may not write.
+const scraperIdentities = `
+accounts:
+  - id: "222222222222"
+users:
+  - name: partner
+    account: "222222222222"
+    access_keys: [{id: AKIDPARTNER000000001, secret: partner-secret-00000000000}]
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["aps:CreateScraper", "aps:DescribeScraper"], "Resource": "*"}]}
+roles:
+  - name: scraper-source
+    account: "222222222222"
+    trust_policy: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "scraper.aps.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::000000000000:role/*"}]}
+  - name: scraper-target
+    trust_policy: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/scraper-source"}, "Action": "sts:AssumeRole"}]}
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": "*"}]}
+  - name: untrusting
+    trust_policy: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "000000000000"}, "Action": "sts:AssumeRole"}]}
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": "*"}]}
+  - name: no-write
+    trust_policy: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/scraper-source"}, "Action": "sts:AssumeRole"}]}
+    inline_policies:
+      - {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "aps:QueryMetrics", "Resource": "*"}]}
+`
+
+// A scraper of one account writes into another account's workspace only through roles
+// that allow it: the target role trusts the source role and may write there.
+func TestCrossAccountScraperRoles(t *testing.T) {
+	dir := t.TempDir()
+	ids := filepath.Join(dir, "identities.yaml")
+	if err := os.WriteFile(ids, []byte(scraperIdentities), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--data-dir", dir, "--auth.identities-file", ids)
+	ws := newWorkspace(t, r)
+	wsARN := "arn:aws:aps:us-east-1:000000000000:workspace/" + ws
+	partner := ampAs(r, "AKIDPARTNER000000001", "partner-secret-00000000000")
+	ctx := context.Background()
+	create := func(roles *types.RoleConfiguration) (*amp.CreateScraperOutput, error) {
+		return partner.CreateScraper(ctx, &amp.CreateScraperInput{
+			ScrapeConfiguration: &types.ScrapeConfigurationMemberConfigurationBlob{Value: []byte("scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['127.0.0.1:9']}]\n")},
+			Source: &types.SourceMemberEksConfiguration{Value: types.EksConfiguration{
+				ClusterArn: aws.String("arn:aws:eks:us-east-1:222222222222:cluster/partner"), SubnetIds: []string{"subnet-0a"}}},
+			Destination:       &types.DestinationMemberAmpConfiguration{Value: types.AmpConfiguration{WorkspaceArn: aws.String(wsARN)}},
+			RoleConfiguration: roles,
+		})
+	}
+	roles := func(target string) *types.RoleConfiguration {
+		return &types.RoleConfiguration{
+			SourceRoleArn: aws.String("arn:aws:iam::222222222222:role/scraper-source"),
+			TargetRoleArn: aws.String("arn:aws:iam::000000000000:role/" + target),
+		}
+	}
+	for name, tc := range map[string]struct {
+		roles *types.RoleConfiguration
+		want  string
+	}{
+		"no roles":        {nil, "roleConfiguration"},
+		"untrusting role": {roles("untrusting"), "may not assume"},
+		"no-write role":   {roles("no-write"), "aps:RemoteWrite"},
+		"unknown role":    {roles("nobody"), "not a role this server knows"},
+	} {
+		_, err := create(tc.roles)
+		if apiCode(err) != "ValidationException" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a ValidationException about %q", name, err, tc.want)
+		}
+	}
+	out, err := create(roles("scraper-target"))
+	if err != nil {
+		t.Fatalf("roles that allow it: %v", err)
+	}
+	d, err := partner.DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: out.ScraperId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(aws.ToString(d.Scraper.Arn), "arn:aws:aps:us-east-1:222222222222:scraper/") ||
+		aws.ToString(d.Scraper.RoleConfiguration.TargetRoleArn) != "arn:aws:iam::000000000000:role/scraper-target" {
+		t.Fatalf("the partner's scraper: %+v", d.Scraper)
+	}
+	// The workspace's own account (its root, even) may not act on another account's
+	// scraper: the scraper's ARN is in account 222222222222, and no policy there lets it.
+	_, err = r.client().DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: out.ScraperId})
+	if apiCode(err) != "AccessDeniedException" {
+		t.Fatalf("describe from the workspace's account: %v", err)
+	}
+}
