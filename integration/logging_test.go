@@ -65,6 +65,22 @@ func vendedRecords(t *testing.T, folder string) []vendedRecord {
 	return out
 }
 
+// writeInvalidMetricName sends a remote write the distributor refuses (400).
+func writeInvalidMetricName(t *testing.T, base, ws string) {
+	t.Helper()
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad metric"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}
+	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+	body := snappy.Encode(nil, raw)
+	req, _ := http.NewRequest(http.MethodPost, base+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp := signedDo(t, req, body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("remote write of an invalid metric name: %d, want 400", resp.StatusCode)
+	}
+}
+
 func recordsOf(rs []vendedRecord, component string) []vendedRecord {
 	var out []vendedRecord
 	for _, r := range rs {
@@ -163,17 +179,7 @@ groups:
 	}
 
 	// A refused write (an invalid metric name) is logged once.
-	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad metric"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}
-	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
-	body := snappy.Encode(nil, raw)
-	req, _ := http.NewRequest(http.MethodPost, p.URL+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	resp := signedDo(t, req, body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("remote write of an invalid metric name: %d, want 400", resp.StatusCode)
-	}
+	writeInvalidMetricName(t, p.URL, ws)
 	var ingestion []vendedRecord
 	waitFor(t, "the refused write's record", 10*time.Second, func() bool {
 		ingestion = recordsOf(vendedRecords(t, folder), "ingestion")
@@ -240,17 +246,7 @@ func TestLoggingForwardedToCloudWatchLogs(t *testing.T) {
 		return o.LoggingConfiguration.Status.StatusCode == "ACTIVE"
 	}, "describe-logging-configuration", "--workspace-id", ws)
 
-	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad metric"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}
-	raw, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
-	body := snappy.Encode(nil, raw)
-	req, _ := http.NewRequest(http.MethodPost, p.URL+"/workspaces/"+ws+"/api/v1/remote_write", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	resp := signedDo(t, req, body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("remote write of an invalid metric name: %d, want 400", resp.StatusCode)
-	}
+	writeInvalidMetricName(t, p.URL, ws)
 	waitFor(t, "the refused write in CloudWatch Logs", 20*time.Second, func() bool { return len(cw.Events()) > 0 }, p.Log)
 	if bad := cw.Invalid(); len(bad) > 0 {
 		t.Fatalf("requests botocore's model refuses: %v", bad)

@@ -106,16 +106,7 @@ type ScraperLogging struct {
 }
 
 // Logs reports whether the scraper's records go to the log group.
-func (l *ScraperLogging) Logs() bool {
-	if l == nil {
-		return false
-	}
-	switch l.Status {
-	case StatusCreating, StatusActive, StatusUpdating:
-		return true
-	}
-	return false
-}
+func (l *ScraperLogging) Logs() bool { return l != nil && logsIn(l.Status) }
 
 // ScraperComponent is one component a scraper logs for.
 type ScraperComponent struct {
@@ -145,15 +136,12 @@ type LoggingConfiguration struct {
 
 // Logs reports whether records go to the configuration's log group: from the moment it
 // is created until it is deleted, as long as it has not failed.
-func (c *LoggingConfiguration) Logs() bool {
-	if c == nil {
-		return false
-	}
-	switch c.Status {
-	case StatusCreating, StatusActive, StatusUpdating:
-		return true
-	}
-	return false
+func (c *LoggingConfiguration) Logs() bool { return c != nil && logsIn(c.Status) }
+
+// logsIn reports whether a logging configuration in status takes records: from its
+// creation until its deletion, unless it failed.
+func logsIn(status string) bool {
+	return status == StatusCreating || status == StatusActive || status == StatusUpdating
 }
 
 // RuleGroupsNamespace is one rule file of a workspace (CreateRuleGroupsNamespace).
