@@ -55,7 +55,9 @@ func activeWorkspace(t *testing.T, c *amp.Client) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) { o.MinDelay, o.MaxDelay = 10*time.Millisecond, 50*time.Millisecond })
+	w := amp.NewWorkspaceActiveWaiter(c, func(o *amp.WorkspaceActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 50*time.Millisecond
+	})
 	if err := w.Wait(context.Background(), &amp.DescribeWorkspaceInput{WorkspaceId: out.WorkspaceId}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
