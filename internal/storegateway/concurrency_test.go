@@ -112,6 +112,11 @@ func TestConcurrentQueriers(t *testing.T) {
 				}
 			}
 		})
+		// Under that churn the blocks over the budget may all have been dropped by the
+		// deletions rather than evicted (it depends on the scheduling); two blocks read
+		// one after the other, idle in between, show the eviction itself.
+		checkRanges(t, sg, "ws", ref, timeRange{0, 999})
+		checkRanges(t, sg, "ws", ref, timeRange{4000, 5000})
 		if n := promtest.ToFloat64(sg.m.removals.WithLabelValues(reasonDiskBudget)); n == 0 {
 			t.Error("no block was evicted")
 		}
