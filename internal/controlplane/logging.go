@@ -24,17 +24,45 @@ type LogGroups interface {
 
 // loggingKind is one of the two configurations.
 type loggingKind struct {
-	resource string // the resource type in errors
+	resource string // the resource type in errors, and the operations' suffix
 	what     string // in messages
 	field    func(*meta.Workspace) **meta.LoggingConfiguration
+	// read decodes and validates the body of a Create or Update.
+	read func(a *API, r *http.Request, operation string) (loggingRequest, error)
 }
 
 var (
 	workspaceLogging = loggingKind{"LoggingConfiguration", "logging configuration",
-		func(ws *meta.Workspace) **meta.LoggingConfiguration { return &ws.Logging }}
+		func(ws *meta.Workspace) **meta.LoggingConfiguration { return &ws.Logging }, (*API).readLoggingRequest}
 	queryLogging = loggingKind{"QueryLoggingConfiguration", "query logging configuration",
-		func(ws *meta.Workspace) **meta.LoggingConfiguration { return &ws.QueryLogging }}
+		func(ws *meta.Workspace) **meta.LoggingConfiguration { return &ws.QueryLogging }, (*API).readQueryLoggingRequest}
 )
+
+// loggingCreate, loggingUpdate and loggingDelete are the Create, Update and Delete
+// operations of a kind.
+func (a *API) loggingCreate(k loggingKind) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		req, err := k.read(a, r, "Create"+k.resource)
+		if err != nil {
+			return err
+		}
+		return a.createLogging(w, r, k, req)
+	}
+}
+
+func (a *API) loggingUpdate(k loggingKind) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		req, err := k.read(a, r, "Update"+k.resource)
+		if err != nil {
+			return err
+		}
+		return a.updateLogging(w, r, k, req)
+	}
+}
+
+func (a *API) loggingDelete(k loggingKind) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error { return a.deleteLogging(w, r, k) }
+}
 
 func (k loggingKind) notFound(ws string) error {
 	return awsapi.NotFound(k.resource, ws, "workspace %s has no %s", ws, k.what)
@@ -259,26 +287,6 @@ func loggingStatus(c *meta.LoggingConfiguration) loggingConfigurationStatus {
 	return loggingConfigurationStatus{StatusCode: c.Status, StatusReason: c.StatusReason}
 }
 
-func (a *API) createLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.readLoggingRequest(r, "CreateLoggingConfiguration")
-	if err != nil {
-		return err
-	}
-	return a.createLogging(w, r, workspaceLogging, req)
-}
-
-func (a *API) updateLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.readLoggingRequest(r, "UpdateLoggingConfiguration")
-	if err != nil {
-		return err
-	}
-	return a.updateLogging(w, r, workspaceLogging, req)
-}
-
-func (a *API) deleteLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	return a.deleteLogging(w, r, workspaceLogging)
-}
-
 func (a *API) describeLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
 	ws, err := a.getWorkspace(r)
 	if err != nil {
@@ -296,26 +304,6 @@ func (a *API) describeLoggingConfiguration(w http.ResponseWriter, r *http.Reques
 		ModifiedAt:  awsapi.Timestamp(c.ModifiedAt),
 	}})
 	return nil
-}
-
-func (a *API) createQueryLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.readQueryLoggingRequest(r, "CreateQueryLoggingConfiguration")
-	if err != nil {
-		return err
-	}
-	return a.createLogging(w, r, queryLogging, req)
-}
-
-func (a *API) updateQueryLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.readQueryLoggingRequest(r, "UpdateQueryLoggingConfiguration")
-	if err != nil {
-		return err
-	}
-	return a.updateLogging(w, r, queryLogging, req)
-}
-
-func (a *API) deleteQueryLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
-	return a.deleteLogging(w, r, queryLogging)
 }
 
 func (a *API) describeQueryLoggingConfiguration(w http.ResponseWriter, r *http.Request) error {
