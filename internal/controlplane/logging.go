@@ -92,6 +92,9 @@ func (a *API) checkLogGroup(field, arn string, ws *meta.Workspace) error {
 
 // logGroupExists asks the log sink about a log group before a configuration names it.
 func (a *API) logGroupExists(r *http.Request, field, arn string) error {
+	if _, _, _, err := vendedlogs.ParseLogGroupARN(arn); err != nil {
+		return awsapi.Validation(field, "%v", err)
+	}
 	if a.LogGroups == nil {
 		return nil
 	}
@@ -145,9 +148,6 @@ func (a *API) readQueryLoggingRequest(r *http.Request, operation string) (loggin
 
 // createLogging is CreateLoggingConfiguration and CreateQueryLoggingConfiguration.
 func (a *API) createLogging(w http.ResponseWriter, r *http.Request, k loggingKind, req loggingRequest) error {
-	if _, _, _, err := vendedlogs.ParseLogGroupARN(req.logGroup); err != nil {
-		return awsapi.Validation("logGroupArn", "%v", err)
-	}
 	if err := a.logGroupExists(r, "logGroupArn", req.logGroup); err != nil {
 		return err
 	}
@@ -155,12 +155,9 @@ func (a *API) createLogging(w http.ResponseWriter, r *http.Request, k loggingKin
 	_, err := a.updateWorkspace(r, func(ws *meta.Workspace) error {
 		field := k.field(ws)
 		if c := *field; c != nil {
-			if req.token != nil && c.ClientToken == *req.token {
-				if c.RequestHash != req.hash {
-					return awsapi.Conflict(k.resource, ws.ID, "clientToken %q was already used for the %s of workspace %s with other parameters", *req.token, k.what, ws.ID)
-				}
+			if err := k.retried(c, req, ws.ID); err != nil {
 				out = *c
-				return errUnchanged
+				return err
 			}
 			// The model lists no ConflictException for these Creates.
 			return awsapi.Validation("workspaceId", "workspace %s already has a %s; update or delete it", ws.ID, k.what)
@@ -187,21 +184,36 @@ func (a *API) createLogging(w http.ResponseWriter, r *http.Request, k loggingKin
 		out = *c
 		return nil
 	})
+	return a.loggingAnswer(w, r, k, req, &out, err, "created")
+}
+
+// retried says whether a Create or Update repeats the last one of c with its clientToken:
+// errUnchanged when it does with the same parameters, a conflict with others, nil when
+// it is new.
+func (k loggingKind) retried(c *meta.LoggingConfiguration, req loggingRequest, ws string) error {
+	if req.token == nil || c.ClientToken != *req.token {
+		return nil
+	}
+	if c.RequestHash != req.hash {
+		return awsapi.Conflict(k.resource, ws, "clientToken %q was already used for the %s of workspace %s with other parameters", *req.token, k.what, ws)
+	}
+	return errUnchanged
+}
+
+// loggingAnswer answers a Create or Update with the configuration's status.
+func (a *API) loggingAnswer(w http.ResponseWriter, r *http.Request, k loggingKind, req loggingRequest, out *meta.LoggingConfiguration, err error, done string) error {
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return err
 	}
 	if err == nil {
-		a.logger.Info(k.what+" created", "workspace", r.PathValue("workspaceId"), "log_group", req.logGroup)
+		a.logger.Info(k.what+" "+done, "workspace", r.PathValue("workspaceId"), "log_group", req.logGroup)
 	}
-	awsapi.WriteJSON(w, http.StatusAccepted, loggingStatusResponse{Status: loggingStatus(&out)})
+	awsapi.WriteJSON(w, http.StatusAccepted, loggingStatusResponse{Status: loggingStatus(out)})
 	return nil
 }
 
 // updateLogging is UpdateLoggingConfiguration and UpdateQueryLoggingConfiguration.
 func (a *API) updateLogging(w http.ResponseWriter, r *http.Request, k loggingKind, req loggingRequest) error {
-	if _, _, _, err := vendedlogs.ParseLogGroupARN(req.logGroup); err != nil {
-		return awsapi.Validation("logGroupArn", "%v", err)
-	}
 	if err := a.logGroupExists(r, "logGroupArn", req.logGroup); err != nil {
 		return err
 	}
@@ -211,12 +223,9 @@ func (a *API) updateLogging(w http.ResponseWriter, r *http.Request, k loggingKin
 		if c == nil {
 			return k.notFound(ws.ID)
 		}
-		if req.token != nil && c.ClientToken == *req.token {
-			if c.RequestHash != req.hash {
-				return awsapi.Conflict(k.resource, ws.ID, "clientToken %q was already used for the %s of workspace %s with other parameters", *req.token, k.what, ws.ID)
-			}
+		if err := k.retried(c, req, ws.ID); err != nil {
 			out = *c
-			return errUnchanged
+			return err
 		}
 		if err := requireStatus(ws, "Update"+k.resource, meta.StatusActive); err != nil {
 			return err
@@ -239,14 +248,7 @@ func (a *API) updateLogging(w http.ResponseWriter, r *http.Request, k loggingKin
 		out = *c
 		return nil
 	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		return err
-	}
-	if err == nil {
-		a.logger.Info(k.what+" updated", "workspace", r.PathValue("workspaceId"), "log_group", req.logGroup)
-	}
-	awsapi.WriteJSON(w, http.StatusAccepted, loggingStatusResponse{Status: loggingStatus(&out)})
-	return nil
+	return a.loggingAnswer(w, r, k, req, &out, err, "updated")
 }
 
 // deleteLogging is DeleteLoggingConfiguration and DeleteQueryLoggingConfiguration.

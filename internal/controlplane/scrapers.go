@@ -20,7 +20,6 @@ import (
 	"github.com/stratametrics/strata/internal/awsapi"
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/scraper"
-	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 var (
@@ -585,9 +584,6 @@ func (a *API) updateScraperLoggingConfiguration(w http.ResponseWriter, r *http.R
 		return awsapi.Validation("loggingDestination.cloudWatchLogs.logGroupArn", "loggingDestination.cloudWatchLogs.logGroupArn is required")
 	}
 	group := *req.LoggingDestination.CloudWatchLogs.LogGroupARN
-	if _, _, _, err := vendedlogs.ParseLogGroupARN(group); err != nil {
-		return awsapi.Validation("loggingDestination.cloudWatchLogs.logGroupArn", "%v", err)
-	}
 	if err := a.logGroupExists(r, "loggingDestination.cloudWatchLogs.logGroupArn", group); err != nil {
 		return err
 	}
