@@ -20,6 +20,7 @@ import (
 // whose replica label is dropped before storage — so counts go by TSDB ref, not by key.
 type seriesEntry struct {
 	ref      storage.SeriesRef
+	key      string       // the key it was created under, for checking request layouts
 	lastSeen atomic.Int64 // unix seconds of the last accepted sample
 	metric   string       // interned metric name
 	// sets are the indices of the label sets the series counts against, valid while
@@ -56,6 +57,8 @@ type activeSeries struct {
 	pending          int
 	pendingPerMetric map[string]int
 	pendingPerSet    []int64 // by index of sets, for reservations of generation gen
+
+	layouts *layouts // has its own lock
 }
 
 // reservation is an admitted series' share of the limits until its commit.
@@ -72,6 +75,7 @@ func newActiveSeries(sets []meta.LimitsPerLabelSet) *activeSeries {
 		perMetric:        map[string]int{},
 		names:            map[string]string{},
 		pendingPerMetric: map[string]int{},
+		layouts:          newLayouts(),
 	}
 	a.setLabelSets(sets)
 	return a
@@ -232,10 +236,11 @@ func (a *activeSeries) add(key []byte, ref storage.SeriesRef, metric string, lbl
 		name = strings.Clone(metric)
 		a.names[name] = name
 	}
-	e := &seriesEntry{ref: ref, metric: name, gen: a.gen}
+	k := string(key)
+	e := &seriesEntry{ref: ref, key: k, metric: name, gen: a.gen}
 	e.sets = a.matchSets(nil, lbls)
 	e.lastSeen.Store(now)
-	a.byKey[string(key)] = e
+	a.byKey[k] = e
 	a.byRef[ref] = e
 	a.perMetric[name]++
 	for _, i := range e.sets {
@@ -260,6 +265,7 @@ func (a *activeSeries) purge(cutoff time.Time) {
 	c := cutoff.Unix()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.layouts.purge(c)
 	removed := false
 	for ref, e := range a.byRef {
 		if e.lastSeen.Load() >= c {

@@ -94,22 +94,46 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		}
 	}
 
-	// One read lock for the whole request: look up every series' cached ref.
+	// One read lock for the whole request: look up every series' cached ref, by
+	// position when the request repeats a remembered layout.
 	a := u.active
 	a.mu.RLock()
 	gen := a.gen
 	for idx := range req.Series {
 		st.key = req.Series[idx].AppendKey(st.key)
 		st.keys = append(st.keys, len(st.key))
-		start := 0
-		if idx > 0 {
-			start = st.keys[idx-1]
+	}
+	lk := layoutKeyOf(st.key, st.keys)
+	lay := a.layouts.get(lk, nowSec)
+	if lay != nil && len(lay.entries) != n {
+		lay = nil
+	}
+	found, changed := 0, lay == nil
+	start := 0
+	for idx := range req.Series {
+		key := st.key[start:st.keys[idx]]
+		start = st.keys[idx]
+		var e *seriesEntry
+		if lay != nil {
+			if c := lay.entries[idx]; c.ref != 0 && c.key == string(key) {
+				e = c
+			}
 		}
-		if e, ok := a.byKey[string(st.key[start:])]; ok && e.ref != 0 {
+		if e == nil {
+			if m, ok := a.byKey[string(key)]; ok && m.ref != 0 {
+				e = m
+			}
+		}
+		changed = changed || (lay != nil && e != lay.entries[idx])
+		if e != nil {
+			found++
 			st.entries[idx] = e
 			st.refs[idx] = e.ref
 			st.stale[idx] = e.gen != gen
 		}
+	}
+	if found == n && changed {
+		a.layouts.remember(lk, st.entries[:n], len(a.byRef), nowSec)
 	}
 	a.mu.RUnlock()
 
