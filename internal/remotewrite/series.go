@@ -1,6 +1,8 @@
 package remotewrite
 
 import (
+	"encoding/binary"
+
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -13,29 +15,24 @@ import (
 // structures; it is how in-process writers (the ruler, the scrapers) hand their samples
 // to the distributor. The bytes equal prompb's marshalling of the same series.
 func AppendV1Sample(dst []byte, ls labels.Labels, t int64, f float64, h *histogram.Histogram, fh *histogram.FloatHistogram) []byte {
-	var hist []byte
-	switch {
-	case fh != nil:
-		hp := prompb.FromFloatHistogram(t, fh)
-		hist, _ = hp.Marshal() // marshalling a message built in memory does not fail
-	case h != nil:
-		hp := prompb.FromIntHistogram(t, h)
-		hist, _ = hp.Marshal()
-	}
-	size := 0
-	ls.Range(func(l labels.Label) {
-		n := labelSize(l)
-		size += 1 + protowire.SizeVarint(uint64(n)) + n
-	})
-	sample := Sample{Value: f, Timestamp: t}
-	if hist != nil {
-		size += 1 + protowire.SizeBytes(len(hist))
-	} else {
-		n := sampleSize(sample, false)
-		size += 1 + protowire.SizeVarint(uint64(n)) + n
-	}
-	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(size))
+	hist := marshalV1Histogram(t, h, fh)
+	// The labels go at the end of dst first, then move behind the series' tag and size:
+	// one pass over them, and no buffer of their own.
+	at := len(dst)
+	dst = AppendV1Labels(dst, ls)
+	n := len(dst) - at
+	var head [2 * binary.MaxVarintLen64]byte
+	hdr := protowire.AppendTag(head[:0], 1, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(n+v1SampleFieldSize(hist, t, f)))
+	dst = append(dst, hdr...)
+	copy(dst[at+len(hdr):], dst[at:at+n])
+	copy(dst[at:], hdr)
+	return appendV1SampleField(dst, hist, t, f)
+}
+
+// AppendV1Labels appends ls as the labels fields of a remote write 1.0 series: what
+// AppendV1Encoded takes, for a writer that sends the same series again and again.
+func AppendV1Labels(dst []byte, ls labels.Labels) []byte {
 	ls.Range(func(l labels.Label) {
 		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(labelSize(l)))
@@ -48,9 +45,47 @@ func AppendV1Sample(dst []byte, ls labels.Labels, t int64, f float64, h *histogr
 			dst = protowire.AppendString(dst, l.Value)
 		}
 	})
+	return dst
+}
+
+// AppendV1Encoded is AppendV1Sample with the labels already encoded by AppendV1Labels.
+func AppendV1Encoded(dst, labelFields []byte, t int64, f float64, h *histogram.Histogram, fh *histogram.FloatHistogram) []byte {
+	hist := marshalV1Histogram(t, h, fh)
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(len(labelFields)+v1SampleFieldSize(hist, t, f)))
+	dst = append(dst, labelFields...)
+	return appendV1SampleField(dst, hist, t, f)
+}
+
+// marshalV1Histogram is h or fh as a remote write 1.0 histogram; nil for a float sample.
+func marshalV1Histogram(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) []byte {
+	var hist []byte
+	switch {
+	case fh != nil:
+		hp := prompb.FromFloatHistogram(t, fh)
+		hist, _ = hp.Marshal() // marshalling a message built in memory does not fail
+	case h != nil:
+		hp := prompb.FromIntHistogram(t, h)
+		hist, _ = hp.Marshal()
+	}
+	return hist
+}
+
+// v1SampleFieldSize is the size of the field appendV1SampleField appends, tag included.
+func v1SampleFieldSize(hist []byte, t int64, f float64) int {
+	if hist != nil {
+		return 1 + protowire.SizeBytes(len(hist))
+	}
+	n := sampleSize(Sample{Value: f, Timestamp: t}, false)
+	return 1 + protowire.SizeVarint(uint64(n)) + n
+}
+
+// appendV1SampleField appends a series' one sample: the histogram hist, or the float f.
+func appendV1SampleField(dst, hist []byte, t int64, f float64) []byte {
 	if hist != nil {
 		return appendMessage(dst, 4, hist)
 	}
+	sample := Sample{Value: f, Timestamp: t}
 	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(sampleSize(sample, false)))
 	return appendSample(dst, sample, false)

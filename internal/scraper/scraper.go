@@ -297,8 +297,10 @@ func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string) (
 		cancel()
 		return nil, errors.New("creating the discovery manager failed")
 	}
-	app := &appendable{m: m, scraper: s.ID, workspace: workspace, events: events}
-	sm, err := scrape.NewManager(&scrape.Options{DiscoveryReloadInterval: model.Duration(m.cfg.DiscoveryUpdate)}, componentLogger(ComponentCollector), nil, nil, app, reg)
+	app := &appendable{m: m, scraper: s.ID, workspace: workspace, events: events, tables: newSeriesTables()}
+	// PassMetadataInContext puts each scrape's target in its appender's context: the
+	// appender keeps a series table per target (series.go).
+	sm, err := scrape.NewManager(&scrape.Options{DiscoveryReloadInterval: model.Duration(m.cfg.DiscoveryUpdate), PassMetadataInContext: true}, componentLogger(ComponentCollector), nil, nil, app, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("scrape manager: %w", err)
@@ -394,30 +396,34 @@ type appendable struct {
 	scraper   string
 	workspace string
 	events    *scraperLog // nil without a logging configuration
+	tables    *seriesTables
 }
 
 func (a *appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	return &appender{ctx: ctx, a: a}
+	t, _ := scrape.TargetFromContext(ctx) // there with Options.PassMetadataInContext
+	return &appender{ctx: ctx, a: a, table: a.tables.forTarget(t)}
 }
 
 type appender struct {
 	ctx    context.Context
 	a      *appendable
+	table  *seriesTable
 	body   []byte // the scrape's series, encoded as they come
 	series int
 }
 
-func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+func (ap *appender) Append(ref storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
 	if ap.body == nil {
 		ap.body = ap.a.m.getBuffer()
 	}
-	ap.body = remotewrite.AppendV1Sample(ap.body, ls, t, v, h, fh)
+	enc, ref := ap.table.labelsFor(ref, ls)
+	ap.body = remotewrite.AppendV1Encoded(ap.body, enc, t, v, h, fh)
 	ap.series++
-	// The scrape loop caches refs; a non-zero one marks success.
-	return storage.SeriesRef(ap.series), nil
+	return ref, nil
 }
 
 func (ap *appender) Commit() error {
+	defer ap.table.scraped()
 	n := ap.series
 	if n == 0 {
 		return nil
@@ -437,6 +443,7 @@ func (ap *appender) Commit() error {
 }
 
 func (ap *appender) Rollback() error {
+	ap.table.scraped()
 	ap.release()
 	return nil
 }

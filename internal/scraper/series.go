@@ -1,0 +1,128 @@
+package scraper
+
+import (
+	"runtime"
+	"sync"
+	"weak"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/stratametrics/strata/internal/remotewrite"
+)
+
+// A target's series table keeps each series' labels encoded for remote write, under the
+// ref the appender hands the scrape loop. The loop caches the ref with the series and
+// passes it back on every scrape, so a known series costs a copy of its encoded labels
+// instead of encoding them again. The refs are also what the loop tracks staleness by:
+// one per series and stable, they let it write a stale marker for each series that
+// disappears, as Prometheus does.
+//
+// A ref is the slot's index + 1 in its low 32 bits and the slot's generation in its high
+// 32: a slot freed and reused gets a new generation, so a ref the loop kept from before
+// is not mistaken for the new series; the appender encodes it again and hands out a new
+// ref (the loop takes it in place of the old).
+
+const (
+	// sweepEvery is how many scrapes apart a table frees the slots of series its target
+	// no longer exposes: those not used in the last sweepEvery scrapes.
+	sweepEvery = 8
+)
+
+type seriesTable struct {
+	mu     sync.Mutex
+	slots  []seriesSlot
+	free   []uint32
+	scrape uint32 // scrapes (commits and rollbacks) so far
+}
+
+type seriesSlot struct {
+	labels []byte // remotewrite.AppendV1Labels; nil while free
+	gen    uint32
+	used   uint32 // the scrape that last used it
+}
+
+// labelsFor returns the encoded labels of the series ref names in this table, or encodes
+// ls into a slot when ref names none (0, freed, or another generation), with its new ref.
+// The bytes stay valid until the slot is freed, which the caller's scrape prevents by
+// using it.
+func (t *seriesTable) labelsFor(ref storage.SeriesRef, ls labels.Labels) ([]byte, storage.SeriesRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if idx, gen := uint32(ref)-1, uint32(ref>>32); ref != 0 && int(idx) < len(t.slots) && t.slots[idx].gen == gen && t.slots[idx].labels != nil {
+		t.slots[idx].used = t.scrape
+		return t.slots[idx].labels, ref
+	}
+	enc := remotewrite.AppendV1Labels(nil, ls)
+	var idx uint32
+	if n := len(t.free); n > 0 {
+		idx = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.slots = append(t.slots, seriesSlot{})
+		idx = uint32(len(t.slots) - 1)
+	}
+	s := &t.slots[idx]
+	s.gen++
+	s.labels, s.used = enc, t.scrape
+	return enc, storage.SeriesRef(uint64(s.gen)<<32 | uint64(idx+1))
+}
+
+// scraped ends a scrape; every sweepEvery scrapes the series not used in as many are
+// freed.
+func (t *seriesTable) scraped() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scrape++
+	if t.scrape%sweepEvery != 0 {
+		return
+	}
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.labels != nil && t.scrape-s.used > sweepEvery {
+			s.labels = nil
+			t.free = append(t.free, uint32(i))
+		}
+	}
+}
+
+// seriesTables gives each target of a scraper its table, for as long as the scrape
+// manager keeps the target: the table goes when the target is garbage collected.
+type seriesTables struct {
+	mu       sync.Mutex
+	byTarget map[weak.Pointer[scrape.Target]]*seriesTable
+	shared   *seriesTable // appenders whose context names no target
+}
+
+func newSeriesTables() *seriesTables {
+	return &seriesTables{byTarget: map[weak.Pointer[scrape.Target]]*seriesTable{}, shared: &seriesTable{}}
+}
+
+func (s *seriesTables) forTarget(t *scrape.Target) *seriesTable {
+	if t == nil {
+		return s.shared
+	}
+	k := weak.Make(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tab, ok := s.byTarget[k]
+	if !ok {
+		tab = &seriesTable{}
+		s.byTarget[k] = tab
+		runtime.AddCleanup(t, s.forget, k)
+	}
+	return tab
+}
+
+func (s *seriesTables) forget(k weak.Pointer[scrape.Target]) {
+	s.mu.Lock()
+	delete(s.byTarget, k)
+	s.mu.Unlock()
+}
+
+func (s *seriesTables) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byTarget)
+}
