@@ -6,7 +6,8 @@
 # MEASURE seconds, and CPU-s per million scraped samples reported. Strata's samples go
 # through the distributor into its ingester, as Prometheus' go into its head.
 # Usage: bench/scrapers.sh [measure-seconds]; KEEP=dir keeps the work directory,
-# PROFILE=file writes a CPU profile of Strata's measured window. Ports 127.0.0.1:18199
+# PROFILE=file writes a CPU profile of Strata's measured window (PROM_PROFILE=file of
+# Prometheus'); ONLY=strata or ONLY=prometheus runs one alone. Ports 127.0.0.1:18199
 # (targets), 18196 (strata), 18186 (its internal listener), 18197 (prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ interval=${INTERVAL:-15s}
 bench_work "${KEEP:-}"
 go build -o "$work/targets" ./bench/targets
 prometheus=${PROMETHEUS:-/usr/bin/prometheus}
+pname=${PROMETHEUS_NAME:-prometheus 2.42} # PROMETHEUS=~/go/bin/prometheus3 PROMETHEUS_NAME="prometheus 3"
 
 "$work/targets" --listen 127.0.0.1:18199 --targets "$targets" --series "$series" &
 for _ in $(seq 100); do curl -sf 127.0.0.1:18199/t/0/metrics >/dev/null && break; sleep 0.1; done
@@ -51,14 +53,21 @@ report() { # name cpu samples
 		printf "%-16s %8.2f CPU-s  %10d samples (%.0f/s)  %.3f CPU-s per million samples\n", n, c, s, s / m, c / (s / 1e6) }'
 }
 
-# Prometheus 2.42.
-cp "$work/scrape.yaml" "$work/prometheus.yml"
-"$prometheus" --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prom" \
-	--web.listen-address 127.0.0.1:18197 --log.level warn 2> "$work/prometheus.log" &
-ppid=$!
-wait_ready 18197
-read -r pcpu psamples < <(measure_run $ppid http://127.0.0.1:18197/metrics prometheus_tsdb_head_samples_appended_total)
-kill $ppid; wait $ppid 2>/dev/null || true
+# Prometheus 2.42 (ONLY=strata skips it, e.g. while profiling).
+if [ "${ONLY:-}" != strata ]; then
+	cp "$work/scrape.yaml" "$work/prometheus.yml"
+	"$prometheus" --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prom" \
+		--web.listen-address 127.0.0.1:18197 --log.level warn 2> "$work/prometheus.log" &
+	ppid=$!
+	wait_ready 18197
+	if [ -n "${PROM_PROFILE:-}" ]; then
+		(sleep "$warmup"; curl -sf "127.0.0.1:18197/debug/pprof/profile?seconds=$measure" -o "$PROM_PROFILE") &
+	fi
+	read -r pcpu psamples < <(measure_run $ppid http://127.0.0.1:18197/metrics prometheus_tsdb_head_samples_appended_total)
+	kill $ppid; wait $ppid 2>/dev/null || true
+fi
+
+[ "${ONLY:-}" = prometheus ] && { report "$pname" "$pcpu" "$psamples"; exit 0; }
 
 # Strata, one scraper into one workspace.
 "$work/strata" server --listen 127.0.0.1:18196 --internal.listen 127.0.0.1:18186 --data-dir "$work/data" \
@@ -89,5 +98,5 @@ read -r scpu ssamples < <(measure_run $spid http://127.0.0.1:18186/metrics 'stra
 kill $spid; wait $spid 2>/dev/null || true
 
 echo "one scraper, $targets targets x $series series every $interval; measured $measure s after $warmup s"
-report "prometheus 2.42" "$pcpu" "$psamples"
+[ "${ONLY:-}" = strata ] || report "$pname" "$pcpu" "$psamples"
 report "strata" "$scpu" "$ssamples"
