@@ -162,6 +162,11 @@ scrape_configs:
 	waitFor(t, "the collector stopped", 10*time.Second, func() bool {
 		return strings.Contains(p.Log(), `msg="scraper stopped" component=scraper scraper=`+id)
 	}, p.Log)
+	// Its series end with stale markers: instant queries no longer find them (without
+	// the markers they would linger for the 5-minute lookback).
+	waitFor(t, "the node metrics gone from instant queries", 10*time.Second, func() bool {
+		return querySeries(t, p.URL, ws.WorkspaceID, `up{job="node"}`) == 0 && querySeries(t, p.URL, ws.WorkspaceID, `node_cpu_seconds_total{job="node"}`) == 0
+	}, p.Log)
 	resp, err := http.Get(p.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

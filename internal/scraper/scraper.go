@@ -226,6 +226,12 @@ func (m *Manager) Sync(ctx context.Context) {
 			delete(m.collectors, id)
 			m.running.DeleteLabelValues(id, c.workspace)
 			m.logger.Info("scraper stopped", "scraper", id, "workspace", c.workspace)
+			if !ok || dest[id] != c.workspace {
+				// Gone from this workspace: its series end now, as a target's do when it
+				// leaves Prometheus' service discovery. A changed configuration restarts
+				// the collector instead, whose targets go on.
+				c.app.writeStaleMarkers(ctx, time.Now())
+			}
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
@@ -258,6 +264,7 @@ func hashOf(s meta.Scraper, workspace string) string {
 
 // collector is one running scraper: its discovery and scrape managers.
 type collector struct {
+	app       *appendable
 	workspace string
 	hash      string
 	jobs      []string
@@ -319,7 +326,7 @@ func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string) (
 		cancel()
 		return nil, fmt.Errorf("applying the service discovery: %w", err)
 	}
-	c := &collector{workspace: workspace, hash: hashOf(s, workspace), jobs: jobs, cancel: cancel, scrape: sm, done: make(chan struct{})}
+	c := &collector{app: app, workspace: workspace, hash: hashOf(s, workspace), jobs: jobs, cancel: cancel, scrape: sm, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = disc.Run() })
 	wg.Go(func() { _ = sm.Run(disc.SyncCh()) })

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/stratametrics/strata/internal/meta"
@@ -163,6 +164,16 @@ scrape_configs:
 	if len(m.collectors) != 0 {
 		t.Fatalf("collectors %v after the scraper is gone", m.collectors)
 	}
+	// Its series end with stale markers, as a target's do when it leaves discovery.
+	for _, series := range []string{
+		fmt.Sprintf(`__name__="app_requests_total",code="200",instance=%q,job="small",`, smallInstance),
+		fmt.Sprintf(`__name__="up",instance=%q,job="small",`, smallInstance),
+		fmt.Sprintf(`__name__="up",instance=%q,job="big",`, bigInstance),
+	} {
+		if v, _ := w.value("ws-a", series); !value.IsStaleNaN(v) {
+			t.Fatalf("%s = %v after the scraper was deleted, want a stale marker", series, v)
+		}
+	}
 }
 
 // A changed configuration restarts the collector; a scraper not ACTIVE or UPDATING
@@ -202,6 +213,11 @@ func TestScraperFollowsChanges(t *testing.T) {
 		_, ok := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job="two",`, instance))
 		return ok
 	})
+	// A restart is not an end: no stale markers (Prometheus writes none for a job that
+	// a configuration reload removes either).
+	if v, _ := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job="one",`, instance)); v != 1 {
+		t.Fatalf("job one's x = %v after the restart, want its last value", v)
+	}
 
 	s3 := *s2
 	s3.Status = meta.StatusCreationFailed

@@ -1,15 +1,20 @@
 package scraper
 
 import (
+	"context"
+	"math"
 	"runtime"
 	"sync"
+	"time"
 	"weak"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/stratametrics/strata/internal/remotewrite"
+	"github.com/stratametrics/strata/internal/vendedlogs"
 )
 
 // A target's series table keeps each series' labels encoded for remote write, under the
@@ -121,8 +126,49 @@ func (s *seriesTables) forget(k weak.Pointer[scrape.Target]) {
 	s.mu.Unlock()
 }
 
-func (s *seriesTables) len() int {
+// all returns every table: the targets' and the shared one.
+func (s *seriesTables) all() []*seriesTable {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.byTarget)
+	out := []*seriesTable{s.shared}
+	for _, t := range s.byTarget {
+		out = append(out, t)
+	}
+	return out
+}
+
+// appendStale appends a stale marker at t for every series the table holds.
+func (t *seriesTable) appendStale(dst []byte, ts int64) ([]byte, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, s := range t.slots {
+		if s.labels != nil {
+			dst = remotewrite.AppendV1Encoded(dst, s.labels, ts, math.Float64frombits(value.StaleNaN), nil, nil)
+			n++
+		}
+	}
+	return dst, n
+}
+
+// writeStaleMarkers ends every series the scraper wrote with a stale marker at now, one
+// batch per target, once its scrape loops have stopped (they write none themselves when
+// the whole scrape manager stops).
+func (a *appendable) writeStaleMarkers(ctx context.Context, now time.Time) {
+	ts := now.UnixMilli()
+	for _, tab := range a.tables.all() {
+		body, n := tab.appendStale(a.m.getBuffer(), ts)
+		if n > 0 {
+			if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body); err != nil {
+				a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
+				a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n))
+				if a.events != nil {
+					a.events.event(ComponentExporter, vendedlogs.LevelError, "writing the stale markers: "+err.Error(), vendedlogs.Field{Key: "samples", Value: n})
+				}
+			} else {
+				a.m.written.WithLabelValues(a.scraper, "ok").Add(float64(n))
+			}
+		}
+		a.m.putBuffer(body)
+	}
 }
