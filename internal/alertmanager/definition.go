@@ -71,6 +71,28 @@ func ParseDefinition(data []byte) (*Definition, error) {
 	return d, nil
 }
 
+// RedactDefinition returns a stored definition as Describe shows it: the
+// alertmanager_config as the Alertmanager's loader reads it, with every secret (passwords,
+// API keys, tokens, webhook and Slack URLs) shown as <secret>, and the template files as
+// uploaded. Unlike AMP, which returns the document as uploaded, no Describe answer holds
+// a secret; putting the answer back would store "<secret>" as the secrets.
+func RedactDefinition(data []byte) ([]byte, error) {
+	var def ampDefinition
+	if err := yaml.Unmarshal(data, &def); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(def.AlertmanagerConfig)
+	if err != nil {
+		return nil, err
+	}
+	// Config.String marshals with the library's secret types masked.
+	def.AlertmanagerConfig = cfg.String()
+	if strings.HasPrefix(def.AlertmanagerConfig, "<error creating config string:") {
+		return nil, errors.New(def.AlertmanagerConfig)
+	}
+	return yaml.Marshal(&def)
+}
+
 // template builds the notification templates: Alertmanager's defaults, then the template
 // files that the configuration's `templates` globs match, in name order (each file
 // once), so that a later definition of a template overrides an earlier one as in

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/awsapi"
 	"github.com/stratametrics/strata/internal/meta"
 )
@@ -109,7 +110,7 @@ func (a *API) describeAlertManagerDefinition(w http.ResponseWriter, r *http.Requ
 	if d == nil {
 		return definitionNotFound(ws.ID)
 	}
-	data, err := redactDefinition(d.Data)
+	data, err := alertmanager.RedactDefinition(d.Data)
 	if err != nil {
 		return fmt.Errorf("workspace %s: redacting the alert manager definition: %w", ws.ID, err)
 	}

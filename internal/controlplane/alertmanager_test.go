@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/awsapi"
 	"github.com/stratametrics/strata/internal/limits"
 )
@@ -146,7 +147,7 @@ func TestAlertManagerDefinitionLifecycle(t *testing.T) {
 	}
 	f.recon.ReconcileOnce(ctx)
 	d, _ = c.DescribeAlertManagerDefinition(ctx, &amp.DescribeAlertManagerDefinitionInput{WorkspaceId: ws})
-	want, err := redactDefinition([]byte(minimalDefinition))
+	want, err := alertmanager.RedactDefinition([]byte(minimalDefinition))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,25 +191,3 @@ func recheckDefinition(data []byte, l *limits.Limits) string {
 	}
 	return ""
 }
-
-// redactDefinition returns a stored definition as Describe shows it: the
-// alertmanager_config as the Alertmanager's loader reads it, with every secret (passwords,
-// API keys, tokens, webhook and Slack URLs) shown as <secret>, and the template files as
-// uploaded. Unlike AMP, which returns the document as uploaded, no Describe answer holds
-// a secret; putting the answer back would store "<secret>" as the secrets.
-func redactDefinition(data []byte) ([]byte, error) {
-	var def amDefinition
-	if err := yaml.Unmarshal(data, &def); err != nil {
-		return nil, err
-	}
-	cfg, err := amconfig.Load(def.AlertmanagerConfig)
-	if err != nil {
-		return nil, err
-	}
-	// Config.String marshals with the library's secret types masked.
-	def.AlertmanagerConfig = cfg.String()
-	if strings.HasPrefix(def.AlertmanagerConfig, "<error creating config string:") {
-		return nil, errors.New(def.AlertmanagerConfig)
-	}
-	return yaml.Marshal(&def)
-}
