@@ -27,6 +27,8 @@ Usage:
   strata sigv4-proxy [flags]  sign requests with AWS SigV4 and forward them (for curl, Grafana)
   strata loadgen [flags]      send realistic remote-write traffic and report (--help for flags)
   strata migrate plan [flags] read a running Prometheus and report what moving it takes
+  strata migrate rules|alertmanager [flags]
+                              move rule files / an Alertmanager configuration into a workspace
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
   strata security-reference   print docs/security.md (routes, IAM actions, resources)

@@ -14,6 +14,7 @@ import (
 
 const usage = `Usage: strata migrate plan --prometheus URL [flags]
        strata migrate rules --from rules.yml --workspace ws-… --endpoint-url URL [flags]
+       strata migrate alertmanager --from alertmanager.yml --workspace ws-… --endpoint-url URL [flags]
 
 Reads a running Prometheus (its HTTP API: TSDB status, configuration, runtime
 information, rules, its own metrics) and reports what moving it to a workspace means:
@@ -27,14 +28,17 @@ Flags:
 
 // Main runs `strata migrate` with args (after "migrate").
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "plan" && args[0] != "rules") {
+	if len(args) == 0 || (args[0] != "plan" && args[0] != "rules" && args[0] != "alertmanager") {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if args[0] == "rules" {
+	switch args[0] {
+	case "rules":
 		return runRules(ctx, args[1:], stdout, stderr)
+	case "alertmanager":
+		return runAlertmanager(ctx, args[1:], stdout, stderr)
 	}
 	return runPlan(ctx, args[1:], stdout, stderr)
 }
