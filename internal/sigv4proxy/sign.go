@@ -51,3 +51,10 @@ func closeBody(req *http.Request) {
 		_ = req.Body.Close()
 	}
 }
+
+// NewTransport signs requests that have no body (queries, reads) with SigV4 for service
+// in region and sends them with next: a Go client of a workspace's query API. creds
+// should be cached (aws.Config's Credentials are).
+func NewTransport(next http.RoundTripper, creds aws.CredentialsProvider, region, service string) http.RoundTripper {
+	return &signingTransport{next: next, creds: creds, signer: v4.NewSigner(), region: region, service: service, now: time.Now}
+}
