@@ -29,6 +29,8 @@ Usage:
   strata migrate plan [flags] read a running Prometheus and report what moving it takes
   strata migrate rules|alertmanager [flags]
                               move rule files / an Alertmanager configuration into a workspace
+  strata migrate verify [flags]
+                              compare a dual-writing Prometheus with its workspace
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
   strata security-reference   print docs/security.md (routes, IAM actions, resources)
