@@ -22,6 +22,7 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/importer"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/limits"
@@ -63,6 +64,7 @@ type Config struct {
 	Meta         meta.Config         `yaml:"meta"`
 	ControlPlane controlplane.Config `yaml:"controlplane"`
 	Distributor  distributor.Config  `yaml:"distributor"`
+	Import       importer.Config     `yaml:"import"`
 	Ingest       ingestlog.Config    `yaml:"ingest"`
 	Ingester     ingester.Config     `yaml:"ingester"`
 	Query        query.Config        `yaml:"query"`
@@ -101,6 +103,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Meta.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
+	c.Import.RegisterFlags(f)
 	c.Ingest.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Query.RegisterFlags(f)

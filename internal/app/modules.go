@@ -23,6 +23,7 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/importer"
 	"github.com/stratametrics/strata/internal/ingest"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/ingesterapi"
@@ -448,6 +449,16 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			}
 			a.route(RouteAction{Operation: "RemoteWrite", Method: http.MethodPost, Pattern: "/workspaces/{workspaceId}/api/v1/remote_write",
 				Action: "aps:RemoteWrite", Resource: "workspace", DataPlane: true}, a.distrib)
+			// Blocks of `strata migrate backfill`, next to the samples of remote write.
+			imp, err := importer.New(cfg.Import, filepath.Join(cfg.DataDir, "import"), a.bkt,
+				compactor.StoreWorkspaces{Store: a.store, Limits: a.limits}, logger.With("component", "importer"), a.reg)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range imp.Routes() {
+				a.route(RouteAction{Operation: r.Name, Method: r.Method, Pattern: r.Pattern,
+					Action: "aps:ImportBlocks", Resource: "workspace", DataPlane: true}, r.Handler)
+			}
 			return modules.ServiceFunc(a.distrib.Run), nil
 		},
 	})
