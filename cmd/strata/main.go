@@ -31,6 +31,8 @@ Usage:
                               move rule files / an Alertmanager configuration into a workspace
   strata migrate verify [flags]
                               compare a dual-writing Prometheus with its workspace
+  strata migrate backfill [flags]
+                              move a Prometheus data directory's history into a workspace
   strata version              print the version
   strata config-reference     print docs/configuration.md, generated from the code
   strata security-reference   print docs/security.md (routes, IAM actions, resources)

@@ -17,6 +17,7 @@ const usage = `Usage: strata migrate plan --prometheus URL [flags]
        strata migrate rules --from rules.yml --workspace ws-… --endpoint-url URL [flags]
        strata migrate alertmanager --from alertmanager.yml --workspace ws-… --endpoint-url URL [flags]
        strata migrate verify --prometheus URL --workspace-endpoint URL [flags]
+       strata migrate backfill --from DIR --workspace-endpoint URL [flags]
 
 Reads a running Prometheus (its HTTP API: TSDB status, configuration, runtime
 information, rules, its own metrics) and reports what moving it to a workspace means:
@@ -30,7 +31,7 @@ Flags:
 
 // Main runs `strata migrate` with args (after "migrate").
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || !slices.Contains([]string{"plan", "rules", "alertmanager", "verify"}, args[0]) {
+	if len(args) == 0 || !slices.Contains([]string{"plan", "rules", "alertmanager", "verify", "backfill"}, args[0]) {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -43,6 +44,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return runAlertmanager(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
+	case "backfill":
+		return runBackfill(ctx, args[1:], stdout, stderr)
 	}
 	return runPlan(ctx, args[1:], stdout, stderr)
 }

@@ -1,0 +1,234 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// historyBlock writes a block of n series (history_metric{i}) with a sample a minute over
+// two hours from `from` into dir.
+func historyBlock(t *testing.T, dir string, from time.Time, n int) string {
+	t.Helper()
+	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (4 * time.Hour).Milliseconds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := w.Appender(context.Background())
+	for i := range n {
+		ls := labels.FromStrings("__name__", "history_metric", "i", strconv.Itoa(i), "job", "history")
+		for k := range 120 {
+			if _, err := app.Append(0, ls, from.Add(time.Duration(k)*time.Minute).UnixMilli(), float64(i*k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := w.Flush(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	return filepath.Join(dir, id.String())
+}
+
+// samplesIn counts the samples of a Prometheus data directory, stale markers left out
+// (queries do not see them).
+func samplesIn(t *testing.T, dir string) int {
+	t.Helper()
+	db, err := tsdb.OpenDBReadOnly(dir, t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	n := 0
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var it chunkenc.Iterator
+	for ss.Next() {
+		it = ss.At().Iterator(it)
+		for it.Next() == chunkenc.ValFloat {
+			if _, v := it.At(); !value.IsStaleNaN(v) {
+				n++
+			}
+		}
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A Prometheus data directory — three days of history written as blocks, and what
+// Debian's Prometheus scraped of itself in its WAL — moves into a workspace: refused
+// while Prometheus runs, interrupted and resumed without a sample twice, a corrupt block
+// named and the rest imported; the workspace then holds exactly the data directory's
+// samples.
+func TestMigrateBackfill(t *testing.T) {
+	bin := requireTool(t, "prometheus")
+	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s")
+	ws := createWorkspace(t, p.URL)
+	data := t.TempDir()
+	day := time.Now().Truncate(24 * time.Hour)
+	for d := 3; d >= 1; d-- {
+		historyBlock(t, data, day.Add(-time.Duration(d)*24*time.Hour), 20)
+	}
+
+	addr := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := exec.Command(bin, "--config.file", cfg, "--storage.tsdb.path", data, "--web.listen-address", addr)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	prom.Stdout, prom.Stderr = logFile, logFile
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prom.Process.Kill(); _ = prom.Wait() })
+	promLog := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	waitFor(t, "Prometheus' scrapes of itself", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`prometheus_tsdb_head_samples_appended_total > 2000`))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"__name__":"prometheus_tsdb_head_samples_appended_total"`)
+	}, promLog)
+
+	endpoint := p.URL + "/workspaces/" + ws
+	backfill := func(extra ...string) []string {
+		return append([]string{"migrate", "backfill", "--from", data, "--workspace-endpoint", endpoint, "--work-dir", filepath.Join(data, "..", "work"), "--part-size", "65536"}, extra...)
+	}
+	// While Prometheus runs: refused, with the advice.
+	out, errOut, code := runStrata(t, backfill()...)
+	if code != 2 || !strings.Contains(errOut, "in use by a running Prometheus") || !strings.Contains(errOut, "snapshot") {
+		t.Fatalf("a data directory in use: exit %d\n%s%s", code, out, errOut)
+	}
+	_ = prom.Process.Signal(syscall.SIGTERM)
+	_ = prom.Wait()
+	want := samplesIn(t, data)
+
+	// A corrupt block, added after Prometheus stopped (it would not start with it).
+	corrupt := historyBlock(t, data, day.Add(-5*24*time.Hour), 5)
+	chunk := filepath.Join(corrupt, "chunks", "000001")
+	b, err := os.ReadFile(chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(chunk, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Interrupted after its first block (kill -9), then run again.
+	cmd := exec.Command(strataBin, backfill()...)
+	cmd.Env = append(withoutAWSEnv(), "AWS_ACCESS_KEY_ID="+rootKeyID, "AWS_SECRET_ACCESS_KEY="+rootSecret, "AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var first strings.Builder
+	for sc.Scan() {
+		first.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), ": imported") {
+			_ = cmd.Process.Kill()
+			break
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	_ = cmd.Wait()
+	var blocksTotal int
+	if _, err := fmt.Sscanf(first.String(), "%d blocks", &blocksTotal); err != nil || blocksTotal < 5 {
+		t.Fatalf("the interrupted run (want the 4 blocks written, and the head, at least):\n%s", first.String())
+	}
+
+	out, errOut, code = runStrata(t, backfill()...)
+	t.Logf("resumed:\n%s%s", out, errOut)
+	if code != 1 || !strings.Contains(out, filepath.Base(corrupt)+" (") || !strings.Contains(out, ": REFUSED") ||
+		!strings.Contains(out, "already in the workspace") || !strings.Contains(out, "1 refused") {
+		t.Fatalf("resumed: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Exactly the data directory's samples, once the store-gateway has seen the blocks.
+	var got int
+	waitFor(t, "the workspace holding the data directory's samples", 30*time.Second, func() bool {
+		got = workspaceSamples(t, p.URL, ws)
+		return got == want
+	}, func() string { return fmt.Sprintf("workspace %d samples, data directory %d", got, want) }, p.Log)
+
+	// Again: nothing is sent twice.
+	out, _, _ = runStrata(t, backfill()...)
+	if !strings.Contains(out, "0 blocks imported") || strings.Count(out, ": already in the workspace") != blocksTotal-1 {
+		t.Fatalf("a third run:\n%s", out)
+	}
+	if got := workspaceSamples(t, p.URL, ws); got != want {
+		t.Fatalf("after a third run the workspace holds %d samples, want %d", got, want)
+	}
+}
+
+// workspaceSamples counts the workspace's samples of the last 30 days, metric by metric
+// (count_over_time drops the names: all at once, series would collide).
+func workspaceSamples(t *testing.T, base, ws string) int {
+	t.Helper()
+	api := base + "/workspaces/" + ws + "/api/v1/"
+	code, b := signedJSON(t, "GET", api+"label/__name__/values", nil)
+	var names struct{ Data []string }
+	if code != 200 || json.Unmarshal(b, &names) != nil {
+		t.Fatalf("metric names: %d %s", code, b)
+	}
+	total := 0
+	for _, name := range names.Data {
+		code, b := signedJSON(t, "GET", api+"query?query="+url.QueryEscape(fmt.Sprintf(`sum(count_over_time({__name__=%q}[30d]))`, name)), nil)
+		var r struct {
+			Data struct {
+				Result []struct {
+					Value [2]any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if code != 200 || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("counting %s: %d %s", name, code, b)
+		}
+		for _, v := range r.Data.Result {
+			s, _ := v.Value[1].(string)
+			n, _ := strconv.Atoi(s)
+			total += n
+		}
+	}
+	return total
+}

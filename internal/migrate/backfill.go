@@ -1,0 +1,374 @@
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/stratametrics/strata/internal/blocks"
+	"github.com/stratametrics/strata/internal/importer"
+)
+
+const backfillUsage = `Usage: strata migrate backfill --from DIR --workspace-endpoint URL [flags]
+
+Moves the history of a Prometheus data directory (or of a snapshot of one) into a
+workspace: its blocks as they are, and its head (the WAL) written as one more block.
+Blocks, not samples, cross the wire, file by file in parts (--part-size) through the
+workspace's block import API (IAM action aps:ImportBlocks); the server checks each block
+as a whole before it counts. A block entirely older than the workspace's retention is
+skipped with a message; a block the server refuses (a corrupt one) is named and the rest
+go on. Interrupted, the same command goes on where it stopped: blocks the workspace has
+are not sent again, a block half sent continues from the parts the server holds, and the
+head block is kept in --work-dir. A data directory a running Prometheus holds (its lock
+file) is refused: take a snapshot and backfill from it. Requests are signed with the
+standard AWS credential chain. Exits 1 when a block was refused or a request failed.
+
+Flags:
+`
+
+// BackfillConfig is what `strata migrate backfill` moves where.
+type BackfillConfig struct {
+	From string
+	// WorkDir keeps the head written as a block between runs.
+	WorkDir string
+	Client  *importer.Client
+	// Out gets the progress: a line per block, or a bar redrawn in place when TTY.
+	Out io.Writer
+	TTY bool
+}
+
+// BackfillReport is what a backfill did.
+type BackfillReport struct {
+	Imported, Existed, Skipped, Refused int
+	Samples                             uint64 // of the blocks imported
+	Bytes                               int64  // sent
+	Took                                time.Duration
+}
+
+// errInUse says a running Prometheus holds the data directory.
+var errInUse = errors.New("in use")
+
+// checkNotInUse fails when a running Prometheus holds dir: its lock file is locked
+// (--storage.tsdb.use-lockfile, the default of upstream's builds), or a process has a
+// file of it open (Linux' /proc; Debian's build runs without a lock file).
+func checkNotInUse(dir string) error {
+	holder := ""
+	if f, err := os.Open(filepath.Join(dir, "lock")); err == nil {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+			holder = "it holds " + filepath.Join(dir, "lock")
+		} else if err == nil {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}
+	if holder == "" {
+		if pid := openedBy(dir); pid != 0 {
+			holder = fmt.Sprintf("process %d has its files open", pid)
+		}
+	}
+	if holder == "" {
+		return nil
+	}
+	return fmt.Errorf("%s is %w by a running Prometheus (%s): reading it could see half-written files. Take a snapshot "+
+		"(curl -XPOST http://prometheus:9090/api/v1/admin/tsdb/snapshot, with --web.enable-admin-api) and backfill from %s/snapshots/<name>, "+
+		"or stop the Prometheus first", dir, errInUse, holder, dir)
+}
+
+// openedBy returns a process (not this one) with a file under dir open, or 0; 0 too
+// where /proc cannot tell.
+func openedBy(dir string) int {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return 0
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		fds, err := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		if err != nil {
+			continue // gone, or another user's
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && strings.HasPrefix(target, abs+"/") {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// sourceBlocks are the block directories of dir (named after a ULID, with a meta.json).
+func sourceBlocks(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := ulid.ParseStrict(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), blocks.MetaFilename)); err == nil {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// headBlock writes the head of the data directory dir (its WAL) as a block under
+// workDir, or finds the one an earlier run wrote from the same WAL; "" when the WAL
+// holds no samples.
+func headBlock(dir, workDir string, logger *slog.Logger) (string, error) {
+	segs, err := os.ReadDir(filepath.Join(dir, "wal"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	// The WAL it came from: its files' names and sizes.
+	h := sha256.New()
+	for _, s := range segs {
+		if info, err := s.Info(); err == nil {
+			fmt.Fprintf(h, "%s %d\n", s.Name(), info.Size())
+		}
+	}
+	out := filepath.Join(workDir, "head-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if found, err := sourceBlocks(out); err == nil && len(found) == 1 {
+		return found[0], nil
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return "", err
+	}
+	sandbox := filepath.Join(workDir, "sandbox")
+	if err := os.MkdirAll(sandbox, 0o700); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(sandbox)
+	db, err := tsdb.OpenDBReadOnly(dir, sandbox, logger)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer db.Close()
+	tmp := out + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", err
+	}
+	if err := db.FlushWAL(tmp); err != nil {
+		return "", fmt.Errorf("writing the head of %s as a block: %w", dir, err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", err
+	}
+	found, err := sourceBlocks(out)
+	if err != nil || len(found) == 0 {
+		return "", err
+	}
+	return found[0], nil
+}
+
+// Backfill moves cfg.From into the workspace (see backfillUsage).
+func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
+	var rep BackfillReport
+	start := time.Now()
+	if err := checkNotInUse(cfg.From); err != nil {
+		return rep, err
+	}
+	dirs, err := sourceBlocks(cfg.From)
+	if err != nil {
+		return rep, err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return rep, err
+	}
+	head, err := headBlock(cfg.From, cfg.WorkDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return rep, err
+	}
+	if head != "" {
+		dirs = append(dirs, head)
+	}
+	type block struct {
+		dir   string
+		meta  *blocks.Meta
+		bytes int64
+	}
+	var todo []block
+	var total int64
+	for _, d := range dirs {
+		m, err := blocks.ReadLocalMeta(d)
+		if err != nil {
+			return rep, fmt.Errorf("block %s: %w", d, err)
+		}
+		_, sizes, err := importer.BlockFiles(d)
+		if err != nil {
+			return rep, err
+		}
+		var n int64
+		for _, s := range sizes {
+			n += s
+		}
+		todo = append(todo, block{d, m, n})
+		total += n
+	}
+	slices.SortFunc(todo, func(a, b block) int { return int(min(max(a.meta.MinTime-b.meta.MinTime, -1), 1)) })
+	fmt.Fprintf(cfg.Out, "%d blocks, %s, from %s\n", len(todo), byteSize(total), cfg.From)
+
+	var done int64
+	bar := func() {
+		if !cfg.TTY {
+			return
+		}
+		el := time.Since(start).Seconds()
+		eta := "?"
+		if done > 0 && el > 0 {
+			eta = time.Duration(float64(total-done) / (float64(done) / el) * float64(time.Second)).Round(time.Second).String()
+		}
+		width := 30
+		fill := int(float64(width) * float64(done) / float64(max(total, 1)))
+		fmt.Fprintf(cfg.Out, "\r[%s%s] %3.0f%% %s of %s, %.0f samples/s, ETA %s ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+			100*float64(done)/float64(max(total, 1)), byteSize(done), byteSize(total), float64(rep.Samples)/max(el, 1e-9), eta)
+	}
+	var failed error
+	for _, b := range todo {
+		res, err := cfg.Client.Send(ctx, b.dir, func(n int64) { done += n; rep.Bytes += n; bar() })
+		what := fmt.Sprintf("block %s (%s – %s, %d series, %d samples)", b.meta.ULID,
+			time.UnixMilli(b.meta.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(b.meta.MaxTime).UTC().Format(time.RFC3339),
+			b.meta.Stats.NumSeries, b.meta.Stats.NumSamples)
+		line := ""
+		switch {
+		case err == nil && res.Status == "exists":
+			rep.Existed++
+			done += b.bytes
+			line = what + ": already in the workspace"
+		case err == nil:
+			rep.Imported++
+			rep.Samples += res.Samples
+			line = what + ": imported"
+		case importer.Refused(err) && strings.Contains(err.Error(), importer.OutOfRetention):
+			rep.Skipped++
+			done += b.bytes
+			line = what + ": skipped, " + err.Error()
+		case importer.Refused(err):
+			rep.Refused++
+			done += b.bytes
+			line = what + ": REFUSED, " + err.Error()
+		default:
+			// The server or the network: stop, the next run goes on from here.
+			failed = fmt.Errorf("%s: %w", what, err)
+		}
+		if failed != nil {
+			break
+		}
+		if cfg.TTY {
+			fmt.Fprint(cfg.Out, "\r\033[K")
+		}
+		fmt.Fprintln(cfg.Out, line)
+		bar()
+	}
+	rep.Took = time.Since(start)
+	if cfg.TTY {
+		fmt.Fprintln(cfg.Out)
+	}
+	return rep, failed
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("strata migrate backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, backfillUsage)
+		fs.PrintDefaults()
+	}
+	var cfg BackfillConfig
+	fs.StringVar(&cfg.From, "from", "", "The Prometheus data directory, or a snapshot of it.")
+	endpoint := fs.String("workspace-endpoint", "", "The workspace's endpoint (https://…/workspaces/ws-…).")
+	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Where the head is written as a block and kept until the backfill is done (default: a folder in the system's temporary directory named after --from).")
+	partSize := fs.Int64("part-size", 4<<20, "Bytes per request; below the server's --auth.max-body-bytes (8 MiB by default).")
+	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cfg.From == "" || *endpoint == "" || *partSize <= 0 || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	if cfg.WorkDir == "" {
+		abs, _ := filepath.Abs(cfg.From)
+		sum := sha256.Sum256([]byte(abs + "\x00" + *endpoint))
+		cfg.WorkDir = filepath.Join(os.TempDir(), "strata-backfill-"+hex.EncodeToString(sum[:])[:12])
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(*region))
+	if err != nil {
+		fmt.Fprintln(stderr, "strata migrate backfill:", err)
+		return 2
+	}
+	cfg.Client = &importer.Client{Endpoint: *endpoint, HTTP: &http.Client{Timeout: 10 * time.Minute}, PartSize: *partSize,
+		Credentials: awsCfg.Credentials, Region: awsCfg.Region}
+	cfg.Out = stdout
+	if f, ok := stdout.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			cfg.TTY = true
+		}
+	}
+	rep, err := Backfill(ctx, cfg)
+	rate := float64(rep.Samples) / max(rep.Took.Seconds(), 1e-9)
+	fmt.Fprintf(stdout, "%d blocks imported (%d samples, %.0f samples/s), %d already in the workspace, %d skipped, %d refused; %s sent in %s\n",
+		rep.Imported, rep.Samples, rate, rep.Existed, rep.Skipped, rep.Refused, byteSize(rep.Bytes), rep.Took.Round(time.Millisecond))
+	switch {
+	case errors.Is(err, errInUse):
+		fmt.Fprintln(stderr, "strata migrate backfill:", err)
+		return 2
+	case err != nil:
+		fmt.Fprintln(stderr, "strata migrate backfill:", err, "(run the same command again to go on)")
+		return 1
+	case rep.Refused > 0:
+		return 1
+	}
+	if err := os.RemoveAll(cfg.WorkDir); err != nil {
+		fmt.Fprintln(stderr, "strata migrate backfill: removing", cfg.WorkDir+":", err)
+	}
+	return 0
+}
