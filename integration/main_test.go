@@ -300,3 +300,26 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool,
 		t.Fatalf("timed out waiting for %s\n%s", what, strings.Join(extra, "\n"))
 	}
 }
+
+// startPrometheus starts a Prometheus binary with the configuration cfg (written to
+// dir/prometheus.yml; relative paths in it are from dir), its TSDB in dataDir, listening
+// on addr, without this process' AWS variables. It returns the process, killed when the
+// test ends, and a reader of its log.
+func startPrometheus(t *testing.T, bin, dir, cfg, dataDir, addr string) (*exec.Cmd, func() string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path", dataDir, "--web.listen-address", addr)
+	cmd.Env = withoutAWSEnv()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+	return cmd, func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+}

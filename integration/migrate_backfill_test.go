@@ -23,34 +23,15 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // historyBlock writes a block of n series (history_metric{i}) with a sample a minute over
 // two hours from `from` into dir.
 func historyBlock(t *testing.T, dir string, from time.Time, n int) string {
 	t.Helper()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (4 * time.Hour).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for i := range n {
-		ls := labels.FromStrings("__name__", "history_metric", "i", strconv.Itoa(i), "job", "history")
-		for k := range 120 {
-			if _, err := app.Append(0, ls, from.Add(time.Duration(k)*time.Minute).UnixMilli(), float64(i*k)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = w.Close()
-	return filepath.Join(dir, id.String())
+	return testutil.WriteBlock(t, dir, "history_metric", from, 2*time.Hour, n, "job", "history")
 }
 
 // samplesIn counts the samples of a Prometheus data directory, stale markers left out
@@ -100,22 +81,8 @@ func TestMigrateBackfill(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", addr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prom := exec.Command(bin, "--config.file", cfg, "--storage.tsdb.path", data, "--web.listen-address", addr)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	prom.Stdout, prom.Stderr = logFile, logFile
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prom.Process.Kill(); _ = prom.Wait() })
-	promLog := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", addr)
+	prom, promLog := startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
 	waitFor(t, "Prometheus' scrapes of itself", 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`prometheus_tsdb_head_samples_appended_total > 2000`))
 		if err != nil {

@@ -61,22 +61,7 @@ remote_write:
       min_backoff: 100ms
       max_backoff: 1s
 `, addr, p.URL, ws, rootKeyID, rootSecret)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path", filepath.Join(dir, "prom"), "--web.listen-address", addr)
-	cmd.Env = withoutAWSEnv()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	promLog := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	_, promLog := startPrometheus(t, bin, dir, cfg, filepath.Join(dir, "prom"), addr)
 
 	// A window of 20 one-second steps, once Prometheus has scraped through it and a
 	// second more for remote write to deliver.

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -221,21 +220,7 @@ remote_write:
       min_backoff: 100ms
       max_backoff: 1s
 `, strings.TrimPrefix(target.URL, "http://"), p.URL, ws, rootKeyID, rootSecret)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path", filepath.Join(dir, "prom"), "--web.listen-address", addr)
-	cmd.Env = withoutAWSEnv()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	_, promLog := startPrometheus(t, bin, dir, cfg, filepath.Join(dir, "prom"), addr)
 	createNamespace(t, p.URL, ws, "parity", parityRules)
 
 	prom := "http://" + addr + "/api/v1/"
@@ -278,7 +263,7 @@ remote_write:
 			pj, _ := json.MarshalIndent(pn, "", " ")
 			sj, _ := json.MarshalIndent(sn, "", " ")
 			return fmt.Sprintf("errors: prometheus %v, strata %v\nprometheus:\n%s\nstrata:\n%s", perr, serr, pj, sj)
-		}, p.Log, func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) })
+		}, p.Log, promLog)
 	}
 }
 

@@ -14,40 +14,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/compactor"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
-// writeBlock writes a block of n series with one sample a minute over [from, from+span)
-// into dir and returns its directory.
 func writeBlock(t *testing.T, dir string, from time.Time, span time.Duration, n int) string {
 	t.Helper()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * span).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for i := range n {
-		ls := labels.FromStrings("__name__", "imported", "series", strconv.Itoa(i))
-		for ts := from; ts.Before(from.Add(span)); ts = ts.Add(time.Minute) {
-			if _, err := app.Append(0, ls, ts.UnixMilli(), float64(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = w.Close()
-	return filepath.Join(dir, id.String())
+	return testutil.WriteBlock(t, dir, "imported", from, span, n)
 }
 
 func newImporter(t *testing.T, maxBytes int64) (*Importer, *httptest.Server, *bucket.Filesystem) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/prometheus/common/model"
@@ -336,12 +335,11 @@ func runAlertmanager(ctx context.Context, args []string, stdout, stderr io.Write
 		fs.Usage()
 		return 2
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(*region))
-	if err != nil {
+	var err error
+	if cfg.Client, err = controlPlaneClient(ctx, *endpoint, *region); err != nil {
 		fmt.Fprintln(stderr, "strata migrate alertmanager:", err)
 		return 2
 	}
-	cfg.Client = amp.NewFromConfig(awsCfg, func(o *amp.Options) { o.BaseEndpoint = aws.String(*endpoint) })
 	conv, ch, err := Alertmanager(ctx, cfg)
 	if conv != nil {
 		fmt.Fprintf(stdout, "templates inlined: %d %v\n", len(conv.Templates), conv.Templates)

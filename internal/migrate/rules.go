@@ -148,6 +148,16 @@ func Rules(ctx context.Context, cfg RulesConfig) ([]RuleChange, error) {
 	return out, nil
 }
 
+// controlPlaneClient is an AMP client of the control plane at endpoint, signing for
+// region with the standard AWS credential chain.
+func controlPlaneClient(ctx context.Context, endpoint, region string) (*amp.Client, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return nil, err
+	}
+	return amp.NewFromConfig(awsCfg, func(o *amp.Options) { o.BaseEndpoint = aws.String(endpoint) }), nil
+}
+
 func sortedKeys(m map[string][]byte) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -218,12 +228,11 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(*region))
-	if err != nil {
+	var err error
+	if cfg.Client, err = controlPlaneClient(ctx, *endpoint, *region); err != nil {
 		fmt.Fprintln(stderr, "strata migrate rules:", err)
 		return 2
 	}
-	cfg.Client = amp.NewFromConfig(awsCfg, func(o *amp.Options) { o.BaseEndpoint = aws.String(*endpoint) })
 	changes, err := Rules(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "strata migrate rules:", err)

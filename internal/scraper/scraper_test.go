@@ -98,6 +98,19 @@ func testConfig() Config {
 	return Config{Enabled: true, DefaultSampleLimit: 5, DefaultBodyLimit: 1 << 20, SyncInterval: time.Hour, DiscoveryUpdate: 100 * time.Millisecond}
 }
 
+// startManager starts a scraper manager on wss writing to w, synced once; it stops with
+// the test.
+func startManager(t *testing.T, wss *workspaces, w *writer) *Manager {
+	t.Helper()
+	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, Registerer: prometheus.NewRegistry(), DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sync(context.Background())
+	t.Cleanup(m.stopAll)
+	return m
+}
+
 func scraperOf(id, blob string) *meta.Scraper {
 	return &meta.Scraper{ID: id, Config: []byte(blob), Status: meta.StatusActive, ClusterARN: "arn:aws:eks:us-east-1:123456789012:cluster/c1", ModifiedAt: time.Now()}
 }
@@ -129,13 +142,8 @@ scrape_configs:
 	wss := &workspaces{}
 	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": scraperOf("s-1", blob)}})
 	w := newWriter()
-	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, Registerer: prometheus.NewRegistry(), DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := startManager(t, wss, w)
 	ctx := context.Background()
-	m.Sync(ctx)
-	t.Cleanup(m.stopAll)
 
 	smallInstance := strings.TrimPrefix(small.URL, "http://")
 	bigInstance := strings.TrimPrefix(big.URL, "http://")
@@ -188,13 +196,8 @@ func TestScraperFollowsChanges(t *testing.T) {
 	s := scraperOf("s-1", blob("one"))
 	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": s}})
 	w := newWriter()
-	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := startManager(t, wss, w)
 	ctx := context.Background()
-	m.Sync(ctx)
-	t.Cleanup(m.stopAll)
 	instance := strings.TrimPrefix(target.URL, "http://")
 	waitFor(t, "job one", func() bool {
 		_, ok := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job="one",`, instance))

@@ -2,7 +2,6 @@ package scraper
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -79,12 +77,7 @@ func TestVanishedSeriesGetStaleMarkers(t *testing.T) {
 	wss := &workspaces{}
 	wss.set(meta.Workspace{ID: "ws-a", Status: meta.StatusActive, Scrapers: map[string]*meta.Scraper{"s-1": scraperOf("s-1", blob)}})
 	w := newWriter()
-	m, err := New(testConfig(), Deps{Workspaces: wss, Writer: w, Registerer: prometheus.NewRegistry(), DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Sync(context.Background())
-	t.Cleanup(m.stopAll)
+	startManager(t, wss, w)
 
 	series := func(name string) string { return fmt.Sprintf(`__name__=%q,instance=%q,job="j",`, name, instance) }
 	waitFor(t, "all four series", func() bool {
