@@ -67,14 +67,14 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&q.LabelsPerSeries, "max-label-names-per-series", q.LabelsPerSeries, "The workspace's labels per series quota.")
 	fs.Float64Var(&q.IngestionRate, "ingestion-rate", q.IngestionRate, "The workspace's ingestion rate quota, samples per second.")
 	fs.DurationVar(&q.MinRuleInterval, "min-rule-interval", q.MinRuleInterval, "The shortest rule group interval the workspace accepts.")
-	format := fs.String("format", "text", "Report format: text or json.")
+	format := fs.String("format", "text", "Report format: text, json or markdown.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if cfg.Prometheus == "" || fs.NArg() > 0 || (*format != "text" && *format != "json") {
+	if cfg.Prometheus == "" || fs.NArg() > 0 || !slices.Contains([]string{"text", "json", "markdown"}, *format) {
 		fs.Usage()
 		return 2
 	}
@@ -84,11 +84,14 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "strata migrate plan:", err)
 		return 2
 	}
-	if *format == "json" {
+	switch *format {
+	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(r)
-	} else {
+	case "markdown":
+		r.Markdown(stdout)
+	default:
 		r.Text(stdout)
 	}
 	if len(r.Exceeded) > 0 {

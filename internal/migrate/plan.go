@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,10 +68,65 @@ type Report struct {
 	Rules         int      `json:"rules"`
 	AlertingRules int      `json:"alerting_rules"`
 	Unconvertible []string `json:"unconvertible,omitempty"`
+	// Cuts are the labels whose removal from one of the biggest metrics saves the most
+	// series, with the relabeling that removes them.
+	Cuts []Cut `json:"cardinality_cuts,omitempty"`
 	// Exceeded lists the quotas the Prometheus would exceed: the overrides to request.
 	Exceeded    []string `json:"quota_overrides_to_request,omitempty"`
 	RemoteWrite string   `json:"remote_write_config"`
 	Quotas      Quotas   `json:"quotas"`
+}
+
+// Cut is a label of a metric whose removal merges that metric's series.
+type Cut struct {
+	Metric string `json:"metric"`
+	Label  string `json:"label"`
+	Series int    `json:"series"`       // the metric's series now
+	After  int    `json:"series_after"` // without the label
+	// Relabel is the metric_relabel_configs entry that removes the label from the metric
+	// only (or a recording rule's `sum without` does the same for queries).
+	Relabel string `json:"metric_relabel_config"`
+}
+
+// Saved is how many series the cut saves.
+func (c Cut) Saved() int { return c.Series - c.After }
+
+// maxCuts is how many cuts a plan suggests.
+const maxCuts = 5
+
+// cutsOf finds, for one metric's series, the labels whose removal saves at least a tenth
+// of them. Identity and histogram labels (job, instance, le, quantile) are not cut.
+func cutsOf(metric string, series []map[string]string) []Cut {
+	names := map[string]bool{}
+	for _, s := range series {
+		for k := range s {
+			names[k] = true
+		}
+	}
+	var out []Cut
+	for name := range names {
+		switch name {
+		case "__name__", "job", "instance", "le", "quantile":
+			continue
+		}
+		merged := map[string]bool{}
+		for _, s := range series {
+			keys := make([]string, 0, len(s))
+			for k, v := range s {
+				if k != name {
+					keys = append(keys, k+"\xff"+v)
+				}
+			}
+			slices.Sort(keys)
+			merged[strings.Join(keys, "\xfe")] = true
+		}
+		c := Cut{Metric: metric, Label: name, Series: len(series), After: len(merged)}
+		if c.Saved() > 0 && c.Saved()*10 >= c.Series {
+			c.Relabel = fmt.Sprintf("- source_labels: [__name__]\n  regex: %s\n  target_label: %s\n  replacement: \"\"\n", regexp.QuoteMeta(metric), name)
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Config says what to read and how to report.
@@ -143,7 +199,15 @@ func Plan(ctx context.Context, cfg Config) (*Report, error) {
 				r.MaxLabels, r.MaxLabelsSeries = len(s), m.Name
 			}
 		}
+		r.Cuts = append(r.Cuts, cutsOf(m.Name, series)...)
 	}
+	slices.SortFunc(r.Cuts, func(a, b Cut) int {
+		if a.Saved() != b.Saved() {
+			return b.Saved() - a.Saved()
+		}
+		return strings.Compare(a.Metric+a.Label, b.Metric+b.Label)
+	})
+	r.Cuts = r.Cuts[:min(len(r.Cuts), maxCuts)]
 
 	var runtime struct {
 		StorageRetention string `json:"storageRetention"`
@@ -291,6 +355,16 @@ func (r *Report) Text(w io.Writer) {
 	if r.HA {
 		fmt.Fprintf(w, "\nHA pair detected: external label %s names the replica\n", r.ReplicaLabel)
 	}
+	if len(r.Cuts) > 0 {
+		fmt.Fprintln(w, "\nCardinality: labels whose removal saves the most series (add to the job's metric_relabel_configs,")
+		fmt.Fprintln(w, "or aggregate them away with a recording rule's `sum without (label)`):")
+		for _, c := range r.Cuts {
+			fmt.Fprintf(w, "  %s without %s: %d series instead of %d (-%d)\n", c.Metric, c.Label, c.After, c.Series, c.Saved())
+			for _, l := range strings.Split(strings.TrimSuffix(c.Relabel, "\n"), "\n") {
+				fmt.Fprintf(w, "      %s\n", l)
+			}
+		}
+	}
 	if len(r.Exceeded) > 0 {
 		fmt.Fprintln(w, "\nOver the workspace's quotas (request these overrides first):")
 		for _, e := range r.Exceeded {
@@ -301,6 +375,62 @@ func (r *Report) Text(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nAdd to prometheus.yml:\n%s", r.RemoteWrite)
 }
+
+// Markdown writes the report as Markdown, for a migration ticket or a wiki.
+func (r *Report) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "# Moving Prometheus %s %s\n\n", r.Prometheus, r.Version)
+	fmt.Fprintln(w, "| | measured | workspace quota |")
+	fmt.Fprintln(w, "|---|---|---|")
+	fmt.Fprintf(w, "| active series | %d | %d |\n", r.ActiveSeries, r.Quotas.ActiveSeries)
+	fmt.Fprintf(w, "| ingestion rate (samples/s) | %.0f | %.0f |\n", r.IngestionRate, r.Quotas.IngestionRate)
+	fmt.Fprintf(w, "| most labels on a series | %d (%s) | %d |\n", r.MaxLabels, mdEscape(r.MaxLabelsSeries), r.Quotas.LabelsPerSeries)
+	if r.Retention != "" {
+		fmt.Fprintf(w, "| retention | %s | |\n", r.Retention)
+	}
+	for _, t := range []struct {
+		title string
+		cs    []Count
+	}{{"Series by job", r.SeriesByJob}, {"Series by metric (top)", r.SeriesByMetric}, {"Values by label (top)", r.ValuesByLabel}} {
+		if len(t.cs) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n## %s\n\n| name | count |\n|---|---|\n", t.title)
+		for _, c := range t.cs {
+			fmt.Fprintf(w, "| %s | %d |\n", mdEscape(c.Name), c.Series)
+		}
+	}
+	fmt.Fprintf(w, "\n## Rules\n\n%d groups, %d rules (%d alerting).\n", r.RuleGroups, r.Rules, r.AlertingRules)
+	for _, u := range r.Unconvertible {
+		fmt.Fprintf(w, "- will not convert: %s\n", mdEscape(u))
+	}
+	if r.HA {
+		fmt.Fprintf(w, "\n## HA pair\n\nThe external label `%s` names the replica.\n", r.ReplicaLabel)
+	}
+	if len(r.Cuts) > 0 {
+		fmt.Fprintln(w, "\n## Cardinality\n\n| metric | label | series | without it | saved |\n|---|---|---|---|---|")
+		for _, c := range r.Cuts {
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %d |\n", mdEscape(c.Metric), mdEscape(c.Label), c.Series, c.After, c.Saved())
+		}
+		fmt.Fprintln(w, "\nIn the job's `metric_relabel_configs`:\n\n```yaml")
+		for _, c := range r.Cuts {
+			fmt.Fprint(w, c.Relabel)
+		}
+		fmt.Fprintln(w, "```")
+	}
+	fmt.Fprintln(w, "\n## Quotas")
+	if len(r.Exceeded) > 0 {
+		fmt.Fprintln(w, "\nOver the workspace's quotas (request these overrides first):")
+		for _, e := range r.Exceeded {
+			fmt.Fprintf(w, "- %s\n", mdEscape(e))
+		}
+	} else {
+		fmt.Fprintln(w, "\nWithin the workspace's quotas.")
+	}
+	fmt.Fprintf(w, "\n## remote_write\n\n```yaml\n%s```\n", r.RemoteWrite)
+}
+
+// mdEscape keeps a value from breaking a Markdown table.
+func mdEscape(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
 
 func writeCounts(w io.Writer, title string, cs []Count) {
 	if len(cs) == 0 {

@@ -103,8 +103,29 @@ func query(base, q string) (float64, error) {
 }
 
 // The plan of a real Prometheus reports its cardinality, rate, HA pair and rules as it
-// reports them itself, within quotas; with a quota below its series it exits 1 and names
+// reports them itself, within quotas, and cardinality cuts that Prometheus' own counts
+// confirm; as text, JSON and Markdown; with a quota below its series it exits 1 and names
 // the override to request.
+// Cuts merge series exactly as dropping the label does; identity and histogram labels
+// are not cut, nor labels that save under a tenth of the series.
+func TestCutsOf(t *testing.T) {
+	var series []map[string]string
+	for i := range 40 {
+		series = append(series, map[string]string{"__name__": "http_requests_total", "job": "api", "instance": fmt.Sprint("h", i%2),
+			"path": fmt.Sprint("/p", i), "code": fmt.Sprint(200 + i%2*300), "le": fmt.Sprint(i % 4)})
+	}
+	got := map[string]Cut{}
+	for _, c := range cutsOf("http_requests_total", series) {
+		got[c.Label] = c
+	}
+	if len(got) != 1 || got["path"].After != 4 || got["path"].Series != 40 || got["path"].Saved() != 36 {
+		t.Fatalf("cuts %+v, want only path (40 → 4 series: instance, code and le remain)", got)
+	}
+	if want := "- source_labels: [__name__]\n  regex: http_requests_total\n  target_label: path\n  replacement: \"\"\n"; got["path"].Relabel != want {
+		t.Fatalf("relabel\n%s\nwant\n%s", got["path"].Relabel, want)
+	}
+}
+
 func TestPlanRealPrometheus(t *testing.T) {
 	base := startPrometheus(t)
 	var out, errOut bytes.Buffer
@@ -138,6 +159,22 @@ func TestPlanRealPrometheus(t *testing.T) {
 	}
 	if len(r.Exceeded) != 0 || !strings.Contains(r.RemoteWrite, "url: http://strata:8080/workspaces/ws-1/api/v1/remote_write") || !strings.Contains(r.RemoteWrite, "region: us-east-1") {
 		t.Errorf("exceeded %q; remote_write:\n%s", r.Exceeded, r.RemoteWrite)
+	}
+
+	// Cuts: each checked against the Prometheus' own count of the metric without the label.
+	if len(r.Cuts) == 0 {
+		t.Errorf("no cardinality cuts suggested for metrics %+v", r.SeriesByMetric)
+	}
+	for _, c := range r.Cuts {
+		after, err := query(base, fmt.Sprintf(`count(count without (%s) (%s))`, c.Label, c.Metric))
+		if err != nil || int(after) != c.After || c.Saved() <= 0 || !strings.Contains(c.Relabel, "target_label: "+c.Label) {
+			t.Errorf("cut %+v: Prometheus counts %v series without the label (%v)", c, after, err)
+		}
+	}
+	out.Reset()
+	if code := Main([]string{"plan", "--prometheus", base, "--format", "markdown"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "| active series |") || !strings.Contains(out.String(), "## Cardinality") || !strings.Contains(out.String(), "```yaml\n- source_labels: [__name__]") {
+		t.Errorf("markdown: exit %d\n%s", code, out.String())
 	}
 
 	// Below its series: exit 1, and the override to request.
