@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,7 +26,7 @@ import (
 
 const rulesUsage = `Usage: strata migrate rules --from rules.yml [--from …] --workspace ws-… [flags]
 
-Moves Prometheus rule files into a workspace: one rule groups namespace per file (named
+Moves Prometheus rule files (or PrometheusRule manifests) into a workspace: one rule groups namespace per file (named
 after it), or with --per-group one per group (<file>-<group>). Each file is checked as
 Prometheus loads it first. A namespace that does not exist is created, one whose rules
 differ is replaced (PutRuleGroupsNamespace), an identical one is left alone. --dry-run
@@ -87,28 +88,92 @@ func namespacesOf(files []string, perGroup bool) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		groups, errs := rulefmt.Parse(data, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler))
-		if len(errs) > 0 {
-			return nil, fmt.Errorf("%s: %w", f, errors.Join(errs...))
-		}
 		base := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
-		if !perGroup {
-			if err := add(namespaceName(base), data, f); err != nil {
-				return nil, err
-			}
-			continue
+		sources, err := ruleSources(base, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
 		}
-		for _, g := range groups.Groups {
-			one, err := yaml.Marshal(rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{g}})
-			if err != nil {
-				return nil, fmt.Errorf("%s: group %q: %w", f, g.Name, err)
+		for _, src := range sources {
+			groups, errs := rulefmt.Parse(src.data, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler))
+			if len(errs) > 0 {
+				return nil, fmt.Errorf("%s: %s: %w", f, src.name, errors.Join(errs...))
 			}
-			if err := add(namespaceName(base+"-"+g.Name), one, f); err != nil {
-				return nil, err
+			if !perGroup {
+				if err := add(namespaceName(src.name), src.data, f); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for _, g := range groups.Groups {
+				one, err := yaml.Marshal(rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{g}})
+				if err != nil {
+					return nil, fmt.Errorf("%s: group %q: %w", f, g.Name, err)
+				}
+				if err := add(namespaceName(src.name+"-"+g.Name), one, f); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// ruleSource is one rule file's worth of groups: a Prometheus rule file, or the spec of
+// one PrometheusRule.
+type ruleSource struct {
+	name string
+	data []byte
+}
+
+// ruleSources reads a rule file: a Prometheus rule file is one source named after the
+// file; Kubernetes manifests of the Prometheus Operator's PrometheusRule (kube-prometheus'
+// form, several documents per file allowed) give one source per PrometheusRule, named
+// after it, its spec.groups as a rule file.
+func ruleSources(base string, data []byte) ([]ruleSource, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var sources []ruleSource
+	manifests := false
+	for {
+		var doc struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Groups yaml.Node `yaml:"groups"`
+			} `yaml:"spec"`
+		}
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			break // not YAML manifests: the rule file parser says what is wrong
+		}
+		if doc.Kind == "" {
+			continue
+		}
+		manifests = true
+		if doc.Kind != "PrometheusRule" {
+			continue // a Deployment, a ConfigMap… in the same file
+		}
+		groups, err := yaml.Marshal(map[string]*yaml.Node{"groups": &doc.Spec.Groups})
+		if err != nil {
+			return nil, fmt.Errorf("PrometheusRule %s: %w", doc.Metadata.Name, err)
+		}
+		name := doc.Metadata.Name
+		if name == "" {
+			name = base
+		}
+		sources = append(sources, ruleSource{name, groups})
+	}
+	if !manifests {
+		return []ruleSource{{base, data}}, nil
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("Kubernetes manifests without a PrometheusRule")
+	}
+	return sources, nil
 }
 
 // Rules moves the rule files into the workspace (see rulesUsage), namespace by

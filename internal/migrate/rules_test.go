@@ -191,3 +191,87 @@ func TestRulesCommand(t *testing.T) {
 		t.Fatalf("no --from: exit %d", code)
 	}
 }
+
+// kube-prometheus keeps its rules as the Prometheus Operator's PrometheusRule manifests:
+// each becomes a namespace named after it, its spec.groups the namespace's rules; other
+// manifests in the same file are passed over.
+const prometheusRules = `apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  labels:
+    app.kubernetes.io/name: node-exporter
+  name: node-exporter-rules
+  namespace: monitoring
+spec:
+  groups:
+  - name: node-exporter.rules
+    rules:
+    - expr: |
+        1 - avg without (cpu) (sum without (mode) (rate(node_cpu_seconds_total{job="node-exporter", mode=~"idle|iowait|steal"}[5m])))
+      record: instance:node_cpu_utilisation:rate5m
+  - name: node-exporter
+    rules:
+    - alert: NodeFilesystemAlmostOutOfSpace
+      annotations:
+        summary: Filesystem has less than 5% space left.
+      expr: |
+        node_filesystem_avail_bytes{job="node-exporter",fstype!=""} / node_filesystem_size_bytes{job="node-exporter",fstype!=""} * 100 < 5
+      for: 30m
+      labels:
+        severity: warning
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: unrelated
+data:
+  x: "1"
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: kube-state-metrics-rules
+spec:
+  groups:
+  - name: kube-state-metrics
+    rules:
+    - alert: KubeStateMetricsListErrors
+      expr: |
+        (sum(rate(kube_state_metrics_list_total{job="kube-state-metrics",result="error"}[5m])) by (cluster)
+          / sum(rate(kube_state_metrics_list_total{job="kube-state-metrics"}[5m])) by (cluster)) > 0.01
+      for: 15m
+      labels:
+        severity: critical
+`
+
+func TestPrometheusRuleManifests(t *testing.T) {
+	_, c := controlPlane(t)
+	ws := activeWorkspace(t, c)
+	dir := t.TempDir()
+	file := writeRules(t, dir, "kube-prometheus.yaml", prometheusRules)
+	chs, err := Rules(context.Background(), RulesConfig{Files: []string{file}, Workspace: ws, Client: c})
+	if err != nil || actions(chs) != "kube-state-metrics-rules=create node-exporter-rules=create" {
+		t.Fatalf("%s %v", actions(chs), err)
+	}
+	out, err := c.DescribeRuleGroupsNamespace(context.Background(), &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("node-exporter-rules")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := string(out.RuleGroupsNamespace.Data)
+	if !strings.HasPrefix(data, "groups:") || !strings.Contains(data, "instance:node_cpu_utilisation:rate5m") || strings.Contains(data, "KubeStateMetrics") || strings.Contains(data, "apiVersion") {
+		t.Fatalf("namespace node-exporter-rules holds:\n%s", data)
+	}
+	per, err := Rules(context.Background(), RulesConfig{Files: []string{file}, Workspace: ws, Client: c, PerGroup: true, DryRun: true})
+	if err != nil || actions(per) != "kube-state-metrics-rules-kube-state-metrics=create node-exporter-rules-node-exporter=create node-exporter-rules-node-exporter.rules=create" {
+		t.Fatalf("per group: %s %v", actions(per), err)
+	}
+	// A manifest whose rules Prometheus would not load fails, naming it.
+	bad := writeRules(t, dir, "bad.yaml", strings.Replace(prometheusRules, "[5m])) by (cluster)\n", "[5m] by (cluster)\n", 1))
+	if _, err := Rules(context.Background(), RulesConfig{Files: []string{bad}, Workspace: ws, Client: c}); err == nil || !strings.Contains(err.Error(), "kube-state-metrics-rules") {
+		t.Fatalf("an invalid PrometheusRule: %v", err)
+	}
+	onlyConfig := writeRules(t, dir, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+	if _, err := Rules(context.Background(), RulesConfig{Files: []string{onlyConfig}, Workspace: ws, Client: c}); err == nil || !strings.Contains(err.Error(), "without a PrometheusRule") {
+		t.Fatalf("manifests without rules: %v", err)
+	}
+}
