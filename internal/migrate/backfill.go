@@ -20,7 +20,10 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/importer"
@@ -29,7 +32,8 @@ import (
 const backfillUsage = `Usage: strata migrate backfill --from DIR --workspace-endpoint URL [flags]
 
 Moves the history of a Prometheus data directory (or of a snapshot of one) into a
-workspace: its blocks as they are, and its head (the WAL) written as one more block.
+workspace: its blocks as they are, and its head (the WAL) written as one more block;
+with --start/--end only that window (blocks across a bound are cut to it).
 Blocks, not samples, cross the wire, file by file in parts (--part-size) through the
 workspace's block import API (IAM action aps:ImportBlocks); the server checks each block
 as a whole before it counts. A block entirely older than the workspace's retention is
@@ -49,6 +53,9 @@ type BackfillConfig struct {
 	// WorkDir keeps the head written as a block between runs.
 	WorkDir string
 	Client  *importer.Client
+	// Start and End bound what is moved (zero: unbounded): blocks outside are passed
+	// over, blocks across a bound are cut to it (written anew under WorkDir).
+	Start, End time.Time
 	// Out gets the progress: a line per block, or a bar redrawn in place when TTY.
 	Out io.Writer
 	TTY bool
@@ -194,6 +201,90 @@ func headBlock(dir, workDir string, logger *slog.Logger) (string, error) {
 	return found[0], nil
 }
 
+// cutBlock writes the samples of the block in dir within [mint, maxt) as a block under
+// workDir, or finds the one an earlier run wrote; "" when there are none.
+func cutBlock(ctx context.Context, dir, workDir string, mint, maxt int64) (string, error) {
+	out := filepath.Join(workDir, fmt.Sprintf("cut-%s-%d-%d", filepath.Base(dir), mint, maxt))
+	if found, err := sourceBlocks(out); err == nil && len(found) == 1 {
+		return found[0], nil
+	}
+	if _, err := os.Stat(filepath.Join(out, "empty")); err == nil {
+		return "", nil
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return "", err
+	}
+	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), dir, nil, nil)
+	if err != nil {
+		return "", fmt.Errorf("opening block %s: %w", dir, err)
+	}
+	defer b.Close()
+	q, err := tsdb.NewBlockQuerier(b, mint, maxt-1)
+	if err != nil {
+		return "", err
+	}
+	defer q.Close()
+	tmp := out + ".tmp"
+	_ = os.RemoveAll(tmp)
+	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), tmp, maxt-mint+1)
+	if err != nil {
+		return "", err
+	}
+	defer w.Close()
+	app := w.Appender(ctx)
+	n := 0
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*"))
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		var ref storage.SeriesRef
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			switch vt {
+			case chunkenc.ValFloat:
+				t, v := it.At()
+				ref, err = app.Append(ref, s.Labels(), t, v)
+			case chunkenc.ValHistogram:
+				t, h := it.AtHistogram(nil)
+				ref, err = app.AppendHistogram(ref, s.Labels(), t, h, nil)
+			case chunkenc.ValFloatHistogram:
+				t, fh := it.AtFloatHistogram(nil)
+				ref, err = app.AppendHistogram(ref, s.Labels(), t, nil, fh)
+			}
+			if err != nil {
+				return "", fmt.Errorf("cutting block %s: %w", dir, err)
+			}
+			n++
+		}
+		if err := it.Err(); err != nil {
+			return "", fmt.Errorf("reading block %s: %w", dir, err)
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return "", fmt.Errorf("reading block %s: %w", dir, err)
+	}
+	if err := app.Commit(); err != nil {
+		return "", err
+	}
+	if n == 0 {
+		if err := os.MkdirAll(out, 0o700); err != nil {
+			return "", err
+		}
+		return "", os.WriteFile(filepath.Join(out, "empty"), nil, 0o600)
+	}
+	if _, err := w.Flush(ctx); err != nil {
+		return "", fmt.Errorf("cutting block %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", err
+	}
+	found, err := sourceBlocks(out)
+	if err != nil || len(found) != 1 {
+		return "", fmt.Errorf("cutting block %s: %d blocks written (%v)", dir, len(found), err)
+	}
+	return found[0], nil
+}
+
 // Backfill moves cfg.From into the workspace (see backfillUsage).
 func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 	var rep BackfillReport
@@ -226,6 +317,27 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 		m, err := blocks.ReadLocalMeta(d)
 		if err != nil {
 			return rep, fmt.Errorf("block %s: %w", d, err)
+		}
+		mint, maxt := m.MinTime, m.MaxTime
+		if !cfg.Start.IsZero() {
+			mint = max(mint, cfg.Start.UnixMilli())
+		}
+		if !cfg.End.IsZero() {
+			maxt = min(maxt, cfg.End.UnixMilli())
+		}
+		if mint >= maxt {
+			continue // outside the window
+		}
+		if mint != m.MinTime || maxt != m.MaxTime {
+			if d, err = cutBlock(ctx, d, cfg.WorkDir, mint, maxt); err != nil {
+				return rep, err
+			}
+			if d == "" {
+				continue // no sample in the window
+			}
+			if m, err = blocks.ReadLocalMeta(d); err != nil {
+				return rep, err
+			}
 		}
 		_, sizes, err := importer.BlockFiles(d)
 		if err != nil {
@@ -323,6 +435,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&cfg.From, "from", "", "The Prometheus data directory, or a snapshot of it.")
 	endpoint := fs.String("workspace-endpoint", "", "The workspace's endpoint (https://…/workspaces/ws-…).")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Where the head is written as a block and kept until the backfill is done (default: a folder in the system's temporary directory named after --from).")
+	start := fs.String("start", "", "Move only samples from this time on (RFC 3339).")
+	end := fs.String("end", "", "Move only samples before this time (RFC 3339).")
 	partSize := fs.Int64("part-size", 4<<20, "Bytes per request; below the server's --auth.max-body-bytes (8 MiB by default).")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
 	if err := fs.Parse(args); err != nil {
@@ -334,6 +448,21 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if cfg.From == "" || *endpoint == "" || *partSize <= 0 || fs.NArg() > 0 {
 		fs.Usage()
 		return 2
+	}
+	for _, b := range []struct {
+		flag string
+		in   string
+		out  *time.Time
+	}{{"--start", *start, &cfg.Start}, {"--end", *end, &cfg.End}} {
+		if b.in == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, b.in)
+		if err != nil {
+			fmt.Fprintf(stderr, "strata migrate backfill: %s: %v\n", b.flag, err)
+			return 2
+		}
+		*b.out = t
 	}
 	if cfg.WorkDir == "" {
 		abs, _ := filepath.Abs(cfg.From)
