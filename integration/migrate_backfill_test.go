@@ -69,7 +69,7 @@ func samplesIn(t *testing.T, dir string) int {
 // Debian's Prometheus scraped of itself in its WAL — moves into a workspace: refused
 // while Prometheus runs, interrupted and resumed without a sample twice, a corrupt block
 // named and the rest imported; the workspace then holds exactly the data directory's
-// samples.
+// samples, and `strata migrate verify` finds no difference with the Prometheus.
 func TestMigrateBackfill(t *testing.T) {
 	bin := requireTool(t, "prometheus")
 	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s")
@@ -104,6 +104,7 @@ func TestMigrateBackfill(t *testing.T) {
 	}
 	_ = prom.Process.Signal(syscall.SIGTERM)
 	_ = prom.Wait()
+	stopped := time.Now()
 	want := samplesIn(t, data)
 
 	// A corrupt block, added after Prometheus stopped (it would not start with it).
@@ -165,6 +166,33 @@ func TestMigrateBackfill(t *testing.T) {
 	}
 	if got := workspaceSamples(t, p.URL, ws); got != want {
 		t.Fatalf("after a third run the workspace holds %d samples, want %d", got, want)
+	}
+
+	// Prometheus on its data directory again (the corrupt block left out): `strata migrate
+	// verify` finds no difference over the four days before it stopped.
+	if err := os.RemoveAll(corrupt); err != nil {
+		t.Fatal(err)
+	}
+	end := stopped.Truncate(time.Second).Add(time.Second)
+	waitFor(t, "a second past the stop", 5*time.Second, func() bool { return time.Now().After(end) })
+	_, promLog = startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
+	waitFor(t, "Prometheus ready again", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	}, promLog)
+	queries := filepath.Join(t.TempDir(), "queries")
+	if err := os.WriteFile(queries, []byte("sum by (i) (history_metric)\ncount by (job) ({__name__=~\".+\"})\nsum by (job) (up)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--queries", queries}} { // the default queries: the largest metrics of its head
+		out, errOut, code = runStrata(t, append([]string{"migrate", "verify", "--prometheus", "http://" + addr, "--workspace-endpoint", endpoint,
+			"--end", end.UTC().Format(time.RFC3339), "--window", "96h", "--step", "10m"}, extra...)...)
+		if code != 0 || !strings.Contains(out, "no differences in") || (extra != nil && !strings.Contains(out, "ok    sum by (i) (history_metric) (20 series, 720 points)")) {
+			t.Fatalf("verify after the backfill: exit %d\n%s%s", code, out, errOut)
+		}
 	}
 }
 
