@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -72,7 +75,8 @@ func samplesIn(t *testing.T, dir string) int {
 // samples, and `strata migrate verify` finds no difference with the Prometheus.
 func TestMigrateBackfill(t *testing.T) {
 	bin := requireTool(t, "prometheus")
-	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s")
+	// Samples of any age (the last step writes one two days old).
+	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s", "--limits.max-sample-age=0")
 	ws := createWorkspace(t, p.URL)
 	data := t.TempDir()
 	day := time.Now().Truncate(24 * time.Hour)
@@ -159,9 +163,10 @@ func TestMigrateBackfill(t *testing.T) {
 		return got == want
 	}, func() string { return fmt.Sprintf("workspace %d samples, data directory %d", got, want) }, p.Log)
 
-	// Again: nothing is sent twice.
-	out, _, _ = runStrata(t, backfill()...)
-	if !strings.Contains(out, "0 blocks imported") || strings.Count(out, ": already in the workspace") != blocksTotal-1 {
+	// Again: nothing is sent twice; --verify finds every block's series and samples.
+	out, _, _ = runStrata(t, backfill("--verify")...)
+	if !strings.Contains(out, "0 blocks imported") || strings.Count(out, ": already in the workspace") != blocksTotal-1 ||
+		!strings.Contains(out, fmt.Sprintf("verified: %d blocks alike, 0 different", blocksTotal-1)) {
 		t.Fatalf("a third run:\n%s", out)
 	}
 	if got := workspaceSamples(t, p.URL, ws); got != want {
@@ -175,7 +180,7 @@ func TestMigrateBackfill(t *testing.T) {
 	}
 	end := stopped.Truncate(time.Second).Add(time.Second)
 	waitFor(t, "a second past the stop", 5*time.Second, func() bool { return time.Now().After(end) })
-	_, promLog = startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
+	prom, promLog = startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
 	waitFor(t, "Prometheus ready again", 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/-/ready")
 		if err == nil {
@@ -190,9 +195,34 @@ func TestMigrateBackfill(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--queries", queries}} { // the default queries: the largest metrics of its head
 		out, errOut, code = runStrata(t, append([]string{"migrate", "verify", "--prometheus", "http://" + addr, "--workspace-endpoint", endpoint,
 			"--end", end.UTC().Format(time.RFC3339), "--window", "96h", "--step", "10m"}, extra...)...)
-		if code != 0 || !strings.Contains(out, "no differences in") || (extra != nil && !strings.Contains(out, "ok    sum by (i) (history_metric) (20 series, 720 points)")) {
+		if code != 0 || !strings.Contains(out, "no differences in") || (extra != nil && !strings.Contains(out, "ok    sum by (i) (history_metric) (20 series, ")) {
 			t.Fatalf("verify after the backfill: exit %d\n%s%s", code, out, errOut)
 		}
+	}
+
+	// A series written to the workspace inside a history block's window: --verify (of the
+	// history only, Prometheus stopped again) says which block and metric differ.
+	_ = prom.Process.Signal(syscall.SIGTERM)
+	_ = prom.Wait()
+	wr := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "history_metric"}, {Name: "i", Value: "extra"}, {Name: "job", Value: "history"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: day.Add(-24*time.Hour + 30*time.Minute).UnixMilli()}},
+	}}}
+	raw, _ := wr.Marshal()
+	body := snappy.Encode(nil, raw)
+	req, _ := http.NewRequest(http.MethodPost, endpoint+"/api/v1/remote_write", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp := signedDo(t, req, body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("writing a sample: %d", resp.StatusCode)
+	}
+	out, _, code = runStrata(t, backfill("--verify", "--verify-timeout", "0s",
+		"--start", day.Add(-72*time.Hour).UTC().Format(time.RFC3339), "--end", day.UTC().Format(time.RFC3339))...)
+	if code != 1 || !strings.Contains(out, "verified: 2 blocks alike, 1 different") ||
+		!strings.Contains(out, "    history_metric: 20 series and 2400 samples in the block, 21 and 2401 in the workspace") {
+		t.Fatalf("verify with a series more in the workspace: exit %d\n%s", code, out)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/importer"
+	"github.com/stratametrics/strata/internal/sigv4proxy"
 )
 
 const backfillUsage = `Usage: strata migrate backfill --from DIR --workspace-endpoint URL [flags]
@@ -38,7 +39,8 @@ Blocks, not samples, cross the wire, file by file in parts (--part-size) through
 workspace's block import API (IAM action aps:ImportBlocks); the server checks each block
 as a whole before it counts. A block entirely older than the workspace's retention is
 skipped with a message; a block the server refuses (a corrupt one) is named and the rest
-go on. Interrupted, the same command goes on where it stopped: blocks the workspace has
+go on. With --verify, each block's series and samples by metric are then compared with
+what the workspace answers for its window. Interrupted, the same command goes on where it stopped: blocks the workspace has
 are not sent again, a block half sent continues from the parts the server holds, and the
 head block is kept in --work-dir. A data directory a running Prometheus holds (its lock
 file) is refused: take a snapshot and backfill from it. Requests are signed with the
@@ -56,6 +58,12 @@ type BackfillConfig struct {
 	// Start and End bound what is moved (zero: unbounded): blocks outside are passed
 	// over, blocks across a bound are cut to it (written anew under WorkDir).
 	Start, End time.Time
+	// Verify compares, once everything is sent, each block's series and samples by
+	// metric with what the workspace answers for the block's window (VerifyClient signs
+	// the queries), waiting up to VerifyTimeout for the store-gateway to find the blocks.
+	Verify        bool
+	VerifyClient  *http.Client
+	VerifyTimeout time.Duration
 	// Out gets the progress: a line per block, or a bar redrawn in place when TTY.
 	Out io.Writer
 	TTY bool
@@ -64,9 +72,11 @@ type BackfillConfig struct {
 // BackfillReport is what a backfill did.
 type BackfillReport struct {
 	Imported, Existed, Skipped, Refused int
-	Samples                             uint64 // of the blocks imported
-	Bytes                               int64  // sent
-	Took                                time.Duration
+	// Verified and Mismatched count the blocks --verify found alike and different.
+	Verified, Mismatched int
+	Samples              uint64 // of the blocks imported
+	Bytes                int64  // sent
+	Took                 time.Duration
 }
 
 // errInUse says a running Prometheus holds the data directory.
@@ -369,6 +379,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 			100*float64(done)/float64(max(total, 1)), byteSize(done), byteSize(total), float64(rep.Samples)/max(el, 1e-9), eta)
 	}
 	var failed error
+	var sent []block // in the workspace: to verify
 	for _, b := range todo {
 		res, err := cfg.Client.Send(ctx, b.dir, func(n int64) { done += n; rep.Bytes += n; bar() })
 		what := fmt.Sprintf("block %s (%s – %s, %d series, %d samples)", b.meta.ULID,
@@ -380,8 +391,10 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 			rep.Existed++
 			done += b.bytes
 			line = what + ": already in the workspace"
+			sent = append(sent, b)
 		case err == nil:
 			rep.Imported++
+			sent = append(sent, b)
 			rep.Samples += res.Samples
 			line = what + ": imported"
 		case importer.Refused(err) && strings.Contains(err.Error(), importer.OutOfRetention):
@@ -405,11 +418,31 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 		fmt.Fprintln(cfg.Out, line)
 		bar()
 	}
-	rep.Took = time.Since(start)
 	if cfg.TTY {
 		fmt.Fprintln(cfg.Out)
 	}
-	return rep, failed
+	rep.Took = time.Since(start)
+	if failed != nil || !cfg.Verify {
+		return rep, failed
+	}
+	ws := &promClient{base: strings.TrimSuffix(cfg.Client.Endpoint, "/"), hc: cfg.VerifyClient}
+	for _, b := range sent {
+		diffs, err := verifyBlock(ctx, ws, b.dir, b.meta, cfg.VerifyTimeout, time.Second)
+		if err != nil {
+			return rep, err
+		}
+		if len(diffs) == 0 {
+			rep.Verified++
+			fmt.Fprintf(cfg.Out, "verified block %s: the workspace has its series and samples\n", b.meta.ULID)
+			continue
+		}
+		rep.Mismatched++
+		fmt.Fprintf(cfg.Out, "VERIFY block %s: %d metrics differ (other data in the window counts too)\n", b.meta.ULID, len(diffs))
+		for _, d := range diffs[:min(len(diffs), 10)] {
+			fmt.Fprintf(cfg.Out, "    %s\n", d)
+		}
+	}
+	return rep, nil
 }
 
 func byteSize(n int64) string {
@@ -437,6 +470,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Where the head is written as a block and kept until the backfill is done (default: a folder in the system's temporary directory named after --from).")
 	start := fs.String("start", "", "Move only samples from this time on (RFC 3339).")
 	end := fs.String("end", "", "Move only samples before this time (RFC 3339).")
+	fs.BoolVar(&cfg.Verify, "verify", false, "Then compare each block's series and samples by metric with what the workspace answers for its window.")
+	fs.DurationVar(&cfg.VerifyTimeout, "verify-timeout", 2*time.Minute, "How long --verify waits for the workspace to answer with a block (the store-gateway finds new blocks on its next sync).")
 	partSize := fs.Int64("part-size", 4<<20, "Bytes per request; below the server's --auth.max-body-bytes (8 MiB by default).")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
 	if err := fs.Parse(args); err != nil {
@@ -476,6 +511,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg.Client = &importer.Client{Endpoint: *endpoint, HTTP: &http.Client{Timeout: 10 * time.Minute}, PartSize: *partSize,
 		Credentials: awsCfg.Credentials, Region: awsCfg.Region}
+	cfg.VerifyClient = &http.Client{Timeout: 2 * time.Minute, Transport: sigv4proxy.NewTransport(http.DefaultTransport, awsCfg.Credentials, awsCfg.Region, "aps")}
 	cfg.Out = stdout
 	if f, ok := stdout.(*os.File); ok {
 		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
@@ -486,6 +522,9 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	rate := float64(rep.Samples) / max(rep.Took.Seconds(), 1e-9)
 	fmt.Fprintf(stdout, "%d blocks imported (%d samples, %.0f samples/s), %d already in the workspace, %d skipped, %d refused; %s sent in %s\n",
 		rep.Imported, rep.Samples, rate, rep.Existed, rep.Skipped, rep.Refused, byteSize(rep.Bytes), rep.Took.Round(time.Millisecond))
+	if cfg.Verify && err == nil {
+		fmt.Fprintf(stdout, "verified: %d blocks alike, %d different\n", rep.Verified, rep.Mismatched)
+	}
 	switch {
 	case errors.Is(err, errInUse):
 		fmt.Fprintln(stderr, "strata migrate backfill:", err)
@@ -493,7 +532,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	case err != nil:
 		fmt.Fprintln(stderr, "strata migrate backfill:", err, "(run the same command again to go on)")
 		return 1
-	case rep.Refused > 0:
+	case rep.Refused > 0 || rep.Mismatched > 0:
 		return 1
 	}
 	if err := os.RemoveAll(cfg.WorkDir); err != nil {

@@ -486,6 +486,11 @@ type sample struct {
 
 // vector runs an instant query and returns its samples.
 func (c *promClient) vector(ctx context.Context, query string) ([]sample, error) {
+	return c.vectorAt(ctx, query, time.Time{})
+}
+
+// vectorAt runs an instant query at t (zero: now) and returns its samples.
+func (c *promClient) vectorAt(ctx context.Context, query string, t time.Time) ([]sample, error) {
 	var data struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
@@ -493,7 +498,11 @@ func (c *promClient) vector(ctx context.Context, query string) ([]sample, error)
 			Value  [2]any            `json:"value"`
 		} `json:"result"`
 	}
-	if err := c.get(ctx, "/api/v1/query", url.Values{"query": {query}}, &data); err != nil {
+	params := url.Values{"query": {query}}
+	if !t.IsZero() {
+		params.Set("time", strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64))
+	}
+	if err := c.get(ctx, "/api/v1/query", params, &data); err != nil {
 		return nil, err
 	}
 	if data.ResultType != "vector" {
