@@ -1,9 +1,11 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,10 +33,13 @@ import (
 )
 
 const backfillUsage = `Usage: strata migrate backfill --from DIR --workspace-endpoint URL [flags]
+       strata migrate backfill --remote-read URL --start TIME --workspace-endpoint URL [flags]
 
 Moves the history of a Prometheus data directory (or of a snapshot of one) into a
 workspace: its blocks as they are, and its head (the WAL) written as one more block;
-with --start/--end only that window (blocks across a bound are cut to it).
+with --start/--end only that window (blocks across a bound are cut to it). Or, with
+--remote-read, a running Prometheus' remote-read API, a window (--remote-read-window) at
+a time, each window a block.
 Blocks, not samples, cross the wire, file by file in parts (--part-size) through the
 workspace's block import API (IAM action aps:ImportBlocks); the server checks each block
 as a whole before it counts. A block entirely older than the workspace's retention is
@@ -52,6 +57,11 @@ Flags:
 // BackfillConfig is what `strata migrate backfill` moves where.
 type BackfillConfig struct {
 	From string
+	// RemoteRead, instead of From, is a Prometheus' remote-read API (…/api/v1/read), read
+	// RemoteReadWindow at a time from Start (required) to End (default: now).
+	RemoteRead       string
+	RemoteReadWindow time.Duration
+	RemoteReadClient *http.Client
 	// WorkDir keeps the head written as a block between runs.
 	WorkDir string
 	Client  *importer.Client
@@ -201,6 +211,13 @@ func headBlock(dir, workDir string, logger *slog.Logger) (string, error) {
 	if err := db.FlushWAL(tmp); err != nil {
 		return "", fmt.Errorf("writing the head of %s as a block: %w", dir, err)
 	}
+	if found, _ := sourceBlocks(tmp); len(found) == 0 {
+		return "", nil // an empty WAL
+	}
+	abs, _ := filepath.Abs(dir)
+	if err := settleBlock(tmp, "head\x00"+abs+"\x00"+filepath.Base(out)); err != nil {
+		return "", err
+	}
 	if err := os.Rename(tmp, out); err != nil {
 		return "", err
 	}
@@ -285,6 +302,9 @@ func cutBlock(ctx context.Context, dir, workDir string, mint, maxt int64) (strin
 	if _, err := w.Flush(ctx); err != nil {
 		return "", fmt.Errorf("cutting block %s: %w", dir, err)
 	}
+	if err := settleBlock(tmp, fmt.Sprintf("cut\x00%s\x00%d\x00%d", filepath.Base(dir), mint, maxt)); err != nil {
+		return "", err
+	}
 	if err := os.Rename(tmp, out); err != nil {
 		return "", err
 	}
@@ -295,26 +315,50 @@ func cutBlock(ctx context.Context, dir, workDir string, mint, maxt int64) (strin
 	return found[0], nil
 }
 
+// sources are the blocks to move: the data directory's and its head's, or the windows
+// read from a remote-read API.
+func (cfg BackfillConfig) sources(ctx context.Context) ([]string, error) {
+	if cfg.RemoteRead != "" {
+		if cfg.Start.IsZero() {
+			return nil, errors.New("--remote-read needs --start: how far back to read")
+		}
+		end := cfg.End
+		if end.IsZero() {
+			end = time.Now()
+		}
+		return remoteReadBlocks(ctx, cfg.RemoteReadClient, cfg.RemoteRead, cfg.Start, end, cfg.RemoteReadWindow, cfg.WorkDir, cfg.Out)
+	}
+	if err := checkNotInUse(cfg.From); err != nil {
+		return nil, err
+	}
+	dirs, err := sourceBlocks(cfg.From)
+	if err != nil {
+		return nil, err
+	}
+	head, err := headBlock(cfg.From, cfg.WorkDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if head != "" {
+		dirs = append(dirs, head)
+	}
+	return dirs, nil
+}
+
 // Backfill moves cfg.From into the workspace (see backfillUsage).
 func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 	var rep BackfillReport
 	start := time.Now()
-	if err := checkNotInUse(cfg.From); err != nil {
-		return rep, err
-	}
-	dirs, err := sourceBlocks(cfg.From)
-	if err != nil {
-		return rep, err
-	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return rep, err
 	}
-	head, err := headBlock(cfg.From, cfg.WorkDir, slog.New(slog.DiscardHandler))
+	dirs, err := cfg.sources(ctx)
 	if err != nil {
 		return rep, err
 	}
-	if head != "" {
-		dirs = append(dirs, head)
+	source := cfg.From
+	if cfg.RemoteRead != "" {
+		source = cfg.RemoteRead
 	}
 	type block struct {
 		dir   string
@@ -361,7 +405,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (BackfillReport, error) {
 		total += n
 	}
 	slices.SortFunc(todo, func(a, b block) int { return int(min(max(a.meta.MinTime-b.meta.MinTime, -1), 1)) })
-	fmt.Fprintf(cfg.Out, "%d blocks, %s, from %s\n", len(todo), byteSize(total), cfg.From)
+	fmt.Fprintf(cfg.Out, "%d blocks, %s, from %s\n", len(todo), byteSize(total), source)
 
 	var done int64
 	bar := func() {
@@ -466,6 +510,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	var cfg BackfillConfig
 	fs.StringVar(&cfg.From, "from", "", "The Prometheus data directory, or a snapshot of it.")
+	fs.StringVar(&cfg.RemoteRead, "remote-read", "", "Instead of --from, a Prometheus' remote-read API (http://prometheus:9090/api/v1/read), read from --start.")
+	fs.DurationVar(&cfg.RemoteReadWindow, "remote-read-window", 2*time.Hour, "How much --remote-read asks for at a time; each window becomes a block.")
 	endpoint := fs.String("workspace-endpoint", "", "The workspace's endpoint (https://…/workspaces/ws-…).")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Where the head is written as a block and kept until the backfill is done (default: a folder in the system's temporary directory named after --from).")
 	start := fs.String("start", "", "Move only samples from this time on (RFC 3339).")
@@ -480,7 +526,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		return 2
 	}
-	if cfg.From == "" || *endpoint == "" || *partSize <= 0 || fs.NArg() > 0 {
+	if (cfg.From == "") == (cfg.RemoteRead == "") || *endpoint == "" || *partSize <= 0 || cfg.RemoteReadWindow <= 0 || fs.NArg() > 0 {
 		fs.Usage()
 		return 2
 	}
@@ -501,7 +547,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if cfg.WorkDir == "" {
 		abs, _ := filepath.Abs(cfg.From)
-		sum := sha256.Sum256([]byte(abs + "\x00" + *endpoint))
+		sum := sha256.Sum256([]byte(abs + "\x00" + cfg.RemoteRead + "\x00" + *endpoint))
 		cfg.WorkDir = filepath.Join(os.TempDir(), "strata-backfill-"+hex.EncodeToString(sum[:])[:12])
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(*region))
@@ -511,6 +557,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg.Client = &importer.Client{Endpoint: *endpoint, HTTP: &http.Client{Timeout: 10 * time.Minute}, PartSize: *partSize,
 		Credentials: awsCfg.Credentials, Region: awsCfg.Region}
+	cfg.RemoteReadClient = &http.Client{Timeout: 30 * time.Minute}
 	cfg.VerifyClient = &http.Client{Timeout: 2 * time.Minute, Transport: sigv4proxy.NewTransport(http.DefaultTransport, awsCfg.Credentials, awsCfg.Region, "aps")}
 	cfg.Out = stdout
 	if f, ok := stdout.(*os.File); ok {
@@ -539,4 +586,36 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "strata migrate backfill: removing", cfg.WorkDir+":", err)
 	}
 	return 0
+}
+
+// settleBlock gives the one block written under dir a ULID derived from key (the time of
+// its first sample, and a hash of what it was written from), so that writing it again
+// from the same source — a later run, a lost work directory — names the same block, and
+// the workspace answers that it has it instead of storing it twice.
+func settleBlock(dir, key string) error {
+	found, err := sourceBlocks(dir)
+	if err != nil || len(found) != 1 {
+		return fmt.Errorf("%s: %d blocks written (%v)", dir, len(found), err)
+	}
+	m, err := blocks.ReadLocalMeta(found[0])
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(key))
+	var entropy [10]byte
+	copy(entropy[:], sum[:])
+	id, err := ulid.New(uint64(max(m.MinTime, 0)), bytes.NewReader(entropy[:]))
+	if err != nil {
+		return err
+	}
+	m.ULID = id
+	m.Compaction.Sources = []ulid.ULID{id}
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(found[0], blocks.MetaFilename), b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(found[0], filepath.Join(dir, id.String()))
 }

@@ -45,6 +45,7 @@ func TestBackfillWindow(t *testing.T) {
 	}
 	work := t.TempDir()
 	run := func() (BackfillReport, string) {
+		t.Helper()
 		var out bytes.Buffer
 		rep, err := Backfill(context.Background(), BackfillConfig{
 			From: data, WorkDir: work, Out: &out,
@@ -66,5 +67,11 @@ func TestBackfillWindow(t *testing.T) {
 	}
 	if rep, out := run(); rep.Imported != 0 || rep.Existed != 2 {
 		t.Fatalf("a second run: %+v\n%s", rep, out)
+	}
+	// Without the work directory: the block is cut again, as the same block (its ULID
+	// comes from what it was cut from).
+	work = t.TempDir()
+	if rep, out := run(); rep.Imported != 0 || rep.Existed != 2 {
+		t.Fatalf("a run with a new work directory: %+v\n%s", rep, out)
 	}
 }
