@@ -37,6 +37,36 @@ func historyBlock(t *testing.T, dir string, from time.Time, n int) string {
 	return testutil.WriteBlock(t, dir, "history_metric", from, 2*time.Hour, n, "job", "history")
 }
 
+// historyPrometheus is a Prometheus with three days of history written as blocks into
+// its data directory, scraping itself every second.
+type historyPrometheus struct {
+	data, addr, cfg string
+	day             time.Time // today, 00:00: the history is at 00:00–02:00 of the three days before
+	cmd             *exec.Cmd
+	log             func() string
+}
+
+// startHistoryPrometheus starts bin as a historyPrometheus and waits for its scrapes.
+func startHistoryPrometheus(t *testing.T, bin string) historyPrometheus {
+	t.Helper()
+	h := historyPrometheus{data: t.TempDir(), day: time.Now().Truncate(24 * time.Hour), addr: freeAddr(t)}
+	for d := 3; d >= 1; d-- {
+		historyBlock(t, h.data, h.day.Add(-time.Duration(d)*24*time.Hour), 20)
+	}
+	h.cfg = fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", h.addr)
+	h.cmd, h.log = startPrometheus(t, bin, t.TempDir(), h.cfg, h.data, h.addr)
+	waitFor(t, "Prometheus' scrapes of itself", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + h.addr + "/api/v1/query?query=" + url.QueryEscape(`prometheus_tsdb_head_samples_appended_total > 2000`))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"__name__":"prometheus_tsdb_head_samples_appended_total"`)
+	}, h.log)
+	return h
+}
+
 // samplesIn counts the samples of a Prometheus data directory, stale markers left out
 // (queries do not see them).
 func samplesIn(t *testing.T, dir string) int {
@@ -78,24 +108,8 @@ func TestMigrateBackfill(t *testing.T) {
 	// Samples of any age (the last step writes one two days old).
 	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s", "--limits.max-sample-age=0")
 	ws := createWorkspace(t, p.URL)
-	data := t.TempDir()
-	day := time.Now().Truncate(24 * time.Hour)
-	for d := 3; d >= 1; d-- {
-		historyBlock(t, data, day.Add(-time.Duration(d)*24*time.Hour), 20)
-	}
-
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", addr)
-	prom, promLog := startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
-	waitFor(t, "Prometheus' scrapes of itself", 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`prometheus_tsdb_head_samples_appended_total > 2000`))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `"__name__":"prometheus_tsdb_head_samples_appended_total"`)
-	}, promLog)
+	h := startHistoryPrometheus(t, bin)
+	data, day, addr, cfg, prom, promLog := h.data, h.day, h.addr, h.cfg, h.cmd, h.log
 
 	endpoint := p.URL + "/workspaces/" + ws
 	backfill := func(extra ...string) []string {
@@ -265,23 +279,8 @@ func TestMigrateBackfillRemoteRead(t *testing.T) {
 	bin := requireTool(t, "prometheus")
 	p := startStrata(t, "--data-dir", t.TempDir(), "--store-gateway.sync-interval=1s")
 	ws := createWorkspace(t, p.URL)
-	data := t.TempDir()
-	day := time.Now().Truncate(24 * time.Hour)
-	for d := 3; d >= 1; d-- {
-		historyBlock(t, data, day.Add(-time.Duration(d)*24*time.Hour), 20)
-	}
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs: [{job_name: prometheus, static_configs: [{targets: [%q]}]}]\n", addr)
-	_, promLog := startPrometheus(t, bin, t.TempDir(), cfg, data, addr)
-	waitFor(t, "Prometheus' scrapes of itself", 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`prometheus_tsdb_head_samples_appended_total > 2000`))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `"__name__":"prometheus_tsdb_head_samples_appended_total"`)
-	}, promLog)
+	h := startHistoryPrometheus(t, bin)
+	day, addr := h.day, h.addr
 
 	end := time.Now().Truncate(time.Second)
 	endpoint := p.URL + "/workspaces/" + ws
