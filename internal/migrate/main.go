@@ -62,6 +62,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Prometheus, "prometheus", "", "Base URL of the Prometheus to read (http://host:9090).")
 	fs.StringVar(&cfg.WorkspaceEndpoint, "workspace-endpoint", "", "The workspace's endpoint, for the remote_write block (https://…/workspaces/ws-…).")
 	fs.StringVar(&cfg.Region, "region", os.Getenv("AWS_REGION"), "Region for the remote_write block's sigv4.")
+	fs.StringVar(&cfg.Alertmanager, "alertmanager", "", "Also plan this Alertmanager's configuration (its base URL, http://host:9093).")
 	fs.IntVar(&q.ActiveSeries, "max-active-series", q.ActiveSeries, "The workspace's active series quota.")
 	fs.IntVar(&q.ActiveSeriesPerMetric, "max-active-series-per-metric", q.ActiveSeriesPerMetric, "The workspace's active series quota per metric name.")
 	fs.IntVar(&q.LabelsPerSeries, "max-label-names-per-series", q.LabelsPerSeries, "The workspace's labels per series quota.")

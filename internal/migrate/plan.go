@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
+
+	"github.com/stratametrics/strata/internal/alertmanager"
 )
 
 // Quotas are the workspace quotas a plan checks, AMP's defaults unless overridden.
@@ -68,6 +70,9 @@ type Report struct {
 	Rules         int      `json:"rules"`
 	AlertingRules int      `json:"alerting_rules"`
 	Unconvertible []string `json:"unconvertible,omitempty"`
+	// Alertmanager is what plan found of the Alertmanager (--alertmanager): what the
+	// workspace would refuse, and what AMP would.
+	Alertmanager *AlertmanagerPlan `json:"alertmanager,omitempty"`
 	// Cuts are the labels whose removal from one of the biggest metrics saves the most
 	// series, with the relabeling that removes them.
 	Cuts []Cut `json:"cardinality_cuts,omitempty"`
@@ -129,6 +134,97 @@ func cutsOf(metric string, series []map[string]string) []Cut {
 	return out
 }
 
+// AlertmanagerPlan is what moving an Alertmanager's configuration takes.
+type AlertmanagerPlan struct {
+	URL       string `json:"url"`
+	Receivers int    `json:"receivers"`
+	// Refused is why the workspace would refuse the configuration as it is; empty when
+	// `strata migrate alertmanager` can move it.
+	Refused string `json:"refused,omitempty"`
+	// Templates are template files on the Alertmanager's host: move the configuration
+	// with `strata migrate alertmanager --from` there, which inlines them.
+	Templates []string `json:"templates,omitempty"`
+	// NotAMP lists what Amazon Managed Service for Prometheus would refuse or change.
+	NotAMP []string `json:"not_amp,omitempty"`
+}
+
+// planAlertmanager reads an Alertmanager's configuration (/api/v2/status) and reports
+// what moving it takes.
+func planAlertmanager(ctx context.Context, hc *http.Client, base string) (*AlertmanagerPlan, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/api/v2/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Config struct {
+			Original string `json:"original"`
+		} `json:"config"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/api/v2/status: %s", resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("/api/v2/status: %w", err)
+	}
+	p := &AlertmanagerPlan{URL: base}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(st.Config.Original), &doc); err != nil || len(doc.Content) != 1 {
+		return nil, fmt.Errorf("the Alertmanager's configuration is not YAML: %v", err)
+	}
+	root := doc.Content[0]
+	if rs := child(root, "receivers"); rs != nil {
+		p.Receivers = len(rs.Content)
+	}
+	if ts := child(root, "templates"); ts != nil {
+		for _, t := range ts.Content {
+			p.Templates = append(p.Templates, t.Value)
+		}
+	}
+	p.NotAMP = notAMP(root)
+	// The workspace's check, with the templates left out (they are files over there).
+	var files []string
+	collectFiles(root, "", &files)
+	if len(files) > 0 {
+		p.Refused = "settings read from files on the Alertmanager's host (" + strings.Join(files, ", ") + "): `strata migrate alertmanager --from` there inlines them"
+	} else {
+		if ts := child(root, "templates"); ts != nil {
+			ts.Content = nil
+		}
+		cfg, err := yaml.Marshal(root)
+		if err == nil {
+			def, _ := yaml.Marshal(map[string]string{"alertmanager_config": string(cfg)})
+			if _, err := alertmanager.ParseDefinition(def); err != nil {
+				p.Refused = err.Error()
+			}
+		}
+	}
+	return p, nil
+}
+
+// collectFiles lists the …_file settings under n.
+func collectFiles(n *yaml.Node, at string, out *[]string) {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			collectFiles(c, fmt.Sprintf("%s[%d]", at, i), out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			here := strings.TrimPrefix(at+"."+n.Content[i].Value, ".")
+			if strings.HasSuffix(n.Content[i].Value, "_file") && n.Content[i+1].Kind == yaml.ScalarNode {
+				*out = append(*out, here)
+				continue
+			}
+			collectFiles(n.Content[i+1], here, out)
+		}
+	}
+}
+
 // Config says what to read and how to report.
 type Config struct {
 	Prometheus string // base URL
@@ -136,8 +232,10 @@ type Config struct {
 	// empty: a placeholder.
 	WorkspaceEndpoint string
 	Region            string
-	Quotas            Quotas
-	Client            *http.Client
+	// Alertmanager, when set, is an Alertmanager's URL whose configuration is planned too.
+	Alertmanager string
+	Quotas       Quotas
+	Client       *http.Client
 }
 
 // Plan reads the Prometheus at cfg.Prometheus and reports.
@@ -241,6 +339,13 @@ func Plan(ctx context.Context, cfg Config) (*Report, error) {
 
 	if err := planRules(ctx, c, r, cfg.Quotas); err != nil {
 		return nil, err
+	}
+	if cfg.Alertmanager != "" {
+		am, err := planAlertmanager(ctx, cfg.Client, cfg.Alertmanager)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Alertmanager %s: %w", cfg.Alertmanager, err)
+		}
+		r.Alertmanager = am
 	}
 	r.Exceeded = exceeded(r, cfg.Quotas)
 	r.RemoteWrite = remoteWriteBlock(cfg, r)
@@ -355,6 +460,18 @@ func (r *Report) Text(w io.Writer) {
 	if r.HA {
 		fmt.Fprintf(w, "\nHA pair detected: external label %s names the replica\n", r.ReplicaLabel)
 	}
+	if am := r.Alertmanager; am != nil {
+		fmt.Fprintf(w, "\nAlertmanager %s: %d receivers\n", am.URL, am.Receivers)
+		if am.Refused != "" {
+			fmt.Fprintf(w, "  the workspace would refuse it as it is: %s\n", am.Refused)
+		}
+		if len(am.Templates) > 0 {
+			fmt.Fprintf(w, "  templates on its host, to inline with `strata migrate alertmanager --from`: %s\n", strings.Join(am.Templates, ", "))
+		}
+		for _, n := range am.NotAMP {
+			fmt.Fprintf(w, "  not for AMP (Strata accepts it): %s\n", n)
+		}
+	}
 	if len(r.Cuts) > 0 {
 		fmt.Fprintln(w, "\nCardinality: labels whose removal saves the most series (add to the job's metric_relabel_configs,")
 		fmt.Fprintln(w, "or aggregate them away with a recording rule's `sum without (label)`):")
@@ -405,6 +522,18 @@ func (r *Report) Markdown(w io.Writer) {
 	}
 	if r.HA {
 		fmt.Fprintf(w, "\n## HA pair\n\nThe external label `%s` names the replica.\n", r.ReplicaLabel)
+	}
+	if am := r.Alertmanager; am != nil {
+		fmt.Fprintf(w, "\n## Alertmanager\n\n%s: %d receivers.\n", am.URL, am.Receivers)
+		if am.Refused != "" {
+			fmt.Fprintf(w, "- the workspace would refuse it as it is: %s\n", mdEscape(am.Refused))
+		}
+		if len(am.Templates) > 0 {
+			fmt.Fprintf(w, "- templates on its host, to inline with `strata migrate alertmanager --from`: %s\n", mdEscape(strings.Join(am.Templates, ", ")))
+		}
+		for _, n := range am.NotAMP {
+			fmt.Fprintf(w, "- not for AMP (Strata accepts it): %s\n", mdEscape(n))
+		}
 	}
 	if len(r.Cuts) > 0 {
 		fmt.Fprintln(w, "\n## Cardinality\n\n| metric | label | series | without it | saved |\n|---|---|---|---|---|")

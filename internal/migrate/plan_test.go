@@ -191,3 +191,44 @@ func TestPlanRealPrometheus(t *testing.T) {
 		t.Fatalf("unreachable Prometheus: exit %d, %s", code, errOut.String())
 	}
 }
+
+// With --alertmanager, the plan reads a real Alertmanager's configuration (Debian's
+// example) and says what moving it takes: its receivers, its templates on that host, and
+// what AMP would refuse.
+func TestPlanAlertmanager(t *testing.T) {
+	bin := testutil.RequireBinary(t, "prometheus-alertmanager", "apt-get install prometheus-alertmanager")
+	const example = "/etc/prometheus/alertmanager.yml"
+	if _, err := os.Stat(example); err != nil {
+		t.Fatalf("%s (Debian's prometheus-alertmanager): %v", example, err)
+	}
+	base := startPrometheus(t)
+	port, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + port
+	cmd := exec.Command(bin, "--config.file", example, "--storage.path", t.TempDir(), "--web.listen-address", addr, "--cluster.listen-address=")
+	p, err := testutil.StartProcess(t, "alertmanager", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitReady(30*time.Second, testutil.GetOK("http://"+addr+"/-/ready")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := Main([]string{"plan", "--prometheus", base, "--alertmanager", "http://" + addr, "--format", "json"}, &out, &errOut)
+	var r Report
+	if code != 0 || json.Unmarshal(out.Bytes(), &r) != nil || r.Alertmanager == nil {
+		t.Fatalf("exit %d: %s %s", code, errOut.String(), out.String())
+	}
+	am := r.Alertmanager
+	notAMP := strings.Join(am.NotAMP, "\n")
+	if am.Receivers != 5 || am.Refused != "" || len(am.Templates) != 1 || !strings.Contains(am.Templates[0], "alertmanager_templates") ||
+		!strings.Contains(notAMP, `receiver "team-X-mails": email_configs`) || !strings.Contains(notAMP, `receiver "team-DB-pager": pagerduty_configs`) {
+		t.Fatalf("alertmanager plan: %+v", am)
+	}
+	out.Reset()
+	if code := Main([]string{"plan", "--prometheus", base, "--alertmanager", "http://" + addr, "--format", "markdown"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "## Alertmanager") {
+		t.Fatalf("markdown: exit %d\n%s", code, out.String())
+	}
+}
