@@ -110,6 +110,16 @@ func (i *Importer) Routes() []Route {
 	}
 }
 
+// Mux serves the routes as they are, without authentication: for tests, and for tools
+// that put their own in front.
+func (i *Importer) Mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, r := range i.Routes() {
+		mux.Handle(r.Method+" "+r.Pattern, r.Handler)
+	}
+	return mux
+}
+
 // Route is one of the API's routes.
 type Route struct {
 	Name, Method, Pattern string

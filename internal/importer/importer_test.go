@@ -37,11 +37,7 @@ func newImporter(t *testing.T, maxBytes int64) (*Importer, *httptest.Server, *bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for _, r := range i.Routes() {
-		mux.Handle(r.Method+" "+r.Pattern, r.Handler)
-	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(i.Mux())
 	t.Cleanup(srv.Close)
 	return i, srv, bkt
 }

@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -312,12 +311,7 @@ func Alertmanager(ctx context.Context, cfg AlertmanagerConfig) (*Conversion, Ale
 }
 
 func runAlertmanager(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("strata migrate alertmanager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, alertmanagerUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("alertmanager", alertmanagerUsage, stderr)
 	var cfg AlertmanagerConfig
 	fs.StringVar(&cfg.File, "from", "", "The Alertmanager configuration file (alertmanager.yml).")
 	fs.StringVar(&cfg.Workspace, "workspace", "", "The workspace's id (ws-…).")
@@ -325,11 +319,8 @@ func runAlertmanager(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.Output, "output", "", "Also write the definition to this file.")
 	endpoint := fs.String("endpoint-url", "", "The control plane's URL (the server's), as the AWS CLI's --endpoint-url.")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if cfg.File == "" || cfg.Workspace == "" || *endpoint == "" || fs.NArg() > 0 {
 		fs.Usage()

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -502,12 +501,7 @@ func byteSize(n int64) string {
 }
 
 func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("strata migrate backfill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, backfillUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("backfill", backfillUsage, stderr)
 	var cfg BackfillConfig
 	fs.StringVar(&cfg.From, "from", "", "The Prometheus data directory, or a snapshot of it.")
 	fs.StringVar(&cfg.RemoteRead, "remote-read", "", "Instead of --from, a Prometheus' remote-read API (http://prometheus:9090/api/v1/read), read from --start.")
@@ -520,11 +514,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.DurationVar(&cfg.VerifyTimeout, "verify-timeout", 2*time.Minute, "How long --verify waits for the workspace to answer with a block (the store-gateway finds new blocks on its next sync).")
 	partSize := fs.Int64("part-size", 4<<20, "Bytes per request; below the server's --auth.max-body-bytes (8 MiB by default).")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if (cfg.From == "") == (cfg.RemoteRead == "") || *endpoint == "" || *partSize <= 0 || cfg.RemoteReadWindow <= 0 || fs.NArg() > 0 {
 		fs.Usage()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -31,11 +30,7 @@ func TestBackfillWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for _, r := range imp.Routes() {
-		mux.Handle(r.Method+" "+r.Pattern, r.Handler)
-	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(imp.Mux())
 	t.Cleanup(srv.Close)
 
 	data := t.TempDir()

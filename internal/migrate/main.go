@@ -50,13 +50,32 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return runPlan(ctx, args[1:], stdout, stderr)
 }
 
-func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("strata migrate plan", flag.ContinueOnError)
+// commandFlags is the flag set of `strata migrate <name>`: errors and help go to stderr,
+// after usage.
+func commandFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("strata migrate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// parseFlags parses args into fs; when it fails, ok is false and code is the exit code:
+// 0 for --help, 2 for a wrong flag.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := commandFlags("plan", usage, stderr)
 	q := DefaultQuotas()
 	var cfg Config
 	fs.StringVar(&cfg.Prometheus, "prometheus", "", "Base URL of the Prometheus to read (http://host:9090).")
@@ -69,11 +88,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&q.IngestionRate, "ingestion-rate", q.IngestionRate, "The workspace's ingestion rate quota, samples per second.")
 	fs.DurationVar(&q.MinRuleInterval, "min-rule-interval", q.MinRuleInterval, "The shortest rule group interval the workspace accepts.")
 	format := fs.String("format", "text", "Report format: text, json or markdown.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if cfg.Prometheus == "" || fs.NArg() > 0 || !slices.Contains([]string{"text", "json", "markdown"}, *format) {
 		fs.Usage()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -267,12 +266,7 @@ func lineDiff(a, b string) string {
 }
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("strata migrate rules", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, rulesUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("rules", rulesUsage, stderr)
 	var cfg RulesConfig
 	fs.Func("from", "A Prometheus rule file (repeat for several).", func(s string) error {
 		cfg.Files = append(cfg.Files, s)
@@ -283,11 +277,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "Print what would change, with the differences; change nothing.")
 	endpoint := fs.String("endpoint-url", "", "The control plane's URL (the server's), as the AWS CLI's --endpoint-url.")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the requests are signed for.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if len(cfg.Files) == 0 || cfg.Workspace == "" || *endpoint == "" || fs.NArg() > 0 {
 		fs.Usage()

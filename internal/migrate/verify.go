@@ -3,8 +3,6 @@ package migrate
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -244,12 +242,7 @@ func readQueries(file string) ([]string, error) {
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("strata migrate verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, verifyUsage)
-		fs.PrintDefaults()
-	}
+	fs := commandFlags("verify", verifyUsage, stderr)
 	var cfg VerifyConfig
 	fs.StringVar(&cfg.Prometheus, "prometheus", "", "Base URL of the Prometheus (http://host:9090).")
 	fs.StringVar(&cfg.WorkspaceEndpoint, "workspace-endpoint", "", "The workspace's query endpoint (https://…/workspaces/ws-…).")
@@ -260,11 +253,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.DurationVar(&cfg.Step, "step", time.Minute, "Step of the range queries.")
 	fs.Float64Var(&cfg.Tolerance, "tolerance", 1e-9, "Relative difference two values may have and still be equal.")
 	region := fs.String("region", os.Getenv("AWS_REGION"), "The region the workspace's requests are signed for.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if cfg.Prometheus == "" || cfg.WorkspaceEndpoint == "" || fs.NArg() > 0 || cfg.Step <= 0 || *window <= 0 {
 		fs.Usage()
