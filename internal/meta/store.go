@@ -656,7 +656,14 @@ func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspa
 		return Workspace{}, err
 	}
 	ws.ID = id
+	// Strictly later than the write it replaces, whatever the clocks of the processes
+	// that wrote them: UpdatedAt names a revision of the record (the reconciler and the
+	// results cache's version compare it).
+	prev := ws.UpdatedAt
 	ws.UpdatedAt = s.now().UTC()
+	if !ws.UpdatedAt.After(prev) {
+		ws.UpdatedAt = prev.Add(time.Nanosecond)
+	}
 	if err := s.writeWorkspace(ctx, ws); err != nil {
 		return Workspace{}, err
 	}

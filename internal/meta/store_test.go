@@ -245,3 +245,26 @@ func TestFindByClientToken(t *testing.T) {
 		t.Fatal("found an unknown token")
 	}
 }
+
+// UpdatedAt names a revision of a workspace record: every update makes it strictly later,
+// even when the writer's clock stands still or is behind the previous writer's.
+func TestUpdatedAtStrictlyIncreases(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	ctx := context.Background()
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := s.CreateWorkspace(ctx, ws("ws-1", created)); err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return created.Add(-time.Hour) } // behind the record
+	prev := created
+	for i := range 3 {
+		up, err := s.UpdateWorkspace(ctx, "ws-1", func(w *Workspace) error { w.Alias = fmt.Sprint(i); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !up.UpdatedAt.After(prev) {
+			t.Fatalf("update %d: UpdatedAt %v, not after %v", i, up.UpdatedAt, prev)
+		}
+		prev = up.UpdatedAt
+	}
+}
