@@ -41,6 +41,7 @@ FUZZ_TARGETS = \
 	./internal/remotewrite:FuzzDecodeV1 \
 	./internal/remotewrite:FuzzDecodeV2 \
 	./internal/query:FuzzParseTime \
+	./internal/query:FuzzDecodeExtent \
 	./internal/controlplane:FuzzCheckRuleFile \
 	./internal/controlplane:FuzzCheckDefinition \
 	./internal/alertmanager:FuzzParseDefinition

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/stratametrics/strata/internal/query"
 )
 
 // Option is one configuration setting: its YAML path, its flag and its documentation.
@@ -114,6 +116,7 @@ Environment variables:
 | variable | meaning |
 |---|---|
 | ` + "`STRATA_ROOT_ACCESS_KEY_ID`, `STRATA_ROOT_SECRET_ACCESS_KEY`" + ` | the root (admin) access key of the default account; set both or neither |
+| ` + "`" + query.RedisPasswordEnv + "`" + ` | the password of the query results cache's Redis (` + "`--query.results-cache.backend=redis`" + `), if it needs one |
 
 | YAML key | flag | type | default | description |
 |---|---|---|---|---|

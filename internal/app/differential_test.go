@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,7 +69,9 @@ const diffWS = "ws-differential"
 //   - compacted: the same after the compactor merged the 2 h blocks into 12 h ones and
 //     deduplicated the copies;
 //
-// each with range queries evaluated whole and split into parts evaluated in parallel.
+// each with range queries evaluated whole, and split into parts evaluated in parallel
+// with the aggregations of the others sharded (where the sums of a sharded sum or avg,
+// added in another order, may differ in their last bits: compared within 1e-12).
 func TestQueryDifferential(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -108,9 +111,15 @@ func TestQueryDifferential(t *testing.T) {
 	queries := genDiffQueries(rng, data, n)
 
 	checkWith := func(name string, q *querier.Querier) {
-		for _, parallelism := range []int{1, 3} {
-			t.Run(fmt.Sprintf("%s/parallelism=%d", name, parallelism), func(t *testing.T) {
-				compareAll(t, newDiffAPI(t, q, parallelism), ref, queries)
+		// Whole, and with long range queries split by steps and the others' aggregations
+		// sharded.
+		for _, v := range []struct{ parallelism, shards int }{{1, 0}, {3, 3}} {
+			t.Run(fmt.Sprintf("%s/parallelism=%d/shards=%d", name, v.parallelism, v.shards), func(t *testing.T) {
+				srv, reg := newDiffAPI(t, q, v.parallelism, v.shards)
+				compareAll(t, srv, ref, queries, v.shards > 1)
+				if n := registryCounter(t, reg, "strata_query_sharded_queries_total", "outcome", "sharded"); v.shards > 1 && n == 0 {
+					t.Error("no query was sharded")
+				}
 			})
 		}
 	}
@@ -457,13 +466,16 @@ func pushDiff(t *testing.T, ing *ingester.Ingester, wr *prompb.WriteRequest) {
 	}
 }
 
-// newDiffAPI serves the query API over q, with range queries cut into parallelism parts.
-func newDiffAPI(t *testing.T, q query.Queryables, parallelism int) *httptest.Server {
+// newDiffAPI serves the query API over q, with range queries cut into parallelism parts
+// and aggregations into shards. It returns the registry of the API's metrics.
+func newDiffAPI(t *testing.T, q query.Queryables, parallelism, shards int) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
 	var cfg query.Config
 	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
 	cfg.Parallelism = parallelism
-	a, err := query.New(cfg, query.Deps{Queryables: q, Workspaces: diffWorkspaces{}})
+	cfg.Shards = shards
+	reg := prometheus.NewRegistry()
+	a, err := query.New(cfg, query.Deps{Queryables: q, Workspaces: diffWorkspaces{}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +488,29 @@ func newDiffAPI(t *testing.T, q query.Queryables, parallelism int) *httptest.Ser
 		srv.Close()
 		_ = a.Close()
 	})
-	return srv
+	return srv, reg
+}
+
+// registryCounter is the value of the counter name{label=value} in reg, 0 if absent.
+func registryCounter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // diffQuery is one query: instant at end when start is zero, else range.
@@ -554,8 +588,8 @@ func genDiffQueries(rng *rand.Rand, data diffData, n int) []diffQuery {
 }
 
 // compareAll runs every query against srv and the reference and reports each
-// difference.
-func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []diffQuery) {
+// difference; rounding allows values to differ by 1e-12 of their size.
+func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []diffQuery, rounding bool) {
 	t.Helper()
 	diffs, withData := 0, 0
 	// Answers that agree only because both are empty prove little: most must hold data.
@@ -574,7 +608,7 @@ func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []di
 		switch {
 		case (werr != nil) != (gerr != nil):
 			t.Errorf("%s:\n  reference error: %v\n  strata error:    %v", q, werr, gerr)
-		case werr == nil && got != want:
+		case werr == nil && got != want && !(rounding && withinRounding(want, got)):
 			t.Errorf("%s: the answers differ from byte %d:\n  reference: %s\n  strata:    %s", q, firstDiff(want, got), around(want, firstDiff(want, got)), around(got, firstDiff(want, got)))
 		default:
 			continue
@@ -583,6 +617,29 @@ func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []di
 			t.Fatal("stopping after 10 differences")
 		}
 	}
+}
+
+// pointRE finds the points of a canonical answer: t:value.
+var pointRE = regexp.MustCompile(`(\d+):([^ \]]+)`)
+
+// withinRounding tells whether two canonical answers are the same but for values that
+// differ by at most 1e-12 of their size.
+func withinRounding(a, b string) bool {
+	if pointRE.ReplaceAllString(a, "$1:v") != pointRE.ReplaceAllString(b, "$1:v") {
+		return false
+	}
+	x, y := pointRE.FindAllStringSubmatch(a, -1), pointRE.FindAllStringSubmatch(b, -1)
+	for i := range x {
+		f, err1 := strconv.ParseFloat(x[i][2], 64)
+		g, err2 := strconv.ParseFloat(y[i][2], 64)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if f != g && !(math.IsNaN(f) && math.IsNaN(g)) && math.Abs(f-g) > 1e-12*math.Max(math.Abs(f), math.Abs(g)) {
+			return false
+		}
+	}
+	return true
 }
 
 // firstDiff is the index of the first byte where a and b differ.

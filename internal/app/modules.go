@@ -530,10 +530,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				Registerer: a.reg,
 				QueryLog:   a.vlogs,
 				// A cached answer holds the samples of the retention it was made under.
-				CacheVersion: func(ctx context.Context, ws string) string {
-					ret, ok, err := retentions.Retention(ctx, ws)
-					return fmt.Sprint(ret, ok, err == nil)
-				},
+				CacheVersion: resultsCacheVersion(a.store, retentions),
 			}
 			if a.ingester != nil {
 				deps.Ingesters = []querier.Ingester{a.ingester}

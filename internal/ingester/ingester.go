@@ -302,6 +302,9 @@ func (i *Ingester) open(ctx context.Context, u *userDB) error {
 	opts.EnableExemplarStorage = lim.MaxExemplars > 0
 	opts.MaxExemplars = int64(lim.MaxExemplars)
 	opts.EnableMetadataWALRecords = true
+	// The head keeps each series' shard hash (one hash at creation), so a sharded query
+	// (query.Config.Shards) lists a shard's series without reading the others'.
+	opts.EnableSharding = true
 	if i.cfg.TSDB.WALCompression {
 		opts.WALCompression = compression.Snappy
 	}

@@ -90,8 +90,12 @@ type Deps struct {
 	// the last HeadStatsWindow, read through Queryables.
 	HeadStats HeadStatsSource
 	// CacheVersion, when set, returns what besides the query decides a workspace's
-	// answers (its retention): cached answers of another version are not used.
-	CacheVersion func(ctx context.Context, workspace string) string
+	// answers (its retention): cached answers of another version are not used. Every
+	// process sharing a results cache backend must compute the same version for the
+	// same state of the workspace, and a version must change whenever that state does
+	// (Invalidate reaches only this process). ok false means: do not use the cache (the
+	// workspace's state is unknown).
+	CacheVersion func(ctx context.Context, workspace string) (version string, ok bool)
 	// Principal names the caller in the slow-query log; nil logs none.
 	Principal func(*http.Request) string
 	// QueryLog receives every PromQL query and rule query with its cost, for the
@@ -148,7 +152,9 @@ type API struct {
 }
 
 // Invalidate drops the cached answers of a workspace: call it when the workspace is
-// deleted or its configuration (retention) changes.
+// deleted or its configuration (retention) changes. It reaches this process' memory
+// only; extents in a shared backend (memcached, Redis) stop being used when the
+// workspace's Deps.CacheVersion changes.
 func (a *API) Invalidate(workspace string) {
 	if a.cache != nil {
 		a.cache.Invalidate(workspace)
@@ -191,11 +197,15 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 	if a.limits == nil {
 		a.limits = StaticLimits(cfg.Limits())
 	}
-	if cfg.ResultsCacheSize > 0 {
-		a.cache = newResultsCache(cfg.ResultsCacheSize, m)
-	}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ResultsCache.Backend != CacheBackendMemory || cfg.ResultsCacheSize > 0 {
+		store, err := newExtentStore(cfg, m, time.Now)
+		if err != nil {
+			return nil, fmt.Errorf("setting up the results cache: %w", err)
+		}
+		a.cache = newResultsCache(store, cfg.ResultsCache.Backend, cfg.LookbackDelta, cfg.Shards, m, a.logger)
 	}
 	if deps.BuildInfo != nil {
 		a.buildInfo = *deps.BuildInfo
@@ -207,11 +217,14 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 	return a, nil
 }
 
-// Close releases the engines.
+// Close releases the engines and the results cache's connections.
 func (a *API) Close() error {
 	a.engMu.Lock()
 	defer a.engMu.Unlock()
 	var err error
+	if a.cache != nil {
+		err = a.cache.store.close()
+	}
 	for _, e := range a.engines {
 		err = errors.Join(err, e.Close())
 	}

@@ -23,9 +23,15 @@ const (
 // (2.4M samples), with the handler of every route by path. mods adjust the configuration.
 func newBenchAPI(b *testing.B, mods ...func(*Config)) map[string]http.HandlerFunc {
 	b.Helper()
+	return newBenchAPIOf(b, benchSeries, mods...)
+}
+
+// newBenchAPIOf is newBenchAPI with n series.
+func newBenchAPIOf(b *testing.B, n int, mods ...func(*Config)) map[string]http.HandlerFunc {
+	b.Helper()
 	db := openTSDB(b)
 	app := db.AppenderV2(context.Background())
-	for i := range benchSeries {
+	for i := range n {
 		ls := labels.FromStrings("__name__", "bench_requests_total",
 			"job", fmt.Sprintf("job-%d", i%10), "instance", fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256))
 		var ref storage.SeriesRef
@@ -92,6 +98,24 @@ func BenchmarkQueryInstant(b *testing.B) {
 		{"topk_rate_5m", "topk(5, rate(bench_requests_total[5m]))"},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchRequest(b, h, "query", p("query", c.q, "time", ts)) })
+	}
+}
+
+// BenchmarkQueryShards runs instant aggregations over 100k series unsharded and in two
+// shards evaluated at once (shard.go); shards=2 needs two free CPUs to show its gain.
+func BenchmarkQueryShards(b *testing.B) {
+	ts := at(50 * time.Minute)
+	for _, shards := range []int{0, 2} {
+		h := newBenchAPIOf(b, 100_000, func(c *Config) { c.Shards = shards })
+		for _, c := range []struct{ name, q string }{
+			{"sum_by_job_rate_5m_100k_series", "sum by (job) (rate(bench_requests_total[5m]))"},
+			{"topk_rate_5m_100k_series", "topk(5, rate(bench_requests_total[5m]))"},
+			{"count_100k_series", "count(bench_requests_total)"},
+		} {
+			b.Run(fmt.Sprintf("%s/shards=%d", c.name, shards), func(b *testing.B) {
+				benchRequest(b, h, "query", p("query", c.q, "time", ts))
+			})
+		}
 	}
 }
 

@@ -2,11 +2,12 @@ package query
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -32,27 +33,43 @@ import (
 //
 // Answers with warnings or infos are not cached.
 //
-// Each entry is one day's extent of one query: (workspace, its generation, query text,
+// Each entry is one day's extent of one query: (workspace, its version, query text,
 // step and the steps' phase, lookback, limits) and the steps [from, to] it holds.
 // A request asking for steps of that day that the extent lacks evaluates the missing
-// steps only, before and after it, and the extent grows to cover them. A workspace's
-// entries are dropped when it is deleted or reconfigured (Invalidate), since its
-// retention may have changed.
+// steps only, before and after it, and the extent grows to cover them.
+//
+// Extents live in this process' memory (an LRU) or in a memcached or Redis server that
+// several processes share (cachebackend.go, encoded by cachecodec.go), where one finds
+// the extents another made. A workspace's extents must not outlive a change of what
+// decides its answers (its retention): its version (Deps.CacheVersion, which every
+// process computes alike from the workspace's record) is in the key, and in memory a
+// per-process generation too, bumped by Invalidate when the workspace is deleted or
+// reconfigured.
 
 // minCacheFreshness is the longest out-of-order window (limits.MaxOutOfOrderTimeWindow):
 // a late sample is never older than it, so steps older than it do not change.
 const minCacheFreshness = 10 * time.Minute
 
-// resultsCache is an LRU of extents bounded by their estimated size in bytes.
+// resultsCache keeps extents in a store: this process' LRU, or a memcached or Redis
+// server that processes share (cachebackend.go). A failing store (down, slow, an item
+// too large or corrupt) is a miss, counted, never a failed query.
 type resultsCache struct {
-	maxBytes int64
-	m        *metrics
+	store   extentStore
+	backend string // the configured backend, in the metrics
+	// shared: the store is a server that processes share, so keys leave out gens (each
+	// process has its own); Deps.CacheVersion changes instead when a workspace does.
+	shared bool
+	m      *metrics
+	logger *slog.Logger
+	// lookback is the engine's lookback delta, which requests that set none use: in the
+	// key, since processes sharing a backend may be configured differently.
+	lookback time.Duration
+	// shards is Config.Shards: in the key, since a sharded sum may differ from an
+	// unsharded one in its last bits.
+	shards int
 
-	mu      sync.Mutex
-	bytes   int64
-	lru     *list.List // of *extent, most recently used first
-	entries map[string]*list.Element
-	gens    map[string]uint64 // workspace → generation, bumped by Invalidate
+	mu   sync.Mutex        // guards gens
+	gens map[string]uint64 // workspace → generation, bumped by Invalidate
 }
 
 // extent is the answer of one query over the steps [from, to] of one day. Its matrix is
@@ -61,15 +78,16 @@ type extent struct {
 	key      string
 	from, to int64 // ms
 	mat      promql.Matrix
-	size     int64
+	size     int64 // estimated bytes in memory (memoryExtents)
 }
 
-func newResultsCache(maxBytes int64, m *metrics) *resultsCache {
-	return &resultsCache{maxBytes: maxBytes, m: m, lru: list.New(), entries: map[string]*list.Element{}, gens: map[string]uint64{}}
+func newResultsCache(store extentStore, backend string, lookback time.Duration, shards int, m *metrics, logger *slog.Logger) *resultsCache {
+	return &resultsCache{store: store, backend: backend, shared: backend != CacheBackendMemory, lookback: lookback, shards: max(shards, 1), m: m, logger: logger, gens: map[string]uint64{}}
 }
 
-// Invalidate drops what is cached of a workspace: its entries are no longer found, and
-// age out of the LRU.
+// Invalidate drops what is cached of a workspace in this process' store: its entries are
+// no longer found, and age out of the LRU. A shared store's keys do not change with it
+// (other processes could not know): there the workspace's CacheVersion does.
 func (c *resultsCache) Invalidate(ws string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -78,53 +96,54 @@ func (c *resultsCache) Invalidate(ws string) {
 
 // key is the entry of a query's day: everything that changes the answer.
 func (c *resultsCache) key(ws, version, qs string, step time.Duration, phase int64, opts promql.QueryOpts, lim QueryLimits, day int64) string {
-	c.mu.Lock()
-	gen := c.gens[ws]
-	c.mu.Unlock()
+	var gen uint64
+	if !c.shared {
+		c.mu.Lock()
+		gen = c.gens[ws]
+		c.mu.Unlock()
+	}
 	useST := "-"
 	if u := opts.UseStartTimestamps(); u != nil {
 		useST = fmt.Sprint(*u)
 	}
+	lookback := opts.LookbackDelta()
+	if lookback <= 0 { // the engine's, as promql.Engine takes it
+		lookback = c.lookback
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d", ws, gen, version, qs, step, phase, opts.LookbackDelta(), useST, lim.MaxSamples, lim.MaxSeries, day)
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%s\x00%d\x00%d\x00%d\x00%d", ws, gen, version, qs, step, phase, lookback, useST, lim.MaxSamples, lim.MaxSeries, c.shards, day)
 	return ws + ":" + hex.EncodeToString(h.Sum(nil))
 }
 
-// get returns the extent of key, nil when there is none.
-func (c *resultsCache) get(key string) *extent {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.entries[key]
-	if !ok {
+// get returns the extent of key, nil when there is none or the store failed.
+func (c *resultsCache) get(ctx context.Context, key string) *extent {
+	e, err := c.store.get(ctx, key)
+	if err != nil {
+		c.failed(err, "get")
 		return nil
 	}
-	c.lru.MoveToFront(el)
-	return el.Value.(*extent)
+	return e
 }
 
-// put stores e, replacing the extent of its key, and evicts the least recently used
-// beyond the size bound.
-func (c *resultsCache) put(e *extent) {
-	if e.size > c.maxBytes {
-		return
+// put stores e, replacing the extent of its key.
+func (c *resultsCache) put(ctx context.Context, e *extent) {
+	if err := c.store.put(ctx, e); err != nil {
+		c.failed(err, "set")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[e.key]; ok {
-		c.bytes -= el.Value.(*extent).size
-		c.lru.Remove(el)
+}
+
+func (c *resultsCache) failed(err error, op string) {
+	reason := op
+	switch {
+	case errors.Is(err, errCorruptExtent):
+		reason = "corrupt"
+	case errors.Is(err, errOtherKey):
+		reason = "wrong_key"
+	case errors.Is(err, errTooLarge):
+		reason = "too_large"
 	}
-	c.entries[e.key] = c.lru.PushFront(e)
-	c.bytes += e.size
-	for c.bytes > c.maxBytes {
-		el := c.lru.Back()
-		old := el.Value.(*extent)
-		c.lru.Remove(el)
-		delete(c.entries, old.key)
-		c.bytes -= old.size
-		c.m.cacheEvictions.Inc()
-	}
-	c.m.cacheBytes.Set(float64(c.bytes))
+	c.m.cacheBackendErrors.WithLabelValues(c.backend, reason).Inc()
+	c.logger.Debug("results cache backend failed; evaluating instead", "backend", c.backend, "reason", reason, "err", err)
 }
 
 // cacheable tells whether a range query's steps can be cached once old enough: it is
@@ -146,17 +165,24 @@ func cacheable(expr parser.Expr) bool {
 
 // copyMatrix returns a copy of m that shares nothing mutable with it (histograms are
 // never modified in place once in an answer, and are shared).
-func copyMatrix(m promql.Matrix) (promql.Matrix, int64) {
+func copyMatrix(m promql.Matrix) promql.Matrix {
 	out := make(promql.Matrix, len(m))
-	var size int64
 	for i, s := range m {
 		out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats), Histograms: slices.Clone(s.Histograms), DropName: s.DropName}
+	}
+	return out
+}
+
+// matrixSize estimates the bytes m holds in memory.
+func matrixSize(m promql.Matrix) int64 {
+	var size int64
+	for _, s := range m {
 		size += 64 + int64(s.Metric.ByteSize()) + 16*int64(len(s.Floats))
 		for _, h := range s.Histograms {
 			size += 32 + int64(h.H.Size())
 		}
 	}
-	return out, size
+	return size
 }
 
 // sliceMatrix returns the points of m with timestamps in [from, to], in new slices; a
@@ -299,7 +325,7 @@ func (c *cachedRange) Exec(ctx context.Context) *promql.Result {
 func (c *cachedRange) fromDay(ctx context.Context, day, phase, ps, pe int64) (promql.Matrix, annotations.Annotations, error) {
 	cache, step := c.a.cache, c.step.Milliseconds()
 	key := cache.key(c.ws, c.version, c.qs, c.step, phase, c.opts, c.lim, day)
-	e := cache.get(key)
+	e := cache.get(ctx, key)
 	if e != nil && e.from <= ps && pe <= e.to {
 		c.a.metrics.cacheSteps.WithLabelValues("hit").Add(float64((pe-ps)/step + 1))
 		return sliceMatrix(e.mat, ps, pe), nil, nil
@@ -344,14 +370,17 @@ func (c *cachedRange) fromDay(ctx context.Context, day, phase, ps, pe int64) (pr
 	// extent's are never modified.
 	copies := make([]promql.Matrix, len(mats))
 	for i, m := range mats {
-		copies[i], _ = copyMatrix(m)
+		copies[i] = copyMatrix(m)
 	}
 	grown := mergeTimeMatrices(copies)
 	if len(warns) == 0 {
 		// An answer with warnings or infos is not kept: a sub-range of its steps may not
 		// have them.
-		_, size := copyMatrix(grown) // size only
-		cache.put(&extent{key: key, from: from, to: to, mat: grown, size: size})
+		e := &extent{key: key, from: from, to: to, mat: grown}
+		if !cache.shared {
+			e.size = matrixSize(grown)
+		}
+		cache.put(ctx, e)
 	}
 	return sliceMatrix(grown, ps, pe), warns, nil
 }

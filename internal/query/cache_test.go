@@ -16,8 +16,15 @@ import (
 // steps off the day grid. Queries it must not cache are evaluated: answers with
 // annotations, negative offsets, Cache-Control: no-store, steps too new.
 func TestResultsCacheEqualsEvaluation(t *testing.T) {
-	plain := newEnv(t, func(c *Config, _ *Deps) { c.ResultsCacheSize = 0 })
 	cached := newEnv(t, func(c *Config, _ *Deps) { c.SplitInterval = 10 * time.Minute })
+	testResultsCacheEquals(t, cached, func() { cached.api.Invalidate(testWS) })
+}
+
+// testResultsCacheEquals runs TestResultsCacheEqualsEvaluation's checks on cached, an env
+// with a results cache of 10m "days"; invalidate must make the workspace's cached extents
+// unusable, as deleting or reconfiguring it does.
+func testResultsCacheEquals(t *testing.T, cached *env, invalidate func()) {
+	plain := newEnv(t, func(c *Config, _ *Deps) { c.ResultsCacheSize = 0 })
 	steps := func(result string) float64 {
 		return testutil.ToFloat64(cached.api.metrics.cacheSteps.WithLabelValues(result))
 	}
@@ -85,10 +92,10 @@ func TestResultsCacheEqualsEvaluation(t *testing.T) {
 	params := p("query", "sum(http_requests_total)", "start", at(0), "end", at(40*time.Minute), "step", "60")
 	check(t, params, nil)
 	misses := steps("miss")
-	cached.api.Invalidate(testWS)
+	invalidate()
 	check(t, params, nil)
 	if steps("miss") != misses+41 {
-		t.Errorf("after Invalidate %v steps evaluated, want all 41", steps("miss")-misses)
+		t.Errorf("after invalidating %v steps evaluated, want all 41", steps("miss")-misses)
 	}
 
 	// Steps newer than the freshness bound are evaluated every time.

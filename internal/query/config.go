@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -68,12 +70,18 @@ type Config struct {
 	// Parallelism is how many parts of its steps a long range query is evaluated in at
 	// once (split.go). Zero means one per CPU; 1 evaluates every query whole.
 	Parallelism int `yaml:"parallelism"`
+	// Shards is how many shards of their series the aggregations of an instant query,
+	// or of a range query too short to split by steps, are evaluated in at once
+	// (shard.go). Below 2, none.
+	Shards int `yaml:"shards"`
 	// SlowQueryLogThreshold logs requests that take at least this long. Zero disables
 	// the log.
 	SlowQueryLogThreshold time.Duration `yaml:"slow_query_log_threshold"`
 	// ResultsCacheSize bounds the range query answers kept in memory (cache.go), in
-	// bytes; zero disables the cache.
+	// bytes, with the memory backend; zero disables the cache there.
 	ResultsCacheSize int64 `yaml:"results_cache_size"`
+	// ResultsCache chooses where the results cache keeps its extents.
+	ResultsCache ResultsCacheConfig `yaml:"results_cache"`
 	// SplitInterval is the span of a cached extent (a day, aligned to UTC midnight).
 	SplitInterval time.Duration `yaml:"split_interval"`
 	// CacheMaxFreshness: steps newer than this are evaluated, never cached (at least
@@ -97,6 +105,116 @@ type Config struct {
 	MaxWaitTotal time.Duration `yaml:"max_wait_total"`
 }
 
+// ResultsCacheConfig chooses the results cache's backend: this process' memory, or a
+// memcached or Redis server that processes share (cachebackend.go).
+type ResultsCacheConfig struct {
+	// Backend is CacheBackendMemory, CacheBackendMemcached or CacheBackendRedis.
+	Backend string `yaml:"backend"`
+	// TTL is how long a remote backend keeps an extent; zero means until evicted.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxItemSize: extents whose encoding is larger are not stored in a remote backend.
+	MaxItemSize int `yaml:"max_item_size"`
+	// Memcached configures the memcached backend.
+	Memcached MemcachedConfig `yaml:"memcached"`
+	// Redis configures the Redis backend.
+	Redis RedisConfig `yaml:"redis"`
+}
+
+// MemcachedConfig is a memcached client's configuration.
+type MemcachedConfig struct {
+	// Addresses are memcached servers, comma-separated: host:port, or the path of a unix
+	// socket. Keys are spread over them by hash. Names are resolved at start.
+	Addresses string `yaml:"addresses"`
+	// Timeout bounds connecting and each request.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxIdleConnections are kept open per server.
+	MaxIdleConnections int `yaml:"max_idle_connections"`
+}
+
+// RedisConfig is a Redis client's configuration (one server, or a proxy).
+type RedisConfig struct {
+	// Endpoint is host:port, or the path of a unix socket.
+	Endpoint string `yaml:"endpoint"`
+	// Username is the ACL user; empty: the default user.
+	Username string `yaml:"username"`
+	// Password comes from STRATA_QUERY_RESULTS_CACHE_REDIS_PASSWORD, never from a file
+	// or a flag.
+	Password string `yaml:"-"`
+	// DB is the database number.
+	DB int `yaml:"db"`
+	// Timeout bounds connecting and each request.
+	Timeout time.Duration `yaml:"timeout"`
+	// PoolSize is the most connections kept; zero means 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
+	// TLSEnabled connects with TLS, verified with TLSCAPath (empty: the system's CAs)
+	// unless TLSInsecureSkipVerify; TLSCertPath and TLSKeyPath are a client certificate.
+	TLSEnabled            bool   `yaml:"tls_enabled"`
+	TLSCAPath             string `yaml:"tls_ca_path"`
+	TLSCertPath           string `yaml:"tls_cert_path"`
+	TLSKeyPath            string `yaml:"tls_key_path"`
+	TLSServerName         string `yaml:"tls_server_name"`
+	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
+}
+
+// RedisPasswordEnv is the environment variable of the Redis backend's password.
+const RedisPasswordEnv = "STRATA_QUERY_RESULTS_CACHE_REDIS_PASSWORD"
+
+func (c *ResultsCacheConfig) registerFlags(f *flag.FlagSet) {
+	const p = "query.results-cache."
+	f.StringVar(&c.Backend, p+"backend", CacheBackendMemory, "Where the results cache keeps its extents: memory (this process, --query.results-cache-size), memcached or redis (a server that every process pointing at it shares, so one finds the answers another evaluated). A failing server is a cache miss, never a failed query.")
+	f.DurationVar(&c.TTL, p+"ttl", 7*24*time.Hour, "How long memcached or Redis keeps a cached extent. 0 means until the server evicts it.")
+	f.IntVar(&c.MaxItemSize, p+"max-item-size", 1<<20, "Largest encoded extent stored in memcached or Redis, in bytes; larger ones are evaluated every time. Keep it within memcached's item size (-I, 1 MiB by default), which counts the key too.")
+	f.StringVar(&c.Memcached.Addresses, p+"memcached.addresses", "", "Comma-separated memcached servers (host:port or a unix socket path) for --query.results-cache.backend=memcached; keys are spread over them by hash. Host names are resolved at start.")
+	f.DurationVar(&c.Memcached.Timeout, p+"memcached.timeout", 200*time.Millisecond, "Longest memcached may take to connect or to answer a request; then the request is a miss.")
+	f.IntVar(&c.Memcached.MaxIdleConnections, p+"memcached.max-idle-connections", 100, "Idle connections kept open to each memcached server.")
+	f.StringVar(&c.Redis.Endpoint, p+"redis.endpoint", "", "Redis server (host:port or a unix socket path) for --query.results-cache.backend=redis. The password, if any, is read from "+RedisPasswordEnv+".")
+	f.StringVar(&c.Redis.Username, p+"redis.username", "", "Redis ACL user name; empty means the default user.")
+	f.IntVar(&c.Redis.DB, p+"redis.db", 0, "Redis database number.")
+	f.DurationVar(&c.Redis.Timeout, p+"redis.timeout", 500*time.Millisecond, "Longest Redis may take to connect or to answer a request (a retry included); then the request is a miss.")
+	f.IntVar(&c.Redis.PoolSize, p+"redis.pool-size", 0, "Most connections to Redis. 0 means 10 per CPU.")
+	f.BoolVar(&c.Redis.TLSEnabled, p+"redis.tls-enabled", false, "Connect to Redis with TLS.")
+	f.StringVar(&c.Redis.TLSCAPath, p+"redis.tls-ca-path", "", "PEM CA bundle verifying Redis' certificate; empty means the system's CAs.")
+	f.StringVar(&c.Redis.TLSCertPath, p+"redis.tls-cert-path", "", "PEM client certificate for Redis (mutual TLS).")
+	f.StringVar(&c.Redis.TLSKeyPath, p+"redis.tls-key-path", "", "PEM private key of --query.results-cache.redis.tls-cert-path.")
+	f.StringVar(&c.Redis.TLSServerName, p+"redis.tls-server-name", "", "Name to verify Redis' certificate against; empty means the endpoint's host.")
+	f.BoolVar(&c.Redis.TLSInsecureSkipVerify, p+"redis.tls-insecure-skip-verify", false, "Do not verify Redis' certificate (testing only).")
+	c.Redis.Password = os.Getenv(RedisPasswordEnv)
+}
+
+// Validate checks the configuration.
+func (c *ResultsCacheConfig) Validate() error {
+	switch c.Backend {
+	case CacheBackendMemory:
+		return nil
+	case CacheBackendMemcached:
+		if strings.TrimSpace(c.Memcached.Addresses) == "" {
+			return errors.New("memcached.addresses is required with the memcached backend")
+		}
+		if c.Memcached.Timeout <= 0 {
+			return errors.New("memcached.timeout must be positive")
+		}
+	case CacheBackendRedis:
+		if c.Redis.Endpoint == "" {
+			return errors.New("redis.endpoint is required with the redis backend")
+		}
+		if c.Redis.Timeout <= 0 || c.Redis.PoolSize < 0 || c.Redis.DB < 0 {
+			return errors.New("redis.timeout must be positive, redis.pool_size and redis.db not negative")
+		}
+		if (c.Redis.TLSCertPath == "") != (c.Redis.TLSKeyPath == "") {
+			return errors.New("redis.tls_cert_path and redis.tls_key_path go together")
+		}
+	default:
+		return fmt.Errorf("backend: unknown results cache backend %q (memory, memcached or redis)", c.Backend)
+	}
+	if c.TTL != 0 && c.TTL < time.Second {
+		return errors.New("ttl must be 0 or at least 1s")
+	}
+	if c.MaxItemSize <= 0 {
+		return errors.New("max_item_size must be positive")
+	}
+	return nil
+}
+
 // RegisterFlags registers the flags under "query.".
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Timeout, "query.timeout", DefaultTimeout, "Longest a query request may take, waiting for a slot included (AMP: 60s); over it the request answers 422 \"query timed out - consider simplifying your query\".")
@@ -110,7 +228,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "query.default-evaluation-interval", time.Minute, "Step of PromQL subqueries that set none.")
 	f.BoolVar(&c.EnableExperimentalFunctions, "query.enable-experimental-functions", false, "Admit PromQL's experimental functions and modifiers.")
 	f.IntVar(&c.Parallelism, "query.parallelism", 0, "Parts a long range query's steps are cut into and evaluated at once, each on a CPU (the answer is the same as evaluated whole). 0 means one per CPU; 1 evaluates every query whole.")
-	f.Int64Var(&c.ResultsCacheSize, "query.results-cache-size", 256<<20, "Bytes of range query answers kept in memory, by day of steps, so that a dashboard asking again evaluates only its newest steps. 0 disables the cache.")
+	f.IntVar(&c.Shards, "query.shards", 0, "Shards of their series that aggregations (sum, count, avg, min, max, group, topk, bottomk) are evaluated in at once, each on a CPU, and merged: for instant queries and range queries too short to split by steps. count, min, max, group, topk and bottomk answer exactly as unsharded; sum and avg add in another order, so their answers may differ in the last bits of a float64. 0 or 1 shards nothing.")
+	f.Int64Var(&c.ResultsCacheSize, "query.results-cache-size", 256<<20, "Bytes of range query answers kept in memory (--query.results-cache.backend=memory), by day of steps, so that a dashboard asking again evaluates only its newest steps. 0 disables the memory cache.")
+	c.ResultsCache.registerFlags(f)
 	f.DurationVar(&c.SplitInterval, "query.split-interval", 24*time.Hour, "Span of the steps of a range query cached together (aligned to multiples of it since the epoch: days at UTC midnight).")
 	f.DurationVar(&c.CacheMaxFreshness, "query.cache-max-freshness", 10*time.Minute, "Steps of a range query newer than this are evaluated every time, never cached: late and out-of-order samples may still arrive for them. At least 10m, the longest out-of-order window.")
 	f.DurationVar(&c.SlowQueryLogThreshold, "query.slow-query-log-threshold", 10*time.Second, "Log requests that take at least this long, with workspace, principal, query, duration and samples processed. 0 disables the log.")
@@ -130,14 +250,20 @@ func (c *Config) Validate() error {
 	if c.Parallelism < 0 {
 		return errors.New("parallelism must not be negative")
 	}
+	if c.Shards < 0 {
+		return errors.New("shards must not be negative")
+	}
 	if c.SlowQueryLogThreshold < 0 {
 		return errors.New("slow_query_log_threshold must not be negative")
 	}
 	if c.ResultsCacheSize < 0 || c.CacheMaxFreshness < 0 {
 		return errors.New("results_cache_size and cache_max_freshness must not be negative")
 	}
-	if c.ResultsCacheSize > 0 && c.SplitInterval < time.Minute {
+	if (c.ResultsCacheSize > 0 || c.ResultsCache.Backend != CacheBackendMemory) && c.SplitInterval < time.Minute {
 		return errors.New("split_interval must be at least 1m")
+	}
+	if err := c.ResultsCache.Validate(); err != nil {
+		return fmt.Errorf("results_cache: %w", err)
 	}
 	if c.MaxConcurrentTotal < 0 || c.MaxSamplesTotal < 0 || c.MaxWaitTotal < 0 {
 		return errors.New("max_concurrent_total, max_samples_total and max_wait_total must not be negative")

@@ -27,15 +27,25 @@ func TestConfigFlags(t *testing.T) {
 	}
 	fs := newFlagSet()
 	cfg.RegisterFlags(fs)
-	n := 0
+	n, backendFlags := 0, 0
 	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "query.results-cache.") {
+			backendFlags++ // ResultsCacheConfig's
+			return
+		}
 		n++
 		if !strings.HasPrefix(f.Name, "query.") {
 			t.Errorf("flag %s is not under query.", f.Name)
 		}
 	})
-	if n != 18 {
-		t.Errorf("%d flags, want one per Config field (18)", n)
+	if backendFlags != 17 {
+		t.Errorf("%d flags under query.results-cache., want one per ResultsCacheConfig field but the password (17)", backendFlags)
+	}
+	if rc := cfg.ResultsCache; rc.Backend != CacheBackendMemory || rc.TTL != 7*24*time.Hour || rc.MaxItemSize != 1<<20 || rc.Memcached.Timeout != 200*time.Millisecond || rc.Redis.Timeout != 500*time.Millisecond {
+		t.Errorf("results cache backend defaults: %+v", rc)
+	}
+	if n != 19 {
+		t.Errorf("%d flags, want one per Config field (19)", n)
 	}
 	if cfg.ResultsCacheSize != 256<<20 || cfg.SplitInterval != 24*time.Hour || cfg.CacheMaxFreshness != 10*time.Minute {
 		t.Errorf("results cache defaults: %d %v %v", cfg.ResultsCacheSize, cfg.SplitInterval, cfg.CacheMaxFreshness)
@@ -57,6 +67,18 @@ func TestConfigFlags(t *testing.T) {
 		func(c *Config) { c.MaxConcurrentTotal = -1 },
 		func(c *Config) { c.MaxSamplesTotal = -1 },
 		func(c *Config) { c.MaxWaitTotal = -time.Second },
+		func(c *Config) { c.ResultsCache.Backend = "disk" },
+		func(c *Config) { c.ResultsCache.Backend = CacheBackendMemcached },
+		func(c *Config) { c.ResultsCache.Backend = CacheBackendRedis },
+		func(c *Config) {
+			c.ResultsCache.Backend, c.ResultsCache.Redis.Endpoint, c.ResultsCache.TTL = CacheBackendRedis, "localhost:6379", time.Millisecond
+		},
+		func(c *Config) {
+			c.ResultsCache.Backend, c.ResultsCache.Memcached.Addresses, c.ResultsCache.MaxItemSize = CacheBackendMemcached, "localhost:11211", 0
+		},
+		func(c *Config) {
+			c.ResultsCache.Backend, c.ResultsCache.Redis.Endpoint, c.ResultsCache.Redis.TLSCertPath = CacheBackendRedis, "localhost:6379", "cert.pem"
+		},
 	} {
 		c := testConfig()
 		mod(&c)

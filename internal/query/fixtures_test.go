@@ -195,6 +195,7 @@ func openTSDB(t testing.TB) *tsdb.DB {
 	opts := tsdb.DefaultOptions()
 	opts.EnableExemplarStorage = true
 	opts.MaxExemplars = 100000
+	opts.EnableSharding = true // as the ingester's (sharded queries)
 	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
 	if err != nil {
 		t.Fatal(err)

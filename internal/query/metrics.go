@@ -17,10 +17,14 @@ type metrics struct {
 	// requests_total it gives the mean wait.
 	queueWait *prometheus.CounterVec
 	split     *prometheus.CounterVec
+	sharded   *prometheus.CounterVec
+	shardRuns prometheus.Counter
 	// The results cache (cache.go).
 	cacheSteps     *prometheus.CounterVec
 	cacheBytes     prometheus.Gauge
 	cacheEvictions prometheus.Counter
+	// cacheBackendErrors counts the remote backend's failures, each a miss.
+	cacheBackendErrors *prometheus.CounterVec
 	// The server-wide limits (serverlimits.go).
 	inFlight        prometheus.Gauge
 	samplesReserved prometheus.Gauge
@@ -71,10 +75,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_query_results_cache_evictions_total",
 			Help: "Cached extents evicted to keep the results cache within its size.",
 		}),
+		cacheBackendErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_query_results_cache_backend_errors_total",
+			Help: "Failures of the results cache's backend (--query.results-cache.backend), each taken as a miss and the steps evaluated, by backend and reason: get and set (the server down, slow or refusing), corrupt (an item that does not decode), wrong_key (an item of another query), too_large (an extent over --query.results-cache.max-item-size, not stored).",
+		}, []string{"backend", "reason"}),
 		split: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_query_split_queries_total",
 			Help: "Range queries cut into parts of their steps evaluated in parallel (--query.parallelism), by outcome: split (the parts answered) or whole (a part went over its share of the samples limit, so the query ran whole).",
 		}, []string{"outcome"}),
+		sharded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_query_sharded_queries_total",
+			Help: "Queries whose aggregations were cut into --query.shards shards of their series evaluated in parallel, by outcome: sharded (the shards answered) or whole (a shard failed, went over its share of the samples limit or warned, so the query ran whole).",
+		}, []string{"outcome"}),
+		shardRuns: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_query_shard_evaluations_total",
+			Help: "Partial aggregations evaluated for sharded queries, one per shard and partial (avg has two); divided by strata_query_sharded_queries_total, the shards per query.",
+		}),
 		inFlight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_query_in_flight_requests",
 			Help: "Query requests reading data across all workspaces, against --query.max-concurrent-total.",

@@ -184,6 +184,9 @@ func (a *API) handleQuery(q *request) *apiError {
 	if err != nil {
 		return constructionError(ctx, err)
 	}
+	if p.statsParam == "" { // stats are the engine's own
+		qry = a.newShardedQuery(q.ws, q.lim, q.seriesBudget(), p.opts, q.query, ts, ts, 0, qry)
+	}
 	defer qry.Close()
 	return a.execQuery(ctx, q, qry, &p, false)
 }

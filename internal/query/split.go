@@ -148,21 +148,24 @@ func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, bud
 	// judge the query as written.
 	expr, err := a.parser.ParseExpr(qs)
 	if err != nil || !splittable(expr) {
-		return whole, nil
+		return a.newShardedQuery(ws, lim, budget, opts, qs, start, end, step, whole), nil
 	}
 	if useCache && a.cache != nil && cacheable(expr) {
 		cutoff := a.now().Add(-max(a.cfg.CacheMaxFreshness, minCacheFreshness))
 		if !start.After(cutoff) {
-			var version string
+			version, ok := "", true
 			if a.deps.CacheVersion != nil {
-				version = a.deps.CacheVersion(ctx, ws)
+				version, ok = a.deps.CacheVersion(ctx, ws)
 			}
-			return &cachedRange{a: a, ws: ws, lim: lim, opts: opts, qs: qs, start: start, end: end, step: step, cutoff: cutoff, whole: whole, version: version}, nil
+			if ok {
+				return &cachedRange{a: a, ws: ws, lim: lim, opts: opts, qs: qs, start: start, end: end, step: step, cutoff: cutoff, whole: whole, version: version}, nil
+			}
 		}
 	}
 	parts := splitSteps(start, end, step, a.parallelism(), a.minStepsPerPart)
 	if len(parts) <= 1 {
-		return whole, nil
+		// Too few steps to split: the series can be.
+		return a.newShardedQuery(ws, lim, budget, opts, qs, start, end, step, whole), nil
 	}
 	return &splitQuery{a: a, ws: ws, lim: lim, opts: opts, qs: qs, parts: parts, step: step, whole: whole}, nil
 }

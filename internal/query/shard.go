@@ -1,0 +1,600 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/stats"
+)
+
+// Query sharding (Config.Shards), as Mimir's query-frontend does it: an aggregation over
+// many series, `sum by (job) (rate(x[5m]))`, is evaluated as N partial aggregations of
+// disjoint thirds (halves, ...) of the series, in parallel, and the partial answers are
+// merged by the same engine: `sum by (job) (<the partial sums>)`. A series belongs to
+// shard labels.StableHash(series) % N, the hash the TSDB keeps for its ShardedPostings.
+//
+// What is merged how: sum, min, max and group by themselves, count by a sum of the
+// counts, avg as the merged sum over the merged count, topk and bottomk by themselves over
+// the shards' top k. count, min, max, group, topk and bottomk are exact; sum and avg add
+// the same numbers in another order, so they may differ from the unsharded answer in the
+// last bits of a float64 (about 1e-15 relative), as Mimir's do.
+//
+// Sharded only where that gives the unsharded answer:
+//   - the aggregated expression reads each series alone: selectors of one metric name
+//     each (so dropping the name cannot make two series one), per-series functions,
+//     arithmetic with scalars; no other aggregation, subquery, vector-to-vector
+//     operation, label_replace, or function that looks across series;
+//   - every selector of the query is inside a sharded aggregation, so the samples
+//     processed are the shards' sum, as the unsharded query counts them;
+//   - the shards and the merge answer without warnings or infos (their positions and
+//     counts would be those of the rewritten query), and without errors: otherwise the
+//     query is evaluated whole, so it answers, fails or warns exactly as unsharded.
+
+const (
+	// shardLabel tells the shards' partial series apart, so the merge sees N series and
+	// not N copies of one.
+	shardLabel = "__strata_shard__"
+	// partialName names the selectors standing for partial aggregations in the merge.
+	partialName = "__strata_partial_"
+)
+
+// shardPlan is a query rewritten for sharding.
+type shardPlan struct {
+	merge    string     // the query, each sharded aggregation replaced by its merge
+	partials []*partial // the aggregations evaluated per shard
+}
+
+// partial is one aggregation evaluated on every shard.
+type partial struct {
+	name    string // of its selector in merge
+	query   string
+	labeled bool // its series get shardLabel
+	// again: another partial reads the same series (avg's count): its samples are not
+	// counted twice.
+	again bool
+}
+
+// planShards rewrites expr (parsed by the caller, changed here) for sharding; ok is false
+// when no aggregation of it can be sharded or the rules above forbid it.
+func planShards(expr parser.Expr) (p *shardPlan, ok bool) {
+	p = &shardPlan{}
+	expr = p.rewrite(expr)
+	if len(p.partials) == 0 || !onlyPartials(expr) {
+		return nil, false
+	}
+	p.merge = expr.String()
+	return p, true
+}
+
+// rewrite replaces the outermost shardable aggregations of e by their merges.
+func (p *shardPlan) rewrite(e parser.Expr) parser.Expr {
+	switch n := e.(type) {
+	case *parser.AggregateExpr:
+		if m := p.merged(n); m != nil {
+			return m
+		}
+		n.Expr = p.rewrite(n.Expr)
+	case *parser.BinaryExpr:
+		n.LHS, n.RHS = p.rewrite(n.LHS), p.rewrite(n.RHS)
+	case *parser.Call:
+		if _, ok := histogramStatsFunctions[n.Func.Name]; ok {
+			// Below these the engine reads histograms without their buckets, which a
+			// partial evaluated alone would not know (so it would count more samples).
+			return e
+		}
+		for i, a := range n.Args {
+			n.Args[i] = p.rewrite(a)
+		}
+	case *parser.ParenExpr:
+		n.Expr = p.rewrite(n.Expr)
+	case *parser.UnaryExpr:
+		n.Expr = p.rewrite(n.Expr)
+	}
+	// Subqueries are left alone: their aggregations are evaluated at the subquery's
+	// steps, not the query's.
+	return e
+}
+
+// merged returns the merge of a shardable aggregation, nil if it is not shardable.
+func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
+	if !perSeries(n.Expr) {
+		return nil
+	}
+	agg := func(op parser.ItemType, e parser.Expr) *parser.AggregateExpr {
+		return &parser.AggregateExpr{Op: op, Expr: e, Grouping: n.Grouping, Without: n.Without}
+	}
+	// mergeOf aggregates the partials of part again, across shards.
+	mergeOf := func(op parser.ItemType, part *parser.AggregateExpr) parser.Expr {
+		m := agg(op, p.add(part, true))
+		if n.Without {
+			m.Grouping = append(slices.Clone(n.Grouping), shardLabel)
+		}
+		return m
+	}
+	switch n.Op {
+	case parser.SUM, parser.MIN, parser.MAX, parser.GROUP:
+		return mergeOf(n.Op, agg(n.Op, n.Expr))
+	case parser.COUNT:
+		return mergeOf(parser.SUM, agg(parser.COUNT, n.Expr))
+	case parser.AVG:
+		sum := mergeOf(parser.SUM, agg(parser.SUM, n.Expr))
+		count := mergeOf(parser.SUM, agg(parser.COUNT, n.Expr))
+		p.partials[len(p.partials)-1].again = true
+		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
+			Op:             parser.DIV,
+			LHS:            sum,
+			RHS:            count,
+			VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne},
+		}}
+	case parser.TOPK, parser.BOTTOMK:
+		if _, ok := unparen(n.Param).(*parser.NumberLiteral); !ok {
+			return nil
+		}
+		// The shards' series are distinct: no label needed to tell them apart.
+		part := agg(n.Op, n.Expr)
+		part.Param = n.Param
+		m := agg(n.Op, p.add(part, false))
+		m.Param = n.Param
+		return m
+	}
+	return nil
+}
+
+// add registers part as a partial and returns the selector standing for its series.
+func (p *shardPlan) add(part *parser.AggregateExpr, labeled bool) *parser.VectorSelector {
+	name := partialName + strconv.Itoa(len(p.partials))
+	p.partials = append(p.partials, &partial{name: name, query: part.String(), labeled: labeled})
+	return &parser.VectorSelector{Name: name, LabelMatchers: []*labels.Matcher{
+		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)}}
+}
+
+func unparen(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
+}
+
+// perSeries tells whether each series of e's answer comes from one series of storage,
+// with its labels or without its name only (see the rules above).
+func perSeries(e parser.Expr) bool {
+	ok, selectors := true, 0
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case nil, *parser.MatrixSelector, *parser.ParenExpr, *parser.UnaryExpr, *parser.NumberLiteral,
+			*parser.StringLiteral, *parser.DurationExpr:
+		case *parser.VectorSelector:
+			selectors++
+			ok = slices.ContainsFunc(n.LabelMatchers, func(m *labels.Matcher) bool {
+				return m.Name == labels.MetricName && m.Type == labels.MatchEqual && m.Value != ""
+			}) && !strings.HasPrefix(n.Name, partialName)
+		case *parser.BinaryExpr:
+			// A vector meets scalars only; set operators and comparisons between vectors
+			// match series.
+			ok = n.LHS.Type() != parser.ValueTypeVector || n.RHS.Type() != parser.ValueTypeVector
+		case *parser.Call:
+			arity, known := perSeriesFunctions[n.Func.Name]
+			ok = known && (arity < 0 || len(n.Args) == arity)
+		default: // aggregations, subqueries, node kinds unknown here
+			ok = false
+		}
+		if !ok {
+			return errStopInspect
+		}
+		return nil
+	})
+	return ok && selectors > 0
+}
+
+// perSeriesFunctions are the functions whose answer for a series depends on that series
+// alone and keeps its labels (less the metric name), with the number of arguments they
+// must have for that (-1: any). The date functions without an argument read time(), a
+// series of their own that every shard would answer.
+var perSeriesFunctions = map[string]int{
+	"abs": -1, "acos": -1, "acosh": -1, "asin": -1, "asinh": -1, "atan": -1, "atanh": -1,
+	"avg_over_time": -1, "ceil": -1, "changes": -1, "clamp": -1, "clamp_max": -1, "clamp_min": -1,
+	"cos": -1, "cosh": -1, "count_over_time": -1, "days_in_month": 1, "day_of_month": 1,
+	"day_of_week": 1, "day_of_year": 1, "deg": -1, "delta": -1, "deriv": -1, "exp": -1,
+	"first_over_time": -1, "floor": -1, "histogram_avg": -1, "histogram_count": -1,
+	"histogram_sum": -1, "histogram_stddev": -1, "histogram_stdvar": -1,
+	"double_exponential_smoothing": -1, "hour": 1, "idelta": -1, "increase": -1, "irate": -1,
+	"last_over_time": -1, "ln": -1, "log10": -1, "log2": -1, "mad_over_time": -1,
+	"max_over_time": -1, "min_over_time": -1, "minute": 1, "month": 1, "pi": -1,
+	"predict_linear": -1, "present_over_time": -1, "quantile_over_time": -1, "rad": -1,
+	"rate": -1, "resets": -1, "round": -1, "sgn": -1, "sin": -1, "sinh": -1, "sqrt": -1,
+	"stddev_over_time": -1, "stdvar_over_time": -1, "sum_over_time": -1, "tan": -1, "tanh": -1,
+	"time": -1, "timestamp": -1, "ts_of_first_over_time": -1, "ts_of_last_over_time": -1,
+	"ts_of_max_over_time": -1, "ts_of_min_over_time": -1, "year": 1,
+}
+
+// histogramStatsFunctions are those under which the engine skips histogram buckets
+// (promql's detectHistogramStatsDecoding).
+var histogramStatsFunctions = map[string]struct{}{
+	"histogram_count": {}, "histogram_sum": {}, "histogram_avg": {}, "timestamp": {}, "start_timestamp": {}, "absent": {},
+}
+
+// onlyPartials tells whether every selector of e stands for a partial.
+func onlyPartials(e parser.Expr) bool {
+	ok := true
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			ok = strings.HasPrefix(n.Name, partialName)
+		case *parser.MatrixSelector, *parser.SubqueryExpr:
+			ok = false
+		}
+		if !ok {
+			return errStopInspect
+		}
+		return nil
+	})
+	return ok
+}
+
+// shards is how many shards a query is cut into; below 2, none.
+func (a *API) shards() int { return a.cfg.Shards }
+
+// newShardedQuery returns whole evaluated as shards when qs can be (instant when step is
+// 0), else whole itself. budget is the request's series budget, which whole uses too.
+func (a *API) newShardedQuery(ws string, lim QueryLimits, budget *seriesBudget, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, whole promql.Query) promql.Query {
+	if a.shards() < 2 || strings.Contains(qs, partialName) {
+		return whole
+	}
+	expr, err := a.parser.ParseExpr(qs)
+	if err != nil {
+		return whole
+	}
+	plan, ok := planShards(expr)
+	if !ok {
+		return whole
+	}
+	return &shardedQuery{a: a, ws: ws, lim: lim, budget: budget, opts: opts, plan: plan, qs: qs, start: start, end: end, step: step, whole: whole}
+}
+
+// shardedQuery is a query evaluated as shards and merged; it falls back to the whole
+// query wherever the sharded answer might differ (see above).
+type shardedQuery struct {
+	a      *API
+	ws     string
+	lim    QueryLimits
+	budget *seriesBudget
+	opts   promql.QueryOpts
+	plan   *shardPlan
+	qs     string
+	start  time.Time
+	end    time.Time
+	step   time.Duration // 0: an instant query at start
+	whole  promql.Query
+
+	mu      sync.Mutex // guards cancel
+	cancel  context.CancelFunc
+	merge   promql.Query // its points are the answer's until Close
+	samples int64
+	sharded bool // the answer came from the shards
+}
+
+func (s *shardedQuery) Statement() parser.Statement { return s.whole.Statement() }
+func (s *shardedQuery) String() string              { return s.qs }
+
+// Stats returns the whole query's statistics, or the samples the shards processed: each
+// series is read by one shard, as often as the whole query reads it.
+func (s *shardedQuery) Stats() *stats.Statistics {
+	if !s.sharded {
+		return s.whole.Stats()
+	}
+	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: &stats.QuerySamples{TotalSamples: s.samples}}
+}
+
+func (s *shardedQuery) Cancel() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.whole.Cancel()
+}
+
+func (s *shardedQuery) Close() {
+	if s.merge != nil {
+		s.merge.Close()
+	}
+	s.whole.Close()
+}
+
+func (s *shardedQuery) Exec(ctx context.Context) *promql.Result {
+	res, err := s.execShards(ctx)
+	if err == nil {
+		s.sharded = true
+		s.a.metrics.sharded.WithLabelValues("sharded").Inc()
+		return res
+	}
+	if ctx.Err() != nil {
+		return &promql.Result{Err: err}
+	}
+	s.a.logger.Debug("sharded query evaluated whole", "query", s.qs, "reason", err)
+	s.a.metrics.sharded.WithLabelValues("whole").Inc()
+	if s.merge != nil {
+		s.merge.Close()
+		s.merge = nil
+	}
+	if s.budget != nil {
+		s.budget.read.Store(0) // the whole query reads the series again
+	}
+	return s.whole.Exec(ctx)
+}
+
+// errShardAnnotations sends a sharded query whose shards or merge warn to be evaluated
+// whole.
+var errShardAnnotations = errors.New("the shards or the merge have annotations")
+
+// execShards evaluates the partials on every shard in parallel, then the merge. Any error
+// means the query is to be evaluated whole (unless ctx ended).
+func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+
+	n := s.a.shards()
+	jobs := len(s.plan.partials) * n
+	// The shards run at once: each holds its share of the samples limit. A shard over
+	// its share sends the query whole, which passes or fails as it would unsharded.
+	maxSamples := s.lim.MaxSamples
+	if maxSamples > 0 {
+		maxSamples = max(1, maxSamples/jobs)
+	}
+	eng := s.a.engineFor(maxSamples)
+	s.a.metrics.shardRuns.Add(float64(jobs))
+	queries := make([]promql.Query, jobs)
+	defer func() {
+		for _, q := range queries {
+			if q != nil {
+				q.Close()
+			}
+		}
+	}()
+	results := make([]*promql.Result, jobs)
+	var wg sync.WaitGroup
+	for j := range jobs {
+		part, shard := s.plan.partials[j/n], j%n
+		wg.Go(func() {
+			qry, err := s.newQuery(ctx, eng, shardQueryable(s.a.queryable(ctx, s.ws, s.budget), shard, n), part.query)
+			if err != nil {
+				results[j] = &promql.Result{Err: err}
+				cancel()
+				return
+			}
+			queries[j] = qry
+			results[j] = qry.Exec(ctx)
+			if results[j].Err != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+
+	var samples int64
+	for j, res := range results {
+		if res.Err != nil {
+			// Another shard's error canceled this one: report that error instead.
+			if isCancellation(res.Err) && ctx.Err() != nil {
+				continue
+			}
+			return nil, res.Err
+		}
+		if len(res.Warnings) > 0 {
+			return nil, errShardAnnotations
+		}
+		if !s.plan.partials[j/n].again {
+			samples += queries[j].Stats().Samples.TotalSamples
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sets := make(map[string][]storage.Series, len(s.plan.partials))
+	for j, res := range results {
+		part := s.plan.partials[j/n]
+		sets[part.name] = appendPartialSeries(sets[part.name], res.Value, part.labeled, j%n, s.step, s.end)
+	}
+	for _, ss := range sets {
+		slices.SortFunc(ss, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	}
+
+	merge, err := s.newQuery(ctx, s.a.engineFor(s.lim.MaxSamples), partialsQueryable(sets), s.plan.merge)
+	if err != nil {
+		return nil, err
+	}
+	s.merge = merge
+	res := merge.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if len(res.Warnings) > 0 {
+		return nil, errShardAnnotations
+	}
+	s.samples = samples
+	return res, nil
+}
+
+// newQuery builds qs over q as this query is: instant or range.
+func (s *shardedQuery) newQuery(ctx context.Context, eng *promql.Engine, q storage.Queryable, qs string) (promql.Query, error) {
+	if s.step == 0 {
+		return eng.NewInstantQuery(ctx, q, s.opts, qs, s.start)
+	}
+	return eng.NewRangeQuery(ctx, q, s.opts, qs, s.start, s.end, s.step)
+}
+
+// appendPartialSeries appends the series of a shard's answer v as series of samples the
+// merge reads at its steps. A range answer's series get a stale marker a step after each
+// point not followed by one, so that the merge does not look back to it at a step where
+// the shard answered nothing.
+func appendPartialSeries(out []storage.Series, v parser.Value, labeled bool, shard int, step time.Duration, end time.Time) []storage.Series {
+	lset := func(l labels.Labels) labels.Labels {
+		if !labeled {
+			return l
+		}
+		b := labels.NewBuilder(l)
+		b.Set(shardLabel, strconv.Itoa(shard))
+		return b.Labels()
+	}
+	switch v := v.(type) {
+	case promql.Vector:
+		for _, smp := range v {
+			out = append(out, storage.NewListSeries(lset(smp.Metric), []chunks.Sample{partialSample{t: smp.T, f: smp.F, h: smp.H}}))
+		}
+	case promql.Matrix:
+		stepMs, endMs := step.Milliseconds(), end.UnixMilli()
+		stale := math.Float64frombits(value.StaleNaN)
+		for _, ser := range v {
+			smps := make([]chunks.Sample, 0, len(ser.Floats)+len(ser.Histograms)+1)
+			for _, p := range ser.Floats {
+				smps = append(smps, partialSample{t: p.T, f: p.F})
+			}
+			for _, p := range ser.Histograms {
+				smps = append(smps, partialSample{t: p.T, h: p.H})
+			}
+			if len(ser.Floats) > 0 && len(ser.Histograms) > 0 {
+				slices.SortFunc(smps, func(a, b chunks.Sample) int { return cmp.Compare(a.T(), b.T()) })
+			}
+			withStale := make([]chunks.Sample, 0, len(smps)+1)
+			for i, smp := range smps {
+				withStale = append(withStale, smp)
+				next := smp.T() + stepMs
+				if next <= endMs && (i == len(smps)-1 || smps[i+1].T() > next) {
+					withStale = append(withStale, partialSample{t: next, f: stale})
+				}
+			}
+			out = append(out, storage.NewListSeries(lset(ser.Metric), withStale))
+		}
+	}
+	return out
+}
+
+// partialSample is a point of a shard's answer, as the merge reads it.
+type partialSample struct {
+	t int64
+	f float64
+	h *histogram.FloatHistogram
+}
+
+func (s partialSample) T() int64                      { return s.t }
+func (s partialSample) ST() int64                     { return 0 }
+func (s partialSample) F() float64                    { return s.f }
+func (s partialSample) H() *histogram.Histogram       { return nil }
+func (s partialSample) FH() *histogram.FloatHistogram { return s.h }
+func (s partialSample) Copy() chunks.Sample {
+	c := s
+	if s.h != nil {
+		c.h = s.h.Copy()
+	}
+	return c
+}
+
+func (s partialSample) Type() chunkenc.ValueType {
+	if s.h != nil {
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
+// shardQueryable reads the series of one shard of q's: it asks storage for them (the
+// TSDB filters its postings by the hash it keeps) and checks each series' hash itself, for
+// storage that does not shard (the remote ingesters' read API).
+func shardQueryable(q storage.Queryable, shard, of int) storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		qr, err := q.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		return &shardQuerier{Querier: qr, shard: uint64(shard), of: uint64(of), mint: mint, maxt: maxt}, nil
+	})
+}
+
+type shardQuerier struct {
+	storage.Querier
+	shard, of  uint64
+	mint, maxt int64
+}
+
+func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	h := storage.SelectHints{Start: q.mint, End: q.maxt}
+	if hints != nil {
+		h = *hints
+	}
+	h.ShardIndex, h.ShardCount = q.shard, q.of
+	return &shardSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, &h, ms...), shard: q.shard, of: q.of}
+}
+
+type shardSeriesSet struct {
+	storage.SeriesSet
+	shard, of uint64
+}
+
+func (s *shardSeriesSet) Next() bool {
+	for s.SeriesSet.Next() {
+		if labels.StableHash(s.At().Labels())%s.of == s.shard {
+			return true
+		}
+	}
+	return false
+}
+
+// partialsQueryable serves the merge: the series of each partial under its selector's
+// name. The merge has no other selectors (onlyPartials).
+type partialsQueryable map[string][]storage.Series
+
+func (p partialsQueryable) Querier(int64, int64) (storage.Querier, error) { return p, nil }
+
+func (p partialsQueryable) Select(_ context.Context, _ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	for _, m := range ms {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if ss, ok := p[m.Value]; ok {
+				return &listSeriesSet{series: ss, i: -1}
+			}
+		}
+	}
+	return storage.ErrSeriesSet(fmt.Errorf("no partial answers %v", ms))
+}
+
+func (p partialsQueryable) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, nil
+}
+
+func (p partialsQueryable) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, nil
+}
+
+func (p partialsQueryable) Close() error { return nil }
+
+// listSeriesSet iterates series already sorted by labels.
+type listSeriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *listSeriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
+func (s *listSeriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *listSeriesSet) Err() error                        { return nil }
+func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
