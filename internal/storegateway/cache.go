@@ -36,6 +36,7 @@ type localBlock struct {
 	// Guarded by StoreGateway.mu.
 	busy     chan struct{} // non-nil while loading or removing; closed when that ends
 	block    *tsdb.Block   // non-nil while open; set and cleared by the holder of busy
+	hashes   *seriesHashes // of the open block, for sharded queries
 	onDisk   bool          // dir holds the complete block
 	size     int64         // bytes of dir, when onDisk
 	refs     int           // queriers reading block, plus the loader while loading
@@ -175,7 +176,7 @@ func (sg *StoreGateway) load(ctx context.Context, lb *localBlock) error {
 	b, err := sg.openOrDownload(ctx, lb)
 	sg.mu.Lock()
 	if err == nil {
-		lb.block = b
+		lb.block, lb.hashes = b, &seriesHashes{}
 		sg.blocksOpen++
 	}
 	close(lb.busy)

@@ -1,0 +1,64 @@
+package storegateway
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// A sharded select over bucket blocks returns exactly the series of its shard (by
+// labels.StableHash, as the TSDB shards), from the kept hashes; the shards together are
+// the unsharded answer. Two blocks, a selector matching a subset of the series.
+func TestShardedSelect(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	f := newFixture(t)
+	a := f.add(t, "a", concat(floats("m", 0, 200, 0, 1000, 100), floats("other", 0, 50, 0, 1000, 100)))
+	b := f.add(t, "b", floats("m", 100, 300, 1000, 2000, 100))
+	upload(t, bkt, "ws-1", a, b)
+	sg := newSG(t, testConfig(t.TempDir()), bkt)
+	q, err := sg.Querier(ctx, "ws-1", 0, 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m")
+	all := selectAll(t, q, m)
+	if len(all) != 300 {
+		t.Fatalf("%d series, want 300", len(all))
+	}
+	const shards = 3
+	seen := 0
+	for shard := range uint64(shards) {
+		ss := q.Select(ctx, true, &storage.SelectHints{Start: 0, End: 3000, ShardIndex: shard, ShardCount: shards}, m)
+		for ss.Next() {
+			lset := ss.At().Labels()
+			if labels.StableHash(lset)%shards != shard {
+				t.Errorf("shard %d returned %s of shard %d", shard, lset, labels.StableHash(lset)%shards)
+			}
+			if _, ok := all[lset.String()]; !ok {
+				t.Errorf("shard %d returned %s, not in the unsharded answer", shard, lset)
+			}
+			seen++
+		}
+		if err := ss.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen != len(all) {
+		t.Errorf("the shards returned %d series, unsharded %d", seen, len(all))
+	}
+	// The hashes were kept, once per block: every block listed all its series.
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	for _, lb := range sg.local["ws-1"] {
+		if want := len(f.blocks["a"].series); lb.id == a.id && len(lb.hashes.refs) != want {
+			t.Errorf("block a keeps %d hashes, want %d", len(lb.hashes.refs), want)
+		}
+		if want := len(f.blocks["b"].series); lb.id == b.id && len(lb.hashes.refs) != want {
+			t.Errorf("block b keeps %d hashes, want %d", len(lb.hashes.refs), want)
+		}
+	}
+}
