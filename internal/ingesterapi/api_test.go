@@ -57,7 +57,9 @@ func (s *failAfterOne) Warnings() annotations.Annotations { return nil }
 
 func newSource(t *testing.T) *tsdbSource {
 	t.Helper()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	opts := tsdb.DefaultOptions()
+	opts.EnableSharding = true // as the ingester's
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +151,41 @@ func TestSelectAndLabels(t *testing.T) {
 	vals, _, err := q.LabelValues(context.Background(), "i", &storage.LabelHints{Limit: 2}, labels.MustNewMatcher(labels.MatchRegexp, "i", "[1-4]"))
 	if err != nil || strings.Join(vals, ",") != "1,2" {
 		t.Fatalf("label values %v, %v; want 1,2", vals, err)
+	}
+}
+
+// A sharded query's select asks the ingester for its shard's series only: each shard's
+// answer holds the series of that shard, and the shards together all of them.
+func TestShardedSelect(t *testing.T) {
+	src := newSource(t)
+	c := NewClient(members{{ID: "i1", URL: serve(t, src, testKey)}}, testKey, time.Second, nil)
+	q, err := c.Querier(context.Background(), "ws-1", 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	const shards = 2
+	total := 0
+	for shard := range uint64(shards) {
+		n := 0
+		ss := q.Select(context.Background(), true, &storage.SelectHints{Start: 0, End: 10_000, ShardIndex: shard, ShardCount: shards},
+			labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))
+		for ss.Next() {
+			if h := labels.StableHash(ss.At().Labels()); h%shards != shard {
+				t.Errorf("shard %d answered %s, of shard %d", shard, ss.At().Labels(), h%shards)
+			}
+			n++
+		}
+		if err := ss.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 || n == 5 {
+			t.Errorf("shard %d: %d of 5 series", shard, n)
+		}
+		total += n
+	}
+	if total != 5 {
+		t.Errorf("the shards answered %d series, want 5", total)
 	}
 }
 

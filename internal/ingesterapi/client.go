@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -320,7 +322,14 @@ func (q *remoteQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	resps, err := q.call(ctx, PathRead, "application/x-protobuf", snappy.Encode(nil, raw))
+	path := PathRead
+	if hints != nil && hints.ShardCount > 0 {
+		// A sharded query's shard: the ingester lists only its series. (prompb's hints
+		// have no shard; an ingester that ignores this answers every series, which the
+		// query's shard filter then drops.)
+		path += "?" + url.Values{"shard": {strconv.FormatUint(hints.ShardIndex, 10)}, "of": {strconv.FormatUint(hints.ShardCount, 10)}}.Encode()
+	}
+	resps, err := q.call(ctx, path, "application/x-protobuf", snappy.Encode(nil, raw))
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -138,6 +139,18 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, ws string) {
 	if rh := q.Hints; rh != nil {
 		hints = &storage.SelectHints{Start: rh.StartMs, End: rh.EndMs, Step: rh.StepMs, Func: rh.Func,
 			Grouping: rh.Grouping, By: rh.By, Range: rh.RangeMs}
+	}
+	if v := r.URL.Query().Get("of"); v != "" {
+		of, err1 := strconv.ParseUint(v, 10, 64)
+		shard, err2 := strconv.ParseUint(r.URL.Query().Get("shard"), 10, 64)
+		if err1 != nil || err2 != nil || shard >= of {
+			http.Error(w, "shard must be below of, both whole numbers", http.StatusBadRequest)
+			return
+		}
+		if hints == nil {
+			hints = &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs}
+		}
+		hints.ShardIndex, hints.ShardCount = shard, of
 	}
 	cq, err := h.src.ChunkQuerier(r.Context(), ws, q.StartTimestampMs, q.EndTimestampMs)
 	if err != nil {
