@@ -20,18 +20,37 @@ import (
 	"github.com/stratametrics/strata/internal/loadgen"
 )
 
+// clusterLayout places the nodes of a three-node cluster in zones.
+type clusterLayout int
+
+const (
+	// threeZones: nodes 0, 1 and 2 in zones a, b and c, each ingester reading every
+	// partition, as AMP keeps a copy in each of three availability zones. Node 1 lost
+	// leaves zone b without an ingester: queriers read zones a and c.
+	threeZones clusterLayout = iota
+	// sharedZone: node 0 in zone a alone, nodes 1 and 2 in zone b sharing its
+	// partitions; node 1 lost moves its partitions' leases to node 2.
+	sharedZone
+)
+
 // clusterNode is one `strata server` of a three-node cluster: its own data directory and
 // address, the shared bucket, the ingest log on JetStream; nats adds
 // how it reaches NATS (embedded and clustered, or an external cluster's URL).
 //
-// Node 0 is zone a alone: its ingester reads every partition. Nodes 1 and 2 are zone b:
-// their ingesters share the partitions. Node 3 runs only a querier and store-gateway, in
-// zone b: it reads the others' ingesters over the network, zone b's first.
-func clusterNode(i int, addr, dataDir, bucket string, nats ...string) []string {
+// Node 0 runs everything; nodes 1 and 2 all but the ruler and alertmanager (one of each
+// per cluster), in the zones of the layout. Node 3 runs only a querier and
+// store-gateway, in zone b: it reads the others' ingesters over the network, zone b's
+// first.
+func clusterNode(layout clusterLayout, i int, addr, dataDir, bucket string, nats ...string) []string {
 	target, zone := "all", "zone-a"
 	switch i {
-	case 1, 2:
-		target, zone = "write,ingester,read", "zone-b" // one ruler and alertmanager per cluster
+	case 1:
+		target, zone = "write,ingester,read", "zone-b"
+	case 2:
+		target, zone = "write,ingester,read", "zone-c"
+		if layout == sharedZone {
+			zone = "zone-b"
+		}
 	case 3:
 		target, zone = "read", "zone-b"
 	}
@@ -59,16 +78,20 @@ func metric(p *proc, name string) float64 {
 	return -1
 }
 
-// shareZoneB waits until nodes 1 and 2 read four partitions each (zone b's eight shared)
-// and node 0 all eight.
-func shareZoneB(t *testing.T, procs [3]*proc) {
+// settled waits until each zone's ingesters read all eight partitions between them:
+// in three zones eight each, with zone b shared four each for nodes 1 and 2.
+func settled(t *testing.T, layout clusterLayout, procs [3]*proc) {
 	t.Helper()
+	want := [3]float64{8, 8, 8}
+	if layout == sharedZone {
+		want = [3]float64{8, 4, 4}
+	}
 	var got [3]float64
-	waitFor(t, "zone b's ingesters to share its partitions, four each", time.Minute, func() bool {
+	waitFor(t, fmt.Sprintf("the ingesters to read %v partitions", want), time.Minute, func() bool {
 		for i, p := range procs {
 			got[i] = metric(p, "strata_ingest_log_partitions_read")
 		}
-		return got == [3]float64{8, 4, 4}
+		return got == want
 	}, func() string { return fmt.Sprintf("partitions read by nodes 0, 1, 2: %v", got) })
 }
 
@@ -111,8 +134,8 @@ func firstValue(s string) string {
 	return s[j+2 : k]
 }
 
-// Three processes form a cluster through their embedded NATS servers (the ingest log
-// replicated 3 ways) over one bucket. See testThreeNodes.
+// Three processes in three zones form a cluster through their embedded NATS servers (the
+// ingest log replicated 3 ways) over one bucket. See testThreeNodes.
 func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -124,14 +147,15 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 		clusterAddrs = append(clusterAddrs, a)
 		routes = append(routes, "nats://"+a)
 	}
-	testThreeNodes(t, func(i int) []string {
+	testThreeNodes(t, threeZones, func(i int) []string {
 		return []string{"--jetstream.cluster-listen", clusterAddrs[i], "--jetstream.routes", strings.Join(routes, ","),
 			"--jetstream.server-name", fmt.Sprintf("node-%d", i)}
 	})
 }
 
 // The same against an external cluster of three nats-server processes (built from the
-// module in CI), which each Strata process reaches with --jetstream.url and the token.
+// module in CI), which each Strata process reaches with --jetstream.url and the token;
+// two of the Strata processes share a zone, so the lost one's partitions move.
 func TestThreeNodesOnExternalNATSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -167,7 +191,7 @@ func TestThreeNodesOnExternalNATSCluster(t *testing.T) {
 	for _, c := range clients {
 		urls = append(urls, "nats://"+c)
 	}
-	testThreeNodes(t, func(int) []string { return []string{"--jetstream.url", strings.Join(urls, ",")} })
+	testThreeNodes(t, sharedZone, func(int) []string { return []string{"--jetstream.url", strings.Join(urls, ",")} })
 }
 
 // testThreeNodes starts three Strata processes over one bucket with the ingest log on
@@ -176,11 +200,11 @@ func TestThreeNodesOnExternalNATSCluster(t *testing.T) {
 // restarted. Every acknowledged sample is then readable through the others, queries
 // answer while it is down, the restarted node catches up, and a workspace created on one
 // node is usable on the others at once.
-func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
+func testThreeNodes(t *testing.T, layout clusterLayout, natsArgs func(i int) []string) {
 	bucket := t.TempDir()
 	var addrs, dataDirs [4]string
 	var procs [3]*proc
-	args := func(i int) []string { return clusterNode(i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
+	args := func(i int) []string { return clusterNode(layout, i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
 	// Each listens on a port of its choosing (picked ahead, a port could be taken by an
 	// earlier node's own listeners meanwhile); a restarted node takes its port again.
 	for i := range addrs {
@@ -198,7 +222,7 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 			t.Fatalf("node %d does not replicate the ingest log 3 ways:\n%s", i, p.Log())
 		}
 	}
-	shareZoneB(t, procs)
+	settled(t, layout, procs)
 	ws := createWorkspace(t, procs[0].URL)
 	// Usable on the others at once (a cache miss reads the bucket), once the cluster has
 	// placed the ingest log's stream.
@@ -266,10 +290,12 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	waitFor(t, "the load generators to get 60 writes acknowledged", time.Minute, func() bool { return writes.acked.Load() >= 60 }, procs[1].Log)
 	procs[1].kill()
 	t.Logf("node 1 killed after %d acknowledged writes", writes.acked.Load())
-	// Its partitions go to node 2 once its leases expire.
-	waitFor(t, "node 2 to read every partition of zone b", time.Minute, func() bool {
-		return metric(procs[2], "strata_ingest_log_partitions_read") == 8
-	}, procs[2].Log)
+	if layout == sharedZone {
+		// Its partitions go to node 2 once its leases expire.
+		waitFor(t, "node 2 to read every partition of zone b", time.Minute, func() bool {
+			return metric(procs[2], "strata_ingest_log_partitions_read") == 8
+		}, procs[2].Log)
+	}
 	// Queries keep answering on the survivors while it is down.
 	at := time.Now()
 	for _, p := range []*proc{procs[0], procs[2], reader} {
@@ -318,8 +344,8 @@ func testThreeNodes(t *testing.T, natsArgs func(i int) []string) {
 	if got := sampleCount(t, reader.URL, ws, query, at); got != want {
 		t.Fatalf("the reader answers %d samples, the nodes %d", got, want)
 	}
-	// The restarted node took its share back.
-	shareZoneB(t, procs)
+	// The restarted node took its partitions back.
+	settled(t, layout, procs)
 	if got := sampleCount(t, reader.URL, ws, query, at); got != want {
 		t.Fatalf("with the partitions shared again the reader answers %d samples, the nodes %d", got, want)
 	}
