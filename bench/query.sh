@@ -1,102 +1,245 @@
 #!/usr/bin/env bash
-# Query benchmark, side by side: the same `strata loadgen` data (SERIES series, HOURS hours
-# at a 15 s interval, backfilled) is written to Strata and to Debian's Prometheus 2.42, then
-# the same queries run against both, interleaved, REPEAT times each (101 for queries under
-# 50 ms); the median latency is printed.
-# Each server is queried over the window its own load ended at.
-# Usage: bench/query.sh [series] [hours] [repeat]; LOAD_SECONDS (3600) bounds each load.
-# Large loads take long (Prometheus takes ~235k samples/s): with BENCH_DIR=dir the data is
-# kept there, PHASE=load only loads (servers stopped after), PHASE=query only queries the
-# data of an earlier load with the current code (PHASE=all, the default, does both).
-# Ports 127.0.0.1:18193-18194.
+# Query benchmark, side by side (issue #13): the same blocks — `bench/blockgen --layout node`,
+# SERIES series (hosts of 100 node-exporter-like series with a classic histogram) × HOURS
+# hours at 15 s, ending about an hour after they are written — are given to three servers:
+# Strata through `strata migrate backfill` into a workspace (the user's path into its
+# bucket), Prometheus 2.42 (/usr/bin/prometheus) and Prometheus 3 (PROM3, default
+# ~/go/bin/prometheus3) by copying them into their data directories. Each server then
+# compacts them and is measured only once it is idle (its CPU below 2% for 70 s).
+#
+# The queries run against one server at a time: Strata with --query.parallelism=1 (the
+# per-core figure) and with its default (one part per CPU; the wall-clock figure), range
+# queries sent with Cache-Control: no-store so that they are evaluated cold (Prometheus
+# ignores the header), then Prometheus 2.42 and 3. Each query is first run once (answer
+# checked, blocks read into the page cache and Strata's store-gateway), then REPEAT times
+# (more for fast ones, up to 101, so that each takes about 3 s); reported: the median wall
+# time seen by curl and the server's CPU time (utime+stime from /proc/PID/stat, before and
+# after the repetitions, divided by their number): the per-core cost, robust to other work
+# on the machine. Plus the dashboard row: the 24 h range ending at now, as a dashboard
+# refresh asks it (results cache on), against the same cold; only the steps of the last
+# --query.cache-max-freshness (10 m) are evaluated again.
+# With `--query.shards` in `strata server --help`, also the instant `sum by (job)` query
+# with --query.shards=2.
+#
+# Usage: bench/query.sh [series (100000)] [hours (24)] [repeat (3)]
+# BENCH_DIR=dir keeps the blocks and the servers' data there (else a temporary directory,
+# removed at exit); PHASE=load writes the blocks (unless dir/blocks exists) and loads and
+# settles the servers, PHASE=query measures the data of an earlier load with the current
+# code, PHASE=all (default) does both. SERVERS picks the runs (default "strata-p1 strata
+# prometheus-2.42 prometheus-3"). PROFILE=seconds writes a CPU profile of each server
+# during its repetitions of each query over 1 s to dir/profiles (pprof).
+# Ports 127.0.0.1:18190 (Strata; 18191 its internal listener), 18192 (Prometheus 2.42),
+# 18193 (Prometheus 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-series=${1:-10000}
+series=${1:-100000}
 hours=${2:-24}
-repeat=${3:-5}
+repeat=${3:-3}
 phase=${PHASE:-all}
+prom3=${PROM3:-$HOME/go/bin/prometheus3}
+servers=${SERVERS:-strata-p1 strata prometheus-2.42 prometheus-3}
 source bench/lib.sh
 bench_work "${BENCH_DIR:-}"
 
-[ "$phase" = query ] || echo "overrides: {}" > "$work/rt.yaml"
-"$work/strata" server --listen 127.0.0.1:18193 --internal.listen 127.0.0.1:18183 --data-dir "$work/strata-data" \
-	--limits.runtime-config-file "$work/rt.yaml" --limits.runtime-config-reload-period 1s \
-	--query.max-samples 500000000 --log.level warn 2> "$work/strata.log" &
-wait_ready 18193 3000 # WAL replay
-if [ "$phase" != query ]; then
-ws=$(create_workspace 18193 bench)
-printf 'overrides:\n  %s:\n    max_sample_age: %dh\n    ingestion_rate: 0\n    ingestion_burst_size: 0\n    max_active_series: 0\n    max_active_series_per_metric: 0\n' "$ws" $((hours + 2)) > "$work/rt.yaml"
-echo "$ws" > "$work/workspace"
-sleep 2
-fi
-ws=$(cat "$work/workspace")
-
-printf 'global:\n  scrape_interval: 1m\n' > "$work/prom.yml"
-/usr/bin/prometheus --config.file="$work/prom.yml" --storage.tsdb.path="$work/prom-data" \
-	--web.listen-address=127.0.0.1:18194 --web.enable-remote-write-receiver \
-	--query.max-samples=500000000 2> "$work/prom.log" &
-for _ in $(seq 3000); do curl -sf 127.0.0.1:18194/-/ready >/dev/null && break; sleep 0.1; done # WAL replay
-
-load() { # url [flags]
-	local url=$1; shift
-	"$work/strata" loadgen --url "$url" --active-series "$series" --scrape-interval 15s \
-		--backfill "${hours}h" --stop-after-backfill --duration "${LOAD_SECONDS:-3600}s" --concurrency 8 --batch-size 2000 --progress 0 --seed 42 \
-		"$@" > "$work/load.txt" 2>&1 || { cat "$work/load.txt"; exit 1; }
-	grep -E "accepted|run:" "$work/load.txt" | head -3 >&2
-	if grep -q "NOT finished" "$work/load.txt"; then echo "backfill not finished: raise LOAD_SECONDS" >&2; exit 1; fi
+# settle PID [seconds]: waits at least seconds, then until the process used under 2% of a
+# CPU in SETTLE (7) windows of 10 s in a row (a compaction running every minute shows in
+# them).
+settle() {
+	local pid=$1 t0=$SECONDS quiet=0 c0 c1
+	sleep "${2:-0}"
+	while [ "$quiet" -lt "${SETTLE:-7}" ] && [ $((SECONDS - t0)) -lt 3600 ]; do
+		c0=$(cpu "$pid"); sleep 10; c1=$(cpu "$pid")
+		if [ $((c1 - c0)) -le $((hz / 5)) ]; then quiet=$((quiet + 1)); else quiet=0; fi
+	done
+	echo "settled after $((SECONDS - t0)) s" >&2
 }
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# start_strata [flags]: starts Strata on 18190 (pid in $pid).
+start_strata() {
+	"$work/strata" server --listen 127.0.0.1:18190 --internal.listen 127.0.0.1:18191 --data-dir "$work/strata-data" \
+		--server.enable-pprof --import.creation-grace-period 3h --query.max-samples 500000000 \
+		--log.level warn "$@" 2>> "$work/strata.log" &
+	pid=$!
+	wait_ready 18190 3000
+}
+# start_prom BINARY PORT DIR: starts a Prometheus (pid in $pid).
+start_prom() {
+	printf 'global:\n  scrape_interval: 1m\n' > "$work/prom.yml"
+	"$1" --config.file="$work/prom.yml" --storage.tsdb.path="$3" --web.listen-address="127.0.0.1:$2" \
+		--query.max-samples=500000000 --storage.tsdb.retention.time=30d 2>> "$3.log" &
+	pid=$!
+	wait_ready "$2" 3000
+}
+
 if [ "$phase" != query ]; then
-	echo "loading $series series x ${hours}h into Strata ..." >&2
-	load "http://127.0.0.1:18193/workspaces/$ws/api/v1/remote_write" --sigv4
-	date +%s > "$work/end-strata"
-	echo "loading the same into Prometheus 2.42 ..." >&2
-	load "http://127.0.0.1:18194/api/v1/write"
-	date +%s > "$work/end-prometheus"
+	if [ ! -d "$work/blocks" ]; then
+		# The data end about an hour after now, so that the dashboard row (a 24 h range
+		# ending at now) finds samples in its newest steps during the run.
+		end=$(date -u -d '+75 min' +%FT%H:%M:00Z)
+		go build -o "$work/blockgen" ./bench/blockgen
+		echo "writing $series series x ${hours}h at 15s, ending $end ..." >&2
+		"$work/blockgen" --dir "$work/blocks.tmp" --series "$series" --hours "$hours" --interval 15s --layout node --end "$end" | tail -1 >&2
+		mv "$work/blocks.tmp" "$work/blocks"
+		date -u -d "$end" +%s > "$work/end"
+	fi
+	[ -s "$work/end" ] || { echo "$work/end missing: the end of the data, in seconds since the epoch" >&2; exit 1; }
+
+	echo "Strata: migrate backfill ..." >&2
+	rm -rf "$work/strata-data" "$work/backfill-work" "$work/strata.log"
+	start_strata --compactor.interval 1m
+	ws=$(create_workspace 18190 bench)
+	echo "$ws" > "$work/workspace"
+	"$work/strata" migrate backfill --from "$work/blocks" --workspace-endpoint "http://127.0.0.1:18190/workspaces/$ws" \
+		--work-dir "$work/backfill-work" > "$work/backfill.log" 2>&1 || { tail "$work/backfill.log"; exit 1; }
+	tail -1 "$work/backfill.log" >&2
+	settle "$pid" 130
+	stop "$pid"
+	for p in "prometheus-2.42 /usr/bin/prometheus 18192" "prometheus-3 $prom3 18193"; do
+		set -- $p
+		echo "$1: copying the blocks ..." >&2
+		rm -rf "$work/$1" "$work/$1.log"
+		cp -r "$work/blocks" "$work/$1"
+		start_prom "$2" "$3" "$work/$1"
+		settle "$pid" 90
+		stop "$pid"
+	done
+	du -sh "$work/blocks" "$work/strata-data" "$work/prometheus-2.42" "$work/prometheus-3" >&2
 fi
 [ "$phase" = load ] && exit 0
 
-# Queries are POSTed with a form body, to both: curl's --aws-sigv4 (7.88) signs a body
-# correctly but not a query string (it does not canonicalize it as SigV4 requires), so
-# Strata is queried directly with signed requests, as Grafana's SigV4 client would.
-# Requests to Prometheus are signed too (it ignores the header): curl's signing costs
-# about 0.3 ms per request on the client, which would otherwise count against Strata.
-
-end_s=$(cat "$work/end-strata") end_p=$(cat "$work/end-prometheus")
+ws=$(cat "$work/workspace")
+E=$(cat "$work/end")
 check() { # fails the benchmark when an endpoint does not answer 200; prints the time taken
 	local out
 	out=$(curl -s -o "$work/answer.json" -w '%{http_code} %{time_total}' "$@")
 	if [ "${out% *}" != 200 ]; then echo "query failed (${out% *}): $* $(head -c 300 "$work/answer.json")" >&2; exit 1; fi
 	echo "${out#* }"
 }
-at() { # end params...: params with @E@ (end), @H1@ (end - 1h) and @HN@ (end - hours) filled in
-	local e=$1 a; shift
-	for a in "$@"; do a=${a//@E@/$e}; a=${a//@H1@/$((e - 3600))}; echo "${a//@HN@/$((e - hours * 3600))}"; done
-}
 median() { sort -n | sed -n "$(( ($1 + 1) / 2 ))p"; }
-q() { # name path params...: the median of $repeat requests to each, interleaved; 101 for
-	# queries under 50 ms, whose differences are otherwise lost in noise
-	local name=$1 path=$2 n=$repeat i first; shift 2
-	local -a ps pp
-	mapfile -t ps < <(at "$end_s" "$@")
-	mapfile -t pp < <(at "$end_p" "$@")
-	first=$(check "${sign[@]}" "http://127.0.0.1:18193/workspaces/$ws/api/v1/$path" "${ps[@]}")
-	check "${sign[@]}" "http://127.0.0.1:18194/api/v1/$path" "${pp[@]}" > /dev/null
-	if [ "$(echo "$first < 0.05" | bc -l)" = 1 ]; then n=$((repeat > 101 ? repeat : 101)); fi
-	: > "$work/times-s"; : > "$work/times-p"
-	for i in $(seq "$n"); do
-		curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" "http://127.0.0.1:18193/workspaces/$ws/api/v1/$path" "${ps[@]}" >> "$work/times-s"
-		curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" "http://127.0.0.1:18194/api/v1/$path" "${pp[@]}" >> "$work/times-p"
-	done
-	printf '| %s | %.2f ms | %.2f ms | %d |\n' "$name" "$(echo "$(median "$n" < "$work/times-s") * 1000" | bc -l)" \
-		"$(echo "$(median "$n" < "$work/times-p") * 1000" | bc -l)" "$n"
+# at params...: params with @E@ (the end of the data), @H1@ (1 h before), @D1@ (hours
+# before), @D7@ (7 days before) filled in.
+at() {
+	local a
+	for a in "$@"; do a=${a//@E@/$E}; a=${a//@H1@/$((E - 3600))}; a=${a//@D1@/$((E - hours * 3600))}; echo "${a//@D7@/$((E - 7 * 86400))}"; done
 }
+# q ID path params...: two requests checked (the second's time sets the repetitions), then
+# the repetitions; writes
+# "median-ms cpu-ms-per-request n" to $res/ID.
+q() {
+	local id=$1 path=$2 n=$repeat i first c0 c1; shift 2
+	local -a p
+	mapfile -t p < <(at "$@")
+	check "${sign[@]}" "${hdr[@]}" "$base/$path" "${p[@]}" > /dev/null
+	first=$(check "${sign[@]}" "${hdr[@]}" "$base/$path" "${p[@]}")
+	n=$(echo "f = 3 / ($first + 0.001); if (f > 101) f = 101; if (f < $repeat) f = $repeat; scale=0; f / 1" | bc -l)
+	: > "$work/times"
+	[ -n "${PROFILE:-}" ] && [ "$(echo "$first > 1" | bc -l)" = 1 ] &&
+		curl -s -o "$work/profiles/$run-$id.pprof" "$pprof?seconds=$PROFILE" &
+	c0=$(cpu "$pid")
+	for i in $(seq "$n"); do
+		curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" "${hdr[@]}" "$base/$path" "${p[@]}" >> "$work/times"
+	done
+	c1=$(cpu "$pid")
+	wait_profile
+	echo "$(median "$n" < "$work/times") $(( (c1 - c0) * 1000 / hz )) $n" |
+		awk '{ printf "%.2f %.2f %d\n", $1 * 1000, $2 / $3, $3 }' > "$res/$id"
+	echo "$run $id: $(cat "$res/$id")" >&2
+}
+wait_profile() { local j; for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j" || true; done; }
+
 rate='sum by (job) (rate(node_cpu_seconds_total[5m]))'
-echo "| query ($series series x ${hours}h at 15s, median) | Strata (SigV4) | Prometheus 2.42 | requests each |"
-echo "|---|---|---|---|"
-q "instant selector node_load1" query --data-urlencode "query=node_load1" --data-urlencode "time=@E@"
-q "$rate" query --data-urlencode "query=$rate" --data-urlencode "time=@E@"
-q "topk(5, rate(node_network_receive_bytes_total[5m]))" query --data-urlencode "query=topk(5, rate(node_network_receive_bytes_total[5m]))" --data-urlencode "time=@E@"
-q "1h range, 60s step, $rate" query_range --data-urlencode "query=$rate" --data-urlencode "start=@H1@" --data-urlencode "end=@E@" --data-urlencode "step=60"
-q "${hours}h range, 60s step, $rate" query_range --data-urlencode "query=$rate" --data-urlencode "start=@HN@" --data-urlencode "end=@E@" --data-urlencode "step=60"
-q "/series {__name__=\"node_load1\"}" series --data-urlencode 'match[]=node_load1' --data-urlencode "start=@H1@" --data-urlencode "end=@E@"
-q "/labels" labels --data-urlencode "start=@H1@" --data-urlencode "end=@E@"
+hq='histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))'
+topk='topk(5, rate(node_network_receive_bytes_total[5m]))'
+queries() {
+	q instant query --data-urlencode "query=node_load1" --data-urlencode "time=@E@"
+	q rate query --data-urlencode "query=$rate" --data-urlencode "time=@E@"
+	q hq query --data-urlencode "query=$hq" --data-urlencode "time=@E@"
+	q topk query --data-urlencode "query=$topk" --data-urlencode "time=@E@"
+	q range1h query_range --data-urlencode "query=$rate" --data-urlencode "start=@H1@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+	q range24h query_range --data-urlencode "query=$rate" --data-urlencode "start=@D1@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+	q range7d query_range --data-urlencode "query=$rate" --data-urlencode "start=@D7@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+	q hq24h query_range --data-urlencode "query=$hq" --data-urlencode "start=@D1@" --data-urlencode "end=@E@" --data-urlencode "step=60"
+	q series series --data-urlencode 'match[]=node_load1' --data-urlencode "start=@H1@" --data-urlencode "end=@E@"
+	q labels labels --data-urlencode "start=@H1@" --data-urlencode "end=@E@"
+}
+# dashboard: the 24 h range ending at now (rounded to the step, as Grafana does), cold
+# (no-store) and then warm (the cache filled by the first request).
+dashboard() {
+	local now c0 c1 i mode
+	for mode in cold warm; do
+		local -a h=()
+		[ "$mode" = cold ] && h=(-H 'Cache-Control: no-store')
+		: > "$work/times"
+		now=$(( $(date +%s) / 60 * 60 ))
+		check "${sign[@]}" "${h[@]}" "$base/query_range" --data-urlencode "query=$rate" --data-urlencode "start=$((now - 86400))" \
+			--data-urlencode "end=$now" --data-urlencode "step=60" > /dev/null
+		c0=$(cpu "$pid")
+		for i in $(seq "$repeat"); do
+			now=$(( $(date +%s) / 60 * 60 ))
+			curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" "${h[@]}" "$base/query_range" --data-urlencode "query=$rate" \
+				--data-urlencode "start=$((now - 86400))" --data-urlencode "end=$now" --data-urlencode "step=60" >> "$work/times"
+		done
+		c1=$(cpu "$pid")
+		echo "$(median "$repeat" < "$work/times") $(( (c1 - c0) * 1000 / hz )) $repeat" |
+			awk '{ printf "%.2f %.2f %d\n", $1 * 1000, $2 / $3, $3 }' > "$res/dash-$mode"
+		echo "$run dash-$mode: $(cat "$res/dash-$mode")" >&2
+	done
+}
+
+mkdir -p "$work/results" "$work/profiles"
+shards=$("$work/strata" server --help 2>&1 | grep -c -- '-query.shards' || true)
+[ "$shards" -gt 0 ] && servers="$servers strata-shards2"
+for run in $servers; do
+	res=$work/results/$run
+	rm -rf "$res"; mkdir -p "$res"
+	hdr=()
+	case $run in
+	strata*)
+		case $run in
+		strata-p1) start_strata --query.parallelism 1 ;;
+		strata-shards2) start_strata --query.shards 2 ;;
+		*) start_strata ;;
+		esac
+		base=http://127.0.0.1:18190/workspaces/$ws/api/v1 pprof=http://127.0.0.1:18191/debug/pprof/profile
+		hdr=(-H 'Cache-Control: no-store')
+		;;
+	prometheus-2.42) start_prom /usr/bin/prometheus 18192 "$work/$run"; base=http://127.0.0.1:18192/api/v1 pprof=http://127.0.0.1:18192/debug/pprof/profile ;;
+	prometheus-3) start_prom "$prom3" 18193 "$work/$run"; base=http://127.0.0.1:18193/api/v1 pprof=http://127.0.0.1:18193/debug/pprof/profile ;;
+	esac
+	settle "$pid" 5
+	if [ "$run" = strata-shards2 ]; then
+		q rate query --data-urlencode "query=$rate" --data-urlencode "time=@E@"
+	else
+		queries
+	fi
+	[ "$run" = strata ] && dashboard
+	stop "$pid"
+done
+
+# The tables: wall time and CPU time per request of each run.
+cell() { [ -f "$work/results/$1/$2" ] && awk -v f="$3" '{ printf "%s", $f < 10 ? sprintf("%.2f", $f) : sprintf("%\047.0f", $f) }' "$work/results/$1/$2" || printf -- '-'; }
+names=(instant "\`node_load1\`" rate "\`$rate\`" hq "\`${hq//\`/}\`" topk "\`$topk\`"
+	range1h "1 h range, 60 s step, \`sum by (job) (rate(...))\`" range24h "${hours} h range, 60 s step, same"
+	range7d "7 d range, 60 s step, same" hq24h "${hours} h range, 60 s step, \`histogram_quantile\`"
+	series "\`/series\` \`node_load1\`, last hour" labels "\`/labels\`, last hour")
+for col in "2 CPU time per request, ms (the per-core figure)" "1 median wall time, ms"; do
+	f=${col%% *}
+	echo
+	echo "| ${col#* } ($series series × ${hours} h at 15 s) | Strata, parallelism 1 | Strata | Prometheus 2.42 | Prometheus 3 | requests each (Strata) |"
+	echo "|---|---|---|---|---|---|"
+	for ((i = 0; i < ${#names[@]}; i += 2)); do
+		id=${names[i]}
+		echo "| ${names[i + 1]} | $(cell strata-p1 "$id" "$f") | $(cell strata "$id" "$f") | $(cell prometheus-2.42 "$id" "$f") | $(cell prometheus-3 "$id" "$f") | $(cat "$work/results/strata/$id" 2>/dev/null | awk '{print $3}') |"
+	done
+done
+if [ -f "$work/results/strata/dash-cold" ]; then
+	echo
+	echo "| dashboard: ${hours} h range ending at now, \`sum by (job) (rate(...))\`, Strata | median wall time | CPU time per request |"
+	echo "|---|---|---|"
+	for m in cold warm; do echo "| $m | $(cell strata dash-$m 1) ms | $(cell strata dash-$m 2) ms |"; done
+fi
+if [ -f "$work/results/strata-shards2/rate" ]; then
+	echo
+	echo "instant \`$rate\`, Strata (default parallelism): unsharded $(cell strata rate 1) ms, --query.shards=2 $(cell strata-shards2 rate 1) ms (median wall time)"
+fi
