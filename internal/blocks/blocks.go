@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,37 @@ type DeletionMark struct {
 
 // Dir is the bucket prefix of a block, with a trailing slash.
 func Dir(workspace string, id ulid.ULID) string { return workspace + "/" + id.String() + "/" }
+
+// HintImported, in a block's meta.json compaction hints, says the block came through the
+// block import API (strata migrate backfill), or was compacted from such blocks only: no
+// ingester holds it on local disk, so the compactor need not wait for the ingesters to
+// let go of its time window (compactor.PlanInput.Hold).
+const HintImported = "strata-imported"
+
+// Imported tells whether m carries HintImported.
+func Imported(m *Meta) bool { return slices.Contains(m.Compaction.Hints, HintImported) }
+
+// MarkImported adds HintImported to the meta.json of the block in dir, as Prometheus
+// writes the file (replaced whole, through a temporary file).
+func MarkImported(dir string) error {
+	m, err := ReadLocalMeta(dir)
+	if err != nil {
+		return err
+	}
+	if Imported(m) {
+		return nil
+	}
+	m.Compaction.Hints = append(m.Compaction.Hints, HintImported)
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, MetaFilename+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, MetaFilename))
+}
 
 // ReadLocalMeta reads meta.json from a block directory on disk.
 func ReadLocalMeta(dir string) (*Meta, error) {

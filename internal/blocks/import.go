@@ -22,6 +22,9 @@ func Import(ctx context.Context, bkt objstore.Bucket, workspace, dir string) (*M
 	if err := Check(ctx, dir); err != nil {
 		return nil, err
 	}
+	if err := MarkImported(dir); err != nil {
+		return nil, fmt.Errorf("marking block %s as imported: %w", dir, err)
+	}
 	return Upload(ctx, bkt, workspace, dir)
 }
 

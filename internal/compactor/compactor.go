@@ -412,6 +412,11 @@ func (c *Compactor) compactGroup(ctx context.Context, ws string, g Group) error 
 	// No result means every sample was deleted (tombstones): only the sources go.
 	if len(ids) == 1 {
 		id := ids[0]
+		if imported(dirs) {
+			if err := blocks.MarkImported(filepath.Join(out, id.String())); err != nil {
+				return fmt.Errorf("marking compacted block %s as imported: %w", id, err)
+			}
+		}
 		if err := blocks.MarkForDeletion(ctx, c.bkt, ws, id, ReasonUploading, c.now()); err != nil {
 			return fmt.Errorf("marking block %s as uploading: %w", id, err)
 		}
@@ -432,6 +437,18 @@ func (c *Compactor) compactGroup(ctx context.Context, ws string, g Group) error 
 		c.m.marked.WithLabelValues(ReasonCompacted).Inc()
 	}
 	return nil
+}
+
+// imported tells whether every block in dirs was imported (blocks.HintImported): then so
+// is the block compacted from them.
+func imported(dirs []string) bool {
+	for _, d := range dirs {
+		m, err := blocks.ReadLocalMeta(d)
+		if err != nil || !blocks.Imported(m) {
+			return false
+		}
+	}
+	return len(dirs) > 0
 }
 
 // listing is one workspace's prefix in the bucket.

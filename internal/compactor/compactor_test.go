@@ -559,3 +559,52 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// Imported blocks (strata migrate backfill) are compacted as soon as their window is
+// complete, though it ended less than Hold ago (no ingester holds them), and the block
+// made from them is imported too; a window holding an ingester's block still waits.
+func TestImportedBlocksDoNotWait(t *testing.T) {
+	ctx := context.Background()
+	bkt, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for h := time.Duration(0); h < 12*time.Hour; h += 2 * time.Hour {
+		d := gen("up", 3, h, h+2*time.Hour, 15*time.Second, 0)
+		if _, err := blocks.Import(ctx, bkt, "ws-imported", writeBlock(t, src, d, h, h+2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		dir := writeBlock(t, src, d, h, h+2*time.Hour)
+		if h == 4*time.Hour {
+			upload(t, bkt, "ws-mixed", dir) // an ingester's
+		} else if _, err := blocks.Import(ctx, bkt, "ws-mixed", dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := &clock{}
+	clk.set(15 * time.Hour) // the 12h window ended 3h ago
+	cfg := testConfig(t)
+	cfg.Hold = 13 * time.Hour
+	c, err := New(cfg, t.TempDir(), bkt, StaticWorkspaces{"ws-imported": 0, "ws-mixed": 0}, discard, prometheus.NewRegistry(), clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CompactOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := func(ws string) []blocks.Block {
+		all, err := blocks.List(ctx, bkt, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(all, func(b blocks.Block) bool { return b.DeletionMark != nil })
+	}
+	got := live("ws-imported")
+	if len(got) != 1 || got[0].Meta.MaxTime-got[0].Meta.MinTime != (12*time.Hour).Milliseconds() || !blocks.Imported(&got[0].Meta) {
+		t.Fatalf("imported workspace: %d live blocks %+v, want one imported 12h block", len(got), got)
+	}
+	if got := live("ws-mixed"); len(got) != 6 {
+		t.Fatalf("mixed workspace: %d live blocks, want its 6 blocks (waiting for the hold)", len(got))
+	}
+}

@@ -188,7 +188,20 @@ func PlanWorkspace(in PlanInput) Plan {
 		}
 	}
 	settle, hold := in.Ranges[0].Milliseconds(), in.Hold.Milliseconds()
-	complete := func(t int64) bool { return (newest >= t || now >= t+settle) && now >= t+hold }
+	imported := map[ulid.ULID]bool{}
+	for _, b := range in.Blocks {
+		if blocks.Imported(&b.Meta) {
+			imported[b.Meta.ULID] = true
+		}
+	}
+	// complete tells whether the window ending at t may be compacted from ids: no block
+	// is still coming, and the ingesters let go of it, unless none of ids is theirs.
+	complete := func(t int64, ids []ulid.ULID) bool {
+		if newest < t && now < t+settle {
+			return false
+		}
+		return now >= t+hold || !slices.ContainsFunc(ids, func(id ulid.ULID) bool { return !imported[id] })
+	}
 
 	slices.SortFunc(live, func(a, b blocks.Block) int {
 		if c := cmp.Compare(a.Meta.MinTime, b.Meta.MinTime); c != 0 {
@@ -206,17 +219,15 @@ func PlanWorkspace(in PlanInput) Plan {
 		var cur []int // units in the window starting at curStart
 		var curStart int64
 		flush := func() {
-			n := 0
+			var ids []ulid.ULID
 			for _, k := range cur {
-				n += len(units[k].blocks)
+				ids = append(ids, units[k].blocks...)
 			}
-			if n >= 2 && complete(curStart+r) {
-				g := Group{MinTime: units[cur[0]].mint, MaxTime: units[cur[len(cur)-1]].maxt, Window: in.Ranges[ri]}
+			if len(ids) >= 2 && complete(curStart+r, ids) {
 				for _, k := range cur {
 					assigned[k] = true
-					g.IDs = append(g.IDs, units[k].blocks...)
 				}
-				p.Compact = append(p.Compact, g)
+				p.Compact = append(p.Compact, Group{IDs: ids, MinTime: units[cur[0]].mint, MaxTime: units[cur[len(cur)-1]].maxt, Window: in.Ranges[ri]})
 			}
 			cur = cur[:0]
 		}
@@ -237,7 +248,7 @@ func PlanWorkspace(in PlanInput) Plan {
 		flush()
 	}
 	for k, u := range units {
-		if !assigned[k] && len(u.blocks) >= 2 && complete(u.maxt) {
+		if !assigned[k] && len(u.blocks) >= 2 && complete(u.maxt, u.blocks) {
 			p.Compact = append(p.Compact, Group{IDs: u.blocks, MinTime: u.mint, MaxTime: u.maxt})
 		}
 	}

@@ -215,7 +215,7 @@ func (c *planCase) run(t *testing.T) string {
 			in.Deleted = true
 		case "block":
 			if len(f) < 3 {
-				fail("want: block NAME [MINT,MAXT) [marked=T] [sources=A,B]")
+				fail("want: block NAME [MINT,MAXT) [marked=T] [sources=A,B] [imported]")
 			}
 			id := nm.id(f[1])
 			rng := strings.TrimSuffix(strings.TrimPrefix(f[2], "["), ")")
@@ -233,6 +233,8 @@ func (c *planCase) run(t *testing.T) string {
 			for _, opt := range f[3:] {
 				k, v, _ := strings.Cut(opt, "=")
 				switch k {
+				case "imported": // through the block import API (blocks.HintImported)
+					b.Meta.Compaction.Hints = append(b.Meta.Compaction.Hints, blocks.HintImported)
 				case "marked":
 					b.DeletionMark = mark(id, mustDur(t, v))
 				case "sources":

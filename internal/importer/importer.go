@@ -363,6 +363,10 @@ func (i *Importer) importStaged(ctx context.Context, ws string, id ulid.ULID, st
 	if err := blocks.Check(ctx, named); err != nil {
 		return nil, badRequest("%v", err)
 	}
+	// No ingester holds it: the compactor may merge its window at once.
+	if err := blocks.MarkImported(named); err != nil {
+		return nil, fmt.Errorf("marking block %s as imported: %w", id, err)
+	}
 	if _, err := blocks.Upload(ctx, i.bkt, ws, named); err != nil {
 		return nil, fmt.Errorf("uploading block %s: %w", id, err)
 	}

@@ -69,6 +69,9 @@ func TestImportBlock(t *testing.T) {
 	if err != nil || len(metas) != 1 || metas[0].Meta.ULID.String() != res.ULID {
 		t.Fatalf("the workspace's blocks: %v %v", metas, err)
 	}
+	if !blocks.Imported(&metas[0].Meta) {
+		t.Fatalf("the imported block's meta.json lacks the hint %q: %+v", blocks.HintImported, metas[0].Meta.Compaction)
+	}
 	if res, err := c.Send(context.Background(), dir, nil); err != nil || res.Status != "exists" {
 		t.Fatalf("the same block again: %+v %v", res, err)
 	}
