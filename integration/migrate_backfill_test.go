@@ -127,14 +127,7 @@ func TestMigrateBackfill(t *testing.T) {
 
 	// A corrupt block, added after Prometheus stopped (it would not start with it).
 	corrupt := historyBlock(t, data, day.Add(-5*24*time.Hour), 5)
-	chunk := filepath.Join(corrupt, "chunks", "000001")
-	b, err := os.ReadFile(chunk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(chunk, b[:len(b)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.CorruptChunks(t, corrupt)
 
 	// Interrupted after its first block (kill -9), then run again.
 	cmd := exec.Command(strataBin, backfill()...)

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,10 +11,10 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // BenchmarkSevenDayRangeQueryFromBucket times a 7-day range query served entirely from
@@ -40,33 +39,24 @@ func BenchmarkSevenDayRangeQueryFromBucket(b *testing.B) {
 	src := b.TempDir()
 	var samples int64
 	for d := range days {
-		w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), src, 24*time.Hour.Milliseconds())
-		if err != nil {
-			b.Fatal(err)
-		}
-		app := w.Appender(context.Background())
 		from := start0.Add(time.Duration(d) * 24 * time.Hour).UnixMilli()
-		for s := range series {
-			lset := labels.FromStrings("__name__", "bench_metric", "job", fmt.Sprint("job-", s%10), "instance", fmt.Sprint("host-", s))
-			var ref storage.SeriesRef
-			v := float64(s)
-			for ts := from; ts < from+24*3600*1000; ts += 15000 {
-				v += float64(ts%7) - 3
-				if ref, err = app.Append(ref, lset, ts, v); err != nil {
-					b.Fatal(err)
+		dir := testutil.WriteBlockWith(b, src, 24*time.Hour, func(app storage.Appender) error {
+			for s := range series {
+				lset := labels.FromStrings("__name__", "bench_metric", "job", fmt.Sprint("job-", s%10), "instance", fmt.Sprint("host-", s))
+				var ref storage.SeriesRef
+				var err error
+				v := float64(s)
+				for ts := from; ts < from+24*3600*1000; ts += 15000 {
+					v += float64(ts%7) - 3
+					if ref, err = app.Append(ref, lset, ts, v); err != nil {
+						return err
+					}
+					samples++
 				}
-				samples++
 			}
-		}
-		if err := app.Commit(); err != nil {
-			b.Fatal(err)
-		}
-		id, err := w.Flush(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		_ = w.Close()
-		if _, err := blocks.Upload(context.Background(), bkt, ws, filepath.Join(src, id.String())); err != nil {
+			return nil
+		})
+		if _, err := blocks.Upload(context.Background(), bkt, ws, dir); err != nil {
 			b.Fatal(err)
 		}
 	}

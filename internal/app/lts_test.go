@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,11 +14,11 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
@@ -283,30 +282,21 @@ func TestThirtyDayQueryFromBucket(t *testing.T) {
 	start0 := end.Add(-days * 24 * time.Hour)
 	src := t.TempDir()
 	for d := range days {
-		w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), src, 24*time.Hour.Milliseconds())
-		if err != nil {
-			t.Fatal(err)
-		}
-		app := w.Appender(context.Background())
 		from := start0.Add(time.Duration(d) * 24 * time.Hour).UnixMilli()
-		for s := range series {
-			lset := labels.FromStrings("__name__", "month", "i", fmt.Sprint(s))
-			var ref storage.SeriesRef
-			for ts := from; ts < from+24*3600*1000; ts += step {
-				if ref, err = app.Append(ref, lset, ts, 1); err != nil {
-					t.Fatal(err)
+		dir := testutil.WriteBlockWith(t, src, 24*time.Hour, func(app storage.Appender) error {
+			for s := range series {
+				lset := labels.FromStrings("__name__", "month", "i", fmt.Sprint(s))
+				var ref storage.SeriesRef
+				var err error
+				for ts := from; ts < from+24*3600*1000; ts += step {
+					if ref, err = app.Append(ref, lset, ts, 1); err != nil {
+						return err
+					}
 				}
 			}
-		}
-		if err := app.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		id, err := w.Flush(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = w.Close()
-		if _, err := blocks.Upload(context.Background(), bkt, ws, filepath.Join(src, id.String())); err != nil {
+			return nil
+		})
+		if _, err := blocks.Upload(context.Background(), bkt, ws, dir); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"go.uber.org/goleak"
 
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,27 +25,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // writeBlock makes a real TSDB block with n series in dir and returns its directory.
 func writeBlock(t *testing.T, dir string, n int, mint int64) string {
 	t.Helper()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for i := range n {
-		if _, err := app.Append(0, labels.FromStrings("__name__", "m", "i", string(rune('a'+i))), mint+int64(i), float64(i)); err != nil {
-			t.Fatal(err)
+	return testutil.WriteBlockWith(t, dir, 2*time.Hour, func(app storage.Appender) error {
+		for i := range n {
+			if _, err := app.Append(0, labels.FromStrings("__name__", "m", "i", string(rune('a'+i))), mint+int64(i), float64(i)); err != nil {
+				return err
+			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, id.String())
+		return nil
+	})
 }
 
 func TestUploadListDownloadDelete(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	stratatest "github.com/stratametrics/strata/internal/testutil"
 	"github.com/stratametrics/strata/internal/testutil/s3server"
 )
 
@@ -94,29 +95,19 @@ func gen(name string, n int, from, to, step, offset time.Duration) data {
 // head (aligned range, not just the samples' span), and returns its directory.
 func writeBlock(t testing.TB, dir string, d data, mint, maxt time.Duration) string {
 	t.Helper()
-	w, err := tsdb.NewBlockWriter(discard, dir, (2 * time.Hour).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	app := w.Appender(context.Background())
-	for k, ss := range d {
-		ls := parseLabels(t, k)
-		var ref storage.SeriesRef
-		for _, s := range ss {
-			if ref, err = app.Append(ref, ls, s.t, s.v); err != nil {
-				t.Fatal(err)
+	bdir := stratatest.WriteBlockWith(t, dir, 2*time.Hour, func(app storage.Appender) error {
+		for k, ss := range d {
+			ls := parseLabels(t, k)
+			var ref storage.SeriesRef
+			for _, s := range ss {
+				var err error
+				if ref, err = app.Append(ref, ls, s.t, s.v); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bdir := filepath.Join(dir, id.String())
+		return nil
+	})
 	m, err := blocks.ReadLocalMeta(bdir)
 	if err != nil {
 		t.Fatal(err)

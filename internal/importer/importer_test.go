@@ -125,14 +125,7 @@ func TestImportRefusals(t *testing.T) {
 	future := writeBlock(t, t.TempDir(), now.Add(2*time.Hour), 2*time.Hour, 2)
 	big := writeBlock(t, t.TempDir(), now.Add(-72*time.Hour), 2*time.Hour, 2000)
 	corrupt := writeBlock(t, t.TempDir(), now.Add(-96*time.Hour), 2*time.Hour, 2)
-	chunk := filepath.Join(corrupt, "chunks", "000001")
-	b, err := os.ReadFile(chunk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(chunk, b[:len(b)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.CorruptChunks(t, corrupt)
 	for _, c := range []struct {
 		name, ws, dir string
 		code          int

@@ -28,6 +28,7 @@ import (
 
 	"github.com/stratametrics/strata/internal/blocks"
 	"github.com/stratametrics/strata/internal/bucket"
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -75,33 +76,23 @@ var discard = slog.New(slog.DiscardHandler)
 // writeBlock writes the series as one TSDB block under dir and returns the block's directory.
 func writeBlock(t testing.TB, dir string, ss []series) string {
 	t.Helper()
-	w, err := tsdb.NewBlockWriter(discard, dir, 2*time.Hour.Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	app := w.Appender(context.Background())
-	for _, s := range ss {
-		var ref storage.SeriesRef
-		for _, smp := range s.samples {
-			if smp.h != nil {
-				ref, err = app.AppendHistogram(ref, s.lset, smp.t, smp.h, nil)
-			} else {
-				ref, err = app.Append(ref, s.lset, smp.t, smp.f)
-			}
-			if err != nil {
-				t.Fatal(err)
+	return testutil.WriteBlockWith(t, dir, 2*time.Hour, func(app storage.Appender) error {
+		for _, s := range ss {
+			var ref storage.SeriesRef
+			var err error
+			for _, smp := range s.samples {
+				if smp.h != nil {
+					ref, err = app.AppendHistogram(ref, s.lset, smp.t, smp.h, nil)
+				} else {
+					ref, err = app.Append(ref, s.lset, smp.t, smp.f)
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, id.String())
+		return nil
+	})
 }
 
 // fixture is a set of blocks written once and uploaded to buckets as a test needs them.
