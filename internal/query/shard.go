@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
-	"github.com/prometheus/prometheus/util/stats"
 )
 
 // Query sharding (Config.Shards), as Mimir's query-frontend does it: an aggregation over
@@ -268,7 +267,7 @@ func (a *API) newShardedQuery(ws string, lim QueryLimits, budget *seriesBudget, 
 	if !ok {
 		return whole
 	}
-	return &shardedQuery{a: a, ws: ws, lim: lim, budget: budget, opts: opts, plan: plan, qs: qs, start: start, end: end, step: step, whole: whole}
+	return &shardedQuery{a: a, ws: ws, lim: lim, budget: budget, opts: opts, plan: plan, start: start, end: end, step: step, wholeOrParts: wholeOrParts{whole: whole, qs: qs}}
 }
 
 // shardedQuery is a query evaluated as shards and merged; it falls back to the whole
@@ -280,38 +279,14 @@ type shardedQuery struct {
 	budget *seriesBudget
 	opts   promql.QueryOpts
 	plan   *shardPlan
-	qs     string
 	start  time.Time
 	end    time.Time
 	step   time.Duration // 0: an instant query at start
-	whole  promql.Query
+	// Its samples are the shards': each series is read by one shard, as often as the
+	// whole query reads it.
+	wholeOrParts
 
-	mu      sync.Mutex // guards cancel
-	cancel  context.CancelFunc
-	merge   promql.Query // its points are the answer's until Close
-	samples int64
-	sharded bool // the answer came from the shards
-}
-
-func (s *shardedQuery) Statement() parser.Statement { return s.whole.Statement() }
-func (s *shardedQuery) String() string              { return s.qs }
-
-// Stats returns the whole query's statistics, or the samples the shards processed: each
-// series is read by one shard, as often as the whole query reads it.
-func (s *shardedQuery) Stats() *stats.Statistics {
-	if !s.sharded {
-		return s.whole.Stats()
-	}
-	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: &stats.QuerySamples{TotalSamples: s.samples}}
-}
-
-func (s *shardedQuery) Cancel() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.whole.Cancel()
+	merge promql.Query // its points are the answer's until Close
 }
 
 func (s *shardedQuery) Close() {
@@ -324,7 +299,7 @@ func (s *shardedQuery) Close() {
 func (s *shardedQuery) Exec(ctx context.Context) *promql.Result {
 	res, err := s.execShards(ctx)
 	if err == nil {
-		s.sharded = true
+		s.byParts = true
 		s.a.metrics.sharded.WithLabelValues("sharded").Inc()
 		return res
 	}
@@ -352,9 +327,7 @@ var errShardAnnotations = errors.New("the shards or the merge have annotations")
 func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.mu.Lock()
-	s.cancel = cancel
-	s.mu.Unlock()
+	s.cancelParts(cancel)
 
 	n := s.a.shards()
 	jobs := len(s.plan.partials) * n

@@ -167,7 +167,7 @@ func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, bud
 		// Too few steps to split: the series can be.
 		return a.newShardedQuery(ws, lim, budget, opts, qs, start, end, step, whole), nil
 	}
-	return &splitQuery{a: a, ws: ws, lim: lim, opts: opts, qs: qs, parts: parts, step: step, whole: whole}, nil
+	return &splitQuery{a: a, ws: ws, lim: lim, opts: opts, parts: parts, step: step, wholeOrParts: wholeOrParts{whole: whole, qs: qs}}, nil
 }
 
 // splitQuery is a range query evaluated as parts of its steps in parallel. It falls back
@@ -177,37 +177,51 @@ type splitQuery struct {
 	ws    string
 	lim   QueryLimits
 	opts  promql.QueryOpts
-	qs    string
 	parts []stepRange
 	step  time.Duration
+	wholeOrParts
+
+	queries []promql.Query // of the parts; their points are the answer's until Close
+}
+
+// wholeOrParts is what a query evaluated in parts (split by steps, or sharded) shares:
+// the whole query it falls back to, and what the parts report once they answered.
+type wholeOrParts struct {
 	whole promql.Query
+	qs    string
 
 	mu      sync.Mutex // guards cancel
 	cancel  context.CancelFunc
-	queries []promql.Query // of the parts; their points are the answer's until Close
-	samples int64
-	split   bool // the answer came from the parts
+	samples int64 // processed by the parts, as the whole query counts them
+	byParts bool  // the answer came from the parts
 }
 
-func (s *splitQuery) Statement() parser.Statement { return s.whole.Statement() }
-func (s *splitQuery) String() string              { return s.qs }
+func (w *wholeOrParts) Statement() parser.Statement { return w.whole.Statement() }
+func (w *wholeOrParts) String() string              { return w.qs }
 
 // Stats returns the whole query's statistics, or, when the parts answered, the samples
-// processed: their sum, which is the whole's (each step counts its own samples).
-func (s *splitQuery) Stats() *stats.Statistics {
-	if !s.split {
-		return s.whole.Stats()
+// they processed.
+func (w *wholeOrParts) Stats() *stats.Statistics {
+	if !w.byParts {
+		return w.whole.Stats()
 	}
-	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: &stats.QuerySamples{TotalSamples: s.samples}}
+	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: &stats.QuerySamples{TotalSamples: w.samples}}
 }
 
-func (s *splitQuery) Cancel() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		s.cancel()
+func (w *wholeOrParts) Cancel() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel != nil {
+		w.cancel()
 	}
-	s.whole.Cancel()
+	w.whole.Cancel()
+}
+
+// cancelParts is how Cancel stops the parts.
+func (w *wholeOrParts) cancelParts(cancel context.CancelFunc) {
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
 }
 
 // Close releases the parts' and the whole's memory; the answer is invalid after it.
@@ -227,7 +241,7 @@ func (s *splitQuery) closeParts() {
 
 func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 	if res, ok := s.execParts(ctx); ok {
-		s.split = true
+		s.byParts = true
 		s.a.metrics.split.WithLabelValues("split").Inc()
 		return res
 	}
@@ -241,9 +255,7 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 func (s *splitQuery) execParts(ctx context.Context) (*promql.Result, bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.mu.Lock()
-	s.cancel = cancel
-	s.mu.Unlock()
+	s.cancelParts(cancel)
 	maxSamples := s.lim.MaxSamples
 	if maxSamples > 0 {
 		maxSamples = max(1, maxSamples/len(s.parts))
