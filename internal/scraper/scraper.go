@@ -220,6 +220,9 @@ func (m *Manager) Sync(ctx context.Context) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// The series of a collector restarted in the same workspace, which the new one ends
+	// with the stale markers of its own should it stop before scraping them again.
+	inherited := map[string]map[string]struct{}{}
 	for id, c := range m.collectors {
 		if s, ok := want[id]; !ok || c.hash != hashOf(s, dest[id]) {
 			c.stop()
@@ -231,6 +234,8 @@ func (m *Manager) Sync(ctx context.Context) {
 				// leaves Prometheus' service discovery. A changed configuration restarts
 				// the collector instead, whose targets go on.
 				c.app.writeStaleMarkers(ctx, time.Now())
+			} else {
+				inherited[id] = c.app.written()
 			}
 		}
 	}
@@ -239,7 +244,7 @@ func (m *Manager) Sync(ctx context.Context) {
 			continue
 		}
 		s := want[id]
-		c, err := m.start(ctx, s, dest[id])
+		c, err := m.start(ctx, s, dest[id], inherited[id])
 		if err != nil {
 			m.failures.WithLabelValues(id).Inc()
 			m.logger.Warn("scraper cannot start", "scraper", id, "workspace", dest[id], "err", err)
@@ -273,7 +278,7 @@ type collector struct {
 	done      chan struct{}
 }
 
-func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string) (*collector, error) {
+func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string, inherited map[string]struct{}) (*collector, error) {
 	cfg, err := m.prepare(s)
 	if err != nil {
 		return nil, err
@@ -304,7 +309,7 @@ func (m *Manager) start(ctx context.Context, s meta.Scraper, workspace string) (
 		cancel()
 		return nil, errors.New("creating the discovery manager failed")
 	}
-	app := &appendable{m: m, scraper: s.ID, workspace: workspace, events: events, tables: newSeriesTables()}
+	app := &appendable{m: m, scraper: s.ID, workspace: workspace, events: events, tables: newSeriesTables(), inherited: inherited}
 	// PassMetadataInContext puts each scrape's target in its appender's context: the
 	// appender keeps a series table per target (series.go).
 	sm, err := scrape.NewManager(&scrape.Options{DiscoveryReloadInterval: model.Duration(m.cfg.DiscoveryUpdate), PassMetadataInContext: true}, componentLogger(ComponentCollector), nil, nil, app, reg)
@@ -404,6 +409,10 @@ type appendable struct {
 	workspace string
 	events    *scraperLog // nil without a logging configuration
 	tables    *seriesTables
+	// inherited are the encoded labels of the series the collectors this one replaced
+	// wrote (a configuration change restarts a collector): they get stale markers too
+	// when it stops for good, even if it never scraped them.
+	inherited map[string]struct{}
 }
 
 func (a *appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {

@@ -229,6 +229,14 @@ func TestScraperFollowsChanges(t *testing.T) {
 	if len(m.collectors) != 0 {
 		t.Fatal("a failed scraper runs")
 	}
+	// Stopped for good, it ends its series, and those of the collector it replaced:
+	// job one's too, which the new collector never scraped (after a restart the scraper
+	// may stop before its first scrape).
+	for _, job := range []string{"one", "two"} {
+		if v, _ := w.value("ws-a", fmt.Sprintf(`__name__="x",instance=%q,job=%q,`, instance, job)); !value.IsStaleNaN(v) {
+			t.Fatalf("job %s's x = %v after the scraper stopped, want a stale marker", job, v)
+		}
+	}
 }
 
 // What a scraper configuration may hold, as the control plane checks it.

@@ -2,6 +2,7 @@ package scraper
 
 import (
 	"context"
+	"maps"
 	"math"
 	"runtime"
 	"sync"
@@ -151,24 +152,75 @@ func (t *seriesTable) appendStale(dst []byte, ts int64) ([]byte, int) {
 	return dst, n
 }
 
-// writeStaleMarkers ends every series the scraper wrote with a stale marker at now, one
-// batch per target, once its scrape loops have stopped (they write none themselves when
-// the whole scrape manager stops).
-func (a *appendable) writeStaleMarkers(ctx context.Context, now time.Time) {
-	ts := now.UnixMilli()
+// written returns the encoded labels of every series the collector (and those it
+// replaced) wrote and still remembers.
+func (a *appendable) written() map[string]struct{} {
+	out := maps.Clone(a.inherited)
+	if out == nil {
+		out = map[string]struct{}{}
+	}
 	for _, tab := range a.tables.all() {
-		body, n := tab.appendStale(a.m.getBuffer(), ts)
-		if n > 0 {
-			if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body); err != nil {
-				a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
-				a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n))
-				if a.events != nil {
-					a.events.event(ComponentExporter, vendedlogs.LevelError, "writing the stale markers: "+err.Error(), vendedlogs.Field{Key: "samples", Value: n})
-				}
-			} else {
-				a.m.written.WithLabelValues(a.scraper, "ok").Add(float64(n))
+		tab.mu.Lock()
+		for _, s := range tab.slots {
+			if s.labels != nil {
+				out[string(s.labels)] = struct{}{}
 			}
 		}
-		a.m.putBuffer(body)
+		tab.mu.Unlock()
 	}
+	return out
+}
+
+// staleBatch is how many inherited series' stale markers go in one write.
+const staleBatch = 2000
+
+// writeStaleMarkers ends every series the scraper wrote with a stale marker at now, one
+// batch per target, once its scrape loops have stopped (they write none themselves when
+// the whole scrape manager stops); then the inherited series it did not write itself.
+func (a *appendable) writeStaleMarkers(ctx context.Context, now time.Time) {
+	ts := now.UnixMilli()
+	stale := math.Float64frombits(value.StaleNaN)
+	own := map[string]struct{}{}
+	for _, tab := range a.tables.all() {
+		body, n := tab.appendStale(a.m.getBuffer(), ts)
+		if len(a.inherited) > 0 {
+			tab.mu.Lock()
+			for _, s := range tab.slots {
+				if s.labels != nil {
+					own[string(s.labels)] = struct{}{}
+				}
+			}
+			tab.mu.Unlock()
+		}
+		a.writeStale(ctx, body, n)
+	}
+	body, n := a.m.getBuffer(), 0
+	for lbls := range a.inherited {
+		if _, ok := own[lbls]; ok {
+			continue
+		}
+		body = remotewrite.AppendV1Encoded(body, []byte(lbls), ts, stale, nil, nil)
+		if n++; n == staleBatch {
+			a.writeStale(ctx, body, n)
+			body, n = a.m.getBuffer(), 0
+		}
+	}
+	a.writeStale(ctx, body, n)
+}
+
+// writeStale writes a batch of n stale markers and gives body back to the pool.
+func (a *appendable) writeStale(ctx context.Context, body []byte, n int) {
+	defer a.m.putBuffer(body)
+	if n == 0 {
+		return
+	}
+	if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body); err != nil {
+		a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
+		a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n))
+		if a.events != nil {
+			a.events.event(ComponentExporter, vendedlogs.LevelError, "writing the stale markers: "+err.Error(), vendedlogs.Field{Key: "samples", Value: n})
+		}
+		return
+	}
+	a.m.written.WithLabelValues(a.scraper, "ok").Add(float64(n))
 }
