@@ -530,7 +530,8 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				Registerer: a.reg,
 				QueryLog:   a.vlogs,
 				// A cached answer holds the samples of the retention it was made under.
-				CacheVersion: resultsCacheVersion(a.store, retentions),
+				CacheVersion: resultsCacheVersion(a.store, retentions, a.sg, time.Now),
+				Retentions:   retentions,
 			}
 			if a.ingester != nil {
 				deps.Ingesters = []querier.Ingester{a.ingester}

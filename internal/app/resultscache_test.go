@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -41,7 +42,7 @@ func TestResultsCacheVersionAcrossProcesses(t *testing.T) {
 		if err := s.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return s, resultsCacheVersion(s, compactor.StoreWorkspaces{Store: s, Limits: &defaultLimits{limits.Default()}})
+		return s, resultsCacheVersion(s, compactor.StoreWorkspaces{Store: s, Limits: &defaultLimits{limits.Default()}}, &fakeHistory{}, time.Now)
 	}
 	a, versionA := open()
 	b, versionB := open()
@@ -84,6 +85,73 @@ func TestResultsCacheVersionAcrossProcesses(t *testing.T) {
 	}
 	if v, ok := versionB(ctx, id); ok {
 		t.Errorf("a deleted workspace has version %q", v)
+	}
+}
+
+type fakeHistory struct {
+	oldest   int64
+	imported []ulid.ULID
+	ok       bool
+}
+
+func (h *fakeHistory) History(context.Context, string) (int64, []ulid.ULID, bool, error) {
+	return h.oldest, h.imported, h.ok, nil
+}
+
+// The version changes when the bucket's blocks change the past: history imported, and
+// samples missing inside the retention the workspace has now (deleted under a shorter
+// one, the workspace record unchanged: an overrides file). It stays when nothing did.
+func TestResultsCacheVersionFollowsBlocks(t *testing.T) {
+	ctx := context.Background()
+	b, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const id = "ws-00000000-0000-0000-0000-000000000001"
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.CreateWorkspace(ctx, meta.Workspace{ID: id, ARN: "arn:" + id, Status: meta.StatusActive, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	lim := &defaultLimits{limits.Default()} // 150 days
+	h := &fakeHistory{}
+	version := resultsCacheVersion(s, compactor.StoreWorkspaces{Store: s, Limits: lim}, h, func() time.Time { return now })
+	v := func() string {
+		t.Helper()
+		v, ok := version(ctx, id)
+		if !ok {
+			t.Fatal("not cacheable")
+		}
+		return v
+	}
+	day := 24 * time.Hour
+	empty := v()
+	h.oldest, h.ok = now.Add(-10*day).UnixMilli(), true // a young workspace's first blocks
+	young := v()
+	if young == empty {
+		t.Error("the first block does not change the version")
+	}
+	h.oldest = now.Add(-200 * day).UnixMilli() // history backfilled
+	h.imported = []ulid.ULID{ulid.MustNew(1, nil)}
+	full := v()
+	if full == young {
+		t.Error("an import does not change the version")
+	}
+	now = now.Add(day) // the retention's cutoff moves on; the oldest block is still before it
+	if v() != full {
+		t.Error("the version changed with the clock alone")
+	}
+	// 30 days in the overrides for a while, deleting, then 150 again.
+	h.oldest = now.Add(-30 * day).UnixMilli()
+	if v() == full {
+		t.Error("samples deleted inside the retention: the version did not change")
+	}
+	now = now.Add(121 * day) // the cutoff passed the oldest block: nothing missing inside it
+	if v() != full {
+		t.Error("the version did not come back once nothing is missing inside the retention")
 	}
 }
 

@@ -39,6 +39,13 @@ type Workspaces interface {
 	Exists(ctx context.Context, workspace string) (bool, error)
 }
 
+// Retentions gives a workspace's retention (ok false: none, keep everything); the
+// Queryables drop samples older than it, so the results cache must not keep steps that
+// read them (cache.go). querier.Retentions has the same method.
+type Retentions interface {
+	Retention(ctx context.Context, workspace string) (ret time.Duration, ok bool, err error)
+}
+
 // Metadata is the metadata of one metric, as /api/v1/metadata lists it.
 type Metadata = metadata.Metadata
 
@@ -96,6 +103,9 @@ type Deps struct {
 	// (Invalidate reaches only this process). ok false means: do not use the cache (the
 	// workspace's state is unknown).
 	CacheVersion func(ctx context.Context, workspace string) (version string, ok bool)
+	// Retentions, when set, is the retention the Queryables apply: steps reading samples
+	// near its moving cutoff are evaluated, never answered from the results cache.
+	Retentions Retentions
 	// Principal names the caller in the slow-query log; nil logs none.
 	Principal func(*http.Request) string
 	// QueryLog receives every PromQL query and rule query with its cost, for the
@@ -144,6 +154,8 @@ type API struct {
 	// minStepsPerPart is the fewest steps in a part of a split range query (split.go);
 	// tests lower it to split small queries.
 	minStepsPerPart int
+	// retentionEdge is retentionEdge (cache.go); tests lower it.
+	retentionEdge time.Duration
 
 	engMu   sync.Mutex // guards engines
 	engines map[int]*promql.Engine
@@ -192,6 +204,7 @@ func newAPI(cfg Config, deps Deps, tune func(*promql.EngineOpts)) (*API, error) 
 		now:             time.Now,
 		tune:            tune,
 		minStepsPerPart: defaultMinStepsPerPart,
+		retentionEdge:   retentionEdge,
 		engines:         map[int]*promql.Engine{},
 	}
 	if a.limits == nil {

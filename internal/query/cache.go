@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -146,6 +147,41 @@ func (c *resultsCache) failed(err error, op string) {
 	c.logger.Debug("results cache backend failed; evaluating instead", "backend", c.backend, "reason", reason, "err", err)
 }
 
+// retentionEdge: steps reading samples within this of the retention's cutoff are not
+// cached. The cutoff moves on while an extent lives (cacheableSince is asked again at
+// every read), the compactor deletes whole blocks, and the querier may read the clock a
+// moment later than the cache.
+const retentionEdge = time.Hour
+
+// cacheableSince returns the first step time of the range query whole that may be
+// answered from or stored in the cache: the Queryables drop samples older than the
+// workspace's retention, so a step that reads samples near that cutoff has an answer
+// that changes as the cutoff moves. The zero time means no bound; ok false, that the
+// retention is unknown (do not cache).
+func (a *API) cacheableSince(ctx context.Context, ws string, whole promql.Query) (since time.Time, ok bool) {
+	if a.deps.Retentions == nil {
+		return time.Time{}, true
+	}
+	ret, has, err := a.deps.Retentions.Retention(ctx, ws)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if !has || ret <= 0 {
+		return time.Time{}, true
+	}
+	stmt, isEval := whole.Statement().(*parser.EvalStmt)
+	if !isEval {
+		return time.Time{}, false
+	}
+	// How far before its step a step's samples reach: the same for every step of a
+	// cacheable query (no @, no subquery). A query without selectors reads none.
+	var reach time.Duration
+	if mint, maxt := promql.FindMinMaxTime(stmt); mint != 0 || maxt != 0 {
+		reach = stmt.Start.Sub(timestamp.Time(mint))
+	}
+	return a.now().Add(-ret + a.retentionEdge + reach), true
+}
+
 // cacheable tells whether a range query's steps can be cached once old enough: it is
 // split (splittable) and reads no sample newer than its step (no negative offset).
 func cacheable(expr parser.Expr) bool {
@@ -235,6 +271,7 @@ type cachedRange struct {
 	start  time.Time
 	end    time.Time
 	step   time.Duration
+	since  time.Time // steps before it are not cached (cacheableSince)
 	cutoff time.Time // steps after it are not cached
 	whole  promql.Query
 	// version is Deps.CacheVersion's for the workspace.
@@ -291,7 +328,32 @@ func (c *cachedRange) Exec(ctx context.Context) *promql.Result {
 		mats  []promql.Matrix
 		warns annotations.Annotations
 	)
+	// uncached evaluates the steps [from, to] without the cache.
+	uncached := func(from, to int64) error {
+		m, w, qry, err := c.evaluate(ctx, from, to)
+		if err != nil {
+			return err
+		}
+		// Its points are the answer's until Close.
+		c.mu.Lock()
+		c.queries = append(c.queries, qry)
+		c.mu.Unlock()
+		c.a.metrics.cacheSteps.WithLabelValues("uncacheable").Add(float64((to-from)/step + 1))
+		mats = append(mats, m)
+		warns.Merge(w)
+		return nil
+	}
 	t := start
+	if !c.since.IsZero() {
+		// Steps reading samples near the retention's cutoff: evaluated.
+		if first := start - floorDiv(start-c.since.UnixMilli(), step)*step; first > start {
+			last := min(first-step, lastStep)
+			if err := uncached(start, last); err != nil {
+				return &promql.Result{Err: err}
+			}
+			t = last + step
+		}
+	}
 	for t <= lastCached {
 		day := floorDiv(t, interval)
 		dayEnd := (day+1)*interval - 1
@@ -305,17 +367,9 @@ func (c *cachedRange) Exec(ctx context.Context) *promql.Result {
 		t = pe + step
 	}
 	if t <= lastStep {
-		m, w, qry, err := c.evaluate(ctx, t, end)
-		if err != nil {
+		if err := uncached(t, lastStep); err != nil {
 			return &promql.Result{Err: err}
 		}
-		// Its points are the answer's until Close.
-		c.mu.Lock()
-		c.queries = append(c.queries, qry)
-		c.mu.Unlock()
-		c.a.metrics.cacheSteps.WithLabelValues("uncacheable").Add(float64((lastStep-t)/step + 1))
-		mats = append(mats, m)
-		warns.Merge(w)
 	}
 	return &promql.Result{Value: mergeTimeMatrices(mats), Warnings: warns}
 }

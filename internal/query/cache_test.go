@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // The results cache answers byte for byte as evaluation does: cold, warm, over ranges
@@ -133,5 +135,59 @@ func TestResultsCacheEvicts(t *testing.T) {
 	}
 	if b := testutil.ToFloat64(cached.api.metrics.cacheBytes); b > size {
 		t.Errorf("the cache holds %v bytes, more than its %d", b, size)
+	}
+}
+
+// retentionQueryables drops samples older than the retention, as the querier does.
+type retentionQueryables struct {
+	Queryables
+	now func() time.Time
+	ret time.Duration
+}
+
+func (q retentionQueryables) Querier(ctx context.Context, ws string, mint, maxt int64) (storage.Querier, error) {
+	return q.Queryables.Querier(ctx, ws, max(mint, q.now().Add(-q.ret).UnixMilli()), maxt)
+}
+
+func (q retentionQueryables) Retention(context.Context, string) (time.Duration, bool, error) {
+	return q.ret, true, nil
+}
+
+// Steps that read samples near the retention's cutoff are evaluated: the cutoff moves on,
+// and an extent made earlier holds samples the workspace no longer answers with.
+func TestResultsCacheRetentionEdge(t *testing.T) {
+	now := fixtureStart.Add(80 * time.Minute)
+	clock := func() time.Time { return now }
+	withRetention := func(c *Config, d *Deps) {
+		q := retentionQueryables{Queryables: d.Queryables, now: clock, ret: time.Hour}
+		d.Queryables, d.Retentions = q, q
+	}
+	plain := newEnv(t, func(c *Config, d *Deps) { c.ResultsCacheSize = 0; withRetention(c, d) })
+	cached := newEnv(t, func(c *Config, d *Deps) { c.SplitInterval = 10 * time.Minute; withRetention(c, d) })
+	cached.api.now, cached.api.retentionEdge = clock, time.Minute
+	steps := func(result string) float64 {
+		return testutil.ToFloat64(cached.api.metrics.cacheSteps.WithLabelValues(result))
+	}
+	u := "/workspaces/" + testWS + "/api/v1/query_range"
+	for _, expr := range []string{"sum(http_requests_total)", "sum(rate(http_requests_total[5m]))", "http_requests_total offset 3m"} {
+		params := p("query", expr, "start", at(0), "end", at(50*time.Minute), "step", "60")
+		check := func(wantEdge float64) {
+			t.Helper()
+			edge := steps("uncacheable")
+			w := doHTTP(t, http.MethodGet, plain.srv.URL+u, params, nil)
+			c := doHTTP(t, http.MethodGet, cached.srv.URL+u, params, nil)
+			if w.status != 200 || string(w.body) != string(c.body) {
+				t.Fatalf("%s at %v\nevaluated: %d %s\ncached:    %d %s", expr, now, w.status, w.body, c.status, c.body)
+			}
+			if got := steps("uncacheable") - edge; got != wantEdge {
+				t.Errorf("%s at %v: %v steps evaluated near the retention's cutoff, want %v", expr, now, got, wantEdge)
+			}
+		}
+		reach := map[string]float64{"sum(http_requests_total)": 5, "sum(rate(http_requests_total[5m]))": 5, "http_requests_total offset 3m": 8}[expr]
+		now = fixtureStart.Add(80 * time.Minute) // cutoff at 20m: steps before 21m + reach evaluated
+		check(21 + reach)
+		check(21 + reach) // the rest from the cache
+		now = now.Add(15 * time.Minute) // cutoff at 35m: the extents hold steps that no longer read the same samples
+		check(36 + reach)
 	}
 }

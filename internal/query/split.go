@@ -157,8 +157,9 @@ func (a *API) newRangeQuery(ctx context.Context, ws string, lim QueryLimits, bud
 			if a.deps.CacheVersion != nil {
 				version, ok = a.deps.CacheVersion(ctx, ws)
 			}
-			if ok {
-				return &cachedRange{a: a, ws: ws, lim: lim, opts: opts, qs: qs, start: start, end: end, step: step, cutoff: cutoff, whole: whole, version: version}, nil
+			since, sinceOK := a.cacheableSince(ctx, ws, whole)
+			if ok && sinceOK {
+				return &cachedRange{a: a, ws: ws, lim: lim, opts: opts, qs: qs, start: start, end: end, step: step, since: since, cutoff: cutoff, whole: whole, version: version}, nil
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/stratametrics/strata/internal/blocks"
 )
 
 // Blocks the caller holds locally (by ULID or by all their sources) are not read.
@@ -82,4 +84,40 @@ func setSources(t *testing.T, b fixtureBlock, sources ...ulid.ULID) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// History names the oldest sample time and the imported blocks, as of the last sync; a
+// covered block (a compaction's source) is not counted.
+func TestHistory(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	f := newFixture(t)
+	a := f.add(t, "a", floats("m", 0, 2, 1000, 2000, 100))
+	b := f.add(t, "b", floats("m", 0, 2, 2000, 3000, 100))
+	old := f.add(t, "old", floats("m", 0, 2, 0, 1000, 100))
+	if err := blocks.MarkImported(old.dir); err != nil {
+		t.Fatal(err)
+	}
+	sg := newSG(t, testConfig(t.TempDir()), bkt)
+	if _, _, ok, err := sg.History(ctx, "ws-1"); err != nil || ok {
+		t.Fatalf("no blocks: ok %v, err %v", ok, err)
+	}
+	upload(t, bkt, "ws-1", a, b)
+	check := func(wantOldest int64, wantImported ...ulid.ULID) {
+		t.Helper()
+		if err := sg.SyncWorkspace(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
+		oldest, imported, ok, err := sg.History(ctx, "ws-1")
+		if err != nil || !ok || oldest != wantOldest || !slices.Equal(imported, wantImported) {
+			t.Fatalf("History: %d %v %v %v, want %d %v", oldest, imported, ok, err, wantOldest, wantImported)
+		}
+	}
+	check(1000)
+	upload(t, bkt, "ws-1", old) // history backfilled
+	check(0, old.id)
+	c := f.add(t, "c", concat(old.series, a.series))
+	setSources(t, c, old.id, a.id)
+	upload(t, bkt, "ws-1", c) // compacted: the imported block is covered
+	check(0)
 }

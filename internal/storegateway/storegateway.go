@@ -67,6 +67,7 @@ type blockRange struct {
 	sources    []ulid.ULID
 	id         ulid.ULID
 	mint, maxt int64
+	imported   bool // blocks.HintImported
 }
 
 // New returns a store-gateway caching blocks in cfg.Dir (or dataDir/store-gateway). Blocks
@@ -247,7 +248,7 @@ func (sg *StoreGateway) sync(ctx context.Context, w *workspace) error {
 		if covered[i] {
 			continue
 		}
-		ranges = append(ranges, blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime, sources: b.Meta.Compaction.Sources})
+		ranges = append(ranges, blockRange{id: b.Meta.ULID, mint: b.Meta.MinTime, maxt: b.Meta.MaxTime, sources: b.Meta.Compaction.Sources, imported: blocks.Imported(&b.Meta)})
 		live[b.Meta.ULID] = struct{}{}
 	}
 
@@ -277,6 +278,32 @@ func (sg *StoreGateway) sync(ctx context.Context, w *workspace) error {
 	sg.mu.Unlock()
 	sg.remove(gone, reasonDeleted)
 	return nil
+}
+
+// History is what of a workspace's blocks changes answers for times that are not new:
+// the oldest sample time (ok false: no block), which retention deletions move, and the
+// ids of the imported blocks (blocks.HintImported), which change when history is
+// backfilled, in time order; as of the last listing. The results cache's version is
+// made of it, so that cached answers do not outlive the samples they were made from.
+func (sg *StoreGateway) History(ctx context.Context, ws string) (oldest int64, imported []ulid.ULID, ok bool, err error) {
+	w, err := sg.workspace(ws)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if err := sg.ensureSynced(ctx, w); err != nil {
+		return 0, nil, false, err
+	}
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	for _, b := range w.blocks {
+		if !ok || b.mint < oldest {
+			oldest, ok = b.mint, true
+		}
+		if b.imported {
+			imported = append(imported, b.id)
+		}
+	}
+	return oldest, imported, ok, nil
 }
 
 // workspace returns the state of ws, creating it if needed.
