@@ -12,6 +12,7 @@ package blockmerge
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 
@@ -30,23 +31,34 @@ type Part struct {
 func (p Part) empty() bool { return p.MinT > p.MaxT }
 
 // NewQuerier merges parts: read one after the other in time order when their ranges are
-// pairwise disjoint, else with Prometheus' chained merge. Closing it closes every part.
+// pairwise disjoint, else with Prometheus' chained merge. Parts known to hold nothing
+// (MinT > MaxT: an ingester never written to) are not read, only closed: merging them
+// would cost every series of the others a comparison. Closing it closes every part.
 func NewQuerier(parts []Part) storage.Querier {
-	qs := make([]storage.Querier, 0, len(parts))
-	// Empty parts (MinT > MaxT) first, then by time.
-	sorted := slices.Clone(parts)
-	slices.SortStableFunc(sorted, func(a, b Part) int {
-		if ea, eb := a.empty(), b.empty(); ea != eb {
-			if ea {
-				return -1
-			}
-			return 1
+	var empty []storage.Querier
+	live := make([]Part, 0, len(parts))
+	for _, p := range parts {
+		if p.empty() {
+			empty = append(empty, p.Querier)
+		} else {
+			live = append(live, p)
 		}
-		return cmp.Compare(a.MinT, b.MinT)
-	})
+	}
+	q := merge(live)
+	if len(empty) == 0 {
+		return q
+	}
+	return &closingQuerier{Querier: q, also: empty}
+}
+
+// merge merges parts that may hold samples.
+func merge(parts []Part) storage.Querier {
+	qs := make([]storage.Querier, 0, len(parts))
+	sorted := slices.Clone(parts)
+	slices.SortStableFunc(sorted, func(a, b Part) int { return cmp.Compare(a.MinT, b.MinT) })
 	disjoint := true
 	for i, p := range sorted {
-		if i > 0 && !sorted[i-1].empty() && sorted[i-1].MaxT >= p.MinT {
+		if i > 0 && sorted[i-1].MaxT >= p.MinT {
 			disjoint = false
 		}
 		qs = append(qs, p.Querier)
@@ -55,13 +67,23 @@ func NewQuerier(parts []Part) storage.Querier {
 		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	}
 	for i := range qs {
-		maxT := sorted[i].MaxT
-		if sorted[i].empty() {
-			maxT = minInt64 // bounds nothing after it
-		}
-		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: maxT}
+		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: sorted[i].MaxT}
 	}
 	return storage.NewMergeQuerier(qs, nil, concatMerge)
+}
+
+// closingQuerier is a querier that also closes the parts it does not read.
+type closingQuerier struct {
+	storage.Querier
+	also []storage.Querier
+}
+
+func (q *closingQuerier) Close() error {
+	err := q.Querier.Close()
+	for _, a := range q.also {
+		err = errors.Join(err, a.Close())
+	}
+	return err
 }
 
 // rankedQuerier tags its series with its place in time order and its range's end, for

@@ -328,13 +328,39 @@ func (s hsample) FH() *histogram.FloatHistogram { return nil }
 func (s hsample) Type() chunkenc.ValueType      { return chunkenc.ValHistogram }
 func (s hsample) Copy() chunks.Sample           { return hsample{t: s.t, h: s.h.Copy()} }
 
+// emptyQuerier records what is asked of it.
+type emptyQuerier struct {
+	storage.Querier
+	selected, closed bool
+}
+
+func (q *emptyQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	q.selected = true
+	return q.Querier.Select(ctx, sorted, hints, ms...)
+}
+
+func (q *emptyQuerier) Close() error {
+	q.closed = true
+	return nil
+}
+
 // TestEmptyParts: a part known to hold nothing (MinT > MaxT) overlaps nothing, even next
-// to a part reaching the end of time, and is closed with the others.
+// to a part reaching the end of time; it is not read, and is closed with the others.
 func TestEmptyParts(t *testing.T) {
 	a := Part{Querier: querierOf(series("x", 0, 10)), MinT: 0, MaxT: 10}
 	b := Part{Querier: querierOf(series("x", 11, 20)), MinT: 11, MaxT: math.MaxInt64}
-	e := Part{Querier: querierOf(), MinT: math.MaxInt64, MaxT: math.MinInt64}
-	ss := NewQuerier([]Part{b, e, a}).Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "s", "x"))
+	eq := &emptyQuerier{Querier: querierOf()}
+	e := Part{Querier: eq, MinT: math.MaxInt64, MaxT: math.MinInt64}
+	q := NewQuerier([]Part{b, e, a})
+	defer func() {
+		if err := q.Close(); err != nil || !eq.closed {
+			t.Errorf("Close: %v; the empty part closed: %v", err, eq.closed)
+		}
+	}()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "s", "x"))
+	if eq.selected {
+		t.Error("the empty part was read")
+	}
 	if !ss.Next() {
 		t.Fatal("no series")
 	}
