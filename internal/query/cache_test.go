@@ -186,7 +186,7 @@ func TestResultsCacheRetentionEdge(t *testing.T) {
 		reach := map[string]float64{"sum(http_requests_total)": 5, "sum(rate(http_requests_total[5m]))": 5, "http_requests_total offset 3m": 8}[expr]
 		now = fixtureStart.Add(80 * time.Minute) // cutoff at 20m: steps before 21m + reach evaluated
 		check(21 + reach)
-		check(21 + reach) // the rest from the cache
+		check(21 + reach)               // the rest from the cache
 		now = now.Add(15 * time.Minute) // cutoff at 35m: the extents hold steps that no longer read the same samples
 		check(36 + reach)
 	}
