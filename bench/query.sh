@@ -28,6 +28,10 @@
 # code, PHASE=all (default) does both. SERVERS picks the runs (default "strata-p1 strata
 # prometheus-2.42 prometheus-3"). PROFILE=seconds writes a CPU profile of each server
 # during its repetitions of each query over 1 s to dir/profiles (pprof).
+# PAIR=1 (with PHASE=query) measures Strata at --query.parallelism=1 and Prometheus 3
+# interleaved instead: both run, and each repetition of a query goes to one, then the
+# other, so that whatever else the machine does weighs on both alike (on this 2-CPU VM a
+# process' CPU time for the same work varies by ±10% with the load on the other CPU).
 # Ports 127.0.0.1:18190 (Strata; 18191 its internal listener), 18192 (Prometheus 2.42),
 # 18193 (Prometheus 3).
 set -euo pipefail
@@ -188,6 +192,57 @@ dashboard() {
 }
 
 mkdir -p "$work/results" "$work/profiles"
+if [ -n "${PAIR:-}" ]; then
+	# pq ID path params...: the query to both servers, interleaved; writes "median-ms
+	# cpu-ms-per-request n" to $work/results/pair-SERVER/ID.
+	pq() {
+		local id=$1 path=$2 n i k first slow=0 c0 c1; shift 2
+		local -a p
+		mapfile -t p < <(at "$@")
+		for k in 0 1; do
+			check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" > /dev/null
+			first=$(check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}")
+			slow=$(echo "if ($first > $slow) $first else $slow" | bc -l)
+			: > "$work/times-$k"; echo 0 > "$work/cpu-$k"
+		done
+		n=$(echo "f = 3 / ($slow + 0.001); if (f > 101) f = 101; if (f < $repeat) f = $repeat; scale=0; f / 1" | bc -l)
+		for i in $(seq "$n"); do
+			for k in 0 1; do
+				c0=$(cpu "${pids[k]}")
+				curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" >> "$work/times-$k"
+				c1=$(cpu "${pids[k]}")
+				echo $(( $(cat "$work/cpu-$k") + c1 - c0 )) > "$work/cpu-$k"
+			done
+		done
+		for k in 0 1; do
+			mkdir -p "$work/results/pair-${names2[k]}"
+			echo "$(median "$n" < "$work/times-$k") $(( $(cat "$work/cpu-$k") * 1000 / hz )) $n" |
+				awk '{ printf "%.2f %.2f %d\n", $1 * 1000, $2 / $3, $3 }' > "$work/results/pair-${names2[k]}/$id"
+			echo "pair ${names2[k]} $id: $(cat "$work/results/pair-${names2[k]}/$id")" >&2
+		done
+	}
+	names2=(strata-p1 prometheus-3)
+	start_strata --query.parallelism 1
+	spid=$pid
+	start_prom "$prom3" 18193 "$work/prometheus-3"
+	pids=("$spid" "$pid")
+	bases=("http://127.0.0.1:18190/workspaces/$ws/api/v1" "http://127.0.0.1:18193/api/v1")
+	hdrs=("-H Cache-Control:no-store" "")
+	settle "$spid" 5
+	settle "$pid" 5
+	q() { pq "$@"; }
+	queries
+	stop "$spid"
+	stop "$pid"
+	echo
+	echo "| query, interleaved ($series series × ${hours} h at 15 s): CPU ms per request | Strata, parallelism 1 | Prometheus 3 | Strata / Prometheus 3 | requests each |"
+	echo "|---|---|---|---|---|"
+	for id in instant rate hq topk range1h range24h range7d hq24h series labels; do
+		a=$(awk '{print $2}' "$work/results/pair-strata-p1/$id") b=$(awk '{print $2}' "$work/results/pair-prometheus-3/$id")
+		echo "| $id | $a | $b | $(echo "scale=2; $a / $b" | bc -l) | $(awk '{print $3}' "$work/results/pair-strata-p1/$id") |"
+	done
+	exit 0
+fi
 shards=$("$work/strata" server --help 2>&1 | grep -c -- '-query.shards' || true)
 [ "$shards" -gt 0 ] && servers="$servers strata-shards2"
 for run in $servers; do

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // Part is a querier whose samples all lie in [MinT, MaxT] (milliseconds, inclusive).
@@ -63,13 +64,19 @@ func merge(parts []Part) storage.Querier {
 		}
 		qs = append(qs, p.Querier)
 	}
+	merged := storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	if !disjoint || len(qs) < 2 {
-		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
+		return merged
 	}
-	for i := range qs {
-		qs[i] = &rankedQuerier{Querier: qs[i], rank: i, maxT: sorted[i].MaxT}
+	from := make([]int64, len(sorted))
+	from[0] = minInt64
+	for i := 1; i < len(sorted); i++ {
+		// Past the end of the previous part's range.
+		if from[i] = sorted[i-1].MaxT; from[i] < math.MaxInt64 {
+			from[i]++
+		}
 	}
-	return storage.NewMergeQuerier(qs, nil, concatMerge)
+	return &concatQuerier{Querier: merged, parts: qs, from: from}
 }
 
 // closingQuerier is a querier that also closes the parts it does not read.
@@ -86,44 +93,106 @@ func (q *closingQuerier) Close() error {
 	return err
 }
 
-// rankedQuerier tags its series with its place in time order and its range's end, for
-// concatMerge.
-type rankedQuerier struct {
+// concatQuerier reads parts whose time ranges are pairwise disjoint: a series' samples
+// are those of its first part, then those of the next. Label names and values, and
+// Close, are Prometheus' merge's.
+type concatQuerier struct {
 	storage.Querier
-	rank int
-	maxT int64
+	parts []storage.Querier // in time order
+	from  []int64           // parts[i]'s samples are read from from[i] on
 }
 
-func (q *rankedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return &rankedSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), q: q}
-}
-
-type rankedSeriesSet struct {
-	storage.SeriesSet
-	q *rankedQuerier
-}
-
-func (s *rankedSeriesSet) At() storage.Series {
-	return &rankedSeries{Series: s.SeriesSet.At(), q: s.q}
-}
-
-type rankedSeries struct {
-	storage.Series
-	q *rankedQuerier
-}
-
-// concatMerge joins the copies of one series from disjoint parts, in time order.
-func concatMerge(series ...storage.Series) storage.Series {
-	ss := make([]*rankedSeries, len(series))
-	for i, s := range series {
-		ss[i] = s.(*rankedSeries)
+func (q *concatQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	sets := make([]storage.SeriesSet, len(q.parts))
+	for i, p := range q.parts {
+		sets[i] = p.Select(ctx, true, hints, ms...) // merging needs sorted sets
 	}
-	slices.SortFunc(ss, func(a, b *rankedSeries) int { return a.q.rank - b.q.rank })
-	return &concatSeries{series: ss}
+	return &concatSet{sets: sets, from: q.from, cur: make([]storage.Series, len(sets))}
 }
 
+// concatSet merges the sorted series sets of time-disjoint parts. Unlike Prometheus'
+// merge it asks each set for its series once per position (a TSDB block's set makes a
+// new one at every call), and finds the smallest labels by a scan: parts are few.
+type concatSet struct {
+	sets    []storage.SeriesSet
+	from    []int64
+	cur     []storage.Series // each set's series at its position; nil once it is done
+	at      []int            // the sets whose series has the smallest labels, in time order
+	started bool
+}
+
+func (s *concatSet) Next() bool {
+	if !s.started {
+		s.started = true
+		for i := range s.sets {
+			s.advance(i)
+		}
+	} else {
+		for _, i := range s.at {
+			s.advance(i)
+		}
+	}
+	s.at = s.at[:0]
+	var smallest labels.Labels
+	for i, c := range s.cur {
+		if c == nil {
+			continue
+		}
+		if len(s.at) == 0 {
+			s.at, smallest = append(s.at, i), c.Labels()
+			continue
+		}
+		switch l := c.Labels(); labels.Compare(l, smallest) {
+		case -1:
+			s.at, smallest = append(s.at[:0], i), l
+		case 0:
+			s.at = append(s.at, i)
+		}
+	}
+	return len(s.at) > 0
+}
+
+func (s *concatSet) advance(i int) {
+	s.cur[i] = nil
+	if s.sets[i].Next() {
+		s.cur[i] = s.sets[i].At()
+	}
+}
+
+func (s *concatSet) At() storage.Series {
+	if len(s.at) == 1 {
+		return s.cur[s.at[0]]
+	}
+	c := &concatSeries{series: make([]storage.Series, len(s.at)), from: make([]int64, len(s.at))}
+	for j, i := range s.at {
+		c.series[j] = s.cur[i]
+		c.from[j] = s.from[i]
+	}
+	c.from[0] = minInt64
+	return c
+}
+
+func (s *concatSet) Err() error {
+	for _, set := range s.sets {
+		if err := set.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *concatSet) Warnings() annotations.Annotations {
+	var ws annotations.Annotations
+	for _, set := range s.sets {
+		ws.Merge(set.Warnings())
+	}
+	return ws
+}
+
+// concatSeries is one series' copies from time-disjoint parts, in time order.
 type concatSeries struct {
-	series []*rankedSeries
+	series []storage.Series
+	from   []int64 // series[i]'s samples are read from from[i] on
 }
 
 func (s *concatSeries) Labels() labels.Labels { return s.series[0].Labels() }
@@ -133,23 +202,15 @@ func (s *concatSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if !ok {
 		c = &concatIterator[int64]{}
 	}
-	its, from := c.its[:0], c.from[:0]
-	for i, rs := range s.series {
+	its := c.its[:0]
+	for i, ps := range s.series {
 		var old chunkenc.Iterator
 		if i < len(c.its) {
 			old = c.its[i]
 		}
-		its = append(its, rs.Iterator(old))
-		f := int64(minInt64)
-		if i > 0 {
-			// Past the end of the previous part's range.
-			if f = s.series[i-1].q.maxT; f < math.MaxInt64 {
-				f++
-			}
-		}
-		from = append(from, f)
+		its = append(its, ps.Iterator(old))
 	}
-	*c = concatIterator[int64]{its: its, from: from}
+	*c = concatIterator[int64]{its: its, from: s.from}
 	return c
 }
 

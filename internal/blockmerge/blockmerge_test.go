@@ -51,6 +51,22 @@ func TestMatchesChainedMerge(t *testing.T) {
 			if gs.Err() != nil || ws.Err() != nil {
 				t.Fatal(gs.Err(), ws.Err())
 			}
+			// PromQL takes every series first and reads them afterwards.
+			all := func(set storage.SeriesSet) (out []storage.Series) {
+				for set.Next() {
+					out = append(out, set.At())
+				}
+				return out
+			}
+			gl, wl := all(got.Select(context.Background(), true, nil, ms)), all(want.Select(context.Background(), true, nil, ms))
+			if len(gl) != len(wl) {
+				t.Fatalf("%d series taken first, want %d", len(gl), len(wl))
+			}
+			for i := range wl {
+				if g, w := run(gl[i].Iterator(nil), nil), run(wl[i].Iterator(nil), nil); !labels.Equal(gl[i].Labels(), wl[i].Labels()) || !slices.Equal(g, w) {
+					t.Fatalf("taken first: %s %v, want %s %v", gl[i].Labels(), g, wl[i].Labels(), w)
+				}
+			}
 		})
 	}
 }
