@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,14 @@ type seriesEntry struct {
 	gen  uint32
 }
 
+// seen records a sample accepted at now (unix seconds). lastSeen only rises, which
+// activeSeries.oldest relies on; a racing push may leave it a second behind.
+func (e *seriesEntry) seen(now int64) {
+	if e.lastSeen.Load() < now {
+		e.lastSeen.Store(now)
+	}
+}
+
 type labelSetLimit struct {
 	set       map[string]string
 	name      string // {a="b"} form, for messages
@@ -51,6 +60,11 @@ type activeSeries struct {
 	sets      []labelSetLimit
 	perSet    []int64
 	gen       uint32
+	// oldest is at most every entry's lastSeen (they only rise): a purge whose cutoff
+	// is not past it has nothing to forget and does not walk the entries. The walk, of
+	// every active series under the write lock, then happens about once per window
+	// instead of at every housekeeping pass.
+	oldest int64
 
 	// Reservations of series admitted and not yet committed, counted against the
 	// limits like active series.
@@ -76,6 +90,7 @@ func newActiveSeries(sets []meta.LimitsPerLabelSet) *activeSeries {
 		names:            map[string]string{},
 		pendingPerMetric: map[string]int{},
 		layouts:          newLayouts(),
+		oldest:           math.MaxInt64,
 	}
 	a.setLabelSets(sets)
 	return a
@@ -227,10 +242,11 @@ func (a *activeSeries) release(r reservation) {
 // add records key → ref after a successful append. Call with a.mu held for writing.
 func (a *activeSeries) add(key []byte, ref storage.SeriesRef, metric string, lbls []remotewrite.Label, now int64) {
 	if e, ok := a.byRef[ref]; ok {
-		e.lastSeen.Store(now)
+		e.seen(now)
 		a.byKey[string(key)] = e
 		return
 	}
+	a.oldest = min(a.oldest, now)
 	name, ok := a.names[metric]
 	if !ok {
 		name = strings.Clone(metric)
@@ -263,12 +279,17 @@ func (a *activeSeries) refreshSets(e *seriesEntry, lbls []remotewrite.Label) {
 // purge forgets series whose last sample arrived before cutoff.
 func (a *activeSeries) purge(cutoff time.Time) {
 	c := cutoff.Unix()
+	a.layouts.purge(c)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.layouts.purge(c)
+	if c <= a.oldest {
+		return
+	}
 	removed := false
+	oldest := int64(math.MaxInt64)
 	for ref, e := range a.byRef {
-		if e.lastSeen.Load() >= c {
+		if t := e.lastSeen.Load(); t >= c {
+			oldest = min(oldest, t)
 			continue
 		}
 		delete(a.byRef, ref)
@@ -284,6 +305,7 @@ func (a *activeSeries) purge(cutoff time.Time) {
 		}
 		e.ref = 0 // marks the entry dead for the keys still pointing at it
 	}
+	a.oldest = oldest
 	if !removed {
 		return
 	}

@@ -184,7 +184,7 @@ func (i *Ingester) Push(ctx context.Context, workspace string, req *remotewrite.
 		if st.entries[idx] == nil && newRef != 0 {
 			st.newRefs = append(st.newRefs, newSeries{idx: idx, ref: newRef, metric: metric})
 		} else if st.entries[idx] != nil {
-			st.entries[idx].lastSeen.Store(nowSec)
+			st.entries[idx].seen(nowSec)
 			anyStale = anyStale || st.stale[idx]
 		}
 	}
