@@ -32,8 +32,11 @@
 # interleaved instead: both run, and each repetition of a query goes to one, then the
 # other, so that whatever else the machine does weighs on both alike (on this 2-CPU VM a
 # process' CPU time for the same work varies by ±10% with the load on the other CPU).
+# SHARDS_AB=N (with PHASE=query) measures sharding alone: two Strata servers on copies of
+# the data (dir/strata-data-b, made once), unsharded and --query.shards=2, the instant
+# `sum by (job)` query interleaved between them N times.
 # Ports 127.0.0.1:18190 (Strata; 18191 its internal listener), 18192 (Prometheus 2.42),
-# 18193 (Prometheus 3).
+# 18193 (Prometheus 3), 18290 and 18291 (the second Strata of SHARDS_AB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 series=${1:-100000}
@@ -60,8 +63,11 @@ settle() {
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
 # start_strata [flags]: starts Strata on 18190 (pid in $pid).
+# sport and sdata, when set, replace the port (its internal listener one above) and the
+# data directory.
 start_strata() {
-	"$work/strata" server --listen 127.0.0.1:18190 --internal.listen 127.0.0.1:18191 --data-dir "$work/strata-data" \
+	local port=${sport:-18190}
+	"$work/strata" server --listen "127.0.0.1:$port" --internal.listen "127.0.0.1:$((port + 1))" --data-dir "${sdata:-$work/strata-data}" \
 		--server.enable-pprof --import.creation-grace-period 3h --query.max-samples 500000000 \
 		--log.level warn "$@" 2>> "$work/strata.log" &
 	pid=$!
@@ -192,35 +198,35 @@ dashboard() {
 }
 
 mkdir -p "$work/results" "$work/profiles"
+# pq ID path params...: the query to both servers of pids, bases, hdrs and names2,
+# interleaved; writes "median-ms cpu-ms-per-request n" to $work/results/pair-NAME/ID.
+pq() {
+	local id=$1 path=$2 n i k first slow=0 c0 c1; shift 2
+	local -a p
+	mapfile -t p < <(at "$@")
+	for k in 0 1; do
+		check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" > /dev/null
+		first=$(check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}")
+		slow=$(echo "if ($first > $slow) $first else $slow" | bc -l)
+		: > "$work/times-$k"; echo 0 > "$work/cpu-$k"
+	done
+	n=$(echo "f = 3 / ($slow + 0.001); if (f > 101) f = 101; if (f < $repeat) f = $repeat; scale=0; f / 1" | bc -l)
+	for i in $(seq "$n"); do
+		for k in 0 1; do
+			c0=$(cpu "${pids[k]}")
+			curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" >> "$work/times-$k"
+			c1=$(cpu "${pids[k]}")
+			echo $(( $(cat "$work/cpu-$k") + c1 - c0 )) > "$work/cpu-$k"
+		done
+	done
+	for k in 0 1; do
+		mkdir -p "$work/results/pair-${names2[k]}"
+		echo "$(median "$n" < "$work/times-$k") $(( $(cat "$work/cpu-$k") * 1000 / hz )) $n" |
+			awk '{ printf "%.2f %.2f %d\n", $1 * 1000, $2 / $3, $3 }' > "$work/results/pair-${names2[k]}/$id"
+		echo "pair ${names2[k]} $id: $(cat "$work/results/pair-${names2[k]}/$id")" >&2
+	done
+}
 if [ -n "${PAIR:-}" ]; then
-	# pq ID path params...: the query to both servers, interleaved; writes "median-ms
-	# cpu-ms-per-request n" to $work/results/pair-SERVER/ID.
-	pq() {
-		local id=$1 path=$2 n i k first slow=0 c0 c1; shift 2
-		local -a p
-		mapfile -t p < <(at "$@")
-		for k in 0 1; do
-			check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" > /dev/null
-			first=$(check "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}")
-			slow=$(echo "if ($first > $slow) $first else $slow" | bc -l)
-			: > "$work/times-$k"; echo 0 > "$work/cpu-$k"
-		done
-		n=$(echo "f = 3 / ($slow + 0.001); if (f > 101) f = 101; if (f < $repeat) f = $repeat; scale=0; f / 1" | bc -l)
-		for i in $(seq "$n"); do
-			for k in 0 1; do
-				c0=$(cpu "${pids[k]}")
-				curl -s -o /dev/null -w '%{time_total}\n' "${sign[@]}" ${hdrs[k]} "${bases[k]}/$path" "${p[@]}" >> "$work/times-$k"
-				c1=$(cpu "${pids[k]}")
-				echo $(( $(cat "$work/cpu-$k") + c1 - c0 )) > "$work/cpu-$k"
-			done
-		done
-		for k in 0 1; do
-			mkdir -p "$work/results/pair-${names2[k]}"
-			echo "$(median "$n" < "$work/times-$k") $(( $(cat "$work/cpu-$k") * 1000 / hz )) $n" |
-				awk '{ printf "%.2f %.2f %d\n", $1 * 1000, $2 / $3, $3 }' > "$work/results/pair-${names2[k]}/$id"
-			echo "pair ${names2[k]} $id: $(cat "$work/results/pair-${names2[k]}/$id")" >&2
-		done
-	}
 	names2=(strata-p1 prometheus-3)
 	start_strata --query.parallelism 1
 	spid=$pid
@@ -241,6 +247,28 @@ if [ -n "${PAIR:-}" ]; then
 		a=$(awk '{print $2}' "$work/results/pair-strata-p1/$id") b=$(awk '{print $2}' "$work/results/pair-prometheus-3/$id")
 		echo "| $id | $a | $b | $(echo "scale=2; $a / $b" | bc -l) | $(awk '{print $3}' "$work/results/pair-strata-p1/$id") |"
 	done
+	exit 0
+fi
+if [ -n "${SHARDS_AB:-}" ]; then
+	# Two Strata servers on copies of the data, default parallelism, one unsharded and
+	# one with --query.shards=2, the instant `sum by (job)` query interleaved between
+	# them SHARDS_AB times (at least).
+	[ -d "$work/strata-data-b" ] || cp -r "$work/strata-data" "$work/strata-data-b"
+	names2=(strata strata-shards2)
+	start_strata
+	apid=$pid
+	sport=18290 sdata=$work/strata-data-b start_strata --query.shards 2
+	pids=("$apid" "$pid")
+	bases=("http://127.0.0.1:18190/workspaces/$ws/api/v1" "http://127.0.0.1:18290/workspaces/$ws/api/v1")
+	hdrs=("-H Cache-Control:no-store" "-H Cache-Control:no-store")
+	settle "$apid" 5
+	settle "$pid" 5
+	repeat=$SHARDS_AB
+	pq rate query --data-urlencode "query=$rate" --data-urlencode "time=@E@"
+	stop "$apid"
+	stop "$pid"
+	a=$(awk '{print $1}' "$work/results/pair-strata/rate") b=$(awk '{print $1}' "$work/results/pair-strata-shards2/rate")
+	echo "instant \`$rate\`, interleaved, median wall: unsharded $a ms ($(awk '{print $2}' "$work/results/pair-strata/rate") CPU-ms), --query.shards=2 $b ms ($(awk '{print $2}' "$work/results/pair-strata-shards2/rate") CPU-ms): $(echo "scale=2; $a / $b" | bc -l)x"
 	exit 0
 fi
 shards=$("$work/strata" server --help 2>&1 | grep -c -- '-query.shards' || true)

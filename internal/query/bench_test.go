@@ -3,16 +3,22 @@ package query
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	stratatest "github.com/stratametrics/strata/internal/testutil"
 )
@@ -133,6 +139,114 @@ func BenchmarkQueryShards(b *testing.B) {
 				benchRequest(b, h, "query", p("query", c.q, "time", ts))
 			})
 		}
+	}
+}
+
+// BenchmarkBlockRead is the storage work of an instant rate query over one block without
+// the engine: each of 32,000 series' labels, chunks and last 5 minutes of samples, read by
+// one goroutine (whole) and by two at once, half the series each, split by series hash as
+// shards are (halves). Its wall-time gain bounds what two shards can gain on the machine:
+// the two CPUs share caches and memory bandwidth.
+func BenchmarkBlockRead(b *testing.B) {
+	const n, scrapes = 32_000, 480 // 2 h at 15 s
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	modes := []string{"idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice"}
+	dir := stratatest.WriteBlockWith(b, b.TempDir(), 4*time.Hour, func(app storage.Appender) error {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range n {
+			ls := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", strconv.Itoa(i%16),
+				"instance", fmt.Sprintf("host-%d:9100", i/128), "job", "node", "mode", modes[i/16%8])
+			v := 0.0
+			for k := range scrapes {
+				v += float64(rng.IntN(1500)) / 100
+				if _, err := app.Append(0, ls, t0+int64(k)*15_000, v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	block, err := tsdb.OpenBlock(nil, dir, chunkenc.NewPool(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer block.Close()
+	ir, err := block.Index()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ir.Close()
+	cr, err := block.Chunks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cr.Close()
+	p, err := ir.Postings(context.Background(), "__name__", "node_cpu_seconds_total")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var all []storage.SeriesRef
+	var halves [2][]storage.SeriesRef
+	var sb labels.ScratchBuilder
+	for p.Next() {
+		if err := ir.Series(p.At(), &sb, nil); err != nil {
+			b.Fatal(err)
+		}
+		all = append(all, p.At())
+		h := labels.StableHash(sb.Labels()) % 2
+		halves[h] = append(halves[h], p.At())
+	}
+	mint := t0 + scrapes*15_000 - 5*60_000
+	read := func(refs []storage.SeriesRef) error {
+		var (
+			sb   labels.ScratchBuilder
+			chks []chunks.Meta
+			it   chunkenc.Iterator
+		)
+		for _, ref := range refs {
+			if err := ir.Series(ref, &sb, &chks); err != nil {
+				return err
+			}
+			_ = sb.Labels()
+			for _, c := range chks {
+				if c.MaxTime < mint {
+					continue
+				}
+				chk, _, err := cr.ChunkOrIterable(c)
+				if err != nil {
+					return err
+				}
+				it = chk.Iterator(it)
+				for it.Next() != chunkenc.ValNone {
+				}
+				if err := it.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name  string
+		parts [][]storage.SeriesRef
+	}{{"whole", [][]storage.SeriesRef{all}}, {"halves", halves[:]}} {
+		b.Run(c.name, func(b *testing.B) {
+			cpu0 := processCPU(b)
+			for b.Loop() {
+				errs := make([]error, len(c.parts))
+				var wg sync.WaitGroup
+				for i, part := range c.parts {
+					wg.Go(func() { errs[i] = read(part) })
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+		})
 	}
 }
 
