@@ -135,7 +135,7 @@ func firstValue(s string) string {
 }
 
 // Three processes in three zones form a cluster through their embedded NATS servers (the
-// ingest log replicated 3 ways) over one bucket. See testThreeNodes.
+// ingest log replicated 3 ways, in four streams) over one bucket. See testThreeNodes.
 func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -148,8 +148,9 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 		routes = append(routes, "nats://"+a)
 	}
 	testThreeNodes(t, threeZones, func(i int) []string {
+		// Four streams over the eight partitions: their leaders spread over the servers.
 		return []string{"--jetstream.cluster-listen", clusterAddrs[i], "--jetstream.routes", strings.Join(routes, ","),
-			"--jetstream.server-name", fmt.Sprintf("node-%d", i)}
+			"--jetstream.server-name", fmt.Sprintf("node-%d", i), "--jetstream.streams", "4"}
 	})
 }
 

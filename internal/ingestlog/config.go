@@ -60,8 +60,13 @@ type JetStreamConfig struct {
 	// samples to be in a block in the bucket, from which a new owner of the partition
 	// recovers.
 	MaxAge time.Duration `yaml:"max_age"`
-	// Stream names the stream (and its subjects' prefix).
+	// Stream names the stream (and its subjects' prefix); with several streams, they are
+	// named Stream-0, Stream-1 and so on.
 	Stream string `yaml:"stream"`
+	// Streams is how many streams hold the partitions (partition p in stream p mod
+	// Streams). Each stream's leader takes every write to its partitions: in a cluster,
+	// several streams spread that work over the servers. Fixed once the streams exist.
+	Streams int `yaml:"streams"`
 }
 
 // RegisterFlags registers the flags under "ingest." and "jetstream.".
@@ -80,7 +85,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.JetStream.StoreDir, "jetstream.store-dir", "", "Directory of the embedded NATS server's streams; empty: <data-dir>/jetstream.")
 	f.IntVar(&c.JetStream.Replicas, "jetstream.replicas", 0, "Servers that must hold a batch before the client gets its answer; 0: 3 when NATS is a cluster of three servers or more (--jetstream.routes, or the servers an external URL leads to), 1 otherwise.")
 	f.DurationVar(&c.JetStream.MaxAge, "jetstream.max-age", 6*time.Hour, "How long the ingest log keeps a batch: longer than it takes its samples to reach a block in the bucket (--tsdb.block-range plus --tsdb.ship-interval).")
-	f.StringVar(&c.JetStream.Stream, "jetstream.stream", "strata-ingest", "Name of the ingest log's stream.")
+	f.StringVar(&c.JetStream.Stream, "jetstream.stream", "strata-ingest", "Name of the ingest log's stream (with --jetstream.streams above 1, the streams are NAME-0, NAME-1, ...), and its subjects' prefix.")
+	f.IntVar(&c.JetStream.Streams, "jetstream.streams", 1, "Streams the ingest log's partitions are spread over (partition p in stream p mod N). Each stream's leader takes every write to its partitions; in a cluster, several streams spread that work over the servers. Fixed once the streams exist, like --ingest.partitions: a process started with another layout refuses to start.")
 	c.JetStream.Token = os.Getenv("STRATA_JETSTREAM_TOKEN")
 }
 
@@ -108,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if js.MaxAge <= 0 {
 		return errors.New("jetstream.max_age must be positive")
+	}
+	if js.Streams < 1 || js.Streams > c.Partitions {
+		return fmt.Errorf("jetstream.streams: %d, want 1 to the number of partitions (%d)", js.Streams, c.Partitions)
 	}
 	if js.Stream == "" || strings.ContainsAny(js.Stream, ". *>") {
 		return fmt.Errorf("jetstream.stream: %q is not a stream name", js.Stream)

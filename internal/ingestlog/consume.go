@@ -315,8 +315,14 @@ loop:
 	return errors.Join(errs...)
 }
 
+// checkpointFile is the file of partition p's checkpoint: a stream sequence, so named
+// after the stream when there are several (one stream keeps the name it always had).
 func (c *Consumer) checkpointFile(p int) string {
-	return filepath.Join(c.dir, "partition-"+strconv.Itoa(p))
+	name := "partition-" + strconv.Itoa(p)
+	if c.log.streams() > 1 {
+		name = c.log.streamOf(p) + "." + name
+	}
+	return filepath.Join(c.dir, name)
 }
 
 // readCheckpoint returns the partition's checkpoint, 0 when there is none.
@@ -373,9 +379,16 @@ func (c *Consumer) consumePartition(ctx context.Context, p int) error {
 	)
 	for attempt := 0; ; attempt++ {
 		// The stream may not exist yet (a cluster forming).
-		if end, err = c.lastSequence(ctx, p); err == nil {
+		var streamLast uint64
+		if end, streamLast, err = c.lastSequence(ctx, p); err == nil {
+			if last > streamLast {
+				// Sequences never go back within a stream: this one was made again
+				// (NATS' store wiped) since the checkpoint was written.
+				c.logger.Warn("ingest log checkpoint beyond the stream's last sequence: the stream was made again; reading the partition as if new", "partition", p, "checkpoint", last, "stream_last", streamLast)
+				last = 0
+			}
 			if from, fromMark, err = c.startAt(ctx, p, last, &cfg); err == nil {
-				if cons, err = c.log.js.OrderedConsumer(ctx, c.log.cfg.JetStream.Stream, cfg); err == nil {
+				if cons, err = c.log.js.OrderedConsumer(ctx, c.log.streamOf(p), cfg); err == nil {
 					break
 				}
 			}
@@ -502,7 +515,7 @@ func (c *Consumer) startAt(ctx context.Context, p int, last uint64, cfg *jetstre
 	}
 	var checkpointAt time.Time // when the log stored the checkpoint's batch
 	if last > 0 {
-		if checkpointAt, err = c.log.storedAt(ctx, last); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if checkpointAt, err = c.log.storedAt(ctx, p, last); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return time.Time{}, false, err
 		} // not found: gone from the log, older than any mark
 	}
@@ -536,9 +549,9 @@ func (c *Consumer) startAt(ctx context.Context, p int, last uint64, cfg *jetstre
 	}
 }
 
-// storedAt returns when the log stored the batch with stream sequence seq.
-func (l *Log) storedAt(ctx context.Context, seq uint64) (time.Time, error) {
-	st, err := l.js.Stream(ctx, l.cfg.JetStream.Stream)
+// storedAt returns when the log stored the batch of partition p with stream sequence seq.
+func (l *Log) storedAt(ctx context.Context, p int, seq uint64) (time.Time, error) {
+	st, err := l.js.Stream(ctx, l.streamOf(p))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -550,20 +563,21 @@ func (l *Log) storedAt(ctx context.Context, seq uint64) (time.Time, error) {
 }
 
 // lastSequence returns the stream sequence of the partition's last batch, 0 when it
-// has none.
-func (c *Consumer) lastSequence(ctx context.Context, p int) (uint64, error) {
-	st, err := c.log.js.Stream(ctx, c.log.cfg.JetStream.Stream)
+// has none, and the last sequence of its stream.
+func (c *Consumer) lastSequence(ctx context.Context, p int) (last, streamLast uint64, err error) {
+	st, err := c.log.js.Stream(ctx, c.log.streamOf(p))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	streamLast = st.CachedInfo().State.LastSeq
 	msg, err := st.GetLastMsgForSubject(ctx, c.log.subject(p))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
+		return 0, streamLast, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return msg.Sequence, nil
+	return msg.Sequence, max(streamLast, msg.Sequence), nil
 }
 
 // store stores one batch, retrying while the ingester fails it; it returns false when

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -225,5 +227,142 @@ func TestHAStore(t *testing.T) {
 	}
 	if got, _, _, _ := s.Get(ctx, "ws-1", "c/1"); got.Replica != "b" {
 		t.Fatalf("after the update: %+v", got)
+	}
+}
+
+// consumeAll runs a consumer of l with checkpoints in dir until rec holds n samples.
+func consumeAll(t *testing.T, l *Log, dir string, rec *recorder, n int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := NewConsumer(l, dir, rec, nil, prometheus.NewRegistry())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%d samples consumed", n), func() bool { return len(rec.all()) >= n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With several streams, each holds the subjects of its partitions (p mod N), batches go
+// to their partition's stream, and a consumer reads them all, keeping a checkpoint per
+// stream and partition.
+func TestSeveralStreams(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Partitions, cfg.JetStream.Streams = 6, 3
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, cfg)
+	ctx := context.Background()
+	for i := range 3 {
+		st, err := l.js.Stream(ctx, fmt.Sprintf("strata-ingest-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("strata-ingest.p.%d", i), fmt.Sprintf("strata-ingest.p.%d", i+3)}
+		if got := st.CachedInfo().Config.Subjects; !slices.Equal(got, want) {
+			t.Fatalf("stream %d has subjects %v, want %v", i, got, want)
+		}
+	}
+	if _, err := l.js.Stream(ctx, "strata-ingest"); err == nil {
+		t.Fatal("the single stream's name was made too")
+	}
+	pub := NewPublisher(l)
+	var names []string
+	for i := range 60 {
+		names = append(names, fmt.Sprintf("m%02d", i))
+	}
+	for ts := int64(1); ts <= 3; ts++ {
+		if _, err := pub.Push(ctx, "ws-1", request(t, ts, names...), ingest.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every partition's batches are in its stream, and only there (60 series leave no
+	// partition empty).
+	var msgs uint64
+	for i := range 3 {
+		st, err := l.js.Stream(ctx, l.streamName(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range 6 {
+			_, err = st.GetLastMsgForSubject(ctx, l.subject(p))
+			if in := err == nil; in != (i == p%3) {
+				t.Fatalf("partition %d in stream %d: %v (%v)", p, i, in, err)
+			}
+		}
+		msgs += st.CachedInfo().State.Msgs
+	}
+	if msgs != 3*6 {
+		t.Fatalf("%d messages in the streams, want 18 (3 requests × 6 partitions)", msgs)
+	}
+	rec := &recorder{}
+	dir := t.TempDir()
+	consumeAll(t, l, dir, rec, 3*len(names))
+	if got := len(rec.all()); got != 3*len(names) {
+		t.Fatalf("consumed %d samples, want %d", got, 3*len(names))
+	}
+	for p := range 6 {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("strata-ingest-%d.partition-%d", p%3, p))); err != nil {
+			t.Fatalf("checkpoint of partition %d: %v", p, err)
+		}
+	}
+}
+
+// The log's layout (partitions, streams) is fixed once its streams exist: a process
+// configured otherwise refuses to start rather than publish or read where the others
+// do not.
+func TestStreamLayoutFixed(t *testing.T) {
+	dir := t.TempDir()
+	open := func(partitions, streams int) (*Log, error) {
+		cfg := testConfig(t)
+		cfg.Partitions, cfg.JetStream.Streams = partitions, streams
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return Open(context.Background(), cfg, dir, nil)
+	}
+	for _, c := range []struct{ made, partitions, streams int }{{1, 4, 2}, {1, 8, 1}, {2, 4, 1}, {2, 8, 2}, {2, 4, 4}} {
+		t.Run(fmt.Sprintf("made_%d_streams/opened_%d_partitions_%d_streams", c.made, c.partitions, c.streams), func(t *testing.T) {
+			dir = t.TempDir()
+			l, err := open(4, c.made)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			if l, err := open(c.partitions, c.streams); !errors.Is(err, ErrLayout) {
+				if err == nil {
+					l.Close()
+				}
+				t.Fatalf("opened with another layout: %v, want ErrLayout", err)
+			}
+			l, err = open(4, c.made)
+			if err != nil {
+				t.Fatalf("the layout it was made with: %v", err)
+			}
+			l.Close()
+		})
+	}
+}
+
+// A checkpoint beyond its stream's last sequence is from a stream since made again
+// (NATS' store wiped): the partition is read from the beginning, not skipped up to it.
+func TestCheckpointOfAnotherStream(t *testing.T) {
+	l := openLog(t, testConfig(t))
+	dir := t.TempDir()
+	for p := range 4 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("partition-%d", p)), []byte("1000\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	if _, err := NewPublisher(l).Push(context.Background(), "ws-1", request(t, 1, names...), ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	consumeAll(t, l, dir, rec, len(names))
+	if got := len(rec.all()); got != len(names) {
+		t.Fatalf("consumed %d samples, want %d", got, len(names))
 	}
 }

@@ -110,7 +110,10 @@ func Open(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) 
 	// retry).
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := l.createStream(sctx); err != nil {
+	if err := l.createStream(sctx); errors.Is(err, ErrLayout) {
+		l.Close()
+		return nil, err
+	} else if err != nil {
 		l.logger.Info("ingest log stream not created yet; retrying", "err", err)
 	}
 	return l, nil
@@ -139,6 +142,9 @@ func (l *Log) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, ErrLayout) {
+			return err
 		}
 		if attempt%20 == 19 {
 			l.logger.Warn("creating the ingest log's stream and HA bucket; retrying", "stream", l.cfg.JetStream.Stream, "err", err)
@@ -231,22 +237,102 @@ func (l *Log) subject(partition int) string {
 	return l.cfg.JetStream.Stream + ".p." + strconv.Itoa(partition)
 }
 
-// createStream creates the stream, or updates its retention and replicas.
+// streams is how many streams the partitions are spread over.
+func (l *Log) streams() int { return max(1, l.cfg.JetStream.Streams) }
+
+// streamName is the name of stream i: --jetstream.stream alone, NAME-i with several.
+func (l *Log) streamName(i int) string {
+	if l.streams() == 1 {
+		return l.cfg.JetStream.Stream
+	}
+	return l.cfg.JetStream.Stream + "-" + strconv.Itoa(i)
+}
+
+// streamOf is the name of the stream holding partition p's batches.
+func (l *Log) streamOf(p int) string { return l.streamName(p % l.streams()) }
+
+// The layout a stream was made for, in its metadata: batches are placed by it, so a
+// process with another one would publish and read where the others do not.
+const (
+	layoutPartitions = "strata_partitions"
+	layoutStreams    = "strata_streams"
+)
+
+// ErrLayout is returned when the log's streams were made with other partitions or
+// another number of streams than this process is configured with.
+var ErrLayout = errors.New("the ingest log's streams have another layout")
+
+// createStream creates the log's streams, or updates their retention and replicas,
+// after checking that the streams already there have this process' layout.
 func (l *Log) createStream(ctx context.Context) error {
 	js := l.cfg.JetStream
-	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        js.Stream,
-		Description: "Strata ingest log: validated remote-write batches by partition",
-		Subjects:    []string{js.Stream + ".p.*"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      js.MaxAge,
-		Storage:     jetstream.FileStorage,
-		Replicas:    js.Replicas,
-		Discard:     jetstream.DiscardOld,
-		MaxMsgSize:  -1,
-	})
-	if err != nil {
-		return fmt.Errorf("creating the ingest log's stream %s: %w", js.Stream, err)
+	n := l.streams()
+	layout := map[string]string{layoutPartitions: strconv.Itoa(l.cfg.Partitions), layoutStreams: strconv.Itoa(n)}
+	if err := l.checkLayout(ctx, layout); err != nil {
+		return err
+	}
+	for i := range n {
+		subjects := []string{js.Stream + ".p.*"}
+		if n > 1 {
+			subjects = subjects[:0]
+			for p := i; p < l.cfg.Partitions; p += n {
+				subjects = append(subjects, l.subject(p))
+			}
+		}
+		name := l.streamName(i)
+		_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        name,
+			Description: "Strata ingest log: validated remote-write batches by partition",
+			Subjects:    subjects,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      js.MaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    js.Replicas,
+			Discard:     jetstream.DiscardOld,
+			MaxMsgSize:  -1,
+			Metadata:    layout,
+		})
+		if err != nil {
+			return fmt.Errorf("creating the ingest log's stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkLayout returns ErrLayout when a stream of the log (named --jetstream.stream or
+// NAME-i) is not one this process would make, or was made for another layout. A stream
+// without a layout (made before it was recorded) is taken as it is, alone.
+func (l *Log) checkLayout(ctx context.Context, layout map[string]string) error {
+	js := l.cfg.JetStream
+	want := map[string]bool{}
+	for i := range l.streams() {
+		want[l.streamName(i)] = true
+	}
+	names := l.js.StreamNames(ctx)
+	var found []string
+	for name := range names.Name() {
+		suffix, numbered := strings.CutPrefix(name, js.Stream+"-")
+		if _, err := strconv.Atoi(suffix); name == js.Stream || numbered && err == nil {
+			found = append(found, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("listing the ingest log's streams: %w", err)
+	}
+	for _, name := range found {
+		if !want[name] {
+			return fmt.Errorf("%w: stream %s exists, which --jetstream.streams=%d does not make; run with the layout the streams were made with, or name new ones with --jetstream.stream", ErrLayout, name, l.streams())
+		}
+		st, err := l.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("reading the ingest log's stream %s: %w", name, err)
+		}
+		md := st.CachedInfo().Config.Metadata
+		for k, v := range layout {
+			if got, ok := md[k]; ok && got != v {
+				return fmt.Errorf("%w: stream %s was made with %s=%s, this process has %s; run with the layout the streams were made with, or name new ones with --jetstream.stream", ErrLayout, name, k, got, v)
+			}
+		}
 	}
 	return nil
 }
