@@ -94,8 +94,10 @@ type App struct {
 	// owners says which workspaces' ruler and Alertmanager run in this process, in a
 	// cluster (jetstream); nil otherwise. ownerMux serves their routes without
 	// authentication, to requests other processes forward with the cluster key.
-	owners   *ingestlog.WorkspaceOwners
-	ownerMux *http.ServeMux
+	owners *ingestlog.WorkspaceOwners
+	// ruleCounts are the workspaces' rule counts, their weights for owners.
+	ruleCounts ruleCounts
+	ownerMux   *http.ServeMux
 	// vlogs writes the records of the workspaces' logging configurations.
 	vlogs *vendedlogs.Logs
 	// scrapers runs the managed scrapers; nil where they do not run.

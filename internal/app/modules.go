@@ -587,7 +587,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				a.server.Handle("OwnerForward", ownerForwardPrefix+"/", a.ownerHandler())
 				withRuler, withScrapers, changed := has(ModuleRuler), cfg.Scraper.Enabled && has(ModuleDistributor), a.store.Subscribe()
 				return modules.ServiceFunc(func(ctx context.Context) error {
-					return a.owners.Run(ctx, func() []string { return a.ownedWorkspaces(withRuler, withScrapers) }, changed)
+					return a.owners.Run(ctx, func() []ingestlog.Weighted { return a.ownedWorkspaces(withRuler, withScrapers) }, changed)
 				}), nil
 			},
 		})

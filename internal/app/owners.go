@@ -5,9 +5,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/stratametrics/strata/internal/alertmanager"
 	"github.com/stratametrics/strata/internal/ingesterapi"
+	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/ruler"
 )
 
@@ -16,16 +19,47 @@ const ownerForwardPrefix = "/internal/owner"
 
 // ownedWorkspaces returns the workspaces whose owner this process can be: with rules
 // (when it runs a ruler) or an alert manager definition. A process without a ruler
-// takes none with rules, which it could not evaluate.
-func (a *App) ownedWorkspaces(withRuler, withScrapers bool) []string {
-	var out []string
+// takes none with rules, which it could not evaluate. Each weighs what owning it costs:
+// 1, plus its rules where they are evaluated, plus its scrapers where they run.
+func (a *App) ownedWorkspaces(withRuler, withScrapers bool) []ingestlog.Weighted {
+	var out []ingestlog.Weighted
+	a.ruleCounts.mu.Lock()
+	defer a.ruleCounts.mu.Unlock()
+	counts := make(map[string]ruleCount, len(a.ruleCounts.m))
 	for _, ws := range a.store.ListWorkspaces() {
 		rules := ruler.HasRules(ws)
-		if (rules && withRuler) || (!rules && alertmanager.HasDefinition(ws)) || (withScrapers && len(ws.Scrapers) > 0) {
-			out = append(out, ws.ID)
+		if !(rules && withRuler) && !(!rules && alertmanager.HasDefinition(ws)) && !(withScrapers && len(ws.Scrapers) > 0) {
+			continue
 		}
+		w := 1
+		if rules && withRuler {
+			// Counted again only when the record changed.
+			c, ok := a.ruleCounts.m[ws.ID]
+			if !ok || !c.updatedAt.Equal(ws.UpdatedAt) {
+				c = ruleCount{updatedAt: ws.UpdatedAt, rules: ruler.RuleCount(ws)}
+			}
+			counts[ws.ID] = c
+			w += c.rules
+		}
+		if withScrapers {
+			w += len(ws.Scrapers)
+		}
+		out = append(out, ingestlog.Weighted{ID: ws.ID, Weight: w})
 	}
+	a.ruleCounts.m = counts
 	return out
+}
+
+// ruleCounts caches the rule count of each workspace record (ruler.RuleCount decodes
+// its rule files) for ownedWorkspaces.
+type ruleCounts struct {
+	mu sync.Mutex
+	m  map[string]ruleCount
+}
+
+type ruleCount struct {
+	updatedAt time.Time // of the record counted
+	rules     int
 }
 
 // ownedRoute mounts a data-plane route served by the workspace's owner (its ruler's

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 
+	"github.com/stratametrics/strata/internal/ingestlog"
 	"github.com/stratametrics/strata/internal/testutil"
 )
 
@@ -48,7 +49,11 @@ func TestOneOwnerPerWorkspace(t *testing.T) {
 		}
 		return true
 	})
-	// A second workspace goes to the other process: each owns its share.
+	// Owning it weighs 1, plus its one rule.
+	if got := owner.app.ownedWorkspaces(true, false); !slices.Contains(got, ingestlog.Weighted{ID: ws, Weight: 2}) {
+		t.Fatalf("workspaces to own: %+v, want %s with weight 2", got, ws)
+	}
+	// A second workspace, weighing 1, goes to the other process: each owns its share.
 	ws2 := newWorkspace(t, w)
 	if _, err := w.client().CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws2), Data: []byte(def)}); err != nil {
 		t.Fatal(err)

@@ -28,10 +28,14 @@ const (
 // alerts, silences and notification log; the other processes forward its Alertmanager
 // and rules API requests there. Ownership is a workspace lock (WorkspaceLocks) held in
 // the name of the owner's URL: a killed owner's workspaces are taken by the others a
-// lease TTL later. The processes share the workspaces: each owns at most its share (the
-// workspaces divided by the processes running, rounded up), takes free ones up to it,
-// and gives up those beyond it, in two steps (stop serving, then unlock a round later)
-// so that its Alertmanagers persist their state before another process starts them.
+// lease TTL later. The processes share the workspaces by weight (what owning one costs:
+// its rules, say): each process' share is the wanted workspaces' total weight divided by
+// the processes running, rounded up. A process takes free workspaces, heaviest first,
+// while it holds less than its share, and gives up workspaces beyond it as long as it
+// keeps its share, in two steps (stop serving, then unlock a round later) so that its
+// Alertmanagers persist their state before another process starts them. A free
+// workspace always has a taker: were every process at its share, all weight would be
+// held.
 type WorkspaceOwners struct {
 	locks   *WorkspaceLocks
 	members *WorkspaceLocks
@@ -109,11 +113,17 @@ func (o *WorkspaceOwners) Owner(ctx context.Context, workspace string) (url stri
 	return string(e.Value()), true, nil
 }
 
+// Weighted is a workspace to own and its weight, at least 1: what owning it costs.
+type Weighted struct {
+	ID     string
+	Weight int
+}
+
 // Run takes the workspaces want returns that no process owns, gives up those it no
 // longer returns, and notices lost ones, every 2 s and on every signal of changed (the
 // workspaces changed) until ctx is done; then it gives up all, so that others take them
 // at once.
-func (o *WorkspaceOwners) Run(ctx context.Context, want func() []string, changed <-chan struct{}) error {
+func (o *WorkspaceOwners) Run(ctx context.Context, want func() []Weighted, changed <-chan struct{}) error {
 	t := time.NewTicker(ownersEvery)
 	defer t.Stop()
 	for {
@@ -131,10 +141,13 @@ func (o *WorkspaceOwners) Run(ctx context.Context, want func() []string, changed
 // Reconcile does one round of Run: it gives up the workspaces held that are not in want,
 // unlocks those given up at the last round, gives up those beyond its share, and takes
 // free ones of want up to it.
-func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
-	wanted := map[string]bool{}
-	for _, ws := range want {
-		wanted[ws] = true
+func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []Weighted) {
+	wanted := map[string]int{} // weights
+	total := 0
+	for i := range want {
+		want[i].Weight = max(1, want[i].Weight)
+		wanted[want[i].ID] = want[i].Weight
+		total += want[i].Weight
 	}
 	changed := false
 	o.mu.Lock()
@@ -143,7 +156,7 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 	active := 0
 	for ws, h := range held {
 		lost := h.ctx.Err() != nil
-		if lost || h.releasing || !wanted[ws] {
+		if lost || h.releasing || wanted[ws] == 0 {
 			h.unlock()
 			o.mu.Lock()
 			delete(o.held, ws)
@@ -154,21 +167,27 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 			}
 			continue
 		}
-		active++
+		active += wanted[ws]
 	}
-	share := o.share(ctx, len(want))
+	share := o.share(ctx, total)
 	if active > share {
-		// The last in order go: which ones matters less than that it converges.
+		// The last in order go, while this process keeps its share: which ones matters
+		// less than that it converges.
 		owned := o.Owned()
 		o.mu.Lock()
-		for _, ws := range owned[share:] {
+		for i := len(owned) - 1; i >= 0 && active > share; i-- {
+			ws := owned[i]
+			if active-wanted[ws] < share {
+				continue
+			}
 			h := o.held[ws]
 			h.releasing = true
 			o.held[ws] = h
-			o.logger.Info("giving up a workspace to balance the owners", "workspace", ws, "share", share)
+			active -= wanted[ws]
+			changed = true
+			o.logger.Info("giving up a workspace to balance the owners", "workspace", ws, "weight", wanted[ws], "share", share)
 		}
 		o.mu.Unlock()
-		changed = true
 	}
 	taken, err := o.locks.keys(ctx)
 	if err != nil {
@@ -177,7 +196,10 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 		}
 		taken = nil // try them all
 	}
-	for _, ws := range want {
+	// The heaviest first: the lighter ones then even the shares out.
+	slices.SortStableFunc(want, func(a, b Weighted) int { return b.Weight - a.Weight })
+	for _, w := range want {
+		ws := w.ID
 		if active >= share {
 			break
 		}
@@ -197,7 +219,7 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 		o.mu.Lock()
 		o.held[ws] = heldLock{ctx: hctx, unlock: unlock}
 		o.mu.Unlock()
-		active++
+		active += w.Weight
 		changed = true
 		o.logger.Info("owning a workspace", "workspace", ws)
 	}
@@ -206,8 +228,9 @@ func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []string) {
 	}
 }
 
-// share is how many of n workspaces this process owns at most: n divided by the
-// processes that may own workspaces, rounded up; all when their number is unknown.
+// share is how much of n, the wanted workspaces' total weight, this process owns: n
+// divided by the processes that may own workspaces, rounded up; all when their number
+// is unknown.
 func (o *WorkspaceOwners) share(ctx context.Context, n int) int {
 	if o.member.ctx == nil || o.member.ctx.Err() != nil {
 		if o.member.unlock != nil {

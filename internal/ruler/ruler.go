@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"gopkg.in/yaml.v3"
 
 	"github.com/stratametrics/strata/internal/meta"
 	"github.com/stratametrics/strata/internal/periodic"
@@ -307,6 +308,26 @@ func HasRules(ws meta.Workspace) bool {
 		}
 	}
 	return false
+}
+
+// RuleCount returns how many rules the workspace's namespaces in force hold: what
+// evaluating them costs, by which the processes of a cluster share the workspaces. A
+// namespace that does not decode counts none (it was checked when it was written).
+func RuleCount(ws meta.Workspace) int {
+	n := 0
+	for _, ns := range ws.RuleGroupsNamespaces {
+		if !active(ns) {
+			continue
+		}
+		var rgs rulefmt.RuleGroups
+		if err := yaml.Unmarshal(ns.Data, &rgs); err != nil {
+			continue
+		}
+		for _, g := range rgs.Groups {
+			n += len(g.Rules)
+		}
+	}
+	return n
 }
 
 // identifier is the "file name" of a namespace's groups.

@@ -547,3 +547,22 @@ groups:
 		t.Fatalf("the next rule was not evaluated: %v", v)
 	}
 }
+
+// RuleCount counts the rules of the namespaces in force, the weight by which a
+// cluster's processes share the workspaces.
+func TestRuleCount(t *testing.T) {
+	two := "groups:\n- name: g1\n  rules:\n  - record: a:sum\n    expr: sum(a)\n  - alert: Down\n    expr: up == 0\n- name: g2\n  rules:\n  - record: b:sum\n    expr: sum(b)\n"
+	one := "groups:\n- name: g\n  rules:\n  - record: c:sum\n    expr: sum(c)\n"
+	ws := meta.Workspace{ID: "ws-1", Status: meta.StatusActive, RuleGroupsNamespaces: map[string]*meta.RuleGroupsNamespace{
+		"a": {Name: "a", Data: []byte(two), Status: meta.StatusActive},
+		"b": {Name: "b", Data: []byte(one), Status: meta.StatusUpdating},
+		"c": {Name: "c", Data: []byte(one), Status: meta.StatusDeleting},       // no longer in force
+		"d": {Name: "d", Data: []byte("groups: ["), Status: meta.StatusActive}, // does not decode
+	}}
+	if n := RuleCount(ws); n != 4 {
+		t.Fatalf("RuleCount = %d, want 4 (3 + 1)", n)
+	}
+	if n := RuleCount(meta.Workspace{ID: "ws-2", Status: meta.StatusActive}); n != 0 {
+		t.Fatalf("RuleCount of a workspace without rules = %d", n)
+	}
+}
