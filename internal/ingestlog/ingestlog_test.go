@@ -118,17 +118,7 @@ func TestPublishConsume(t *testing.T) {
 	}
 	rec := &recorder{fail: 2}
 	checkpoints := t.TempDir()
-	consume := func(n int) {
-		ctx, cancel := context.WithCancel(context.Background())
-		c := NewConsumer(l, checkpoints, rec, nil, prometheus.NewRegistry())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
-		testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%d samples consumed", n), func() bool { return len(rec.all()) >= n })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	consume := func(n int) { consumeAll(t, l, checkpoints, rec, n) }
 	consume(len(want))
 	got := rec.all()
 	if len(got) != len(want) {
