@@ -142,7 +142,7 @@ func (o *WorkspaceOwners) Run(ctx context.Context, want func() []Weighted, chang
 // unlocks those given up at the last round, gives up those beyond its share, and takes
 // free ones of want up to it.
 func (o *WorkspaceOwners) Reconcile(ctx context.Context, want []Weighted) {
-	want = slices.Clone(want) // weighed and sorted here
+	want = slices.Clone(want)  // weighed and sorted here
 	wanted := map[string]int{} // weights
 	total := 0
 	for i := range want {
