@@ -134,6 +134,7 @@ func BenchmarkQueryShards(b *testing.B) {
 			{"sum_by_job_rate_5m_100k_series", "sum by (job) (rate(bench_requests_total[5m]))"},
 			{"topk_rate_5m_100k_series", "topk(5, rate(bench_requests_total[5m]))"},
 			{"count_100k_series", "count(bench_requests_total)"},
+			{"avg_by_job_rate_5m_100k_series", "avg by (job) (rate(bench_requests_total[5m]))"},
 		} {
 			b.Run(fmt.Sprintf("%s/shards=%d", c.name, shards), func(b *testing.B) {
 				benchRequest(b, h, "query", p("query", c.q, "time", ts))

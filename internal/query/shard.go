@@ -348,22 +348,55 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 		}
 	}()
 	results := make([]*promql.Result, jobs)
-	var wg sync.WaitGroup
-	for j := range jobs {
+	// Several partials of one shard (avg's sum and count) read its series once.
+	shards := make([]storage.Queryable, n)
+	var shared []*sharedQueryable
+	for shard := range shards {
+		shards[shard] = shardQueryable(s.a.queryable(ctx, s.ws, s.budget), shard, n)
+		if len(s.plan.partials) > 1 {
+			sq := shareSelects(shards[shard], s.budget)
+			defer sq.close() // after wg.Wait below: every partial is done
+			shared = append(shared, sq)
+		}
+	}
+	run := func(j int) {
 		part, shard := s.plan.partials[j/n], j%n
-		wg.Go(func() {
-			qry, err := s.newQuery(ctx, eng, shardQueryable(s.a.queryable(ctx, s.ws, s.budget), shard, n), part.query)
-			if err != nil {
-				results[j] = &promql.Result{Err: err}
-				cancel()
-				return
-			}
-			queries[j] = qry
-			results[j] = qry.Exec(ctx)
-			if results[j].Err != nil {
-				cancel()
-			}
-		})
+		q := shards[shard]
+		if shared != nil {
+			q = shared[shard].view(part.again)
+		}
+		qry, err := s.newQuery(ctx, eng, q, part.query)
+		if err != nil {
+			results[j] = &promql.Result{Err: err}
+			cancel()
+			return
+		}
+		queries[j] = qry
+		results[j] = qry.Exec(ctx)
+		if results[j].Err != nil {
+			cancel()
+		}
+	}
+	var wg sync.WaitGroup
+	if shared == nil {
+		for j := range jobs {
+			wg.Go(func() { run(j) })
+		}
+	} else {
+		// A shard's partials one after the other: they iterate the same series, whose
+		// readers (the head's chunk reader) are not for two goroutines at once.
+		for shard := range n {
+			wg.Go(func() {
+				for j := shard; j < jobs; j += n {
+					if ctx.Err() == nil {
+						run(j)
+					} else {
+						// Not run: another one failed, or the request ended.
+						results[j] = &promql.Result{Err: promql.ErrQueryCanceled(context.Cause(ctx).Error())}
+					}
+				}
+			})
+		}
 	}
 	wg.Wait()
 
@@ -534,6 +567,145 @@ func (s *shardSeriesSet) Next() bool {
 	return false
 }
 
+// sharedQueryable answers the same Select (range, matchers, hints but the function)
+// once for all its queriers: the series are read from q once, and each caller iterates
+// them on its own (a storage.Series makes a new iterator at each call), one caller at a
+// time. The underlying queriers stay open until close, after every caller is done.
+//
+// The series budget counts what the whole query would read: q's select counts its
+// series once, for the first caller that is not a partial read again (avg's count, which
+// the whole query does not read); every other such caller counts them again, as its
+// selector would read them in the whole query.
+type sharedQueryable struct {
+	q      storage.Queryable
+	budget *seriesBudget
+	mu     sync.Mutex
+	// queriers by range, and selects by key; both made on first use.
+	queriers map[[2]int64]*sharedQuerierState
+}
+
+type sharedQuerierState struct {
+	once    sync.Once
+	querier storage.Querier
+	err     error
+	mu      sync.Mutex
+	selects map[string]*sharedSelect
+}
+
+type sharedSelect struct {
+	once     sync.Once
+	series   []storage.Series
+	warnings annotations.Annotations
+	err      error
+	credited bool // its reading counted for a caller; guarded by sharedQuerierState.mu
+}
+
+func shareSelects(q storage.Queryable, budget *seriesBudget) *sharedQueryable {
+	return &sharedQueryable{q: q, budget: budget, queriers: map[[2]int64]*sharedQuerierState{}}
+}
+
+// view is the queryable of one partial; again: it is read again (partial.again).
+func (s *sharedQueryable) view(again bool) storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		st, err := s.querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		return sharedQuerier{st: st, budget: s.budget, again: again}, nil
+	})
+}
+
+func (s *sharedQueryable) querier(mint, maxt int64) (*sharedQuerierState, error) {
+	s.mu.Lock()
+	st, ok := s.queriers[[2]int64{mint, maxt}]
+	if !ok {
+		st = &sharedQuerierState{selects: map[string]*sharedSelect{}}
+		s.queriers[[2]int64{mint, maxt}] = st
+	}
+	s.mu.Unlock()
+	st.once.Do(func() { st.querier, st.err = s.q.Querier(mint, maxt) })
+	if st.err != nil {
+		return nil, st.err
+	}
+	return st, nil
+}
+
+// close closes the underlying queriers.
+func (s *sharedQueryable) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.queriers {
+		if st.querier != nil {
+			_ = st.querier.Close()
+		}
+	}
+	s.queriers = nil
+}
+
+// sharedQuerier is one caller's view; its Close leaves the underlying querier open.
+type sharedQuerier struct {
+	st     *sharedQuerierState
+	budget *seriesBudget
+	again  bool
+}
+
+func (q sharedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	key := selectKey(sortSeries, hints, ms)
+	q.st.mu.Lock()
+	sel, ok := q.st.selects[key]
+	if !ok {
+		sel = &sharedSelect{}
+		q.st.selects[key] = sel
+	}
+	q.st.mu.Unlock()
+	sel.once.Do(func() {
+		set := q.st.querier.Select(ctx, sortSeries, hints, ms...)
+		for set.Next() {
+			sel.series = append(sel.series, set.At())
+		}
+		sel.err, sel.warnings = set.Err(), set.Warnings()
+	})
+	if sel.err != nil {
+		return storage.ErrSeriesSet(sel.err)
+	}
+	var set storage.SeriesSet = &listSeriesSet{series: sel.series, i: -1, warnings: sel.warnings}
+	if !q.again {
+		q.st.mu.Lock()
+		count := sel.credited
+		sel.credited = true
+		q.st.mu.Unlock()
+		if count && q.budget != nil && q.budget.limit > 0 {
+			set = &limitedSeriesSet{SeriesSet: set, budget: q.budget}
+		}
+	}
+	return set
+}
+
+// selectKey identifies a select by what decides its series: the function hint only
+// matters as "series" (labels without samples).
+func selectKey(sortSeries bool, h *storage.SelectHints, ms []*labels.Matcher) string {
+	var b strings.Builder
+	fmt.Fprint(&b, sortSeries)
+	if h != nil {
+		fmt.Fprint(&b, h.Start, h.End, h.Step, h.Range, h.Func == "series", h.By, h.Grouping, h.ShardIndex, h.ShardCount, h.DisableTrimming)
+	}
+	for _, m := range ms {
+		b.WriteByte(0)
+		b.WriteString(m.String())
+	}
+	return b.String()
+}
+
+func (q sharedQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.st.querier.LabelValues(ctx, name, hints, ms...)
+}
+
+func (q sharedQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.st.querier.LabelNames(ctx, hints, ms...)
+}
+
+func (sharedQuerier) Close() error { return nil }
+
 // partialsQueryable serves the merge: the series of each partial under its selector's
 // name. The merge has no other selectors (onlyPartials).
 type partialsQueryable map[string][]storage.Series
@@ -563,11 +735,12 @@ func (p partialsQueryable) Close() error { return nil }
 
 // listSeriesSet iterates series already sorted by labels.
 type listSeriesSet struct {
-	series []storage.Series
-	i      int
+	series   []storage.Series
+	i        int
+	warnings annotations.Annotations
 }
 
 func (s *listSeriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
 func (s *listSeriesSet) At() storage.Series                { return s.series[s.i] }
 func (s *listSeriesSet) Err() error                        { return nil }
-func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
+func (s *listSeriesSet) Warnings() annotations.Annotations { return s.warnings }

@@ -1,17 +1,23 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 )
 
 func TestPlanShards(t *testing.T) {
@@ -223,4 +229,69 @@ func sameNode(x, y *jnode, tol float64) error {
 		}
 	}
 	return nil
+}
+
+// selectCounter serves n series of one sample each and counts its selects.
+type selectCounter struct {
+	storage.Querier
+	n       int
+	selects *atomic.Int32
+}
+
+func (q selectCounter) Select(context.Context, bool, *storage.SelectHints, ...*labels.Matcher) storage.SeriesSet {
+	q.selects.Add(1)
+	var ss []storage.Series
+	for i := range q.n {
+		ss = append(ss, storage.NewListSeries(labels.FromStrings("i", strconv.Itoa(i)), []chunks.Sample{partialSample{t: 1, f: float64(i)}}))
+	}
+	return &listSeriesSet{series: ss, i: -1}
+}
+
+func (selectCounter) Close() error { return nil }
+
+// A shard's partials of one selector (avg's sum and count) read its series once, each
+// iterating them on its own; the series budget counts them as the whole query reads
+// them: once for avg (its count is read again), twice for a selector the query names
+// twice.
+func TestSharedSelects(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		again  [2]bool
+		budget int64
+	}{{"avg", [2]bool{false, true}, 10}, {"avg, count first", [2]bool{true, false}, 10}, {"named twice", [2]bool{false, false}, 20}} {
+		t.Run(c.name, func(t *testing.T) {
+			var selects atomic.Int32
+			budget := &seriesBudget{limit: 1000}
+			under := storage.QueryableFunc(func(int64, int64) (storage.Querier, error) {
+				return limitQuerier(selectCounter{n: 10, selects: &selects}, budget), nil
+			})
+			shared := shareSelects(under, budget)
+			defer shared.close()
+			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "x")
+			for _, again := range c.again {
+				q, err := shared.view(again).Querier(0, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				set := q.Select(context.Background(), false, &storage.SelectHints{Start: 0, End: 100}, m)
+				n := 0
+				for set.Next() {
+					it := set.At().Iterator(nil)
+					for it.Next() != chunkenc.ValNone {
+						n++
+					}
+				}
+				if err := set.Err(); err != nil || n != 10 {
+					t.Fatalf("read %d samples, %v; want 10", n, err)
+				}
+				q.Close()
+			}
+			if got := selects.Load(); got != 1 {
+				t.Fatalf("%d selects of the storage, want 1", got)
+			}
+			if got := budget.read.Load(); got != c.budget {
+				t.Fatalf("series budget counted %d, want %d", got, c.budget)
+			}
+		})
+	}
 }
