@@ -37,6 +37,7 @@ type localBlock struct {
 	busy     chan struct{} // non-nil while loading or removing; closed when that ends
 	block    *tsdb.Block   // non-nil while open; set and cleared by the holder of busy
 	hashes   *seriesHashes // of the open block, for sharded queries
+	symbols  *blockSymbols // of the open block
 	onDisk   bool          // dir holds the complete block
 	size     int64         // bytes of dir, when onDisk
 	refs     int           // queriers reading block, plus the loader while loading
@@ -176,7 +177,7 @@ func (sg *StoreGateway) load(ctx context.Context, lb *localBlock) error {
 	b, err := sg.openOrDownload(ctx, lb)
 	sg.mu.Lock()
 	if err == nil {
-		lb.block, lb.hashes = b, &seriesHashes{}
+		lb.block, lb.hashes, lb.symbols = b, &seriesHashes{}, newBlockSymbols(lb.dir)
 		sg.blocksOpen++
 	}
 	close(lb.busy)
@@ -359,7 +360,8 @@ func (sg *StoreGateway) remove(lbs []*localBlock, reason string) error {
 	for _, lb := range lbs {
 		var err error
 		if lb.block != nil {
-			err = lb.block.Close()
+			err = lb.block.Close() // waits for its readers
+			lb.symbols.close()
 		}
 		rmErr := os.RemoveAll(lb.dir)
 		sg.mu.Lock()
@@ -392,6 +394,7 @@ func (sg *StoreGateway) closeBlocks(lbs []*localBlock) error {
 		if err := lb.block.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing block %s/%s: %w", lb.workspace, lb.id, err))
 		}
+		lb.symbols.close()
 		sg.mu.Lock()
 		lb.block = nil
 		sg.blocksOpen--

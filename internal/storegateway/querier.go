@@ -50,7 +50,7 @@ func (sg *StoreGateway) QuerierSkipping(ctx context.Context, workspace string, m
 	parts := make([]blockmerge.Part, 0, len(held))
 	q := &querier{sg: sg, held: held, minT: math.MaxInt64, maxT: math.MinInt64}
 	for _, lb := range held {
-		bq, err := tsdb.NewBlockQuerier(hashedBlock{lb.block, lb.hashes}, mint, maxt)
+		bq, err := tsdb.NewBlockQuerier(hashedBlock{lb.block, lb.hashes, lb.symbols}, mint, maxt)
 		if err != nil {
 			for _, p := range parts {
 				err = errors.Join(err, p.Querier.Close())

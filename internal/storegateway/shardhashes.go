@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 )
 
@@ -46,10 +47,12 @@ func (h *seriesHashes) load(ir tsdb.IndexReader) {
 	h.refs, h.hashes = slices.Clip(h.refs), slices.Clip(h.hashes)
 }
 
-// hashedBlock is a block whose index answers ShardedPostings from its kept hashes.
+// hashedBlock is a block whose index answers ShardedPostings from its kept hashes, and
+// Series from its kept symbols.
 type hashedBlock struct {
 	*tsdb.Block
-	hashes *seriesHashes
+	hashes  *seriesHashes
+	symbols *blockSymbols
 }
 
 func (b hashedBlock) Index() (tsdb.IndexReader, error) {
@@ -57,12 +60,21 @@ func (b hashedBlock) Index() (tsdb.IndexReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hashedIndex{IndexReader: ir, hashes: b.hashes}, nil
+	return hashedIndex{IndexReader: ir, hashes: b.hashes, symbols: b.symbols}, nil
 }
 
 type hashedIndex struct {
 	tsdb.IndexReader
-	hashes *seriesHashes
+	hashes  *seriesHashes
+	symbols *blockSymbols
+}
+
+// Series reads the series with the block's kept symbols when it has them.
+func (ir hashedIndex) Series(ref storage.SeriesRef, b *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	if ir.symbols != nil && ir.symbols.ready(ir.IndexReader) {
+		return ir.symbols.series(ref, b, chks)
+	}
+	return ir.IndexReader.Series(ref, b, chks)
 }
 
 // ShardedPostings keeps the postings of p in the shard. p is ascending, as the kept
