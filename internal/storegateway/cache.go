@@ -177,7 +177,7 @@ func (sg *StoreGateway) load(ctx context.Context, lb *localBlock) error {
 	b, err := sg.openOrDownload(ctx, lb)
 	sg.mu.Lock()
 	if err == nil {
-		lb.block, lb.hashes, lb.symbols = b, &seriesHashes{}, newBlockSymbols(lb.dir)
+		lb.block, lb.hashes, lb.symbols = b, &seriesHashes{}, newBlockSymbols(lb.dir, sg.m.symbolBytes)
 		sg.blocksOpen++
 	}
 	close(lb.busy)

@@ -25,6 +25,7 @@ type metrics struct {
 	blocksOpen     prometheus.GaugeFunc
 	diskBudget     prometheus.Gauge
 	downloadedSize prometheus.Counter
+	symbolBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, sg *StoreGateway) *metrics {
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer, sg *StoreGateway) *metrics {
 		downloadedSize: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_storegateway_downloaded_bytes_total",
 			Help: "Bytes of blocks downloaded from the bucket.",
+		}),
+		symbolBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_storegateway_symbol_table_bytes",
+			Help: "Memory held by the decoded symbol tables of open blocks (their strings, plus 16 bytes a symbol).",
 		}),
 		diskBudget: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_storegateway_disk_budget_bytes",

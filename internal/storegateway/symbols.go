@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -35,14 +36,18 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // what the symbol table holds (plus 16 bytes a symbol), for as long as the block stays
 // open; a table of more than maxCachedSymbols or maxCachedSymbolBytes is not kept.
 type blockSymbols struct {
-	dir  string
-	once sync.Once
-	file *fileutil.MmapFile // the index, mapped; nil unless the symbols are kept
-	syms []string
-	dec  index.Decoder
+	dir   string
+	gauge prometheus.Gauge // of the bytes kept, over all blocks; nil: none
+	once  sync.Once
+	file  *fileutil.MmapFile // the index, mapped; nil unless the symbols are kept
+	syms  []string
+	bytes int // kept: the strings, plus 16 bytes a symbol
+	dec   index.Decoder
 }
 
-func newBlockSymbols(dir string) *blockSymbols { return &blockSymbols{dir: dir} }
+func newBlockSymbols(dir string, gauge prometheus.Gauge) *blockSymbols {
+	return &blockSymbols{dir: dir, gauge: gauge}
+}
 
 // ready decodes the symbols the first time, and reports whether series are read from
 // them (false: read them from ir).
@@ -85,6 +90,10 @@ func (s *blockSymbols) load(ir tsdb.IndexReader) error {
 		return err
 	}
 	s.dec = index.Decoder{LookupSymbol: s.lookup}
+	s.bytes = size + 16*len(s.syms)
+	if s.gauge != nil {
+		s.gauge.Add(float64(s.bytes))
+	}
 	return nil
 }
 
@@ -112,6 +121,9 @@ func (s *blockSymbols) close() {
 	if s.file != nil {
 		_ = s.file.Close()
 		s.file, s.syms = nil, nil
+		if s.gauge != nil {
+			s.gauge.Sub(float64(s.bytes))
+		}
 	}
 }
 

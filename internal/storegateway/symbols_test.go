@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -44,7 +46,8 @@ func TestKeptSymbolsReadAsTheTSDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ir.Close()
-	syms := newBlockSymbols(dir)
+	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"})
+	syms := newBlockSymbols(dir, gauge)
 	defer syms.close()
 	kept := hashedIndex{IndexReader: ir, symbols: syms}
 	name, value := index.AllPostingsKey()
@@ -78,8 +81,17 @@ func TestKeptSymbolsReadAsTheTSDB(t *testing.T) {
 	if n != 3000 || !syms.ready(ir) {
 		t.Fatalf("%d series read, symbols kept: %v", n, syms.ready(ir))
 	}
+	// The gauge holds the kept strings (3,000 unique values among them) until close.
+	if kept := testutil.ToFloat64(gauge); kept < 3000*(6+16) {
+		t.Fatalf("symbol bytes gauge %g", kept)
+	}
+
 	// A ref that is no series is an error, as the TSDB's.
 	if err := kept.Series(storage.SeriesRef(1<<40), &b2, &chk2); err == nil {
 		t.Fatal("a ref beyond the index read without error")
+	}
+	syms.close()
+	if kept := testutil.ToFloat64(gauge); kept != 0 {
+		t.Errorf("symbol bytes gauge %g after close", kept)
 	}
 }
