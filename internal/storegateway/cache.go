@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -42,6 +43,7 @@ type localBlock struct {
 	size     int64         // bytes of dir, when onDisk
 	refs     int           // queriers reading block, plus the loader while loading
 	lastUsed uint64        // StoreGateway.useClock at the last acquire
+	usedAt   time.Time     // StoreGateway.now() at the last acquire
 	dropped  bool          // remove once refs drops to zero: gone from the bucket or workspace deleted
 }
 
@@ -58,6 +60,24 @@ func (sg *StoreGateway) takeLocked(lb *localBlock) {
 	lb.refs++
 	sg.useClock++
 	lb.lastUsed = sg.useClock
+	lb.usedAt = sg.now()
+}
+
+// closeIdle closes the open blocks nobody has acquired since before cutoff and nobody
+// holds, keeping their files; the next query opens them again.
+func (sg *StoreGateway) closeIdle(cutoff time.Time) error {
+	var idle []*localBlock
+	sg.mu.Lock()
+	for _, m := range sg.local {
+		for _, lb := range m {
+			if lb.block != nil && lb.refs == 0 && lb.busy == nil && !lb.dropped && lb.usedAt.Before(cutoff) {
+				lb.busy = make(chan struct{})
+				idle = append(idle, lb)
+			}
+		}
+	}
+	sg.mu.Unlock()
+	return sg.closeBlocks(idle)
 }
 
 // acquireAll returns the blocks ids of ws open, each with a reference the caller gives back

@@ -21,6 +21,10 @@ type Config struct {
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// DownloadConcurrency bounds the blocks one query downloads at a time.
 	DownloadConcurrency int `yaml:"download_concurrency"`
+	// IdleClose closes an open block no query has read for this long (its files stay):
+	// what an open block holds in memory (its index's tables, kept hashes and symbols,
+	// mappings) goes back. Zero keeps blocks open until evicted.
+	IdleClose time.Duration `yaml:"idle_close"`
 }
 
 // Defaults.
@@ -28,6 +32,7 @@ const (
 	DefaultDiskBudgetBytes     = 10 << 30
 	DefaultSyncInterval        = time.Minute
 	DefaultDownloadConcurrency = 4
+	DefaultIdleClose           = time.Hour
 )
 
 // RegisterFlags registers the flags under "store-gateway.".
@@ -36,6 +41,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.DiskBudgetBytes, "store-gateway.disk-budget-bytes", DefaultDiskBudgetBytes, "Bytes of blocks kept in the store-gateway directory; beyond it the least recently used blocks not being read are removed. 0 means no limit.")
 	f.DurationVar(&c.SyncInterval, "store-gateway.sync-interval", DefaultSyncInterval, "How often each workspace's block list is refreshed from the bucket.")
 	f.IntVar(&c.DownloadConcurrency, "store-gateway.download-concurrency", DefaultDownloadConcurrency, "Blocks one query downloads from the bucket at a time.")
+	f.DurationVar(&c.IdleClose, "store-gateway.idle-close", DefaultIdleClose, "Close a block no query has read for this long, keeping its files: the memory an open block holds (index tables, kept hashes and symbols) goes back. Checked at every sync. 0 keeps blocks open until evicted.")
 }
 
 // Validate checks the configuration.
@@ -45,6 +51,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncInterval <= 0 {
 		return errors.New("sync_interval must be positive")
+	}
+	if c.IdleClose < 0 {
+		return errors.New("idle_close must not be negative")
 	}
 	if c.DownloadConcurrency < 1 {
 		return errors.New("download_concurrency must be at least 1")

@@ -172,7 +172,14 @@ func (sg *StoreGateway) scan() error {
 // done, then closes the store-gateway (Close).
 func (sg *StoreGateway) Run(ctx context.Context) error {
 	sg.syncAll(ctx)
-	periodic.Every(ctx, sg.cfg.SyncInterval, sg.syncAll)
+	periodic.Every(ctx, sg.cfg.SyncInterval, func(ctx context.Context) {
+		sg.syncAll(ctx)
+		if sg.cfg.IdleClose > 0 {
+			if err := sg.closeIdle(sg.now().Add(-sg.cfg.IdleClose)); err != nil {
+				sg.logger.Warn("closing idle blocks", "err", err)
+			}
+		}
+	})
 	return sg.Close()
 }
 

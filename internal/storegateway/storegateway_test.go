@@ -541,7 +541,7 @@ func TestConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if cfg.DiskBudgetBytes != DefaultDiskBudgetBytes || cfg.SyncInterval != time.Minute {
+	if cfg.DiskBudgetBytes != DefaultDiskBudgetBytes || cfg.SyncInterval != time.Minute || cfg.IdleClose != time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	var n int
@@ -551,8 +551,8 @@ func TestConfig(t *testing.T) {
 		}
 		n++
 	})
-	if n != 4 {
-		t.Errorf("%d flags, want one per field (4)", n)
+	if n != 5 {
+		t.Errorf("%d flags, want one per field (5)", n)
 	}
 	if err := fs.Parse([]string{"-store-gateway.disk-budget-bytes=0", "-store-gateway.sync-interval=5s", "-store-gateway.dir=/x"}); err != nil {
 		t.Fatal(err)
@@ -564,6 +564,7 @@ func TestConfig(t *testing.T) {
 		{DiskBudgetBytes: -1, SyncInterval: time.Second, DownloadConcurrency: 1},
 		{SyncInterval: 0, DownloadConcurrency: 1},
 		{SyncInterval: time.Second, DownloadConcurrency: 0},
+		{SyncInterval: time.Second, DownloadConcurrency: 1, IdleClose: -time.Second},
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)

@@ -95,3 +95,52 @@ func TestKeptSymbolsReadAsTheTSDB(t *testing.T) {
 		t.Errorf("symbol bytes gauge %g after close", kept)
 	}
 }
+
+// A block no query read for --store-gateway.idle-close is closed, keeping its files: its
+// kept symbols go back, and the next query opens it again from disk, with the same answer.
+func TestIdleBlocksClose(t *testing.T) {
+	ctx := context.Background()
+	bkt := newFSBucket(t)
+	f := newFixture(t)
+	a := f.add(t, "a", floats("m", 0, 50, 0, 1000, 100))
+	upload(t, bkt, "ws-1", a)
+	cfg := testConfig(t.TempDir())
+	cfg.IdleClose = time.Hour
+	sg := newSG(t, cfg, bkt)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sg.now = func() time.Time { return now }
+	read := func() map[string][]sample {
+		t.Helper()
+		q, err := sg.Querier(ctx, "ws-1", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		return selectAll(t, q)
+	}
+	open := func() int {
+		sg.mu.Lock()
+		defer sg.mu.Unlock()
+		return sg.blocksOpen
+	}
+	first := read()
+	if len(first) != 50 || open() != 1 || testutil.ToFloat64(sg.m.symbolBytes) == 0 {
+		t.Fatalf("%d series, %d blocks open, symbol bytes %g", len(first), open(), testutil.ToFloat64(sg.m.symbolBytes))
+	}
+	if err := sg.closeIdle(now.Add(-time.Hour)); err != nil || open() != 1 {
+		t.Fatalf("a block read just now was closed: %d open, %v", open(), err)
+	}
+	now = now.Add(2 * time.Hour)
+	if err := sg.closeIdle(now.Add(-time.Hour)); err != nil || open() != 0 {
+		t.Fatalf("an idle block stayed open: %d open, %v", open(), err)
+	}
+	if b := testutil.ToFloat64(sg.m.symbolBytes); b != 0 {
+		t.Fatalf("symbol bytes %g after the close", b)
+	}
+	if got := read(); fmt.Sprint(got) != fmt.Sprint(first) || open() != 1 {
+		t.Fatalf("after reopening: %d series, %d open", len(got), open())
+	}
+	if n := testutil.ToFloat64(sg.m.loads); n != 1 {
+		t.Fatalf("%g downloads: reopening must read the files kept", n)
+	}
+}
