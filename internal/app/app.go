@@ -87,9 +87,10 @@ type App struct {
 	sg        *storegateway.StoreGateway
 	compactor *compactor.Compactor
 	ruler     *ruler.Ruler
-	ingestLog *ingestlog.Log      // nil with the direct ingest backend
-	leases    *ingestlog.Leases   // the partitions this process' ingester owns; nil without
-	consumer  *ingestlog.Consumer // what reads them; nil without
+	ingestLog *ingestlog.Log        // nil with the direct ingest backend
+	leases    *ingestlog.Leases     // the partitions this process' ingester owns; nil without
+	consumer  *ingestlog.Consumer   // what reads them; nil without
+	members   *ingestlog.Membership // the ingesters this process' queriers know; nil without the ingest log
 	am        *alertmanager.MultiTenant
 	// owners says which workspaces' ruler and Alertmanager run in this process, in a
 	// cluster (jetstream); nil otherwise. ownerMux serves their routes without

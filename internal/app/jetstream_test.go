@@ -3,7 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -254,6 +255,21 @@ func newZoneCluster(t *testing.T, extra ...string) zoneCluster {
 		a, b := owns(c.i1), owns(c.i2)
 		return len(a) == 2 && len(b) == 2 && !slices.ContainsFunc(a, func(p int) bool { return slices.Contains(b, p) }) &&
 			slices.Equal(c.i1.app.consumer.Reading(), a) && slices.Equal(c.i2.app.consumer.Reading(), b)
+	})
+	// Every process' queriers must know the split too: until the ingesters' renewed
+	// entries reach them, one may still be listed with the partitions it gave up.
+	testutil.Eventually(t, 10*time.Second, "every process to list each ingester with its own partitions", func() bool {
+		want := map[string][]int{c.i1.url: owns(c.i1), c.i2.url: owns(c.i2)}
+		for _, p := range []*running{c.i1, c.i2, c.r} {
+			got := map[string][]int{}
+			for _, m := range p.app.members.Ingesters() {
+				got[m.URL] = m.Partitions
+			}
+			if !maps.EqualFunc(got, want, slices.Equal) {
+				return false
+			}
+		}
+		return true
 	})
 	c.ws = newWorkspace(t, w)
 	testutil.Eventually(t, 5*time.Second, "the other processes to see the workspace", func() bool {

@@ -377,7 +377,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 			members = ingestlog.NewMembership(a.ingestLog, zone, nil)
 			consumer = ingestlog.NewConsumer(a.ingestLog, filepath.Join(cfg.DataDir, "ingest-log"), a.ingester, logger.With("component", "ingest-consumer"), a.reg)
 			leases = ingestlog.NewLeases(a.ingestLog, selfURL, zone, members, consumer.CaughtUpOn)
-			a.leases, a.consumer = leases, consumer
+			a.leases, a.consumer, a.members = leases, consumer, members
 			consumer.Assign(leases)
 			// A partition it takes over without having read it is replayed from the
 			// partition's shipped mark: before it, all is in the bucket.
@@ -541,6 +541,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				ms := members // this process' ingester's, watched with its leases
 				if ms == nil {
 					ms = ingestlog.NewMembership(a.ingestLog, cfg.Zone, nil)
+					a.members = ms
 					svc = modules.ServiceFunc(ms.Watch)
 				}
 				c := ingesterapi.NewClient(ms, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)
