@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -180,13 +179,16 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		Init: func() (modules.Service, error) {
 			a.store = meta.New(cfg.Meta, a.bkt, logger.With("component", "meta"), a.reg)
 			if jetStream {
-				// Processes sharing the bucket write one workspace's record in turn.
-				host, _ := os.Hostname()
-				a.store.UseLocker(ingestlog.NewWorkspaceLocks(a.ingestLog, "meta", fmt.Sprintf("%s/%d", host, os.Getpid())).Waiting())
-				// and read each other's writes at once, not at the next poll.
-				a.store.UseNotifier(ingestlog.NewMetaNotifier(a.ingestLog))
+				// Processes sharing the bucket write the records by compare-and-set of
+				// their heads in JetStream, and read each other's writes as the heads move.
+				a.store.UseHeads(ingestlog.NewMetaHeads(a.ingestLog))
 			}
 			a.resources = newResources(a.store, cfg.Region, cfg.AccountID)
+			if jetStream {
+				// The heads need the cluster's JetStream, which may form only once the
+				// other processes start: Run loads when it can, and /ready waits for it.
+				return modules.ServiceFunc(a.store.Run), nil
+			}
 			lctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			if err := a.store.Load(lctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
 
 	"github.com/stratametrics/strata/internal/bucket"
 	"github.com/stratametrics/strata/internal/meta"
@@ -230,24 +231,29 @@ func TestWorkspaceLocks(t *testing.T) {
 }
 
 // Two processes' metadata stores on one bucket, writing one workspace's record at the
-// same time through waiting locks: no update is lost.
-func TestMetaWritesTakeTurns(t *testing.T) {
+// same time by compare-and-set of its head: no update is lost, each sees the other's
+// writes as the head moves (their polls are an hour away), and a deletion leaves no
+// record behind.
+func TestMetaWritesByCompareAndSet(t *testing.T) {
 	l := openLog(t, testConfig(t))
 	dir := t.TempDir()
+	b, err := bucket.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	t.Cleanup(func() { cancel(); running.Wait() })
 	var stores []*meta.Store
-	for i := range 2 {
-		b, err := bucket.NewFilesystem(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for range 2 {
 		s := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
-		if err := s.Load(context.Background()); err != nil {
+		s.UseHeads(NewMetaHeads(l))
+		if err := s.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		s.UseLocker(NewWorkspaceLocks(l, "meta", fmt.Sprint("process-", i)).Waiting())
+		running.Go(func() { _ = s.Run(ctx) })
 		stores = append(stores, s)
 	}
-	ctx := context.Background()
 	if err := stores[0].CreateWorkspace(ctx, meta.Workspace{ID: "ws-1", Status: meta.StatusActive, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -274,9 +280,79 @@ func TestMetaWritesTakeTurns(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	got, err := stores[0].UpdateWorkspace(ctx, "ws-1", func(*meta.Workspace) error { return nil })
-	if err != nil || len(got.Tags) != 2*each {
-		t.Fatalf("the record holds %d tags (%v); want the %d both processes added", len(got.Tags), err, 2*each)
+	for i, s := range stores {
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("process %d to see all %d tags", i, 2*each), func() bool {
+			ws, ok := s.PeekWorkspace("ws-1")
+			return ok && len(ws.Tags) == 2*each
+		})
+	}
+	// One record is left, the one the head names.
+	records := func() []string {
+		var out []string
+		if err := b.Iter(ctx, "meta/", func(name string) error { out = append(out, name); return nil }, objstore.WithRecursiveIter()); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	head, err := NewMetaHeads(l).Get(ctx, "ws-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := records(); len(got) != 1 || got[0] != head.Object {
+		t.Fatalf("objects after the writes: %v; want only the head's %s", got, head.Object)
+	}
+	if err := stores[1].DeleteWorkspace(ctx, "ws-1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the other process to see the deletion", func() bool {
+		_, ok := stores[0].PeekWorkspace("ws-1")
+		return !ok
+	})
+	if got := records(); len(got) != 0 {
+		t.Fatalf("objects after the deletion: %v", got)
+	}
+}
+
+// A record written before the heads existed (one process, or an older cluster) gets a
+// head when a process with heads loads, and keeps its content; the first write moves it
+// to a record of its own and removes the old object.
+func TestMetaHeadsImportOldRecords(t *testing.T) {
+	l := openLog(t, testConfig(t))
+	dir := t.TempDir()
+	b, err := bucket.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+	if err := old.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateWorkspace(ctx, meta.Workspace{ID: "ws-old", Alias: "before", Status: meta.StatusActive, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+	s.UseHeads(NewMetaHeads(l))
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := s.GetWorkspace(ctx, "ws-old"); err != nil || ws.Alias != "before" {
+		t.Fatalf("the old record through the heads: %+v, %v", ws, err)
+	}
+	if _, err := s.UpdateWorkspace(ctx, "ws-old", func(w *meta.Workspace) error { w.Alias = "after"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if exists, err := b.Exists(ctx, "meta/workspaces/ws-old.json"); err != nil || exists {
+		t.Fatalf("the old object after the first write: exists %v, %v", exists, err)
+	}
+	// A process that loads later does not import it again, and reads the new record.
+	again := meta.New(meta.Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+	again.UseHeads(NewMetaHeads(l))
+	if err := again.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := again.GetWorkspace(ctx, "ws-old"); err != nil || ws.Alias != "after" {
+		t.Fatalf("after the write, through another process: %+v, %v", ws, err)
 	}
 }
 

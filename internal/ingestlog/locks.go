@@ -32,7 +32,7 @@ func NewWorkspaceLocks(l *Log, kind, holder string) *WorkspaceLocks {
 func (l *Log) locksKV(ctx context.Context) (jetstream.KeyValue, error) {
 	return l.keyValue(ctx, &l.locks, jetstream.KeyValueConfig{
 		Bucket:      locksBucket,
-		Description: "Strata: which process works a workspace (compaction, metadata writes) at the moment",
+		Description: "Strata: which process works a workspace (compaction) at the moment",
 		Storage:     jetstream.FileStorage,
 		TTL:         l.cfg.LeaseTTL,
 	})
@@ -106,31 +106,4 @@ func (w *WorkspaceLocks) keys(ctx context.Context) (map[string]bool, error) {
 		out[k] = true
 	}
 	return out, nil
-}
-
-// WaitingLocks are WorkspaceLocks whose Lock waits its turn: for short critical sections
-// such as a read-modify-write of a workspace's metadata record.
-type WaitingLocks struct{ locks *WorkspaceLocks }
-
-// Waiting returns w's locks that wait to be taken.
-func (w *WorkspaceLocks) Waiting() WaitingLocks { return WaitingLocks{w} }
-
-// Lock waits until it holds the workspace's lock, or ctx ends, and returns its release.
-func (w WaitingLocks) Lock(ctx context.Context, workspace string) (func(), error) {
-	wait := 5 * time.Millisecond
-	for {
-		_, unlock, ok, err := w.locks.Lock(ctx, workspace)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return unlock, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the %s lock of %s: %w", w.locks.kind, workspace, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 200*time.Millisecond)
-	}
 }

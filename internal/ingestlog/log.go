@@ -48,6 +48,7 @@ type Log struct {
 	leases  jetstream.KeyValue // nil until the partition leases bucket could be made
 	locks   jetstream.KeyValue // nil until the workspace locks bucket could be made
 	shipped jetstream.KeyValue // nil until the shipped marks bucket could be made
+	heads   jetstream.KeyValue // nil until the workspaces' heads bucket could be made
 }
 
 // Open starts the embedded server (unless an external one is configured), connects and

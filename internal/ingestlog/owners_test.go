@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Each workspace has one owner at a time. The first process takes all; once a second
@@ -141,40 +140,5 @@ func TestWorkspaceOwnersByWeight(t *testing.T) {
 	}
 	if !b.Owns("ws-11") || held(a) != 13 || held(b) != 13 {
 		t.Fatalf("after a heavy workspace came: %v and %v", a.Owned(), b.Owned())
-	}
-}
-
-// A workspace change one process reports reaches every process watching, itself too.
-func TestMetaNotifier(t *testing.T) {
-	l := openLog(t, testConfig(t))
-	n := NewMetaNotifier(l)
-	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan string, 1)
-	done := make(chan error)
-	go func() {
-		done <- n.Watch(ctx, func(id string) {
-			select {
-			case got <- id:
-			default:
-			}
-		})
-	}()
-	// The subscription is in place once a report comes back.
-	for {
-		if err := n.Changed(ctx, "ws-1"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case id := <-got:
-			if id != "ws-1" {
-				t.Fatalf("watched %q, want ws-1", id)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }

@@ -2,12 +2,13 @@
 // the workspace with its configuration, resource policy, rule groups namespaces and alert
 // manager definition (workspace.go) — with an in-memory cache. Start from Store.
 //
-// Every process of a cluster that shares the bucket sees the same state: a process reads
-// through to the bucket on a cache miss and polls the bucket every poll interval for
-// objects other processes wrote or deleted. Within a process, writes are serialized; across
-// processes the last writer of one object wins (the filesystem and S3 backends offer no
-// compare-and-set), unless a Locker serializes the writes of a record cluster-wide
-// (distributed mode: a lock in JetStream's key-value store).
+// Every process that shares the bucket sees the same state: a process reads through to
+// the bucket on a cache miss and polls every poll interval for records other processes
+// wrote or deleted. Within a process, writes are serialized. Alone, a process rewrites
+// meta/workspaces/<id>.json in place (the filesystem and S3 backends offer no
+// compare-and-set). In a cluster (UseHeads, heads.go) each record is written anew and a
+// compare-and-set key-value store (JetStream's) names the current one, so that no
+// process' change is lost to another's.
 package meta
 
 import (
@@ -78,6 +79,14 @@ func (c *Config) Validate() error {
 type entry struct {
 	ws      Workspace
 	modTime time.Time // the object's last-modified time when read from a listing
+	rev     uint64    // with heads: the revision of the head that named it; 0 unknown
+}
+
+// read is a record read by a poll.
+type read struct {
+	ws  Workspace
+	mod time.Time
+	rev uint64
 }
 
 // Store is the metadata store. All methods are safe for concurrent use.
@@ -91,11 +100,11 @@ type Store struct {
 	// writeMu serializes read-modify-write cycles of this process, and guards
 	// maxRecordBytes.
 	writeMu sync.Mutex
-	// locker, when set, serializes them across the processes of a cluster.
-	locker Locker
 	// notifier, when set, tells the other processes of a cluster which workspace this
 	// one just wrote, and this one which they did.
 	notifier Notifier
+	// heads, when set, hold each workspace's current record (heads.go).
+	heads Heads
 	// maxRecordBytes is MaxRecordBytes unless a test lowered it.
 	maxRecordBytes int
 
@@ -117,12 +126,6 @@ type storeMetrics struct {
 	workspaces   prometheus.GaugeFunc
 	polls        *prometheus.CounterVec
 	pollDuration prometheus.Histogram
-}
-
-// Locker serializes the writes of one workspace's record across processes: Lock waits
-// until it holds the workspace's lock (or ctx ends) and returns its release.
-type Locker interface {
-	Lock(ctx context.Context, id string) (unlock func(), err error)
 }
 
 // Notifier carries the ids of workspaces just written between the processes of a
@@ -156,7 +159,7 @@ func (s *Store) Refresh(ctx context.Context, id string) error {
 		return fmt.Errorf("invalid workspace id %q", id)
 	}
 	start := s.now()
-	ws, err := s.readWorkspace(ctx, id)
+	ws, rev, err := s.readWorkspace(ctx, id)
 	gone := errors.Is(err, ErrNotFound)
 	if err != nil && !gone {
 		return err
@@ -169,10 +172,14 @@ func (s *Store) Refresh(ctx context.Context, id string) error {
 		case gone && ok:
 			delete(s.workspaces, id)
 			changed = true
+		case !gone && ok && rev != 0 && old.rev > rev:
+			// A later revision is cached already (a poll read it meanwhile).
 		case !gone && (!ok || !sameJSON(old.ws, ws)):
 			// No listing time: the next poll reads it again, which is harmless.
-			s.workspaces[id] = &entry{ws: ws}
+			s.workspaces[id] = &entry{ws: ws, rev: rev}
 			changed = true
+		case !gone:
+			old.rev = rev
 		}
 	}
 	s.mu.Unlock()
@@ -180,23 +187,6 @@ func (s *Store) Refresh(ctx context.Context, id string) error {
 		s.notify()
 	}
 	return nil
-}
-
-// UseLocker makes every write of a workspace's record (create, update, delete) take its
-// lock first, so that processes sharing the bucket do not lose each other's changes:
-// the read-modify-write of one record is then one process' at a time. Call before use.
-func (s *Store) UseLocker(l Locker) { s.locker = l }
-
-// lock takes the cluster-wide lock of id when there is a locker.
-func (s *Store) lock(ctx context.Context, id string) (func(), error) {
-	if s.locker == nil {
-		return func() {}, nil
-	}
-	unlock, err := s.locker.Lock(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("locking workspace %s for a write: %w", id, err)
-	}
-	return unlock, nil
 }
 
 // New returns a Store on bkt. Call Load (or Run) before serving reads.
@@ -279,6 +269,11 @@ func (s *Store) Ready() bool {
 
 // Load reads every object from the bucket into the cache.
 func (s *Store) Load(ctx context.Context) error {
+	if s.heads != nil {
+		if err := s.importRecords(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.poll(ctx); err != nil {
 		return err
 	}
@@ -300,7 +295,7 @@ func (s *Store) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(s.cfg.PollInterval):
+			case <-time.After(min(s.cfg.PollInterval, time.Second)):
 			}
 		}
 	}
@@ -370,62 +365,17 @@ func (s *Store) poll(ctx context.Context) (err error) {
 		}
 		s.m.polls.WithLabelValues(outcome).Inc()
 	}()
-
-	listed := map[string]time.Time{}
-	withTimes := slices.Contains(s.bkt.SupportedIterOptions(), objstore.UpdatedAt)
-	visit := func(a objstore.IterObjectAttributes) error {
-		id, ok := idFromObject(a.Name)
-		if !ok {
-			return nil
-		}
-		var mod time.Time
-		if withTimes {
-			mod, _ = a.LastModified()
-		}
-		listed[id] = mod
-		return nil
-	}
-	if withTimes {
-		err = s.bkt.IterWithAttributes(ctx, workspacesDir, visit, objstore.WithUpdatedAt())
+	var (
+		listed map[string]bool
+		reads  []read
+	)
+	if s.heads != nil {
+		listed, reads, err = s.headsList(ctx)
 	} else {
-		err = s.bkt.Iter(ctx, workspacesDir, func(name string) error {
-			return visit(objstore.IterObjectAttributes{Name: name})
-		})
+		listed, reads, err = s.listObjects(ctx, start)
 	}
 	if err != nil {
-		return fmt.Errorf("listing workspaces: %w", err)
-	}
-
-	// Read what is new or changed since we last read it, outside the lock.
-	type read struct {
-		ws  Workspace
-		mod time.Time
-	}
-	var reads []read
-	s.mu.RLock()
-	var toRead []string
-	for id, mod := range listed {
-		e, ok := s.workspaces[id]
-		// Listings may give modification times to the second only (S3 does): an object
-		// rewritten within the second we last read it lists the same time, so anything
-		// changed in the last few seconds (allowing for clock skew) is read again.
-		if !ok || mod.IsZero() || !mod.Equal(e.modTime) || start.Sub(mod) < recentWindow {
-			toRead = append(toRead, id)
-		}
-	}
-	s.mu.RUnlock()
-	for _, id := range toRead {
-		ws, err := s.readWorkspace(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			delete(listed, id)
-			continue
-		}
-		if err != nil {
-			// A bad object must not hide the others; it is retried at the next poll.
-			s.logger.Warn("reading workspace object", "workspace", id, "err", err)
-			continue
-		}
-		reads = append(reads, read{ws: ws, mod: listed[id]})
+		return err
 	}
 
 	changed := false
@@ -435,13 +385,16 @@ func (s *Store) poll(ctx context.Context) (err error) {
 			continue // this process changed it after the listing began: ours is newer
 		}
 		old, ok := s.workspaces[r.ws.ID]
+		if ok && r.rev != 0 && old.rev > r.rev {
+			continue // a later revision was read meanwhile
+		}
 		if !ok || !sameJSON(old.ws, r.ws) {
 			changed = true
 		}
-		s.workspaces[r.ws.ID] = &entry{ws: r.ws, modTime: r.mod}
+		s.workspaces[r.ws.ID] = &entry{ws: r.ws, modTime: r.mod, rev: r.rev}
 	}
 	for id := range s.workspaces {
-		if _, ok := listed[id]; ok || s.localChange[id].After(start) {
+		if listed[id] || s.localChange[id].After(start) {
 			continue
 		}
 		delete(s.workspaces, id)
@@ -457,6 +410,69 @@ func (s *Store) poll(ctx context.Context) (err error) {
 		s.notify()
 	}
 	return nil
+}
+
+// listObjects lists the workspaces' objects in the bucket and reads those new or changed
+// since they were cached.
+func (s *Store) listObjects(ctx context.Context, start time.Time) (map[string]bool, []read, error) {
+	listed := map[string]time.Time{}
+	withTimes := slices.Contains(s.bkt.SupportedIterOptions(), objstore.UpdatedAt)
+	visit := func(a objstore.IterObjectAttributes) error {
+		id, ok := idFromObject(a.Name)
+		if !ok {
+			return nil
+		}
+		var mod time.Time
+		if withTimes {
+			mod, _ = a.LastModified()
+		}
+		listed[id] = mod
+		return nil
+	}
+	var err error
+	if withTimes {
+		err = s.bkt.IterWithAttributes(ctx, workspacesDir, visit, objstore.WithUpdatedAt())
+	} else {
+		err = s.bkt.Iter(ctx, workspacesDir, func(name string) error {
+			return visit(objstore.IterObjectAttributes{Name: name})
+		})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing workspaces: %w", err)
+	}
+
+	// Read what is new or changed since we last read it, outside the lock.
+	var reads []read
+	s.mu.RLock()
+	var toRead []string
+	for id, mod := range listed {
+		e, ok := s.workspaces[id]
+		// Listings may give modification times to the second only (S3 does): an object
+		// rewritten within the second we last read it lists the same time, so anything
+		// changed in the last few seconds (allowing for clock skew) is read again.
+		if !ok || mod.IsZero() || !mod.Equal(e.modTime) || start.Sub(mod) < recentWindow {
+			toRead = append(toRead, id)
+		}
+	}
+	s.mu.RUnlock()
+	for _, id := range toRead {
+		ws, err := s.readObject(ctx, id, objectName(id))
+		if errors.Is(err, ErrNotFound) {
+			delete(listed, id)
+			continue
+		}
+		if err != nil {
+			// A bad object must not hide the others; it is retried at the next poll.
+			s.logger.Warn("reading workspace object", "workspace", id, "err", err)
+			continue
+		}
+		reads = append(reads, read{ws: ws, mod: listed[id]})
+	}
+	ids := make(map[string]bool, len(listed))
+	for id := range listed {
+		ids[id] = true
+	}
+	return ids, reads, nil
 }
 
 func sameJSON(a, b Workspace) bool {
@@ -476,8 +492,20 @@ func idFromObject(name string) (string, bool) {
 	return id, ok && id != "" && !strings.Contains(id, "/")
 }
 
-func (s *Store) readWorkspace(ctx context.Context, id string) (Workspace, error) {
-	rc, err := s.bkt.Get(ctx, objectName(id))
+// readWorkspace reads the workspace's current record, with the revision of its head
+// (0 without heads).
+func (s *Store) readWorkspace(ctx context.Context, id string) (Workspace, uint64, error) {
+	if s.heads != nil {
+		ws, h, err := s.readHead(ctx, id)
+		return ws, h.Rev, err
+	}
+	ws, err := s.readObject(ctx, id, objectName(id))
+	return ws, 0, err
+}
+
+// readObject reads the record of workspace id from the object name.
+func (s *Store) readObject(ctx context.Context, id, name string) (Workspace, error) {
+	rc, err := s.bkt.Get(ctx, name)
 	if err != nil {
 		if s.bkt.IsObjNotFoundErr(err) {
 			return Workspace{}, ErrNotFound
@@ -500,18 +528,24 @@ func (s *Store) readWorkspace(ctx context.Context, id string) (Workspace, error)
 }
 
 func (s *Store) writeWorkspace(ctx context.Context, ws Workspace) error {
+	body, err := s.encode(ws)
+	if err != nil {
+		return err
+	}
+	return s.upload(ctx, ws.ID, objectName(ws.ID), body)
+}
+
+// encode returns the record's object; ErrTooLarge beyond the bound.
+func (s *Store) encode(ws Workspace) ([]byte, error) {
 	body, err := json.MarshalIndent(ws, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding workspace %s: %w", ws.ID, err)
+		return nil, fmt.Errorf("encoding workspace %s: %w", ws.ID, err)
 	}
 	if len(body) > s.maxRecordBytes {
 		// A larger object would not be read back whole (maxObjectBytes).
-		return fmt.Errorf("workspace %s: %d bytes, more than %d: %w", ws.ID, len(body), s.maxRecordBytes, ErrTooLarge)
+		return nil, fmt.Errorf("workspace %s: %d bytes, more than %d: %w", ws.ID, len(body), s.maxRecordBytes, ErrTooLarge)
 	}
-	if err := s.bkt.Upload(ctx, objectName(ws.ID), bytes.NewReader(body)); err != nil {
-		return fmt.Errorf("writing workspace %s: %w", ws.ID, err)
-	}
-	return nil
+	return body, nil
 }
 
 // SetMaxRecordBytes lowers the bound of a workspace's record below MaxRecordBytes, for
@@ -538,13 +572,13 @@ func (s *Store) GetWorkspace(ctx context.Context, id string) (Workspace, error) 
 	if ok {
 		return ws, nil
 	}
-	ws, err := s.readWorkspace(ctx, id)
+	ws, rev, err := s.readWorkspace(ctx, id)
 	if err != nil {
 		return Workspace{}, err
 	}
 	s.mu.Lock()
 	if _, ok := s.workspaces[id]; !ok {
-		s.workspaces[id] = &entry{ws: ws}
+		s.workspaces[id] = &entry{ws: ws, rev: rev}
 	}
 	s.mu.Unlock()
 	return ws.Clone(), nil
@@ -616,11 +650,6 @@ func (s *Store) FindByClientToken(token string) (Workspace, bool) {
 func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	unlock, err := s.lock(ctx, ws.ID)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if _, err := s.GetWorkspace(ctx, ws.ID); err == nil {
 		return fmt.Errorf("workspace %s: %w", ws.ID, ErrExists)
 	} else if !errors.Is(err, ErrNotFound) {
@@ -629,10 +658,19 @@ func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 	if ws.UpdatedAt.IsZero() {
 		ws.UpdatedAt = ws.CreatedAt
 	}
-	if err := s.writeWorkspace(ctx, ws); err != nil {
+	var (
+		rev uint64
+		err error
+	)
+	if s.heads != nil {
+		rev, err = s.headsCreate(ctx, ws)
+	} else {
+		err = s.writeWorkspace(ctx, ws)
+	}
+	if err != nil {
 		return err
 	}
-	s.put(ws)
+	s.put(ws, rev)
 	s.changed(ctx, ws.ID)
 	return nil
 }
@@ -642,46 +680,65 @@ func (s *Store) CreateWorkspace(ctx context.Context, ws Workspace) error {
 func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	unlock, err := s.lock(ctx, id)
+	change := func(ws *Workspace) error {
+		if err := fn(ws); err != nil {
+			return err
+		}
+		ws.ID = id
+		// Strictly later than the write it replaces, whatever the clocks of the processes
+		// that wrote them: UpdatedAt names a revision of the record (the reconciler and
+		// the results cache's version compare it).
+		prev := ws.UpdatedAt
+		ws.UpdatedAt = s.now().UTC()
+		if !ws.UpdatedAt.After(prev) {
+			ws.UpdatedAt = prev.Add(time.Nanosecond)
+		}
+		return nil
+	}
+	var (
+		ws  Workspace
+		rev uint64
+		err error
+	)
+	if s.heads != nil {
+		// fn runs again on the newer record whenever another process wrote first.
+		ws, rev, err = s.headsUpdate(ctx, id, change)
+	} else {
+		ws, err = s.rewrite(ctx, id, change)
+	}
 	if err != nil {
 		return Workspace{}, err
 	}
-	defer unlock()
+	s.put(ws, rev)
+	s.changed(ctx, id)
+	return ws.Clone(), nil
+}
+
+// rewrite applies change to the record in the bucket and writes it over the old one.
+func (s *Store) rewrite(ctx context.Context, id string, change func(*Workspace) error) (Workspace, error) {
 	// Read the bucket, not the cache: another process may have changed it since our poll.
-	ws, err := s.readWorkspace(ctx, id)
+	ws, _, err := s.readWorkspace(ctx, id)
 	if err != nil {
 		return Workspace{}, err
 	}
-	if err := fn(&ws); err != nil {
+	if err := change(&ws); err != nil {
 		return Workspace{}, err
-	}
-	ws.ID = id
-	// Strictly later than the write it replaces, whatever the clocks of the processes
-	// that wrote them: UpdatedAt names a revision of the record (the reconciler and the
-	// results cache's version compare it).
-	prev := ws.UpdatedAt
-	ws.UpdatedAt = s.now().UTC()
-	if !ws.UpdatedAt.After(prev) {
-		ws.UpdatedAt = prev.Add(time.Nanosecond)
 	}
 	if err := s.writeWorkspace(ctx, ws); err != nil {
 		return Workspace{}, err
 	}
-	s.put(ws)
-	s.changed(ctx, id)
-	return ws.Clone(), nil
+	return ws, nil
 }
 
 // DeleteWorkspace removes the workspace's object. Deleting a missing one is not an error.
 func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	unlock, err := s.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
+	if s.heads != nil {
+		if err := s.headsDelete(ctx, id); err != nil {
+			return err
+		}
+	} else if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("deleting workspace %s: %w", id, err)
 	}
 	s.mu.Lock()
@@ -693,9 +750,15 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 	return nil
 }
 
-func (s *Store) put(ws Workspace) {
+// put caches ws, written by this process with the head revision rev (0 without heads).
+func (s *Store) put(ws Workspace, rev uint64) {
 	s.mu.Lock()
-	s.workspaces[ws.ID] = &entry{ws: ws.Clone()}
+	if e, ok := s.workspaces[ws.ID]; ok && rev != 0 && e.rev > rev {
+		// Another process' later write, read as its head moved, is newer than ours.
+		s.mu.Unlock()
+		return
+	}
+	s.workspaces[ws.ID] = &entry{ws: ws.Clone(), rev: rev}
 	s.localChange[ws.ID] = s.now()
 	s.mu.Unlock()
 	s.notify()

@@ -1,0 +1,154 @@
+package ingestlog
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stratametrics/strata/internal/meta"
+)
+
+// workspacesBucket is the JetStream key-value bucket of the workspaces' heads: which
+// object holds each workspace's current record (meta.Heads).
+const workspacesBucket = "strata-workspaces"
+
+// MetaHeads keeps the workspaces' heads in a JetStream key-value bucket, replicated like
+// the stream, so that the processes of a cluster write the records by compare-and-set.
+type MetaHeads struct{ log *Log }
+
+// NewMetaHeads returns the workspaces' heads of l's cluster.
+func NewMetaHeads(l *Log) *MetaHeads { return &MetaHeads{log: l} }
+
+func (h *MetaHeads) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	return h.log.keyValue(ctx, &h.log.heads, jetstream.KeyValueConfig{
+		Bucket:      workspacesBucket,
+		Description: "Strata workspaces: the object holding each one's current record",
+		Storage:     jetstream.FileStorage,
+	})
+}
+
+func headKey(id string) string { return base64Key(id) }
+
+func headID(key string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	return string(b), err == nil
+}
+
+// Get implements meta.Heads.
+func (h *MetaHeads) Get(ctx context.Context, id string) (meta.Head, error) {
+	kv, err := h.bucket(ctx)
+	if err != nil {
+		return meta.Head{}, err
+	}
+	e, err := kv.Get(ctx, headKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return meta.Head{}, meta.ErrNotFound
+	}
+	if err != nil {
+		return meta.Head{}, fmt.Errorf("reading the head of workspace %s: %w", id, err)
+	}
+	return meta.Head{Object: string(e.Value()), Rev: e.Revision()}, nil
+}
+
+// Put implements meta.Heads.
+func (h *MetaHeads) Put(ctx context.Context, id, object string, rev uint64) (uint64, error) {
+	kv, err := h.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if rev == 0 {
+		n, err = kv.Create(ctx, headKey(id), []byte(object))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, meta.ErrConflict
+		}
+	} else {
+		n, err = kv.Update(ctx, headKey(id), []byte(object), rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, meta.ErrConflict
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing the head of workspace %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// Delete implements meta.Heads.
+func (h *MetaHeads) Delete(ctx context.Context, id string, rev uint64) error {
+	kv, err := h.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	err = kv.Delete(ctx, headKey(id), jetstream.LastRevision(rev))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return meta.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("deleting the head of workspace %s: %w", id, err)
+	}
+	return nil
+}
+
+// List implements meta.Heads.
+func (h *MetaHeads) List(ctx context.Context) (map[string]meta.Head, error) {
+	kv, err := h.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("listing the workspaces' heads: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string]meta.Head{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("listing the workspaces' heads: the watch ended")
+			}
+			if e == nil {
+				return out, nil // all listed
+			}
+			if id, ok := headID(e.Key()); ok {
+				out[id] = meta.Head{Object: string(e.Value()), Rev: e.Revision()}
+			}
+		}
+	}
+}
+
+// Watch implements meta.Heads.
+func (h *MetaHeads) Watch(ctx context.Context, f func(id string)) error {
+	kv, err := h.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watching the workspaces' heads: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watching the workspaces' heads: the watch ended")
+			}
+			if e == nil {
+				continue
+			}
+			if id, ok := headID(e.Key()); ok {
+				f(id)
+			}
+		}
+	}
+}
