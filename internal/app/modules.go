@@ -117,6 +117,14 @@ func resolveTargets(target, backend string) ([]string, error) {
 		}
 	}
 	direct := backend != ingestlog.BackendJetStream
+	if !direct && set[ModuleRuler] {
+		// The ruler evaluates through a querier (reading the ingesters of other
+		// processes and the bucket), writes through a distributor and alerts through an
+		// alertmanager, all of its own process: it brings them.
+		for _, m := range []string{ModuleDistributor, ModuleQuerier, ModuleStoreGateway, ModuleAlertmanager} {
+			set[m] = true
+		}
+	}
 	switch {
 	case direct && set[ModuleDistributor] && !set[ModuleIngester]:
 		return nil, errors.New("with --ingest.backend=direct the distributor hands its batches to an ingester in the same process: run distributor with ingester (write,ingester), or all, or use --ingest.backend=jetstream")
@@ -125,9 +133,6 @@ func resolveTargets(target, backend string) ([]string, error) {
 	case set[ModuleRuler] && direct && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager] || !set[ModuleIngester]):
 		// With the direct backend only this process' ingester holds the recent samples.
 		return nil, errors.New("with --ingest.backend=direct the ruler evaluates through a querier reading the ingester, writes through a distributor and alerts through an alertmanager, all in the same process: run it in all, or use --ingest.backend=jetstream")
-	case set[ModuleRuler] && (!set[ModuleDistributor] || !set[ModuleQuerier] || !set[ModuleAlertmanager]):
-		// The querier reads the ingesters of other processes; the rest is in process.
-		return nil, errors.New("the ruler evaluates through a querier, writes through a distributor and alerts through an alertmanager of its own process: run it with write and read (backend,write,read), or all")
 	}
 	mods := slices.Clone(alwaysOn)
 	for _, m := range targetModules {

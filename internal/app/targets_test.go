@@ -34,6 +34,12 @@ func TestTargets(t *testing.T) {
 		// The ruler without an ingester: its querier reads those of other processes.
 		{"backend,write,read", "bucket limits ingest-log meta auth router vended-logs workspace-owners alertmanager compactor sts controlplane distributor store-gateway querier ruler scraper reconciler server",
 			[]string{"--ingest.backend", "jetstream"}},
+		// backend alone: the ruler brings the distributor, querier and store-gateway it
+		// works through.
+		{"backend", "bucket limits ingest-log meta auth router vended-logs workspace-owners alertmanager compactor sts controlplane distributor store-gateway querier ruler scraper reconciler server",
+			[]string{"--ingest.backend", "jetstream"}},
+		{"ruler", "bucket limits ingest-log meta auth router vended-logs workspace-owners alertmanager sts controlplane distributor store-gateway querier ruler scraper reconciler server",
+			[]string{"--ingest.backend", "jetstream"}},
 		{"ingester", "bucket ingest-log meta auth limits router sts vended-logs controlplane ingester ingest-consumer ingester-api reconciler usage server",
 			[]string{"--ingest.backend", "jetstream"}},
 	} {
@@ -148,4 +154,26 @@ func bucketAt(t *testing.T, dir string) objstore.Bucket {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// With the ingest log, the store-gateways' window must stay inside what the log keeps
+// for a new partition owner's replay.
+func TestQueryStoreAfterWithinTheLog(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--querier.query-ingesters-within", "13h", "--querier.query-store-after", "5h"}, true},
+		{[]string{"--querier.query-ingesters-within", "13h", "--querier.query-store-after", "6h"}, false},
+		{[]string{"--querier.query-ingesters-within", "13h", "--querier.query-store-after", "8h", "--jetstream.max-age", "9h"}, true},
+	} {
+		err := load(t, append([]string{"--target", "read", "--ingest.backend", "jetstream"}, c.args...)...).Validate()
+		if c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "beyond what the ingest log keeps")) {
+			t.Errorf("%v: %v", c.args, err)
+		}
+	}
+	// The direct backend has no log to replay: no bound.
+	if err := load(t, "--querier.query-ingesters-within", "13h", "--querier.query-store-after", "8h").Validate(); err != nil {
+		t.Error(err)
+	}
 }
