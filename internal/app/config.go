@@ -152,6 +152,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	// An ingester taking a partition over replays the log at least query-store-after
+	// back (the window the store-gateways are not asked for): the log must still hold it.
+	if after, keep := c.Querier.QueryStoreAfter, c.Ingest.JetStream.MaxAge-c.Ingest.ReplayMargin; c.Ingest.Backend == ingestlog.BackendJetStream && after > keep {
+		return fmt.Errorf("querier: query_store_after (%s) is beyond what the ingest log keeps for a replay (--jetstream.max-age less --ingest.replay-margin: %s); an ingester taking a partition over could not read back that far, and queries would miss those samples", after, keep)
+	}
 	return nil
 }
 

@@ -42,7 +42,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 0,
 		"Ask the ingesters only for samples newer than this (0: for all). Where ingesters keep blocks locally for --tsdb.local-retention, set it to that: older samples are in the bucket.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0,
-		"Ask the store-gateway only for samples older than this (0: for all). Must be below --querier.query-ingesters-within, with room for cutting and uploading a block (--tsdb.ship-interval) and the store-gateway's --store-gateway.sync-interval.")
+		"Ask the store-gateway only for samples older than this (0: for all). Must be below --querier.query-ingesters-within, with room for cutting and uploading a block (--tsdb.ship-interval) and the store-gateway's --store-gateway.sync-interval; with --ingest.backend=jetstream at most --jetstream.max-age less --ingest.replay-margin.")
 	f.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", 5*time.Second,
 		"How long a querier without an ingester in its process (--ingest.backend=jetstream) waits for an ingester of another process to connect and start answering before it asks the next one.")
 }
