@@ -55,7 +55,10 @@ func clusterNode(layout clusterLayout, i int, addr, dataDir, bucket string, nats
 		target, zone = "read", "zone-b"
 	}
 	return append([]string{"--target", target, "--zone", zone, "--data-dir", dataDir, "--listen", addr, "--bucket.filesystem.dir", bucket,
-		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8"}, nats...)
+		"--meta.poll-interval", "200ms", "--ingest.backend", "jetstream", "--ingest.partitions", "8",
+		// Split by time as docs/operations.md advises a cluster: the ingesters for what
+		// they keep locally, the store-gateway only for what is older than 5 h.
+		"--querier.query-ingesters-within", "13h", "--querier.query-store-after", "5h"}, nats...)
 }
 
 // metric returns the value of an unlabelled metric on p's internal listener; -1 when it
