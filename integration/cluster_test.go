@@ -248,30 +248,7 @@ func testThreeNodes(t *testing.T, layout clusterLayout, natsArgs func(i int) []s
 	}
 
 	// An HA pair writing through two nodes: one replica is elected across the cluster.
-	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
-	for k := range 10 {
-		for _, w := range []struct {
-			node    int
-			replica string
-			offset  time.Duration
-		}{{0, "a", 0}, {2, "b", 500 * time.Millisecond}} {
-			// A 503 (the HA elections bucket still being placed) is retried, as senders do.
-			var code int
-			waitFor(t, fmt.Sprintf("an HA write to node %d to be stored", w.node), 30*time.Second, func() bool {
-				code = pushSample(procs[w.node].URL, ws, "ha_pair", t0.Add(time.Duration(k)*time.Second+w.offset), float64(k),
-					"cluster", "pair-1", "__replica__", w.replica)
-				if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
-					t.Fatalf("HA write to node %d: %d\n%s", w.node, code, tail(procs[w.node].Log(), 4000))
-				}
-				return code == http.StatusNoContent
-			}, func() string { return fmt.Sprintf("last status %d\n%s", code, procs[w.node].Log()) })
-		}
-	}
-	for i := range procs {
-		waitFor(t, fmt.Sprintf("node %d to hold the elected replica's 10 samples only", i), 30*time.Second, func() bool {
-			return sampleCount(t, procs[i].URL, ws, `ha_pair[5m]`, t0.Add(time.Minute)) == 10
-		}, func() string { _, a := queryAnswer(procs[i].URL, ws, `ha_pair[5m]`, t0.Add(time.Minute)); return a })
-	}
+	haPair(t, procs[:], ws, "pair-1", 0, 2)
 
 	type result struct {
 		rep loadgen.Report
@@ -363,6 +340,40 @@ func testThreeNodes(t *testing.T, layout clusterLayout, natsArgs func(i int) []s
 		t.Fatalf("with the partitions shared again the reader answers %d samples, the nodes %d", got, want)
 	}
 	t.Logf("all three nodes hold %d samples, and the reader answers as they do", want)
+	// HA dedup still elects one replica across the nodes, the restarted one included.
+	haPair(t, procs[:], ws, "pair-2", 1, 2)
+}
+
+// haPair writes ten samples from each replica of the HA cluster `cluster`, replica a
+// through node na and b through node nb, interleaved, and waits until every node holds
+// the elected replica's ten samples only.
+func haPair(t *testing.T, procs []*proc, ws, cluster string, na, nb int) {
+	t.Helper()
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for k := range 10 {
+		for _, w := range []struct {
+			node    int
+			replica string
+			offset  time.Duration
+		}{{na, "a", 0}, {nb, "b", 500 * time.Millisecond}} {
+			// A 503 (the HA elections bucket still being placed) is retried, as senders do.
+			var code int
+			waitFor(t, fmt.Sprintf("an HA write to node %d to be stored", w.node), 30*time.Second, func() bool {
+				code = pushSample(procs[w.node].URL, ws, "ha_pair", t0.Add(time.Duration(k)*time.Second+w.offset), float64(k),
+					"cluster", cluster, "__replica__", w.replica)
+				if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
+					t.Fatalf("HA write to node %d: %d\n%s", w.node, code, tail(procs[w.node].Log(), 4000))
+				}
+				return code == http.StatusNoContent
+			}, func() string { return fmt.Sprintf("last status %d\n%s", code, procs[w.node].Log()) })
+		}
+	}
+	query := fmt.Sprintf(`ha_pair{cluster=%q}[5m]`, cluster)
+	for i := range procs {
+		waitFor(t, fmt.Sprintf("node %d to hold the elected replica's 10 samples of %s only", i, cluster), 30*time.Second, func() bool {
+			return sampleCount(t, procs[i].URL, ws, query, t0.Add(time.Minute)) == 10
+		}, func() string { _, a := queryAnswer(procs[i].URL, ws, query, t0.Add(time.Minute)); return a })
+	}
 }
 
 // warnings keeps the lines of a log at level WARN or ERROR.
