@@ -371,6 +371,17 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		members  *ingestlog.Membership
 		selfURL  string
 	)
+	// answering lists the partitions this process' ingester answers queries for: those
+	// it owns and has caught up on.
+	answering := func() []int {
+		var out []int
+		for _, p := range leases.Assigned() {
+			if leases.Owned(p) && consumer.CaughtUpOn(p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
 	m.Register(moduleConsumer, modules.Module{
 		// It stops before the ingester: a batch read but not stored is sent again. The
 		// ingester reads the partitions it owns among the ingesters of its zone.
@@ -411,20 +422,11 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 		// bucket, with the partitions it owns and has caught up on.
 		Deps: []string{moduleConsumer},
 		Init: func() (modules.Service, error) {
-			h := ingesterapi.NewHandler(a.ingester, cfg.Ingest.JetStream.Token, logger.With("component", "ingester-api"))
+			h := ingesterapi.NewHandler(a.ingester, cfg.Ingest.JetStream.Token, logger.With("component", "ingester-api")).Answering(answering)
 			a.server.Handle("IngesterAPI", "POST /internal/ingester/v1/", h)
-			ready := func() []int {
-				var out []int
-				for _, p := range leases.Assigned() {
-					if leases.Owned(p) && consumer.CaughtUpOn(p) {
-						out = append(out, p)
-					}
-				}
-				return out
-			}
 			return modules.ServiceFunc(func(ctx context.Context) error {
 				logger.Info("ingester registered for queriers of other processes", "url", selfURL, "zone", cmp.Or(cfg.Zone, selfURL))
-				return members.Register(ctx, selfURL, selfURL, ready)
+				return members.Register(ctx, selfURL, selfURL, answering)
 			}), nil
 		},
 	})
@@ -553,7 +555,7 @@ func (a *App) registerModules(ctx context.Context, m *modules.Manager, run []str
 				}
 				c := ingesterapi.NewClient(ms, cfg.Ingest.JetStream.Token, cfg.Querier.IngesterTimeout, nil)
 				if a.ingester != nil {
-					c.WithLocal(selfURL, a.ingester)
+					c.WithLocal(selfURL, a.ingester).LocalAnswering(answering)
 				}
 				deps.Ingesters = []querier.Ingester{c}
 				// Metadata and exemplars from the ingesters of every partition too; the

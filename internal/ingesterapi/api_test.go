@@ -305,3 +305,44 @@ func TestPartitionsCoveredAndMerged(t *testing.T) {
 		t.Fatalf("partition 1 uncovered: %v", err)
 	}
 }
+
+// serveAnswering serves src saying, in every answer, that it answers for parts.
+func serveAnswering(t *testing.T, src Source, parts ...int) string {
+	t.Helper()
+	srv := httptest.NewServer(NewHandler(src, testKey, nil).Answering(func() []int { return parts }))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// An ingester still listed with a partition it gave up a moment ago says so in its
+// answer: the querier asks another ingester for that partition, or fails when none
+// answers for it, rather than answer without that partition's newest samples.
+func TestAnswersSayTheirPartitions(t *testing.T) {
+	src := newSource(t)
+	// "low" is listed with both partitions but now answers for partition 0 only.
+	low := serveAnswering(t, splitSource{src, "0-2"}, 0)
+	high := serveAnswering(t, splitSource{src, "2-4"}, 1)
+	stale := members{{ID: "low", URL: low, Partitions: []int{0, 1}}, {ID: "high", URL: high, Partitions: []int{1}}}
+	c := NewClient(stale, testKey, time.Second, nil)
+	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
+		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50 (both ingesters asked)", series, samples, err)
+	}
+	q, _ := c.Querier(context.Background(), "ws-1", 0, 10_000)
+	vals, _, err := q.LabelValues(context.Background(), "i", nil)
+	q.Close()
+	if err != nil || strings.Join(vals, ",") != "0,1,2,3,4" {
+		t.Fatalf("label values %v, %v", vals, err)
+	}
+
+	// Nobody else is listed for partition 1: the query fails.
+	c = NewClient(members{{ID: "low", URL: low, Partitions: []int{0, 1}}}, testKey, time.Second, nil)
+	if _, _, err := count(t, c, 0, 10_000); !errors.Is(err, ErrNoIngester) || !strings.Contains(err.Error(), "partitions [1]") {
+		t.Fatalf("partition 1 given up: %v", err)
+	}
+
+	// An ingester that does not say (an older one) is taken at its listing.
+	c = NewClient(members{{ID: "all", URL: serve(t, src, testKey), Partitions: []int{0, 1}}}, testKey, time.Second, nil)
+	if series, _, err := count(t, c, 0, 10_000); err != nil || series != 5 {
+		t.Fatalf("an ingester that does not say its partitions: %d series, %v", series, err)
+	}
+}

@@ -49,11 +49,12 @@ const maxChunkedFrame = 50 << 20
 // Client is a querier.Ingester that reads from the ingesters of other processes: each
 // query from one of them, the next when one fails to answer.
 type Client struct {
-	localID string
-	local   Local // nil: none
-	members Members
-	key     string
-	hc      *http.Client
+	localID        string
+	local          Local        // nil: none
+	localAnswering func() []int // the partitions the local ingester answers for; nil: as listed
+	members        Members
+	key            string
+	hc             *http.Client
 }
 
 // NewClient returns a client that finds ingesters through members and authenticates
@@ -83,6 +84,13 @@ type Local interface {
 // before the others.
 func (c *Client) WithLocal(id string, l Local) *Client {
 	c.localID, c.local = id, l
+	return c
+}
+
+// LocalAnswering says which partitions the local ingester answers for now, as the
+// others say it in their answers (Handler.Answering).
+func (c *Client) LocalAnswering(answering func() []int) *Client {
+	c.localAnswering = answering
 	return c
 }
 
@@ -126,7 +134,12 @@ func (c *Client) newCall(workspace string) (*remoteQuerier, error) {
 			ms[0], ms[i] = ms[i], ms[0]
 		}
 	}
-	return &remoteQuerier{c: c, ws: workspace, members: ms, parts: c.members.Partitions(), dead: map[string]error{}}, nil
+	q := &remoteQuerier{c: c, ws: workspace, members: ms, parts: c.members.Partitions(), dead: map[string]error{}, answering: map[string][]int{}}
+	if c.local != nil && c.localAnswering != nil {
+		// Known now, in process: the plan that decides whether it is read uses it.
+		q.answering[c.localID] = c.localAnswering()
+	}
+	return q, nil
 }
 
 func (q *remoteQuerier) readsLocal() bool {
@@ -155,8 +168,11 @@ type remoteQuerier struct {
 	parts      int
 	chosen     []Member // the ingesters that answered the last call
 	dead       map[string]error
-	bodies     []io.Closer
-	local      storage.Querier // the local ingester's, once asked
+	// answering holds the partitions each ingester that answered said it answers for:
+	// they replace those listed, which may be out of date.
+	answering map[string][]int
+	bodies    []io.Closer
+	local     storage.Querier // the local ingester's, once asked
 }
 
 // localQuerier opens the local ingester's querier the first time.
@@ -184,7 +200,11 @@ func (q *remoteQuerier) plan() ([]Member, error) {
 		}
 		seen[m.ID] = true
 		adds := false
-		for _, p := range m.Partitions {
+		parts := m.Partitions
+		if said, ok := q.answering[m.ID]; ok {
+			parts = said
+		}
+		for _, p := range parts {
 			if p >= 0 && p < q.parts && !covered[p] {
 				covered[p] = true
 				n++
@@ -258,6 +278,9 @@ func (q *remoteQuerier) call(ctx context.Context, path, contentType string, body
 			switch {
 			case errs[i] == nil:
 				answered[m.ID] = resps[i]
+				if said, ok := parsePartitions(resps[i].Header); ok {
+					q.answering[m.ID] = said
+				}
 			case errors.As(errs[i], new(refusal)):
 				refused = errs[i]
 			default:

@@ -37,6 +37,11 @@ const (
 
 const (
 	headerWorkspace = "X-Strata-Workspace"
+	// headerPartitions lists, in an answer, the partitions the ingester answered for
+	// when it began (comma-separated; empty: none). A querier whose list of ingesters is
+	// out of date (one gave a partition up a moment ago) learns it from the answer and
+	// asks another for the rest, rather than miss that partition's newest samples.
+	headerPartitions = "X-Strata-Partitions"
 	// trailerError says why a stream ended early: a chunk stream has no error frame,
 	// and a stream cut short must not pass for a complete answer.
 	trailerError = "X-Strata-Error"
@@ -53,10 +58,18 @@ type Source interface {
 
 // Handler serves PathRead and PathLabels for src to callers that hold the cluster key.
 type Handler struct {
-	src    Source
-	key    ClusterKey
-	logger *slog.Logger
-	frames sync.Pool
+	src       Source
+	key       ClusterKey
+	logger    *slog.Logger
+	frames    sync.Pool
+	answering func() []int // nil: not said
+}
+
+// Answering makes every answer say which partitions the ingester answers for, as
+// answering lists them at the time (the partitions it owns and has caught up on).
+func (h *Handler) Answering(answering func() []int) *Handler {
+	h.answering = answering
+	return h
 }
 
 // ClusterKey checks that a request between the processes of a cluster carries the
@@ -103,6 +116,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ws == "" {
 		http.Error(w, "no workspace ("+headerWorkspace+")", http.StatusBadRequest)
 		return
+	}
+	if h.answering != nil {
+		w.Header().Set(headerPartitions, formatPartitions(h.answering()))
 	}
 	switch r.URL.Path {
 	case PathRead:
@@ -247,4 +263,35 @@ func matchersJSON(ms []*labels.Matcher) ([]*prompb.LabelMatcher, error) {
 		return nil, nil
 	}
 	return remote.ToLabelMatchers(ms)
+}
+
+func formatPartitions(ps []int) string {
+	var b []byte
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	return string(b)
+}
+
+// parsePartitions reads headerPartitions; ok is false when the header is absent or not
+// a list of partitions.
+func parsePartitions(h http.Header) (ps []int, ok bool) {
+	vs, present := h[headerPartitions]
+	if !present || len(vs) != 1 {
+		return nil, false
+	}
+	if vs[0] == "" {
+		return []int{}, true
+	}
+	for f := range strings.SplitSeq(vs[0], ",") {
+		p, err := strconv.Atoi(f)
+		if err != nil || p < 0 {
+			return nil, false
+		}
+		ps = append(ps, p)
+	}
+	return ps, true
 }
