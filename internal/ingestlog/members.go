@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -141,34 +139,22 @@ func (m *Membership) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching the ingesters: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("the ingesters' watch ended")
-			}
-			if e == nil {
-				continue // the initial values are all in
-			}
-			m.mu.Lock()
-			if e.Operation() != jetstream.KeyValuePut {
-				delete(m.members, e.Key())
-			} else {
-				var mem member
-				if json.Unmarshal(e.Value(), &mem) == nil {
-					m.members[e.Key()] = seenMember{member: mem, seen: m.now()}
-				}
-			}
-			m.mu.Unlock()
+	return watchKV(ctx, kv, "the ingesters", func(e jetstream.KeyValueEntry) bool {
+		if e == nil {
+			return false // the initial values are all in
 		}
-	}
+		m.mu.Lock()
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(m.members, e.Key())
+		} else {
+			var mem member
+			if json.Unmarshal(e.Value(), &mem) == nil {
+				m.members[e.Key()] = seenMember{member: mem, seen: m.now()}
+			}
+		}
+		m.mu.Unlock()
+		return false
+	})
 }
 
 // Ingesters implements ingesterapi.Members: the ingesters that renewed their entry

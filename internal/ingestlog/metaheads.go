@@ -100,28 +100,25 @@ func (h *MetaHeads) List(ctx context.Context) (map[string]meta.Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("listing the workspaces' heads: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	out := map[string]meta.Head{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("listing the workspaces' heads: the watch ended")
-			}
-			if e == nil {
-				return out, nil // all listed
-			}
-			if id, ok := headID(e.Key()); ok {
-				out[id] = meta.Head{Object: string(e.Value()), Rev: e.Revision()}
-			}
+	complete := false
+	err = watchKV(ctx, kv, "the workspaces' heads", func(e jetstream.KeyValueEntry) bool {
+		if e == nil {
+			complete = true // all listed
+			return true
 		}
+		if id, ok := headID(e.Key()); ok {
+			out[id] = meta.Head{Object: string(e.Value()), Rev: e.Revision()}
+		}
+		return false
+	}, jetstream.IgnoreDeletes())
+	if err == nil && !complete {
+		err = ctx.Err()
 	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Watch implements meta.Heads.
@@ -130,9 +127,23 @@ func (h *MetaHeads) Watch(ctx context.Context, f func(id string)) error {
 	if err != nil {
 		return err
 	}
-	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	return watchKV(ctx, kv, "the workspaces' heads", func(e jetstream.KeyValueEntry) bool {
+		if e != nil {
+			if id, ok := headID(e.Key()); ok {
+				f(id)
+			}
+		}
+		return false
+	}, jetstream.UpdatesOnly())
+}
+
+// watchKV calls f with each entry kv's watch (opts) delivers, nil once the initial values
+// are all in, until f returns true (nil returned) or ctx is done (nil returned). what
+// names the watch in errors.
+func watchKV(ctx context.Context, kv jetstream.KeyValue, what string, f func(jetstream.KeyValueEntry) (stop bool), opts ...jetstream.WatchOpt) error {
+	w, err := kv.WatchAll(ctx, opts...)
 	if err != nil {
-		return fmt.Errorf("watching the workspaces' heads: %w", err)
+		return fmt.Errorf("watching %s: %w", what, err)
 	}
 	defer func() { _ = w.Stop() }()
 	for {
@@ -141,13 +152,10 @@ func (h *MetaHeads) Watch(ctx context.Context, f func(id string)) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return errors.New("watching the workspaces' heads: the watch ended")
+				return fmt.Errorf("watching %s: the watch ended", what)
 			}
-			if e == nil {
-				continue
-			}
-			if id, ok := headID(e.Key()); ok {
-				f(id)
+			if f(e) {
+				return nil
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -211,12 +212,12 @@ func (s *Store) headsDelete(ctx context.Context, id string) error {
 
 // headsList lists every workspace's head and reads the records whose head moved since
 // they were cached.
-func (s *Store) headsList(ctx context.Context) (listed map[string]bool, reads []read, err error) {
+func (s *Store) headsList(ctx context.Context) (map[string]bool, []read, error) {
 	heads, err := s.heads.List(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing the workspaces' heads: %w", err)
 	}
-	listed = map[string]bool{}
+	listed := map[string]bool{}
 	s.mu.RLock()
 	var toRead []string
 	for id, h := range heads {
@@ -226,19 +227,7 @@ func (s *Store) headsList(ctx context.Context) (listed map[string]bool, reads []
 		}
 	}
 	s.mu.RUnlock()
-	for _, id := range toRead {
-		ws, h, err := s.readHead(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			delete(listed, id)
-			continue
-		}
-		if err != nil {
-			s.logger.Warn("reading workspace record", "workspace", id, "err", err)
-			continue
-		}
-		reads = append(reads, read{ws: ws, rev: h.Rev})
-	}
-	return listed, reads, nil
+	return listed, s.readListed(ctx, toRead, listed, func(string) time.Time { return time.Time{} }), nil
 }
 
 // deleteObject deletes a record's object, logging a failure: what it leaves costs only

@@ -442,7 +442,6 @@ func (s *Store) listObjects(ctx context.Context, start time.Time) (map[string]bo
 	}
 
 	// Read what is new or changed since we last read it, outside the lock.
-	var reads []read
 	s.mu.RLock()
 	var toRead []string
 	for id, mod := range listed {
@@ -455,24 +454,31 @@ func (s *Store) listObjects(ctx context.Context, start time.Time) (map[string]bo
 		}
 	}
 	s.mu.RUnlock()
+	ids := make(map[string]bool, len(listed))
+	for id := range listed {
+		ids[id] = true
+	}
+	return ids, s.readListed(ctx, toRead, ids, func(id string) time.Time { return listed[id] }), nil
+}
+
+// readListed reads the current records of toRead, found by a listing; one gone since is
+// taken out of listed. mod gives a record's listed modification time.
+func (s *Store) readListed(ctx context.Context, toRead []string, listed map[string]bool, mod func(id string) time.Time) []read {
+	var reads []read
 	for _, id := range toRead {
-		ws, err := s.readObject(ctx, id, objectName(id))
+		ws, rev, err := s.readWorkspace(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			delete(listed, id)
 			continue
 		}
 		if err != nil {
-			// A bad object must not hide the others; it is retried at the next poll.
-			s.logger.Warn("reading workspace object", "workspace", id, "err", err)
+			// A bad record must not hide the others; it is retried at the next poll.
+			s.logger.Warn("reading workspace record", "workspace", id, "err", err)
 			continue
 		}
-		reads = append(reads, read{ws: ws, mod: listed[id]})
+		reads = append(reads, read{ws: ws, mod: mod(id), rev: rev})
 	}
-	ids := make(map[string]bool, len(listed))
-	for id := range listed {
-		ids[id] = true
-	}
-	return ids, reads, nil
+	return reads
 }
 
 func sameJSON(a, b Workspace) bool {
