@@ -277,10 +277,31 @@ func (s *Store) Load(ctx context.Context) error {
 	if err := s.poll(ctx); err != nil {
 		return err
 	}
+	if s.heads == nil {
+		s.warnUnread(ctx)
+	}
 	s.mu.Lock()
 	s.loaded = true
 	s.mu.Unlock()
 	return nil
+}
+
+// warnUnread warns of records only a cluster reads (meta/revisions/, written with
+// heads) for workspaces this store does not know: they look lost to a process that went
+// back to one node.
+func (s *Store) warnUnread(ctx context.Context) {
+	var unread []string
+	err := s.bkt.Iter(ctx, revisionsDir, func(name string) error {
+		id := strings.TrimSuffix(strings.TrimPrefix(name, revisionsDir), "/")
+		if _, ok := s.PeekWorkspace(id); !ok {
+			unread = append(unread, id)
+		}
+		return nil
+	})
+	if err == nil && len(unread) > 0 {
+		s.logger.Warn("the bucket holds workspace records written by a cluster (--ingest.backend=jetstream), which a process alone does not read; see docs/operations.md (going back to one process)",
+			"workspaces", len(unread), "first", unread[0])
+	}
 }
 
 // Run polls the bucket until ctx is done. It loads first if Load was not called.

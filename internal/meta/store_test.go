@@ -1,9 +1,11 @@
 package meta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -266,5 +268,26 @@ func TestUpdatedAtStrictlyIncreases(t *testing.T) {
 			t.Fatalf("update %d: UpdatedAt %v, not after %v", i, up.UpdatedAt, prev)
 		}
 		prev = up.UpdatedAt
+	}
+}
+
+// A process alone warns at load of records that only a cluster reads (written with
+// heads), rather than start as if those workspaces were gone without a word.
+func TestWarnsOfClusterRecords(t *testing.T) {
+	b, err := bucket.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := b.Upload(ctx, revisionsDir+"ws-cluster/01J0000000000000000000000.json", strings.NewReader(`{"id":"ws-cluster"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := New(Config{PollInterval: time.Hour}, b, slog.New(slog.NewTextHandler(&log, nil)), prometheus.NewRegistry())
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "written by a cluster") || !strings.Contains(log.String(), "first=ws-cluster") {
+		t.Fatalf("log: %s", log.String())
 	}
 }
