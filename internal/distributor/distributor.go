@@ -213,6 +213,14 @@ func (d *Distributor) writeHA(ctx context.Context, entries []hatracker.Entry) er
 // Run persists HA elections when they change and garbage-collects idle state until ctx
 // is done, then persists a last time.
 func (d *Distributor) Run(ctx context.Context) error {
+	if w, ok := d.haStore.(hatracker.Watcher); ok {
+		// Another distributor's failover or heartbeat is this one's at once.
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		wg.Go(func() { d.watchHA(wctx, w) })
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	gc := time.NewTicker(time.Minute)
@@ -228,6 +236,22 @@ func (d *Distributor) Run(ctx context.Context) error {
 			now := d.now()
 			d.ha.GC(now)
 			d.rate.GC(now, 10*time.Minute)
+		}
+	}
+}
+
+// watchHA makes the elections written to the store this distributor's as they are
+// written, until ctx is done; a watch that fails is started again.
+func (d *Distributor) watchHA(ctx context.Context, w hatracker.Watcher) {
+	for ctx.Err() == nil {
+		err := w.Watch(ctx, d.ha.Observe)
+		if ctx.Err() != nil {
+			return
+		}
+		d.logger.Warn("watching the HA elections; each distributor still reads them before it elects", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }

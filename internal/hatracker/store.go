@@ -24,6 +24,13 @@ type Store interface {
 	Put(ctx context.Context, e Entry, rev uint64) (uint64, error)
 }
 
+// Watcher is a Store that reports every election written to it, so that a distributor
+// learns of another's failover or heartbeat at once rather than at its next Get.
+type Watcher interface {
+	// Watch calls f with each election written from now on, until ctx is done.
+	Watch(ctx context.Context, f func(Entry)) error
+}
+
 // Observe makes an election read from the Store this tracker's: the store is
 // authoritative. For the replica the tracker already has, ReceivedAt only moves
 // forward. It does not add to the change set (the store has it).

@@ -88,3 +88,21 @@ func (s *HAStore) Put(ctx context.Context, e hatracker.Entry, rev uint64) (uint6
 	}
 	return n, nil
 }
+
+// Watch implements hatracker.Watcher.
+func (s *HAStore) Watch(ctx context.Context, f func(hatracker.Entry)) error {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	return watchKV(ctx, kv, "the HA elections", func(e jetstream.KeyValueEntry) bool {
+		if e == nil || e.Operation() != jetstream.KeyValuePut {
+			return false
+		}
+		var el hatracker.Entry
+		if json.Unmarshal(e.Value(), &el) == nil {
+			f(el)
+		}
+		return false
+	}, jetstream.UpdatesOnly())
+}

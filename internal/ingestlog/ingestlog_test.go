@@ -220,6 +220,54 @@ func TestHAStore(t *testing.T) {
 	}
 }
 
+// A distributor whose tracker watches the store learns of another's failover as it is
+// written: the old replica's samples are dropped there too, without waiting for its
+// next read of the store.
+func TestHAStoreWatch(t *testing.T) {
+	l := openLog(t, testConfig(t))
+	s := NewHAStore(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := hatracker.DefaultConfig()
+	mine, err := hatracker.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Truncate(time.Second)
+	// This distributor elected a, through the store.
+	if d, err := mine.Decide("ws-1", "c", "a", t0); err != nil || !d.Changed {
+		t.Fatalf("first election: %+v, %v", d, err)
+	}
+	if ok, err := mine.Confirm(ctx, s, "ws-1", "c", "a", t0); !ok || err != nil {
+		t.Fatalf("confirming a: %v, %v", ok, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx, mine.Observe) }()
+	// Another distributor fails over to b once a is silent (written as it would).
+	_, rev, _, err := s.Get(ctx, "ws-1", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(cfg.FailoverTimeout + time.Second)
+	b := hatracker.Entry{Workspace: "ws-1", Cluster: "c", Replica: "b", ReceivedAt: later, ElectedAt: later}
+	testutil.Eventually(t, 10*time.Second, "the watching tracker to hold b elected", func() bool {
+		// Written again (a heartbeat of b) until the watch, started meanwhile, reports it.
+		if n, err := s.Put(ctx, b, rev); err == nil {
+			rev = n
+			b.ReceivedAt = b.ReceivedAt.Add(time.Millisecond)
+		}
+		st, ok := mine.Elected("ws-1", "c")
+		return ok && st.Replica == "b"
+	})
+	if d, err := mine.Decide("ws-1", "c", "a", later); err != nil || d.Action == hatracker.Accept {
+		t.Fatalf("a sample of the old replica after the failover: %+v, %v; want it dropped", d, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // consumeAll runs a consumer of l with checkpoints in dir until rec holds n samples.
 func consumeAll(t *testing.T, l *Log, dir string, rec *recorder, n int) {
 	t.Helper()
