@@ -169,6 +169,7 @@ func (s *Store) headsUpdate(ctx context.Context, id string, change func(*Workspa
 		rev, err := s.heads.Put(ctx, id, obj, h.Rev)
 		if err != nil {
 			if errors.Is(err, ErrConflict) {
+				s.m.conflicts.Inc()
 				s.deleteObject(ctx, obj)
 				continue
 			}
@@ -193,6 +194,7 @@ func (s *Store) headsDelete(ctx context.Context, id string) error {
 		}
 		if err := s.heads.Delete(ctx, id, h.Rev); err != nil {
 			if errors.Is(err, ErrConflict) {
+				s.m.conflicts.Inc()
 				continue
 			}
 			return fmt.Errorf("deleting the head of workspace %s: %w", id, err)

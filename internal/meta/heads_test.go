@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stratametrics/strata/internal/bucket"
 )
@@ -106,6 +107,9 @@ func TestHeadsRetryOnConflict(t *testing.T) {
 	}
 	if calls != 2 || got.Tags["mine"] != "1" || got.Tags["other"] != "1" {
 		t.Fatalf("after a conflict: fn ran %d times, tags %v; want 2 and both changes", calls, got.Tags)
+	}
+	if n := promtestutil.ToFloat64(a.m.conflicts); n != 1 {
+		t.Fatalf("strata_meta_write_conflicts_total = %v, want 1", n)
 	}
 	var objects []string
 	if err := b.Iter(ctx, revisionsDir+"ws-1/", func(name string) error { objects = append(objects, name); return nil }); err != nil {

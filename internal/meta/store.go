@@ -126,6 +126,7 @@ type storeMetrics struct {
 	workspaces   prometheus.GaugeFunc
 	polls        *prometheus.CounterVec
 	pollDuration prometheus.Histogram
+	conflicts    prometheus.Counter
 }
 
 // Notifier carries the ids of workspaces just written between the processes of a
@@ -224,6 +225,10 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 			Help:                        "Time taken to list the bucket and refresh the metadata cache.",
 			Buckets:                     prometheus.DefBuckets,
 			NativeHistogramBucketFactor: 1.1,
+		}),
+		conflicts: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_meta_write_conflicts_total",
+			Help: "Writes of a workspace record (in a cluster) that found its head moved by another process, and were made again on the newer record.",
 		}),
 	}
 	return s
