@@ -28,19 +28,26 @@ func (w ruleWriter) WriteRuleSamples(ctx context.Context, workspace string, samp
 	for _, s := range samples {
 		body = remotewrite.AppendV1Sample(body, s.Labels, s.T, s.F, s.H, s.FH)
 	}
-	return w.WriteV1(ctx, workspace, body)
+	return w.WriteV1(ctx, workspace, body, "")
 }
 
 // WriteV1 stores an uncompressed remote write 1.0 request in a workspace; it keeps
-// nothing of body.
-func (w ruleWriter) WriteV1(ctx context.Context, workspace string, body []byte) error {
+// nothing of body. labelsChecked are the LabelChecks its series all passed, or "".
+func (w ruleWriter) WriteV1(ctx context.Context, workspace string, body []byte, labelsChecked string) error {
 	req, err := w.decoder.Decode(remotewrite.V1, body)
 	if err != nil {
 		return fmt.Errorf("decoding samples: %w", err)
 	}
 	defer req.Release()
-	_, err = w.dis.Write(ctx, workspace, req)
+	_, err = w.dis.Write(ctx, workspace, req, distributor.WriteOptions{LabelsChecked: labelsChecked})
 	return err
+}
+
+// LabelChecks and CheckV1Labels let the scrapers check each series' labels once.
+func (w ruleWriter) LabelChecks(workspace string) string { return w.dis.LabelChecks(workspace) }
+
+func (w ruleWriter) CheckV1Labels(workspace string, labelFields []byte) (string, bool) {
+	return w.dis.CheckV1Labels(workspace, labelFields)
 }
 
 // alertmanagerLimits gives the alertmanager its run-time quotas from the limits

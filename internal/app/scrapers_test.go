@@ -2,14 +2,21 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/stratametrics/strata/internal/testutil"
 )
 
 // scraperIdentities: account 222222222222's user partner creates scrapers; its role
@@ -104,5 +111,49 @@ func TestCrossAccountScraperRoles(t *testing.T) {
 	_, err = r.client().DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: out.ScraperId})
 	if apiCode(err) != "AccessDeniedException" {
 		t.Fatalf("describe from the workspace's account: %v", err)
+	}
+}
+
+// A scraper's series are checked once, when first scraped, under the workspace's label
+// limits; when the runtime limits change, the series no longer valid are refused from
+// the next scrape on, and the others keep coming. (The new limit of 20 bytes still fits
+// every other value: the instance, 127.0.0.1:port, is at most 15.)
+func TestScraperLabelChecksFollowLimits(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "short_v{v=\"a\"} 1\nlong_v{v=\"0123456789abcdef01234567\"} 1\n")
+	}))
+	t.Cleanup(target.Close)
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "runtime.yaml")
+	writeOverrides(t, rc, "overrides: {}\n")
+	r := start(t, "--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms",
+		"--scraper.discovery-update-interval", "100ms")
+	ws := newWorkspace(t, r)
+	blob := fmt.Sprintf("global: {scrape_interval: 100ms, scrape_timeout: 100ms}\nscrape_configs:\n  - job_name: t\n    static_configs: [{targets: [%q]}]\n",
+		strings.TrimPrefix(target.URL, "http://"))
+	if _, err := r.client().CreateScraper(context.Background(), &amp.CreateScraperInput{
+		ScrapeConfiguration: &types.ScrapeConfigurationMemberConfigurationBlob{Value: []byte(blob)},
+		Source: &types.SourceMemberEksConfiguration{Value: types.EksConfiguration{
+			ClusterArn: aws.String("arn:aws:eks:us-east-1:000000000000:cluster/c"), SubnetIds: []string{"subnet-0a"}}},
+		Destination: &types.DestinationMemberAmpConfiguration{Value: types.AmpConfiguration{
+			WorkspaceArn: aws.String("arn:aws:aps:us-east-1:000000000000:workspace/" + ws)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(name string) int {
+		return len(stored(t, r, ws, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))[fmt.Sprintf(`{__name__=%q, instance=%q, job="t", v=%q}`,
+			name, strings.TrimPrefix(target.URL, "http://"), map[string]string{"short_v": "a", "long_v": "0123456789abcdef01234567"}[name])])
+	}
+	testutil.Eventually(t, 20*time.Second, "both series scraped three times", func() bool {
+		return count("short_v") >= 3 && count("long_v") >= 3
+	})
+	setOverrides(t, r, rc, ws, fmt.Sprintf("overrides:\n  %s:\n    max_label_value_length: 20\n", ws))
+	long, short := count("long_v"), count("short_v")
+	testutil.Eventually(t, 20*time.Second, "five more scrapes of the short series", func() bool {
+		return count("short_v") >= short+5
+	})
+	// A scrape whose write began before the limits changed may still store one sample.
+	if n := count("long_v"); n > long+1 {
+		t.Fatalf("the series over the new max_label_value_length got %d more samples", n-long)
 	}
 }

@@ -450,7 +450,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer req.Release()
 	v := req.Version
-	res, werr := d.push(ctx, id, req)
+	res, werr := d.push(ctx, id, req, WriteOptions{})
 	written := [3]int{res.Samples, res.Histograms, res.Exemplars}
 	if werr != nil {
 		if werr.Kind == KindThrottled && res.retryAfter > 0 {
@@ -477,19 +477,66 @@ func (d *Distributor) accepting(ctx context.Context, id string) *WriteError {
 	return nil
 }
 
+// WriteOptions tell Write what the writer has done already.
+type WriteOptions struct {
+	// LabelsChecked, when set, are the LabelChecks under which the writer found every
+	// series of the request valid (CheckV1Labels) and none of them an HA replica's: while
+	// the workspace's checks are still these, push does not check the labels again.
+	LabelsChecked string
+}
+
 // Write stores a request that did not come over remote write (the ruler's recorded
-// series and ALERTS) through the same path: the workspace's status, HA dedup,
-// validation, limits and usage. It returns what was stored, and a *WriteError for what
-// was refused. req is consumed (its series are filtered in place); the caller releases it.
-func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request) (ingest.Result, error) {
+// series and ALERTS, the scrapers' samples) through the same path: the workspace's
+// status, HA dedup, validation, limits and usage. It returns what was stored, and a
+// *WriteError for what was refused. req is consumed (its series are filtered in place);
+// the caller releases it.
+func (d *Distributor) Write(ctx context.Context, id string, req *remotewrite.Request, opts WriteOptions) (ingest.Result, error) {
 	if werr := d.accepting(ctx, id); werr != nil {
 		return ingest.Result{}, werr
 	}
-	out, werr := d.push(ctx, id, req)
+	out, werr := d.push(ctx, id, req, opts)
 	if werr != nil {
 		return out.Result, werr
 	}
 	return out.Result, nil
+}
+
+// LabelChecks names the checks a series' labels go through in workspace id now: the
+// limits they apply and the HA labels looked for. A writer that encodes each series once
+// and sends it again and again (the scrapers) checks it once with CheckV1Labels, and
+// passes the checks it passed as WriteOptions.LabelsChecked; the checks were a tenth of
+// a scrape's cost.
+func (d *Distributor) LabelChecks(id string) string {
+	var buf [96]byte
+	return string(d.appendLabelChecks(buf[:0], d.limits.For(id)))
+}
+
+func (d *Distributor) appendLabelChecks(dst []byte, lim *limits.Limits) []byte {
+	dst = strconv.AppendInt(dst, int64(lim.MaxLabelNamesPerSeries), 10)
+	dst = append(dst, '/')
+	dst = strconv.AppendInt(dst, int64(lim.MaxLabelNameLength), 10)
+	dst = append(dst, '/')
+	dst = strconv.AppendInt(dst, int64(lim.MaxLabelValueLength), 10)
+	dst = append(dst, '/')
+	dst = append(dst, d.cfg.HATracker.ClusterLabel...)
+	dst = append(dst, '/')
+	return append(dst, d.cfg.HATracker.ReplicaLabel...)
+}
+
+// CheckV1Labels checks a series' labels, encoded as remote write 1.0 label fields
+// (remotewrite.AppendV1Labels), as push would in workspace id. ok is false when push
+// would refuse the series or take it through HA deduplication; checks are the
+// LabelChecks applied.
+func (d *Distributor) CheckV1Labels(id string, enc []byte) (checks string, ok bool) {
+	lim := d.limits.For(id)
+	var buf [96]byte
+	checks = string(d.appendLabelChecks(buf[:0], lim))
+	s, err := remotewrite.V1LabelsSeries(enc)
+	if err != nil {
+		return checks, false
+	}
+	cluster, replica, _, bad := scanLabels(&s, lim, d.cfg.HATracker.ClusterLabel, d.cfg.HATracker.ReplicaLabel)
+	return checks, bad == nil && (len(cluster) == 0 || len(replica) == 0)
 }
 
 type pushOutcome struct {
@@ -498,9 +545,14 @@ type pushOutcome struct {
 }
 
 // push runs the request through HA dedup, validation and limits, and stores the rest.
-func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Request) (pushOutcome, *WriteError) {
+func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Request, opts WriteOptions) (pushOutcome, *WriteError) {
 	var out pushOutcome
 	lim := d.limits.For(id)
+	// Series checked by the writer under the checks in force need no scan: v1 carries no
+	// metadata with its series, which is what the metric name is for.
+	var checksBuf [96]byte
+	checked := opts.LabelsChecked != "" && req.Version == remotewrite.V1 &&
+		string(d.appendLabelChecks(checksBuf[:0], lim)) == opts.LabelsChecked
 	now := d.now()
 	haCfg := d.cfg.HATracker
 	var (
@@ -545,7 +597,11 @@ func (d *Distributor) push(ctx context.Context, id string, req *remotewrite.Requ
 		s := req.Series[idx]
 		n := len(s.Samples) + len(s.Histograms)
 
-		cluster, replica, metric, bad := scanLabels(&s, lim, haCfg.ClusterLabel, haCfg.ReplicaLabel)
+		var cluster, replica, metric []byte
+		var bad *invalidSeries
+		if !checked {
+			cluster, replica, metric, bad = scanLabels(&s, lim, haCfg.ClusterLabel, haCfg.ReplicaLabel)
+		}
 		// HA deduplication first, one decision per distinct (cluster, replica) run: a
 		// non-elected replica's series are dropped even when invalid. The HA labels
 		// themselves are checked before the tracker sees them: it keeps and persists

@@ -102,3 +102,14 @@ func labelSize(l labels.Label) int {
 	}
 	return n
 }
+
+// V1LabelsSeries returns a series of no samples whose labels are labelFields, remote
+// write 1.0 label fields (AppendV1Labels), validated as a request's would be: for a
+// writer that checks each series once, when it first encodes it.
+func V1LabelsSeries(labelFields []byte) (Series, error) {
+	var r Request
+	if err := r.decodeSeriesV1(labelFields, 0); err != nil {
+		return Series{}, err
+	}
+	return r.Series[0], nil
+}

@@ -44,9 +44,20 @@ type Workspaces interface {
 
 // Writer stores a scrape's samples in a workspace through the write path: body is an
 // uncompressed remote write 1.0 request (prometheus.WriteRequest), which Write does not
-// keep.
+// keep. labelsChecked, when not empty, are the LabelChecker's checks every series of
+// body passed.
 type Writer interface {
-	WriteV1(ctx context.Context, workspace string, body []byte) error
+	WriteV1(ctx context.Context, workspace string, body []byte, labelsChecked string) error
+}
+
+// LabelChecker, when the Writer is one, checks a series' labels as the write path does:
+// each series is then checked once, when first scraped, instead of in every scrape.
+// LabelChecks names the checks in force in a workspace (its limits change them);
+// CheckV1Labels checks one series' encoded labels (remotewrite.AppendV1Labels) and says
+// under which checks.
+type LabelChecker interface {
+	LabelChecks(workspace string) string
+	CheckV1Labels(workspace string, labelFields []byte) (checks string, ok bool)
 }
 
 // Owners says which workspaces' scrapers run in this process, in a cluster.
@@ -426,13 +437,23 @@ type appender struct {
 	table  *seriesTable
 	body   []byte // the scrape's series, encoded as they come
 	series int
+	// check is the write path's label checks in force at the scrape's first sample (nil
+	// without a LabelChecker); unchecked counts the series that did not pass them.
+	check     *labelCheck
+	unchecked int
 }
 
 func (ap *appender) Append(ref storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
 	if ap.body == nil {
 		ap.body = ap.a.m.getBuffer()
+		if c, ok := ap.a.m.deps.Writer.(LabelChecker); ok {
+			ap.check = &labelCheck{c: c, workspace: ap.a.workspace, checks: c.LabelChecks(ap.a.workspace)}
+		}
 	}
-	enc, ref := ap.table.labelsFor(ref, ls)
+	enc, ref, checked := ap.table.labelsFor(ref, ls, ap.check)
+	if !checked {
+		ap.unchecked++
+	}
 	ap.body = remotewrite.AppendV1Encoded(ap.body, enc, t, v, h, fh)
 	ap.series++
 	return ref, nil
@@ -444,7 +465,11 @@ func (ap *appender) Commit() error {
 	if n == 0 {
 		return nil
 	}
-	err := ap.a.m.deps.Writer.WriteV1(ap.ctx, ap.a.workspace, ap.body)
+	checked := ""
+	if ap.check != nil && ap.unchecked == 0 {
+		checked = ap.check.checks
+	}
+	err := ap.a.m.deps.Writer.WriteV1(ap.ctx, ap.a.workspace, ap.body, checked)
 	ap.release()
 	if err != nil {
 		ap.a.m.written.WithLabelValues(ap.a.scraper, "refused").Add(float64(n))
@@ -469,5 +494,5 @@ func (ap *appender) release() {
 	if ap.body != nil {
 		ap.a.m.putBuffer(ap.body)
 	}
-	ap.body, ap.series = nil, 0
+	ap.body, ap.series, ap.check, ap.unchecked = nil, 0, nil, 0
 }

@@ -54,7 +54,7 @@ func newWriter() *writer {
 	return &writer{series: map[string]map[string]float64{}, writes: make(chan struct{}, 1000)}
 }
 
-func (w *writer) WriteV1(_ context.Context, workspace string, body []byte) error {
+func (w *writer) WriteV1(_ context.Context, workspace string, body []byte, _ string) error {
 	var wr prompb.WriteRequest
 	if err := wr.Unmarshal(body); err != nil {
 		return err

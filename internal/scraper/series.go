@@ -41,26 +41,45 @@ type seriesTable struct {
 	slots  []seriesSlot
 	free   []uint32
 	scrape uint32 // scrapes (commits and rollbacks) so far
+	// checks are the write path's label checks the slots' verdicts were given under
+	// (LabelChecker); when the checks in force change, every series is checked again.
+	checks string
 }
 
 type seriesSlot struct {
-	labels []byte // remotewrite.AppendV1Labels; nil while free
-	gen    uint32
-	used   uint32 // the scrape that last used it
+	labels  []byte // remotewrite.AppendV1Labels; nil while free
+	gen     uint32
+	used    uint32 // the scrape that last used it
+	verdict int8   // under the table's checks: 0 not checked yet, 1 passed, -1 failed
+}
+
+// labelCheck checks series' labels as the write path of workspace would, under checks.
+type labelCheck struct {
+	c         LabelChecker
+	workspace string
+	checks    string
 }
 
 // labelsFor returns the encoded labels of the series ref names in this table, or encodes
 // ls into a slot when ref names none (0, freed, or another generation), with its new ref.
 // The bytes stay valid until the slot is freed, which the caller's scrape prevents by
-// using it.
-func (t *seriesTable) labelsFor(ref storage.SeriesRef, ls labels.Labels) ([]byte, storage.SeriesRef) {
+// using it. checked says whether the series passed chk's checks (always false without
+// chk); a slot is checked once for as long as they stay in force.
+func (t *seriesTable) labelsFor(ref storage.SeriesRef, ls labels.Labels, chk *labelCheck) (enc []byte, _ storage.SeriesRef, checked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if idx, gen := uint32(ref)-1, uint32(ref>>32); ref != 0 && int(idx) < len(t.slots) && t.slots[idx].gen == gen && t.slots[idx].labels != nil {
-		t.slots[idx].used = t.scrape
-		return t.slots[idx].labels, ref
+	if chk != nil && chk.checks != t.checks {
+		t.checks = chk.checks
+		for i := range t.slots {
+			t.slots[i].verdict = 0
+		}
 	}
-	enc := remotewrite.AppendV1Labels(nil, ls)
+	if idx, gen := uint32(ref)-1, uint32(ref>>32); ref != 0 && int(idx) < len(t.slots) && t.slots[idx].gen == gen && t.slots[idx].labels != nil {
+		s := &t.slots[idx]
+		s.used = t.scrape
+		return s.labels, ref, t.verdict(s, chk)
+	}
+	enc = remotewrite.AppendV1Labels(nil, ls)
 	var idx uint32
 	if n := len(t.free); n > 0 {
 		idx = t.free[n-1]
@@ -71,8 +90,26 @@ func (t *seriesTable) labelsFor(ref storage.SeriesRef, ls labels.Labels) ([]byte
 	}
 	s := &t.slots[idx]
 	s.gen++
-	s.labels, s.used = enc, t.scrape
-	return enc, storage.SeriesRef(uint64(s.gen)<<32 | uint64(idx+1))
+	s.labels, s.used, s.verdict = enc, t.scrape, 0
+	return enc, storage.SeriesRef(uint64(s.gen)<<32 | uint64(idx+1)), t.verdict(s, chk)
+}
+
+// verdict is whether slot s passed chk's checks, asking the checker the first time.
+func (t *seriesTable) verdict(s *seriesSlot, chk *labelCheck) bool {
+	if chk == nil {
+		return false
+	}
+	if s.verdict == 0 {
+		checks, ok := chk.c.CheckV1Labels(chk.workspace, s.labels)
+		if checks != t.checks {
+			return false // the checks changed meanwhile: the write path checks this scrape
+		}
+		s.verdict = -1
+		if ok {
+			s.verdict = 1
+		}
+	}
+	return s.verdict == 1
 }
 
 // scraped ends a scrape; every sweepEvery scrapes the series not used in as many are
@@ -214,7 +251,7 @@ func (a *appendable) writeStale(ctx context.Context, body []byte, n int) {
 	if n == 0 {
 		return
 	}
-	if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body); err != nil {
+	if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body, ""); err != nil {
 		a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
 		a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n))
 		if a.events != nil {
