@@ -14,8 +14,8 @@ import (
 	"github.com/stratametrics/strata/internal/ruler"
 )
 
-// ruleWriter stores the ruler's and the scrapers' samples through the distributor,
-// encoded as a remote write request: the same validation, limits and usage as any
+// ruleWriter stores the ruler's and the scrapers' samples through the distributor, as a
+// remote write request: the same validation, limits and usage as any
 // sender's samples (AMP counts recorded series as ingested samples), and a boundary
 // that can cross a network.
 type ruleWriter struct {
@@ -28,18 +28,19 @@ func (w ruleWriter) WriteRuleSamples(ctx context.Context, workspace string, samp
 	for _, s := range samples {
 		body = remotewrite.AppendV1Sample(body, s.Labels, s.T, s.F, s.H, s.FH)
 	}
-	return w.WriteV1(ctx, workspace, body, "")
-}
-
-// WriteV1 stores an uncompressed remote write 1.0 request in a workspace; it keeps
-// nothing of body. labelsChecked are the LabelChecks its series all passed, or "".
-func (w ruleWriter) WriteV1(ctx context.Context, workspace string, body []byte, labelsChecked string) error {
 	req, err := w.decoder.Decode(remotewrite.V1, body)
 	if err != nil {
 		return fmt.Errorf("decoding samples: %w", err)
 	}
 	defer req.Release()
-	_, err = w.dis.Write(ctx, workspace, req, distributor.WriteOptions{LabelsChecked: labelsChecked})
+	return w.Write(ctx, workspace, req, "")
+}
+
+// Write stores a request built in process (the scrapers') in a workspace; the
+// distributor filters its series in place and keeps nothing of it. labelsChecked are
+// the LabelChecks its series all passed, or "".
+func (w ruleWriter) Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) error {
+	_, err := w.dis.Write(ctx, workspace, req, distributor.WriteOptions{LabelsChecked: labelsChecked})
 	return err
 }
 

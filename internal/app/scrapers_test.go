@@ -117,8 +117,15 @@ func TestCrossAccountScraperRoles(t *testing.T) {
 // A scraper's series are checked once, when first scraped, under the workspace's label
 // limits; when the runtime limits change, the series no longer valid are refused from
 // the next scrape on, and the others keep coming. (The new limit of 20 bytes still fits
-// every other value: the instance, 127.0.0.1:port, is at most 15.)
+// every other value: the instance, 127.0.0.1:port, is at most 15.) With the ingest log
+// too: the scraper's requests, built in process, cross it in their wire form.
 func TestScraperLabelChecksFollowLimits(t *testing.T) {
+	for _, backend := range []string{"direct", "jetstream"} {
+		t.Run(backend, func(t *testing.T) { testScraperLabelChecks(t, "--ingest.backend", backend) })
+	}
+}
+
+func testScraperLabelChecks(t *testing.T, extra ...string) {
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "short_v{v=\"a\"} 1\nlong_v{v=\"0123456789abcdef01234567\"} 1\n")
 	}))
@@ -126,8 +133,8 @@ func TestScraperLabelChecksFollowLimits(t *testing.T) {
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "runtime.yaml")
 	writeOverrides(t, rc, "overrides: {}\n")
-	r := start(t, "--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms",
-		"--scraper.discovery-update-interval", "100ms")
+	r := start(t, append([]string{"--data-dir", dir, "--limits.runtime-config-file", rc, "--limits.runtime-config-reload-period", "50ms",
+		"--scraper.discovery-update-interval", "100ms"}, extra...)...)
 	ws := newWorkspace(t, r)
 	blob := fmt.Sprintf("global: {scrape_interval: 100ms, scrape_timeout: 100ms}\nscrape_configs:\n  - job_name: t\n    static_configs: [{targets: [%q]}]\n",
 		strings.TrimPrefix(target.URL, "http://"))

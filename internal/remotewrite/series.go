@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -31,7 +32,7 @@ func AppendV1Sample(dst []byte, ls labels.Labels, t int64, f float64, h *histogr
 }
 
 // AppendV1Labels appends ls as the labels fields of a remote write 1.0 series: what
-// AppendV1Encoded takes, for a writer that sends the same series again and again.
+// AppendV1Series takes, for a writer that sends the same series again and again.
 func AppendV1Labels(dst []byte, ls labels.Labels) []byte {
 	ls.Range(func(l labels.Label) {
 		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
@@ -46,15 +47,6 @@ func AppendV1Labels(dst []byte, ls labels.Labels) []byte {
 		}
 	})
 	return dst
-}
-
-// AppendV1Encoded is AppendV1Sample with the labels already encoded by AppendV1Labels.
-func AppendV1Encoded(dst, labelFields []byte, t int64, f float64, h *histogram.Histogram, fh *histogram.FloatHistogram) []byte {
-	hist := marshalV1Histogram(t, h, fh)
-	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(len(labelFields)+v1SampleFieldSize(hist, t, f)))
-	dst = append(dst, labelFields...)
-	return appendV1SampleField(dst, hist, t, f)
 }
 
 // marshalV1Histogram is h or fh as a remote write 1.0 histogram; nil for a float sample.
@@ -112,4 +104,35 @@ func V1LabelsSeries(labelFields []byte) (Series, error) {
 		return Series{}, err
 	}
 	return r.Series[0], nil
+}
+
+// AppendV1Series appends to r, a remote write 1.0 request built in process rather than
+// decoded, a series whose labels are labelFields (AppendV1Labels) with one sample: a
+// float, or the histogram h or fh when one is set. The result is what decoding
+// AppendV1Sample's bytes gives, without encoding and decoding the series: for writers
+// that keep each series' labels encoded (the scrapers). r aliases labelFields, which must
+// not change until r is reset.
+func (r *Request) AppendV1Series(labelFields []byte, t int64, f float64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
+	if r.Version != V1 && len(r.Series) > 0 {
+		return fmt.Errorf("appending a remote write 1.0 series to a request of version %d", r.Version)
+	}
+	// The labels are located and checked as decoding does; the series gets no sample.
+	if err := r.decodeSeriesV1(labelFields, 0); err != nil {
+		return err
+	}
+	r.Version = V1
+	s := &r.Series[len(r.Series)-1]
+	if h == nil && fh == nil {
+		smp0 := len(r.samples)
+		r.samples = append(r.samples, Sample{Value: f, Timestamp: t})
+		s.Samples = window(r.samples, smp0)
+		return nil
+	}
+	h0 := len(r.histograms)
+	if err := r.decodeHistogram(marshalV1Histogram(t, h, fh), 0, false); err != nil {
+		r.Series = r.Series[:len(r.Series)-1]
+		return err
+	}
+	s.Histograms = window(r.histograms, h0)
+	return nil
 }

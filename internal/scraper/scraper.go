@@ -42,12 +42,12 @@ type Workspaces interface {
 	ListWorkspaces() []meta.Workspace
 }
 
-// Writer stores a scrape's samples in a workspace through the write path: body is an
-// uncompressed remote write 1.0 request (prometheus.WriteRequest), which Write does not
-// keep. labelsChecked, when not empty, are the LabelChecker's checks every series of
-// body passed.
+// Writer stores a scrape's samples in a workspace through the write path: req is a remote
+// write 1.0 request the scraper built (remotewrite.Request.AppendV1Series), which has the
+// wire form of any request and of which Write keeps nothing. labelsChecked, when not
+// empty, are the LabelChecker's checks every series of req passed.
 type Writer interface {
-	WriteV1(ctx context.Context, workspace string, body []byte, labelsChecked string) error
+	Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) error
 }
 
 // LabelChecker, when the Writer is one, checks a series' labels as the write path does:
@@ -106,9 +106,8 @@ type Manager struct {
 	mu         sync.Mutex
 	collectors map[string]*collector // by scraper id
 
-	// buffers holds the scrapes' request bodies between scrapes (a 500-series scrape
-	// is about 50 KiB).
-	buffers sync.Pool
+	// requests holds the scrapes' requests between scrapes, with their arenas.
+	requests sync.Pool
 
 	running  *prometheus.GaugeVec
 	failures *prometheus.CounterVec
@@ -149,18 +148,19 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	}, nil
 }
 
-func (m *Manager) getBuffer() []byte {
-	if b, ok := m.buffers.Get().(*[]byte); ok {
-		return (*b)[:0]
+func (m *Manager) getRequest() *remotewrite.Request {
+	if r, ok := m.requests.Get().(*remotewrite.Request); ok {
+		return r
 	}
-	return make([]byte, 0, 64<<10)
+	return new(remotewrite.Request)
 }
 
-func (m *Manager) putBuffer(b []byte) {
-	if cap(b) > 16<<20 {
-		return // a huge scrape's buffer is not kept
+func (m *Manager) putRequest(r *remotewrite.Request) {
+	if len(r.Series) > 1<<20 {
+		return // a huge scrape's arenas are not kept
 	}
-	m.buffers.Put(&b)
+	r.Reset()
+	m.requests.Put(r)
 }
 
 // Check says whether a scraper can run here: its configuration is valid and its
@@ -435,7 +435,7 @@ type appender struct {
 	ctx    context.Context
 	a      *appendable
 	table  *seriesTable
-	body   []byte // the scrape's series, encoded as they come
+	req    *remotewrite.Request // the scrape's series, as they come
 	series int
 	// check is the write path's label checks in force at the scrape's first sample (nil
 	// without a LabelChecker); unchecked counts the series that did not pass them.
@@ -444,8 +444,8 @@ type appender struct {
 }
 
 func (ap *appender) Append(ref storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	if ap.body == nil {
-		ap.body = ap.a.m.getBuffer()
+	if ap.req == nil {
+		ap.req = ap.a.m.getRequest()
 		if c, ok := ap.a.m.deps.Writer.(LabelChecker); ok {
 			ap.check = &labelCheck{c: c, workspace: ap.a.workspace, checks: c.LabelChecks(ap.a.workspace)}
 		}
@@ -454,7 +454,9 @@ func (ap *appender) Append(ref storage.SeriesRef, ls labels.Labels, _, t int64, 
 	if !checked {
 		ap.unchecked++
 	}
-	ap.body = remotewrite.AppendV1Encoded(ap.body, enc, t, v, h, fh)
+	if err := ap.req.AppendV1Series(enc, t, v, h, fh); err != nil {
+		return 0, fmt.Errorf("series %s: %w", ls, err)
+	}
 	ap.series++
 	return ref, nil
 }
@@ -469,7 +471,7 @@ func (ap *appender) Commit() error {
 	if ap.check != nil && ap.unchecked == 0 {
 		checked = ap.check.checks
 	}
-	err := ap.a.m.deps.Writer.WriteV1(ap.ctx, ap.a.workspace, ap.body, checked)
+	err := ap.a.m.deps.Writer.Write(ap.ctx, ap.a.workspace, ap.req, checked)
 	ap.release()
 	if err != nil {
 		ap.a.m.written.WithLabelValues(ap.a.scraper, "refused").Add(float64(n))
@@ -489,10 +491,10 @@ func (ap *appender) Rollback() error {
 	return nil
 }
 
-// release returns the body's buffer for the next scrape: the Writer keeps nothing of it.
+// release returns the request for the next scrape: the Writer keeps nothing of it.
 func (ap *appender) release() {
-	if ap.body != nil {
-		ap.a.m.putBuffer(ap.body)
+	if ap.req != nil {
+		ap.a.m.putRequest(ap.req)
 	}
-	ap.body, ap.series, ap.check, ap.unchecked = nil, 0, nil, 0
+	ap.req, ap.series, ap.check, ap.unchecked = nil, 0, nil, 0
 }

@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/stratametrics/strata/internal/meta"
+	"github.com/stratametrics/strata/internal/remotewrite"
 	"github.com/stratametrics/strata/internal/testutil"
 )
 
@@ -54,21 +54,18 @@ func newWriter() *writer {
 	return &writer{series: map[string]map[string]float64{}, writes: make(chan struct{}, 1000)}
 }
 
-func (w *writer) WriteV1(_ context.Context, workspace string, body []byte, _ string) error {
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(body); err != nil {
-		return err
-	}
+func (w *writer) Write(_ context.Context, workspace string, req *remotewrite.Request, _ string) error {
 	w.mu.Lock()
 	m := w.series[workspace]
 	if m == nil {
 		m = map[string]float64{}
 		w.series[workspace] = m
 	}
-	for _, ts := range wr.Timeseries {
+	for k := range req.Series {
+		ts := &req.Series[k]
 		var b strings.Builder
-		for _, l := range ts.Labels {
-			fmt.Fprintf(&b, "%s=%q,", l.Name, l.Value)
+		for name, value := range ts.Labels() {
+			fmt.Fprintf(&b, "%s=%q,", name, value)
 		}
 		for _, s := range ts.Samples {
 			m[b.String()] = s.Value

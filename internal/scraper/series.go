@@ -175,18 +175,18 @@ func (s *seriesTables) all() []*seriesTable {
 	return out
 }
 
-// appendStale appends a stale marker at t for every series the table holds.
-func (t *seriesTable) appendStale(dst []byte, ts int64) ([]byte, int) {
+// appendStale appends to req a stale marker at ts for every series the table holds.
+func (t *seriesTable) appendStale(req *remotewrite.Request, ts int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
 	for _, s := range t.slots {
 		if s.labels != nil {
-			dst = remotewrite.AppendV1Encoded(dst, s.labels, ts, math.Float64frombits(value.StaleNaN), nil, nil)
-			n++
+			if err := req.AppendV1Series(s.labels, ts, math.Float64frombits(value.StaleNaN), nil, nil); err != nil {
+				return err
+			}
 		}
 	}
-	return dst, n
+	return nil
 }
 
 // written returns the encoded labels of every series the collector (and those it
@@ -219,7 +219,10 @@ func (a *appendable) writeStaleMarkers(ctx context.Context, now time.Time) {
 	stale := math.Float64frombits(value.StaleNaN)
 	own := map[string]struct{}{}
 	for _, tab := range a.tables.all() {
-		body, n := tab.appendStale(a.m.getBuffer(), ts)
+		req := a.m.getRequest()
+		if err := tab.appendStale(req, ts); err != nil {
+			a.m.logger.Error("encoding the stale markers of a stopped scraper", "scraper", a.scraper, "err", err)
+		}
 		if len(a.inherited) > 0 {
 			tab.mu.Lock()
 			for _, s := range tab.slots {
@@ -229,29 +232,33 @@ func (a *appendable) writeStaleMarkers(ctx context.Context, now time.Time) {
 			}
 			tab.mu.Unlock()
 		}
-		a.writeStale(ctx, body, n)
+		a.writeStale(ctx, req)
 	}
-	body, n := a.m.getBuffer(), 0
+	req := a.m.getRequest()
 	for lbls := range a.inherited {
 		if _, ok := own[lbls]; ok {
 			continue
 		}
-		body = remotewrite.AppendV1Encoded(body, []byte(lbls), ts, stale, nil, nil)
-		if n++; n == staleBatch {
-			a.writeStale(ctx, body, n)
-			body, n = a.m.getBuffer(), 0
+		if err := req.AppendV1Series([]byte(lbls), ts, stale, nil, nil); err != nil {
+			a.m.logger.Error("encoding the stale markers of a stopped scraper", "scraper", a.scraper, "err", err)
+			continue
+		}
+		if len(req.Series) == staleBatch {
+			a.writeStale(ctx, req)
+			req = a.m.getRequest()
 		}
 	}
-	a.writeStale(ctx, body, n)
+	a.writeStale(ctx, req)
 }
 
-// writeStale writes a batch of n stale markers and gives body back to the pool.
-func (a *appendable) writeStale(ctx context.Context, body []byte, n int) {
-	defer a.m.putBuffer(body)
+// writeStale writes a batch of stale markers and gives req back to the pool.
+func (a *appendable) writeStale(ctx context.Context, req *remotewrite.Request) {
+	defer a.m.putRequest(req)
+	n := len(req.Series)
 	if n == 0 {
 		return
 	}
-	if err := a.m.deps.Writer.WriteV1(ctx, a.workspace, body, ""); err != nil {
+	if err := a.m.deps.Writer.Write(ctx, a.workspace, req, ""); err != nil {
 		a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
 		a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n))
 		if a.events != nil {
