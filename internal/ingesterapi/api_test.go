@@ -132,6 +132,21 @@ func count(t *testing.T, c *Client, mint, maxt int64) (series, samples int, err 
 	return series, samples, ss.Err()
 }
 
+// wantAll checks that c reads every series of the source once (5 series, 50 samples) and
+// all their values of label i; why says which ingesters should have been asked.
+func wantAll(t *testing.T, c *Client, why string) {
+	t.Helper()
+	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
+		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50 (%s)", series, samples, err, why)
+	}
+	q, _ := c.Querier(context.Background(), "ws-1", 0, 10_000)
+	vals, _, err := q.LabelValues(context.Background(), "i", nil)
+	q.Close()
+	if err != nil || strings.Join(vals, ",") != "0,1,2,3,4" {
+		t.Fatalf("label values %v, %v", vals, err)
+	}
+}
+
 func TestSelectAndLabels(t *testing.T) {
 	src := newSource(t)
 	c := NewClient(members{{ID: "i1", URL: serve(t, src, testKey)}}, testKey, time.Second, nil)
@@ -281,15 +296,7 @@ func TestPartitionsCoveredAndMerged(t *testing.T) {
 	down.Close()
 
 	c := NewClient(members{{ID: "low", URL: low, Partitions: []int{0}}, {ID: "high", URL: high, Partitions: []int{1}}}, testKey, time.Second, nil)
-	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
-		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50 (the series of both, each once)", series, samples, err)
-	}
-	q, _ := c.Querier(context.Background(), "ws-1", 0, 10_000)
-	vals, _, err := q.LabelValues(context.Background(), "i", nil)
-	q.Close()
-	if err != nil || strings.Join(vals, ",") != "0,1,2,3,4" {
-		t.Fatalf("label values %v, %v", vals, err)
-	}
+	wantAll(t, c, "the series of both, each once")
 
 	// The owner of partition 1 in this zone is down: the other zone's ingester, which
 	// answers for both, replaces it.
@@ -324,15 +331,7 @@ func TestAnswersSayTheirPartitions(t *testing.T) {
 	high := serveAnswering(t, splitSource{src, "2-4"}, 1)
 	stale := members{{ID: "low", URL: low, Partitions: []int{0, 1}}, {ID: "high", URL: high, Partitions: []int{1}}}
 	c := NewClient(stale, testKey, time.Second, nil)
-	if series, samples, err := count(t, c, 0, 10_000); err != nil || series != 5 || samples != 50 {
-		t.Fatalf("got %d series, %d samples, err %v; want 5 and 50 (both ingesters asked)", series, samples, err)
-	}
-	q, _ := c.Querier(context.Background(), "ws-1", 0, 10_000)
-	vals, _, err := q.LabelValues(context.Background(), "i", nil)
-	q.Close()
-	if err != nil || strings.Join(vals, ",") != "0,1,2,3,4" {
-		t.Fatalf("label values %v, %v", vals, err)
-	}
+	wantAll(t, c, "both ingesters asked")
 
 	// Nobody else is listed for partition 1: the query fails.
 	c = NewClient(members{{ID: "low", URL: low, Partitions: []int{0, 1}}}, testKey, time.Second, nil)
