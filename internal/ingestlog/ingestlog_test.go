@@ -404,3 +404,32 @@ func TestCheckpointOfAnotherStream(t *testing.T) {
 		t.Fatalf("consumed %d samples, want %d", got, len(names))
 	}
 }
+
+// A stream being made for a request its caller gave up on (a bucket made while the
+// process stops) is closed with the server: Close waits for the JetStream API to be
+// idle before shutting the embedded server down, or the stream's store outlives it.
+func TestCloseWaitsForStreamsBeingMade(t *testing.T) {
+	for i := range 5 {
+		before := goleak.IgnoreCurrent()
+		l, err := Open(context.Background(), testConfig(t), t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 40 {
+			name := fmt.Sprintf("abandoned-%d-%d", i, j)
+			body := fmt.Sprintf(`{"name":%q,"subjects":[%q],"storage":"file"}`, name, name+".>")
+			if err := l.nc.Publish("$JS.API.STREAM.CREATE."+name, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err = goleak.Find(before,
+			goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine"),
+			goleak.IgnoreTopFunction("time.Sleep"))
+		if err != nil {
+			t.Fatalf("round %d: goroutines outlived the server: %v", i, err)
+		}
+	}
+}

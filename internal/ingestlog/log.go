@@ -384,7 +384,23 @@ func (l *Log) Close() error {
 
 func (l *Log) shutdownServer() {
 	if l.srv != nil {
+		l.waitAPIIdle(5 * time.Second)
 		l.srv.Shutdown()
 		l.srv.WaitForShutdown()
+	}
+}
+
+// waitAPIIdle waits, at most d, until the embedded server serves no JetStream API
+// request. A stream or bucket still being made for a caller that gave up (a process
+// stopping) would otherwise be made after the server's JetStream stopped, and its
+// store would never be closed.
+func (l *Log) waitAPIIdle(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		jsz, err := l.srv.Jsz(nil)
+		if err != nil || jsz.API.Inflight == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
