@@ -42,9 +42,12 @@ import (
 //     operation, label_replace, or function that looks across series;
 //   - every selector of the query is inside a sharded aggregation, so the samples
 //     processed are the shards' sum, as the unsharded query counts them;
-//   - the shards and the merge answer without warnings or infos (their positions and
-//     counts would be those of the rewritten query), and without errors: otherwise the
-//     query is evaluated whole, so it answers, fails or warns exactly as unsharded.
+//   - the merge answers without warnings or infos, the shards with only those their
+//     functions and selectors make one series at a time (seriesAnnotations), and none
+//     answers an error: otherwise the query is evaluated whole, so it answers, fails or
+//     warns exactly as unsharded. A partial's query keeps the byte offsets of the query
+//     it came from (what precedes it blanked), so the shards' annotations point where
+//     the unsharded query's would; together, over disjoint shards, they are its.
 
 const (
 	// shardLabel tells the shards' partial series apart, so the merge sees N series and
@@ -58,6 +61,9 @@ const (
 type shardPlan struct {
 	merge    string     // the query, each sharded aggregation replaced by its merge
 	partials []*partial // the aggregations evaluated per shard
+
+	qs    string                            // the query as written
+	parse func(string) (parser.Expr, error) // as the engine parses it
 }
 
 // partial is one aggregation evaluated on every shard.
@@ -65,15 +71,19 @@ type partial struct {
 	name    string // of its selector in merge
 	query   string
 	labeled bool // its series get shardLabel
+	// positioned: query has the offsets of the query as written, so its annotations
+	// are the whole query's.
+	positioned bool
 	// again: another partial reads the same series (avg's count): its samples are not
 	// counted twice.
 	again bool
 }
 
-// planShards rewrites expr (parsed by the caller, changed here) for sharding; ok is false
-// when no aggregation of it can be sharded or the rules above forbid it.
-func planShards(expr parser.Expr) (p *shardPlan, ok bool) {
-	p = &shardPlan{}
+// planShards rewrites expr (parsed by the caller from qs with parse, changed here) for
+// sharding; ok is false when no aggregation of it can be sharded or the rules above
+// forbid it.
+func planShards(expr parser.Expr, qs string, parse func(string) (parser.Expr, error)) (p *shardPlan, ok bool) {
+	p = &shardPlan{qs: qs, parse: parse}
 	expr = p.rewrite(expr)
 	if len(p.partials) == 0 || !onlyPartials(expr) {
 		return nil, false
@@ -119,9 +129,10 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 	agg := func(op parser.ItemType, e parser.Expr) *parser.AggregateExpr {
 		return &parser.AggregateExpr{Op: op, Expr: e, Grouping: n.Grouping, Without: n.Without}
 	}
-	// mergeOf aggregates the partials of part again, across shards.
-	mergeOf := func(op parser.ItemType, part *parser.AggregateExpr) parser.Expr {
-		m := agg(op, p.add(part, true))
+	// mergeOf aggregates the partials of part (whose query is text, "" for part's own
+	// string) again, across shards.
+	mergeOf := func(op parser.ItemType, part *parser.AggregateExpr, text string) parser.Expr {
+		m := agg(op, p.add(part, true, text))
 		if n.Without {
 			m.Grouping = append(slices.Clone(n.Grouping), shardLabel)
 		}
@@ -129,12 +140,17 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 	}
 	switch n.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.GROUP:
-		return mergeOf(n.Op, agg(n.Op, n.Expr))
+		part := agg(n.Op, n.Expr)
+		return mergeOf(n.Op, part, p.source(n, part, ""))
 	case parser.COUNT:
-		return mergeOf(parser.SUM, agg(parser.COUNT, n.Expr))
+		part := agg(parser.COUNT, n.Expr)
+		return mergeOf(parser.SUM, part, p.source(n, part, ""))
 	case parser.AVG:
-		sum := mergeOf(parser.SUM, agg(parser.SUM, n.Expr))
-		count := mergeOf(parser.SUM, agg(parser.COUNT, n.Expr))
+		// The sum's query is the avg's with its operator renamed; the count's annotations
+		// are the sum's (the same expression over the same series) and are left out.
+		part := agg(parser.SUM, n.Expr)
+		sum := mergeOf(parser.SUM, part, p.source(n, part, "sum"))
+		count := mergeOf(parser.SUM, agg(parser.COUNT, n.Expr), "")
 		p.partials[len(p.partials)-1].again = true
 		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
 			Op:             parser.DIV,
@@ -149,17 +165,47 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 		// The shards' series are distinct: no label needed to tell them apart.
 		part := agg(n.Op, n.Expr)
 		part.Param = n.Param
-		m := agg(n.Op, p.add(part, false))
+		m := agg(n.Op, p.add(part, false, p.source(n, part, "")))
 		m.Param = n.Param
 		return m
 	}
 	return nil
 }
 
-// add registers part as a partial and returns the selector standing for its series.
-func (p *shardPlan) add(part *parser.AggregateExpr, labeled bool) *parser.VectorSelector {
+// source returns the query of part, the partial of n, as n is written in the query with
+// every byte before it blanked: the partial's nodes have the offsets of n's, which
+// annotations point to. op, when given, replaces n's operator, of the same length. ""
+// when the text is not part's.
+func (p *shardPlan) source(n, part *parser.AggregateExpr, op string) string {
+	r := n.PositionRange()
+	start, end := int(r.Start), int(r.End)
+	if p.parse == nil || start < 0 || end > len(p.qs) || start >= end {
+		return ""
+	}
+	text := p.qs[start:end]
+	if op != "" {
+		name := n.Op.String()
+		if len(op) != len(name) || !strings.HasPrefix(strings.ToLower(text), name) {
+			return ""
+		}
+		text = op + text[len(name):]
+	}
+	text = strings.Repeat(" ", start) + text
+	if e, err := p.parse(text); err != nil || e.String() != part.String() {
+		return ""
+	}
+	return text
+}
+
+// add registers part, whose query is text ("": part's own string), as a partial and
+// returns the selector standing for its series.
+func (p *shardPlan) add(part *parser.AggregateExpr, labeled bool, text string) *parser.VectorSelector {
 	name := partialName + strconv.Itoa(len(p.partials))
-	p.partials = append(p.partials, &partial{name: name, query: part.String(), labeled: labeled})
+	query, positioned := text, text != ""
+	if !positioned {
+		query = part.String()
+	}
+	p.partials = append(p.partials, &partial{name: name, query: query, labeled: labeled, positioned: positioned})
 	return &parser.VectorSelector{Name: name, LabelMatchers: []*labels.Matcher{
 		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)}}
 }
@@ -263,7 +309,7 @@ func (a *API) newShardedQuery(ws string, lim QueryLimits, budget *seriesBudget, 
 	if err != nil {
 		return whole
 	}
-	plan, ok := planShards(expr)
+	plan, ok := planShards(expr, qs, a.parser.ParseExpr)
 	if !ok {
 		return whole
 	}
@@ -318,9 +364,32 @@ func (s *shardedQuery) Exec(ctx context.Context) *promql.Result {
 	return s.whole.Exec(ctx)
 }
 
-// errShardAnnotations sends a sharded query whose shards or merge warn to be evaluated
-// whole.
+// errShardAnnotations sends a sharded query whose merge warns, or whose shards warn
+// otherwise than seriesAnnotations, to be evaluated whole.
 var errShardAnnotations = errors.New("the shards or the merge have annotations")
+
+// seriesAnnotations are the annotations that functions and selectors make for one series
+// at a time: a shard makes those of its series, so together the shards make the whole
+// query's. The aggregations' own (histograms ignored by max, a mix of floats and
+// histograms in a group, ...) depend on which series meet, and send the query whole.
+var seriesAnnotations = []error{
+	annotations.PossibleNonCounterInfo, annotations.PossibleNonCounterLabelInfo,
+	annotations.NativeHistogramNotCounterWarning, annotations.NativeHistogramNotGaugeWarning,
+	annotations.HistogramIgnoredInMixedRangeInfo, annotations.StartTimeOverlapWarning,
+}
+
+// mergeable tells whether the annotations of partial part can stand for the whole query's.
+func mergeable(part *partial, annos annotations.Annotations) bool {
+	if !part.positioned && !part.again {
+		return false
+	}
+	for _, err := range annos {
+		if !slices.ContainsFunc(seriesAnnotations, func(e error) bool { return errors.Is(err, e) }) {
+			return false
+		}
+	}
+	return true
+}
 
 // execShards evaluates the partials on every shard in parallel, then the merge. Any error
 // means the query is to be evaluated whole (unless ctx ended).
@@ -401,6 +470,7 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	wg.Wait()
 
 	var samples int64
+	var annos annotations.Annotations
 	for j, res := range results {
 		if res.Err != nil {
 			// Another shard's error canceled this one: report that error instead.
@@ -409,10 +479,16 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 			}
 			return nil, res.Err
 		}
+		part := s.plan.partials[j/n]
 		if len(res.Warnings) > 0 {
-			return nil, errShardAnnotations
+			if !mergeable(part, res.Warnings) {
+				return nil, errShardAnnotations
+			}
+			if !part.again { // else the same as its sibling's
+				annos.Merge(res.Warnings)
+			}
 		}
-		if !s.plan.partials[j/n].again {
+		if !part.again {
 			samples += queries[j].Stats().Samples.TotalSamples
 		}
 	}
@@ -440,6 +516,7 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	if len(res.Warnings) > 0 {
 		return nil, errShardAnnotations
 	}
+	res.Warnings = annos
 	s.samples = samples
 	return res, nil
 }

@@ -62,7 +62,7 @@ func TestPlanShards(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plan, ok := planShards(expr)
+		plan, ok := planShards(expr, c.query, p.ParseExpr)
 		if ok != (c.merge != "") {
 			t.Errorf("%s: sharded %v, want %v", c.query, ok, c.merge != "")
 			continue
@@ -72,7 +72,18 @@ func TestPlanShards(t *testing.T) {
 		}
 		var partials []string
 		for _, part := range plan.partials {
-			partials = append(partials, part.query)
+			e, err := p.ParseExpr(part.query)
+			if err != nil {
+				t.Fatalf("%s: partial %q: %v", c.query, part.query, err)
+			}
+			partials = append(partials, e.String())
+			// Every partial but avg's count keeps the offsets of the query as written.
+			if part.positioned == part.again {
+				t.Errorf("%s: partial %q positioned %v", c.query, part.query, part.positioned)
+			}
+			if body := strings.TrimLeft(part.query, " "); part.positioned && !strings.HasSuffix(c.query[:len(part.query)], body[3:]) {
+				t.Errorf("%s: partial %q is not at its place in the query", c.query, part.query)
+			}
 		}
 		if plan.merge != c.merge || !slices.Equal(partials, c.partials) {
 			t.Errorf("%s:\n got %s with %q\nwant %s with %q", c.query, plan.merge, partials, c.merge, c.partials)
@@ -120,8 +131,13 @@ func TestShardedEqualsWhole(t *testing.T) {
 		{"sum by (job) (http_requests_total) / on (job) group_left count by (job) (http_requests_total)", "sharded", false},
 		{"max(sum by (job) (http_requests_total))", "sharded", false},
 		{"count(http_requests_total offset 10m) - count(http_requests_total)", "sharded", true},
-		// Fall back: the unsharded query warns (not a counter), so would the shards.
-		{"sum(rate(node_memory_bytes[5m]))", "whole", true},
+		// The unsharded query notes that the metric might not be a counter: so do the
+		// shards, at the same place in the query.
+		{"sum(rate(node_memory_bytes[5m]))", "sharded", false},
+		{"2 * avg by (job) (rate(node_memory_bytes[5m]))", "sharded", false},
+		{"  max by (job) (\n    rate(node_memory_bytes[5m])\n  ) > 0", "sharded", true},
+		// Fall back: max ignores histograms, an annotation of the aggregation's own.
+		{"max(rpc_latency_seconds)", "whole", true},
 		// Not sharded.
 		{"http_requests_total", "", true},
 		{"sum(http_requests_total) + scalar(node_memory_bytes)", "", true},
