@@ -55,6 +55,8 @@ const (
 	shardLabel = "__strata_shard__"
 	// partialName names the selectors standing for partial aggregations in the merge.
 	partialName = "__strata_partial_"
+	// innerName names the selector standing for a shard's answer to an inner query.
+	innerName = "__strata_inner"
 )
 
 // shardPlan is a query rewritten for sharding.
@@ -74,9 +76,31 @@ type partial struct {
 	// positioned: query has the offsets of the query as written, so its annotations
 	// are the whole query's.
 	positioned bool
-	// again: another partial reads the same series (avg's count): its samples are not
-	// counted twice.
-	again bool
+	// inner, when set, is evaluated on each shard once for all partials naming it, and
+	// query aggregates its answer (the selector innerName) instead of the shard's series:
+	// avg's sum and count, which would otherwise each evaluate the aggregated expression.
+	inner *inner
+}
+
+// inner is an aggregated expression evaluated once per shard for several partials.
+type inner struct {
+	query      string
+	positioned bool // as partial's
+}
+
+// readers is how many queries of a shard read its series: partials, and inner queries
+// for the others.
+func (p *shardPlan) readers() int {
+	n, inners := 0, map[*inner]bool{}
+	for _, part := range p.partials {
+		if part.inner == nil {
+			n++
+		} else if !inners[part.inner] {
+			inners[part.inner] = true
+			n++
+		}
+	}
+	return n
 }
 
 // planShards rewrites expr (parsed by the caller from qs with parse, changed here) for
@@ -141,17 +165,23 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 	switch n.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.GROUP:
 		part := agg(n.Op, n.Expr)
-		return mergeOf(n.Op, part, p.source(n, part, ""))
+		return mergeOf(n.Op, part, p.source(n, part))
 	case parser.COUNT:
 		part := agg(parser.COUNT, n.Expr)
-		return mergeOf(parser.SUM, part, p.source(n, part, ""))
+		return mergeOf(parser.SUM, part, p.source(n, part))
 	case parser.AVG:
-		// The sum's query is the avg's with its operator renamed; the count's annotations
-		// are the sum's (the same expression over the same series) and are left out.
-		part := agg(parser.SUM, n.Expr)
-		sum := mergeOf(parser.SUM, part, p.source(n, part, "sum"))
-		count := mergeOf(parser.SUM, agg(parser.COUNT, n.Expr), "")
-		p.partials[len(p.partials)-1].again = true
+		// The aggregated expression is evaluated once per shard; its sum and count there
+		// aggregate that answer.
+		in := &inner{query: p.source(n.Expr, n.Expr)}
+		if in.positioned = in.query != ""; !in.positioned {
+			in.query = n.Expr.String()
+		}
+		answer := &parser.VectorSelector{Name: innerName, LabelMatchers: []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, innerName)}}
+		sum := mergeOf(parser.SUM, agg(parser.SUM, answer), "")
+		p.partials[len(p.partials)-1].inner = in
+		count := mergeOf(parser.SUM, agg(parser.COUNT, answer), "")
+		p.partials[len(p.partials)-1].inner = in
 		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
 			Op:             parser.DIV,
 			LHS:            sum,
@@ -165,32 +195,23 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 		// The shards' series are distinct: no label needed to tell them apart.
 		part := agg(n.Op, n.Expr)
 		part.Param = n.Param
-		m := agg(n.Op, p.add(part, false, p.source(n, part, "")))
+		m := agg(n.Op, p.add(part, false, p.source(n, part)))
 		m.Param = n.Param
 		return m
 	}
 	return nil
 }
 
-// source returns the query of part, the partial of n, as n is written in the query with
-// every byte before it blanked: the partial's nodes have the offsets of n's, which
-// annotations point to. op, when given, replaces n's operator, of the same length. ""
-// when the text is not part's.
-func (p *shardPlan) source(n, part *parser.AggregateExpr, op string) string {
+// source returns the query of part (n, or an expression for it) as n is written in the
+// query with every byte before it blanked: part's nodes have the offsets of n's, which
+// annotations point to. "" when the text is not part's.
+func (p *shardPlan) source(n, part parser.Expr) string {
 	r := n.PositionRange()
 	start, end := int(r.Start), int(r.End)
 	if p.parse == nil || start < 0 || end > len(p.qs) || start >= end {
 		return ""
 	}
-	text := p.qs[start:end]
-	if op != "" {
-		name := n.Op.String()
-		if len(op) != len(name) || !strings.HasPrefix(strings.ToLower(text), name) {
-			return ""
-		}
-		text = op + text[len(name):]
-	}
-	text = strings.Repeat(" ", start) + text
+	text := strings.Repeat(" ", start) + p.qs[start:end]
 	if e, err := p.parse(text); err != nil || e.String() != part.String() {
 		return ""
 	}
@@ -378,9 +399,10 @@ var seriesAnnotations = []error{
 	annotations.HistogramIgnoredInMixedRangeInfo, annotations.StartTimeOverlapWarning,
 }
 
-// mergeable tells whether the annotations of partial part can stand for the whole query's.
-func mergeable(part *partial, annos annotations.Annotations) bool {
-	if !part.positioned && !part.again {
+// mergeable tells whether the annotations of a shard's query can stand for the whole
+// query's; positioned: the query has the offsets of the query as written.
+func mergeable(positioned bool, annos annotations.Annotations) bool {
+	if !positioned {
 		return false
 	}
 	for _, err := range annos {
@@ -417,12 +439,27 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 		}
 	}()
 	results := make([]*promql.Result, jobs)
-	// Several partials of one shard (avg's sum and count) read its series once.
+	// Each shard's answers to inner queries, by inner, made and read by the shard's
+	// goroutine (partials of several run one shard at a time, below).
+	inners := make([]map[*inner]*innerAnswer, n)
+	for shard := range inners {
+		inners[shard] = map[*inner]*innerAnswer{}
+	}
+	defer func() {
+		for _, m := range inners {
+			for _, a := range m {
+				if a.query != nil {
+					a.query.Close()
+				}
+			}
+		}
+	}()
+	// Several queries reading a shard's series (partials, inner queries) read them once.
 	shards := make([]storage.Queryable, n)
 	var shared []*sharedQueryable
 	for shard := range shards {
 		shards[shard] = shardQueryable(s.a.queryable(ctx, s.ws, s.budget), shard, n)
-		if len(s.plan.partials) > 1 {
+		if s.plan.readers() > 1 {
 			sq := shareSelects(shards[shard], s.budget)
 			defer sq.close() // after wg.Wait below: every partial is done
 			shared = append(shared, sq)
@@ -432,7 +469,20 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 		part, shard := s.plan.partials[j/n], j%n
 		q := shards[shard]
 		if shared != nil {
-			q = shared[shard].view(part.again)
+			q = shared[shard].view()
+		}
+		if part.inner != nil {
+			a := inners[shard][part.inner]
+			if a == nil {
+				a = s.innerAnswer(ctx, eng, q, part.inner, shard)
+				inners[shard][part.inner] = a
+			}
+			if a.res.Err != nil {
+				results[j] = a.res
+				cancel()
+				return
+			}
+			q = partialsQueryable{innerName: a.series}
 		}
 		qry, err := s.newQuery(ctx, eng, q, part.query)
 		if err != nil {
@@ -447,13 +497,14 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 		}
 	}
 	var wg sync.WaitGroup
-	if shared == nil {
+	if len(s.plan.partials) == 1 {
 		for j := range jobs {
 			wg.Go(func() { run(j) })
 		}
 	} else {
 		// A shard's partials one after the other: they iterate the same series, whose
-		// readers (the head's chunk reader) are not for two goroutines at once.
+		// readers (the head's chunk reader) are not for two goroutines at once, or the
+		// same inner answer.
 		for shard := range n {
 			wg.Go(func() {
 				for j := shard; j < jobs; j += n {
@@ -481,15 +532,24 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 		}
 		part := s.plan.partials[j/n]
 		if len(res.Warnings) > 0 {
-			if !mergeable(part, res.Warnings) {
+			if !mergeable(part.positioned, res.Warnings) {
 				return nil, errShardAnnotations
 			}
-			if !part.again { // else the same as its sibling's
-				annos.Merge(res.Warnings)
-			}
+			annos.Merge(res.Warnings)
 		}
-		if !part.again {
+		if part.inner == nil { // else its samples are its inner's
 			samples += queries[j].Stats().Samples.TotalSamples
+		}
+	}
+	for _, m := range inners {
+		for in, a := range m {
+			if len(a.res.Warnings) > 0 {
+				if !mergeable(in.positioned, a.res.Warnings) {
+					return nil, errShardAnnotations
+				}
+				annos.Merge(a.res.Warnings)
+			}
+			samples += a.query.Stats().Samples.TotalSamples
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -519,6 +579,26 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	res.Warnings = annos
 	s.samples = samples
 	return res, nil
+}
+
+// innerAnswer is a shard's answer to an inner query, as series its partials aggregate.
+type innerAnswer struct {
+	query  promql.Query // open while its answer is read; nil if it could not be made
+	res    *promql.Result
+	series []storage.Series
+}
+
+// innerAnswer evaluates in over q, the series of shard.
+func (s *shardedQuery) innerAnswer(ctx context.Context, eng *promql.Engine, q storage.Queryable, in *inner, shard int) *innerAnswer {
+	qry, err := s.newQuery(ctx, eng, q, in.query)
+	if err != nil {
+		return &innerAnswer{res: &promql.Result{Err: err}}
+	}
+	a := &innerAnswer{query: qry, res: qry.Exec(ctx)}
+	if a.res.Err == nil {
+		a.series = appendPartialSeries(nil, a.res.Value, false, shard, s.step, s.end)
+	}
+	return a
 }
 
 // newQuery builds qs over q as this query is: instant or range.
@@ -650,8 +730,7 @@ func (s *shardSeriesSet) Next() bool {
 // time. The underlying queriers stay open until close, after every caller is done.
 //
 // The series budget counts what the whole query would read: q's select counts its
-// series once, for the first caller that is not a partial read again (avg's count, which
-// the whole query does not read); every other such caller counts them again, as its
+// series once, for the first caller; every other caller counts them again, as its
 // selector would read them in the whole query.
 type sharedQueryable struct {
 	q      storage.Queryable
@@ -681,14 +760,14 @@ func shareSelects(q storage.Queryable, budget *seriesBudget) *sharedQueryable {
 	return &sharedQueryable{q: q, budget: budget, queriers: map[[2]int64]*sharedQuerierState{}}
 }
 
-// view is the queryable of one partial; again: it is read again (partial.again).
-func (s *sharedQueryable) view(again bool) storage.Queryable {
+// view is the queryable of one partial.
+func (s *sharedQueryable) view() storage.Queryable {
 	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
 		st, err := s.querier(mint, maxt)
 		if err != nil {
 			return nil, err
 		}
-		return sharedQuerier{st: st, budget: s.budget, again: again}, nil
+		return sharedQuerier{st: st, budget: s.budget}, nil
 	})
 }
 
@@ -723,7 +802,6 @@ func (s *sharedQueryable) close() {
 type sharedQuerier struct {
 	st     *sharedQuerierState
 	budget *seriesBudget
-	again  bool
 }
 
 func (q sharedQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
@@ -746,14 +824,12 @@ func (q sharedQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 		return storage.ErrSeriesSet(sel.err)
 	}
 	var set storage.SeriesSet = &listSeriesSet{series: sel.series, i: -1, warnings: sel.warnings}
-	if !q.again {
-		q.st.mu.Lock()
-		count := sel.credited
-		sel.credited = true
-		q.st.mu.Unlock()
-		if count && q.budget != nil && q.budget.limit > 0 {
-			set = &limitedSeriesSet{SeriesSet: set, budget: q.budget}
-		}
+	q.st.mu.Lock()
+	count := sel.credited
+	sel.credited = true
+	q.st.mu.Unlock()
+	if count && q.budget != nil && q.budget.limit > 0 {
+		set = &limitedSeriesSet{SeriesSet: set, budget: q.budget}
 	}
 	return set
 }

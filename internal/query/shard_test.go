@@ -28,8 +28,9 @@ func TestPlanShards(t *testing.T) {
 	}{
 		{"sum by (job) (rate(x[5m]))", `sum by (job) (__strata_partial_0)`, []string{`sum by (job) (rate(x[5m]))`}},
 		{"count without (instance) (x)", `sum without (instance, __strata_shard__) (__strata_partial_0)`, []string{`count without (instance) (x)`}},
-		{"avg(x)", `(sum(__strata_partial_0) / sum(__strata_partial_1))`, []string{`sum(x)`, `count(x)`}},
-		{"2 / avg(x)", `2 / (sum(__strata_partial_0) / sum(__strata_partial_1))`, []string{`sum(x)`, `count(x)`}},
+		{"avg(x)", `(sum(__strata_partial_0) / sum(__strata_partial_1))`, []string{`sum(__strata_inner) of x`, `count(__strata_inner) of x`}},
+		{"2 / avg by (job) (rate(x[5m]))", `2 / (sum by (job) (__strata_partial_0) / sum by (job) (__strata_partial_1))`,
+			[]string{`sum by (job) (__strata_inner) of rate(x[5m])`, `count by (job) (__strata_inner) of rate(x[5m])`}},
 		{"topk(5, rate(x[5m]))", `topk(5, __strata_partial_0)`, []string{`topk(5, rate(x[5m]))`}},
 		{"histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))", `histogram_quantile(0.9, sum by (le) (__strata_partial_0))`, []string{`sum by (le) (rate(h_bucket[5m]))`}},
 		{"sum(a) / max(b offset 1h)", `sum(__strata_partial_0) / max(__strata_partial_1)`, []string{`sum(a)`, `max(b offset 1h)`}},
@@ -76,13 +77,24 @@ func TestPlanShards(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: partial %q: %v", c.query, part.query, err)
 			}
-			partials = append(partials, e.String())
-			// Every partial but avg's count keeps the offsets of the query as written.
-			if part.positioned == part.again {
-				t.Errorf("%s: partial %q positioned %v", c.query, part.query, part.positioned)
+			// What a shard evaluates over its series keeps the offsets of the query as
+			// written: the partial, or avg's inner expression.
+			over := part.query
+			if part.inner != nil {
+				over = part.inner.query
+				in, err := p.ParseExpr(over)
+				if err != nil || part.positioned || !part.inner.positioned {
+					t.Fatalf("%s: inner %q: %v, positioned %v", c.query, over, err, part.inner.positioned)
+				}
+				partials = append(partials, e.String()+" of "+in.String())
+			} else {
+				partials = append(partials, e.String())
+				if !part.positioned {
+					t.Errorf("%s: partial %q not positioned", c.query, part.query)
+				}
 			}
-			if body := strings.TrimLeft(part.query, " "); part.positioned && !strings.HasSuffix(c.query[:len(part.query)], body[3:]) {
-				t.Errorf("%s: partial %q is not at its place in the query", c.query, part.query)
+			if body := strings.TrimLeft(over, " "); !strings.HasSuffix(c.query[:len(over)], body) {
+				t.Errorf("%s: %q is not at its place in the query", c.query, over)
 			}
 		}
 		if plan.merge != c.merge || !slices.Equal(partials, c.partials) {
@@ -118,6 +130,8 @@ func TestShardedEqualsWhole(t *testing.T) {
 		{"min without (method) (rate(http_requests_total[2m]))", "sharded", true},
 		{"group by (instance) (http_requests_total)", "sharded", true},
 		{"avg by (method) (http_requests_total)", "sharded", false},
+		{"avg(rate(rpc_latency_seconds[5m]))", "sharded", false},
+		{"avg without (instance) (clamp_min(http_requests_total offset 5m, 100))", "sharded", false},
 		{"topk(3, http_requests_total)", "sharded", true},
 		{"bottomk by (job) (2, rate(http_requests_total[5m]))", "sharded", true},
 		{"histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[5m])))", "sharded", false},
@@ -265,16 +279,15 @@ func (q selectCounter) Select(context.Context, bool, *storage.SelectHints, ...*l
 
 func (selectCounter) Close() error { return nil }
 
-// A shard's partials of one selector (avg's sum and count) read its series once, each
+// A shard's partials of one selector (`sum(x) / count(x)`) read its series once, each
 // iterating them on its own; the series budget counts them as the whole query reads
-// them: once for avg (its count is read again), twice for a selector the query names
-// twice.
+// them: twice for a selector the query names twice.
 func TestSharedSelects(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		again  [2]bool
+		reads  int
 		budget int64
-	}{{"avg", [2]bool{false, true}, 10}, {"avg, count first", [2]bool{true, false}, 10}, {"named twice", [2]bool{false, false}, 20}} {
+	}{{"named once", 1, 10}, {"named twice", 2, 20}, {"named three times", 3, 30}} {
 		t.Run(c.name, func(t *testing.T) {
 			var selects atomic.Int32
 			budget := &seriesBudget{limit: 1000}
@@ -284,8 +297,8 @@ func TestSharedSelects(t *testing.T) {
 			shared := shareSelects(under, budget)
 			defer shared.close()
 			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "x")
-			for _, again := range c.again {
-				q, err := shared.view(again).Querier(0, 100)
+			for range c.reads {
+				q, err := shared.view().Querier(0, 100)
 				if err != nil {
 					t.Fatal(err)
 				}
