@@ -71,7 +71,8 @@ const diffWS = "ws-differential"
 //
 // each with range queries evaluated whole, and split into parts evaluated in parallel
 // with the aggregations of the others sharded (where the sums of a sharded sum or avg,
-// added in another order, may differ in their last bits: compared within 1e-12).
+// added in another order, may differ in their last bits: compared within 1e-12). The
+// answers' warnings and infos are compared too, text and position.
 func TestQueryDifferential(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -595,18 +596,21 @@ func genDiffQueries(rng *rand.Rand, data diffData, n int) []diffQuery {
 // difference; rounding allows values to differ by 1e-12 of their size.
 func compareAll(t *testing.T, srv *httptest.Server, ref *reference, queries []diffQuery, rounding bool) {
 	t.Helper()
-	diffs, withData := 0, 0
+	diffs, withData, annotated := 0, 0, 0
 	// Answers that agree only because both are empty prove little: most must hold data.
 	defer func() {
-		t.Logf("%d of %d reference answers hold data", withData, len(queries))
+		t.Logf("%d of %d reference answers hold data, %d have annotations", withData, len(queries), annotated)
 		if !t.Failed() && withData < len(queries)*3/5 {
 			t.Errorf("only %d of %d reference answers hold data: the queries miss the data", withData, len(queries))
 		}
 	}()
 	for _, q := range queries {
 		want, werr := ref.eval(q)
-		if werr == nil && want != "" {
+		if werr == nil && !strings.HasPrefix(want, "\n") {
 			withData++
+		}
+		if werr == nil && !strings.HasSuffix(want, "\n") {
+			annotated++
 		}
 		got, gerr := evalHTTP(t, srv, q)
 		switch {
@@ -629,7 +633,9 @@ var pointRE = regexp.MustCompile(`(\d+):([^ \]]+)`)
 // withinRounding tells whether two canonical answers are the same but for values that
 // differ by at most 1e-12 of their size.
 func withinRounding(a, b string) bool {
-	if pointRE.ReplaceAllString(a, "$1:v") != pointRE.ReplaceAllString(b, "$1:v") {
+	a, anotes, _ := strings.Cut(a, "\n")
+	b, bnotes, _ := strings.Cut(b, "\n")
+	if anotes != bnotes || pointRE.ReplaceAllString(a, "$1:v") != pointRE.ReplaceAllString(b, "$1:v") {
 		return false
 	}
 	x, y := pointRE.FindAllStringSubmatch(a, -1), pointRE.FindAllStringSubmatch(b, -1)
@@ -710,7 +716,16 @@ func (r *reference) eval(q diffQuery) (string, error) {
 	default:
 		return "", fmt.Errorf("unexpected result type %T", res.Value)
 	}
-	return canonical(series), nil
+	warnings, infos := res.Warnings.AsStrings(q.expr, 10, 10)
+	return canonical(series) + notes(warnings, infos), nil
+}
+
+// notes renders an answer's annotations after its series, on a line of their own,
+// sorted (the API lists them in no order).
+func notes(warnings, infos []string) string {
+	all := append(slices.Clone(warnings), infos...)
+	slices.Sort(all)
+	return "\n" + strings.Join(all, " | ")
 }
 
 type canonSeries struct {
@@ -752,9 +767,11 @@ func evalHTTP(t *testing.T, srv *httptest.Server, q diffQuery) (string, error) {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
+		Status   string   `json:"status"`
+		Error    string   `json:"error"`
+		Warnings []string `json:"warnings"`
+		Infos    []string `json:"infos"`
+		Data     struct {
 			ResultType string          `json:"resultType"`
 			Result     json.RawMessage `json:"result"`
 		} `json:"data"`
@@ -801,7 +818,7 @@ func evalHTTP(t *testing.T, srv *httptest.Server, q diffQuery) (string, error) {
 	default:
 		t.Fatalf("%s: result type %q", q, body.Data.ResultType)
 	}
-	return canonical(series), nil
+	return canonical(series) + notes(body.Warnings, body.Infos), nil
 }
 
 func seconds(t time.Time) string {
