@@ -543,6 +543,9 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	}
 	for _, m := range inners {
 		for in, a := range m {
+			if a.res.Err != nil {
+				continue // a cancellation, as its partials' (above)
+			}
 			if len(a.res.Warnings) > 0 {
 				if !mergeable(in.positioned, a.res.Warnings) {
 					return nil, errShardAnnotations

@@ -198,6 +198,27 @@ func TestShardedEqualsWhole(t *testing.T) {
 	}
 }
 
+// A shard over its share of the samples limit sends the query whole, which answers as
+// unsharded: the answer of avg's inner expression counts against the share too.
+func TestShardOverItsShareAnswersWhole(t *testing.T) {
+	// The 16 series of http_requests_total fit the limit; 3 shards × 2 partials share it.
+	limit := func(c *Config, _ *Deps) { c.ResultsCacheSize = 0; c.MaxSamples = 18 }
+	whole := newEnv(t, limit)
+	sharded := newEnv(t, func(c *Config, d *Deps) { limit(c, d); c.Shards = 3 })
+	params := p("query", "avg by (method) (http_requests_total)", "time", at(47*time.Minute))
+	w := whole.do(t, http.MethodGet, testWS, "query", params)
+	s := sharded.do(t, http.MethodGet, testWS, "query", params)
+	if w.status != http.StatusOK || s.status != w.status {
+		t.Fatalf("status %d, sharded %d: %s", w.status, s.status, s.body)
+	}
+	if err := sameAnswer(w.body, s.body, 1e-12, true); err != nil {
+		t.Fatalf("%v\nwhole:   %s\nsharded: %s", err, w.body, s.body)
+	}
+	if got := testutil.ToFloat64(sharded.api.metrics.sharded.WithLabelValues("whole")); got != 1 {
+		t.Fatalf("%v queries fell back whole, want 1", got)
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
