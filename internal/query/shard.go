@@ -47,7 +47,11 @@ import (
 //     answers an error: otherwise the query is evaluated whole, so it answers, fails or
 //     warns exactly as unsharded. A partial's query keeps the byte offsets of the query
 //     it came from (what precedes it blanked), so the shards' annotations point where
-//     the unsharded query's would; together, over disjoint shards, they are its.
+//     the unsharded query's would; together, over disjoint shards, they are its;
+//   - sum and avg add no counter histograms (their reset hints, met in another order,
+//     may warn otherwise), and avg's answer has no overflow (Prometheus' avg turns to an
+//     incremental mean there); avg by __name__ is not sharded (the merge's division
+//     would drop the name).
 
 const (
 	// shardLabel tells the shards' partial series apart, so the merge sees N series and
@@ -66,6 +70,9 @@ type shardPlan struct {
 
 	qs    string                            // the query as written
 	parse func(string) (parser.Expr, error) // as the engine parses it
+	// avg: the query has a sharded avg, merged as a sum over a count, where Prometheus
+	// switches to an incremental mean rather than overflow.
+	avg bool
 }
 
 // partial is one aggregation evaluated on every shard.
@@ -80,6 +87,9 @@ type partial struct {
 	// query aggregates its answer (the selector innerName) instead of the shard's series:
 	// avg's sum and count, which would otherwise each evaluate the aggregated expression.
 	inner *inner
+	// adds: a sum (or avg's), which adds histograms: their counter reset hints, met in
+	// another order than unsharded, may warn differently.
+	adds bool
 }
 
 // inner is an aggregated expression evaluated once per shard for several partials.
@@ -165,13 +175,19 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 	switch n.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.GROUP:
 		part := agg(n.Op, n.Expr)
-		return mergeOf(n.Op, part, p.source(n, part))
+		m := mergeOf(n.Op, part, p.source(n, part))
+		p.partials[len(p.partials)-1].adds = n.Op == parser.SUM
+		return m
 	case parser.COUNT:
 		part := agg(parser.COUNT, n.Expr)
 		return mergeOf(parser.SUM, part, p.source(n, part))
 	case parser.AVG:
+		if !n.Without && slices.Contains(n.Grouping, labels.MetricName) {
+			return nil // the merge's division would drop the name avg keeps
+		}
 		// The aggregated expression is evaluated once per shard; its sum and count there
 		// aggregate that answer.
+		p.avg = true
 		in := &inner{query: p.source(n.Expr, n.Expr)}
 		if in.positioned = in.query != ""; !in.positioned {
 			in.query = n.Expr.String()
@@ -180,6 +196,7 @@ func (p *shardPlan) merged(n *parser.AggregateExpr) parser.Expr {
 			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, innerName)}}
 		sum := mergeOf(parser.SUM, agg(parser.SUM, answer), "")
 		p.partials[len(p.partials)-1].inner = in
+		p.partials[len(p.partials)-1].adds = true
 		count := mergeOf(parser.SUM, agg(parser.COUNT, answer), "")
 		p.partials[len(p.partials)-1].inner = in
 		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
@@ -389,6 +406,47 @@ func (s *shardedQuery) Exec(ctx context.Context) *promql.Result {
 // otherwise than seriesAnnotations, to be evaluated whole.
 var errShardAnnotations = errors.New("the shards or the merge have annotations")
 
+// errShardHistograms sends a sharded sum or avg of counter histograms to be evaluated
+// whole: adding them warns of a counter reset collision (a reset hint meeting a no-reset
+// hint) depending on the order they meet in, which sharding changes.
+var errShardHistograms = errors.New("the shards add counter histograms")
+
+// errShardOverflow sends a sharded avg whose answer overflowed to be evaluated whole:
+// Prometheus' avg turns to an incremental mean where the sum would overflow.
+var errShardOverflow = errors.New("a sharded avg overflowed")
+
+// anyPoint tells whether a float point of v satisfies float, or a histogram point hist.
+func anyPoint(v parser.Value, float func(float64) bool, hist func(*histogram.FloatHistogram) bool) bool {
+	switch v := v.(type) {
+	case promql.Scalar:
+		return float(v.V)
+	case promql.Vector:
+		for _, s := range v {
+			if s.H != nil && hist(s.H) || s.H == nil && float(s.F) {
+				return true
+			}
+		}
+	case promql.Matrix:
+		for _, s := range v {
+			for _, p := range s.Floats {
+				if float(p.F) {
+					return true
+				}
+			}
+			for _, p := range s.Histograms {
+				if hist(p.H) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func counterHistogram(h *histogram.FloatHistogram) bool {
+	return h.CounterResetHint != histogram.GaugeType
+}
+
 // seriesAnnotations are the annotations that functions and selectors make for one series
 // at a time: a shard makes those of its series, so together the shards make the whole
 // query's. The aggregations' own (histograms ignored by max, a mix of floats and
@@ -530,29 +588,33 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 			}
 			return nil, res.Err
 		}
+		// Annotations are merged in the order the unsharded query makes them (the
+		// partials' order, each inner before its first partial): of two with the same
+		// message, the last one's position stays.
 		part := s.plan.partials[j/n]
+		v := res.Value
+		if a := inners[j%n][part.inner]; a != nil && !a.read {
+			a.read = true
+			if len(a.res.Warnings) > 0 {
+				if !mergeable(part.inner.positioned, a.res.Warnings) {
+					return nil, errShardAnnotations
+				}
+				annos.Merge(a.res.Warnings)
+			}
+			samples += a.query.Stats().Samples.TotalSamples
+			v = a.res.Value // what the shard's sum adds
+		}
 		if len(res.Warnings) > 0 {
 			if !mergeable(part.positioned, res.Warnings) {
 				return nil, errShardAnnotations
 			}
 			annos.Merge(res.Warnings)
 		}
+		if part.adds && anyPoint(v, func(float64) bool { return false }, counterHistogram) {
+			return nil, errShardHistograms
+		}
 		if part.inner == nil { // else its samples are its inner's
 			samples += queries[j].Stats().Samples.TotalSamples
-		}
-	}
-	for _, m := range inners {
-		for in, a := range m {
-			if a.res.Err != nil {
-				continue // a cancellation, as its partials' (above)
-			}
-			if len(a.res.Warnings) > 0 {
-				if !mergeable(in.positioned, a.res.Warnings) {
-					return nil, errShardAnnotations
-				}
-				annos.Merge(a.res.Warnings)
-			}
-			samples += a.query.Stats().Samples.TotalSamples
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -579,6 +641,9 @@ func (s *shardedQuery) execShards(ctx context.Context) (*promql.Result, error) {
 	if len(res.Warnings) > 0 {
 		return nil, errShardAnnotations
 	}
+	if s.plan.avg && anyPoint(res.Value, func(f float64) bool { return math.IsInf(f, 0) }, (*histogram.FloatHistogram).HasOverflow) {
+		return nil, errShardOverflow
+	}
 	res.Warnings = annos
 	s.samples = samples
 	return res, nil
@@ -589,6 +654,7 @@ type innerAnswer struct {
 	query  promql.Query // open while its answer is read; nil if it could not be made
 	res    *promql.Result
 	series []storage.Series
+	read   bool // its annotations and samples counted
 }
 
 // innerAnswer evaluates in over q, the series of shard.

@@ -56,6 +56,7 @@ func TestPlanShards(t *testing.T) {
 		{"count_values(\"v\", a)", "", nil},            // not merged (yet)
 		{"limitk(2, a)", "", nil},                      // experimental, not merged
 		{"sum(a @ 100)", "sum(__strata_partial_0)", []string{"sum(a @ 100.000)"}},
+		{"avg by (__name__) (a)", "", nil}, // the merge's division would drop the name
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: true})
 	for _, c := range cases {
@@ -137,7 +138,9 @@ func TestShardedEqualsWhole(t *testing.T) {
 		{"histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[5m])))", "sharded", false},
 		{"sum(histogram_count(rate(rpc_latency_seconds[5m])))", "sharded", false},
 		{"histogram_count(sum(rate(rpc_latency_seconds[5m])))", "", false},
-		{"sum(rpc_latency_seconds)", "sharded", false},
+		{"avg(rate(node_memory_bytes[5m])) + sum(rate(node_memory_bytes[1m]))", "sharded", false}, // the info at the last position
+		// Fall back: counter histograms added in another order may warn otherwise.
+		{"sum(rpc_latency_seconds)", "whole", false},
 		// Series leave the answer between steps (the merge must not look back to them).
 		{"max without () (http_requests_total < 2000)", "sharded", true},
 		{"count(special_values)", "sharded", true},
@@ -213,6 +216,37 @@ func TestShardOverItsShareAnswersWhole(t *testing.T) {
 	}
 	if err := sameAnswer(w.body, s.body, 1e-12, true); err != nil {
 		t.Fatalf("%v\nwhole:   %s\nsharded: %s", err, w.body, s.body)
+	}
+	if got := testutil.ToFloat64(sharded.api.metrics.sharded.WithLabelValues("whole")); got != 1 {
+		t.Fatalf("%v queries fell back whole, want 1", got)
+	}
+}
+
+// avg merged as a sum over a count overflows where Prometheus' avg turns to an incremental
+// mean: a sharded avg whose answer overflowed is evaluated whole.
+func TestShardedAvgOverflowAnswersWhole(t *testing.T) {
+	const ws = "ws-huge"
+	mk := func(shards int) *env {
+		e := newEnv(t, func(c *Config, _ *Deps) { c.ResultsCacheSize = 0; c.Shards = shards })
+		var data []fixtureSeries
+		for i := range 8 {
+			s := fixtureSeries{lset: labels.FromStrings("__name__", "huge", "i", strconv.Itoa(i))}
+			for k := range fixtureScrapes {
+				s.samples = append(s.samples, fixtureSample{t: fixtureTime(k), v: 1.5e308})
+			}
+			data = append(data, s)
+		}
+		db := openTSDB(t)
+		appendFixture(t, db, data)
+		e.store.add(ws, db)
+		return e
+	}
+	whole, sharded := mk(0), mk(3)
+	params := p("query", "avg(huge)", "time", at(47*time.Minute))
+	w := whole.do(t, http.MethodGet, ws, "query", params)
+	s := sharded.do(t, http.MethodGet, ws, "query", params)
+	if w.status != http.StatusOK || string(s.body) != string(w.body) || !strings.Contains(string(w.body), `"1.5e+308"`) {
+		t.Fatalf("whole %d %s\nsharded %d %s", w.status, w.body, s.status, s.body)
 	}
 	if got := testutil.ToFloat64(sharded.api.metrics.sharded.WithLabelValues("whole")); got != 1 {
 		t.Fatalf("%v queries fell back whole, want 1", got)
