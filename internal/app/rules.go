@@ -33,15 +33,16 @@ func (w ruleWriter) WriteRuleSamples(ctx context.Context, workspace string, samp
 		return fmt.Errorf("decoding samples: %w", err)
 	}
 	defer req.Release()
-	return w.Write(ctx, workspace, req, "")
+	_, err = w.Write(ctx, workspace, req, "")
+	return err
 }
 
 // Write stores a request built in process (the scrapers') in a workspace; the
 // distributor filters its series in place and keeps nothing of it. labelsChecked are
 // the LabelChecks its series all passed, or "".
-func (w ruleWriter) Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) error {
-	_, err := w.dis.Write(ctx, workspace, req, distributor.WriteOptions{LabelsChecked: labelsChecked})
-	return err
+func (w ruleWriter) Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) (int, error) {
+	res, err := w.dis.Write(ctx, workspace, req, distributor.WriteOptions{LabelsChecked: labelsChecked})
+	return res.Samples + res.Histograms, err
 }
 
 // LabelChecks and CheckV1Labels let the scrapers check each series' labels once.

@@ -154,13 +154,23 @@ func testScraperLabelChecks(t *testing.T, extra ...string) {
 	testutil.Eventually(t, 20*time.Second, "both series scraped three times", func() bool {
 		return count("short_v") >= 3 && count("long_v") >= 3
 	})
+	written := func(outcome string) float64 {
+		return counterValue(t, r, "strata_scraper_samples_written_total", "outcome", outcome)
+	}
 	setOverrides(t, r, rc, ws, fmt.Sprintf("overrides:\n  %s:\n    max_label_value_length: 20\n", ws))
 	long, short := count("long_v"), count("short_v")
+	ok, refused := written("ok"), written("refused")
 	testutil.Eventually(t, 20*time.Second, "five more scrapes of the short series", func() bool {
 		return count("short_v") >= short+5
 	})
 	// A scrape whose write began before the limits changed may still store one sample.
 	if n := count("long_v"); n > long+1 {
 		t.Fatalf("the series over the new max_label_value_length got %d more samples", n-long)
+	}
+	// Each scrape since stored some series and refused others (long_v, and the scrape
+	// loop's own series whose names are over 20 bytes: 4 refused, 3 stored), each counted
+	// as it went, not the whole scrape as refused.
+	if dok, drefused := written("ok")-ok, written("refused")-refused; drefused < 4 || 2*dok < drefused {
+		t.Fatalf("samples written since: %v ok, %v refused; want 3 ok for 4 refused", dok, drefused)
 	}
 }

@@ -47,7 +47,10 @@ type Workspaces interface {
 // wire form of any request and of which Write keeps nothing. labelsChecked, when not
 // empty, are the LabelChecker's checks every series of req passed.
 type Writer interface {
-	Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) error
+	// Write answers how many of req's samples and histograms were stored, also when it
+	// answers an error: the write path stores a request's valid series and refuses the
+	// others.
+	Write(ctx context.Context, workspace string, req *remotewrite.Request, labelsChecked string) (stored int, err error)
 }
 
 // LabelChecker, when the Writer is one, checks a series' labels as the write path does:
@@ -471,17 +474,16 @@ func (ap *appender) Commit() error {
 	if ap.check != nil && ap.unchecked == 0 {
 		checked = ap.check.checks
 	}
-	err := ap.a.m.deps.Writer.Write(ap.ctx, ap.a.workspace, ap.req, checked)
+	stored, err := ap.a.m.deps.Writer.Write(ap.ctx, ap.a.workspace, ap.req, checked)
 	ap.release()
+	ap.a.countWritten(n, stored, err)
 	if err != nil {
-		ap.a.m.written.WithLabelValues(ap.a.scraper, "refused").Add(float64(n))
 		err = fmt.Errorf("writing the scrape into workspace %s: %w", ap.a.workspace, err)
 		if ap.a.events != nil {
-			ap.a.events.event(ComponentExporter, vendedlogs.LevelError, err.Error(), vendedlogs.Field{Key: "samples", Value: n})
+			ap.a.events.event(ComponentExporter, vendedlogs.LevelError, err.Error(), vendedlogs.Field{Key: "samples", Value: n - stored})
 		}
 		return err
 	}
-	ap.a.m.written.WithLabelValues(ap.a.scraper, "ok").Add(float64(n))
 	return nil
 }
 

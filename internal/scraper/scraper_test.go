@@ -54,13 +54,14 @@ func newWriter() *writer {
 	return &writer{series: map[string]map[string]float64{}, writes: make(chan struct{}, 1000)}
 }
 
-func (w *writer) Write(_ context.Context, workspace string, req *remotewrite.Request, _ string) error {
+func (w *writer) Write(_ context.Context, workspace string, req *remotewrite.Request, _ string) (int, error) {
 	w.mu.Lock()
 	m := w.series[workspace]
 	if m == nil {
 		m = map[string]float64{}
 		w.series[workspace] = m
 	}
+	n := 0
 	for k := range req.Series {
 		ts := &req.Series[k]
 		var b strings.Builder
@@ -70,13 +71,14 @@ func (w *writer) Write(_ context.Context, workspace string, req *remotewrite.Req
 		for _, s := range ts.Samples {
 			m[b.String()] = s.Value
 		}
+		n += len(ts.Samples) + len(ts.Histograms)
 	}
 	w.mu.Unlock()
 	select {
 	case w.writes <- struct{}{}:
 	default:
 	}
-	return nil
+	return n, nil
 }
 
 func (w *writer) value(workspace, series string) (float64, bool) {
