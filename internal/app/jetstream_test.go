@@ -372,8 +372,9 @@ func TestMetadataAndExemplarsAcrossProcesses(t *testing.T) {
 	}
 }
 
-// A change made through one process of a cluster is seen by the others within a second,
-// though they poll the bucket only every hour: the processes tell each other.
+// A change made through one process of a cluster is seen by the others at once (within
+// 10 s under a loaded race-detector run; usually milliseconds), though they poll the
+// bucket only every hour: the processes tell each other.
 func TestClusterSeesChangesAtOnce(t *testing.T) {
 	t.Setenv("STRATA_JETSTREAM_TOKEN", "cluster-key-for-tests")
 	nats := freeAddr(t)
@@ -388,14 +389,14 @@ func TestClusterSeesChangesAtOnce(t *testing.T) {
 			out *amp.DescribeWorkspaceOutput
 			err error
 		)
-		if !testutil.Poll(time.Second, 10*time.Millisecond, func() bool {
+		if !testutil.Poll(10*time.Second, 10*time.Millisecond, func() bool {
 			out, err = p2.client().DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(ws)})
 			if out == nil {
 				out = &amp.DescribeWorkspaceOutput{}
 			}
 			return cond(*out, err)
 		}) {
-			t.Fatalf("the other process did not see %s within 1 s: %+v, %v", what, out.Workspace, err)
+			t.Fatalf("the other process did not see %s within 10 s: %+v, %v", what, out.Workspace, err)
 		}
 	}
 	seen("the workspace", func(o amp.DescribeWorkspaceOutput, err error) bool { return err == nil })
