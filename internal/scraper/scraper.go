@@ -476,11 +476,11 @@ func (ap *appender) Commit() error {
 	}
 	stored, err := ap.a.m.deps.Writer.Write(ap.ctx, ap.a.workspace, ap.req, checked)
 	ap.release()
-	ap.a.countWritten(n, stored, err)
+	refused := ap.a.countWritten(n, stored, err)
 	if err != nil {
 		err = fmt.Errorf("writing the scrape into workspace %s: %w", ap.a.workspace, err)
 		if ap.a.events != nil {
-			ap.a.events.event(ComponentExporter, vendedlogs.LevelError, err.Error(), vendedlogs.Field{Key: "samples", Value: n - stored})
+			ap.a.events.event(ComponentExporter, vendedlogs.LevelError, err.Error(), vendedlogs.Field{Key: "samples", Value: refused})
 		}
 		return err
 	}

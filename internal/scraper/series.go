@@ -259,21 +259,23 @@ func (a *appendable) writeStale(ctx context.Context, req *remotewrite.Request) {
 		return
 	}
 	stored, err := a.m.deps.Writer.Write(ctx, a.workspace, req, "")
-	a.countWritten(n, stored, err)
+	refused := a.countWritten(n, stored, err)
 	if err != nil {
 		a.m.logger.Warn("writing the stale markers of a stopped scraper", "scraper", a.scraper, "workspace", a.workspace, "err", err)
 		if a.events != nil {
-			a.events.event(ComponentExporter, vendedlogs.LevelError, "writing the stale markers: "+err.Error(), vendedlogs.Field{Key: "samples", Value: n - stored})
+			a.events.event(ComponentExporter, vendedlogs.LevelError, "writing the stale markers: "+err.Error(), vendedlogs.Field{Key: "samples", Value: refused})
 		}
 	}
 }
 
-// countWritten counts a write of n samples, of which stored were: all when err is nil.
-func (a *appendable) countWritten(n, stored int, err error) {
+// countWritten counts a write of n samples, of which stored were (all when err is nil),
+// and returns how many were refused.
+func (a *appendable) countWritten(n, stored int, err error) (refused int) {
 	if err == nil {
 		stored = n
 	}
 	stored = min(max(stored, 0), n)
 	a.m.written.WithLabelValues(a.scraper, "ok").Add(float64(stored))
 	a.m.written.WithLabelValues(a.scraper, "refused").Add(float64(n - stored))
+	return n - stored
 }
