@@ -121,20 +121,25 @@ func (h *MetaHeads) List(ctx context.Context) (map[string]meta.Head, error) {
 	return out, nil
 }
 
-// Watch implements meta.Heads.
+// Watch implements meta.Heads: f("") once the watch is in place.
 func (h *MetaHeads) Watch(ctx context.Context, f func(id string)) error {
 	kv, err := h.bucket(ctx)
 	if err != nil {
 		return err
 	}
-	return watchKV(ctx, kv, "the workspaces' heads", func(e jetstream.KeyValueEntry) bool {
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watching the workspaces' heads: %w", err)
+	}
+	f("")
+	return readWatch(ctx, w, "the workspaces' heads", func(e jetstream.KeyValueEntry) bool {
 		if e != nil {
 			if id, ok := headID(e.Key()); ok {
 				f(id)
 			}
 		}
 		return false
-	}, jetstream.UpdatesOnly())
+	})
 }
 
 // watchKV calls f with each entry kv's watch (opts) delivers, nil once the initial values
@@ -145,6 +150,11 @@ func watchKV(ctx context.Context, kv jetstream.KeyValue, what string, f func(jet
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", what, err)
 	}
+	return readWatch(ctx, w, what, f)
+}
+
+// readWatch is watchKV's loop over a watch in place, which it stops.
+func readWatch(ctx context.Context, w jetstream.KeyWatcher, what string, f func(jetstream.KeyValueEntry) (stop bool)) error {
 	defer func() { _ = w.Stop() }()
 	for {
 		select {

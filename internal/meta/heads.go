@@ -52,7 +52,7 @@ type Heads interface {
 	// List returns every workspace's head.
 	List(ctx context.Context) (map[string]Head, error)
 	// Watch calls f with the id of every workspace whose head moves or is deleted, until
-	// ctx is done.
+	// ctx is done; first with "" once it watches (what moved before, it does not report).
 	Watch(ctx context.Context, f func(id string)) error
 }
 

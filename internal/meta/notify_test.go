@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 type hub struct {
 	mu       sync.Mutex
 	watchers []func(string)
+	fail     int // the next fail watches answer an error at once
 }
 
 func (h *hub) Changed(_ context.Context, id string) error {
@@ -31,8 +33,14 @@ func (h *hub) Changed(_ context.Context, id string) error {
 
 func (h *hub) Watch(ctx context.Context, f func(string)) error {
 	h.mu.Lock()
+	if h.fail > 0 {
+		h.fail--
+		h.mu.Unlock()
+		return errors.New("not up yet")
+	}
 	h.watchers = append(h.watchers, f)
 	h.mu.Unlock()
+	f("")
 	<-ctx.Done()
 	return nil
 }
@@ -92,4 +100,44 @@ func TestNotifiedWritesAreReadAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("the deletion", func() bool { return len(b.ListWorkspaces()) == 0 })
+}
+
+// A watch that fails (the notifier's server not up yet) is started again, and once it is
+// in place the store polls for what it missed: a workspace written after the store
+// loaded and before it watched is read then, not at the next poll (an hour away here).
+func TestWatchStartsAgainAndCatchesUp(t *testing.T) {
+	dir := t.TempDir()
+	n := &hub{fail: 3}
+	open := func() *Store {
+		b, err := bucket.NewFilesystem(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+		s.UseNotifier(n)
+		s.watchRetry = time.Millisecond
+		if err := s.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := open(), open()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Written while b watches nothing: nobody hears of it.
+	if err := a.CreateWorkspace(ctx, ws("ws-1", time.Now().UTC())); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testutil.Eventually(t, 5*time.Second, "the second store to read the workspace written before it watched", func() bool {
+		return len(b.ListWorkspaces()) == 1
+	})
+	if n.watching() != 1 {
+		t.Fatalf("%d watches in place, want 1 after 3 failures", n.watching())
+	}
 }

@@ -107,6 +107,8 @@ type Store struct {
 	heads Heads
 	// maxRecordBytes is MaxRecordBytes unless a test lowered it.
 	maxRecordBytes int
+	// watchRetry is how long the watch waits to start again after it ended.
+	watchRetry time.Duration
 
 	mu sync.RWMutex // guards the fields below
 	// workspaces is the cache, by id.
@@ -135,7 +137,7 @@ type Notifier interface {
 	// Changed tells the others that this process wrote the workspace.
 	Changed(ctx context.Context, id string) error
 	// Watch calls f with the id of every workspace a process reports written, until ctx
-	// is done.
+	// is done; first with "" once it watches (what was reported before, it missed).
 	Watch(ctx context.Context, f func(id string)) error
 }
 
@@ -205,6 +207,7 @@ func New(cfg Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Re
 		changes:     make(chan struct{}, 1),
 
 		maxRecordBytes: MaxRecordBytes,
+		watchRetry:     time.Second,
 	}
 	f := promauto.With(reg)
 	s.m = &storeMetrics{
@@ -340,10 +343,12 @@ func (s *Store) Run(ctx context.Context) error {
 
 // watch reads each workspace the notifier reports written, one at a time, until ctx is
 // done; a report that arrives while the workspace is waiting to be read counts once.
+// Each time the watch is in place (at start, and again after it failed) the store polls
+// once, for what was written while nobody watched: after its load, or during an outage.
 func (s *Store) watch(ctx context.Context) {
 	var (
 		mu      sync.Mutex
-		pending = map[string]bool{}
+		pending = map[string]bool{} // "": poll
 		wake    = make(chan struct{}, 1)
 	)
 	var wg sync.WaitGroup
@@ -359,13 +364,19 @@ func (s *Store) watch(ctx context.Context) {
 			clear(pending)
 			mu.Unlock()
 			for _, id := range ids {
+				if id == "" {
+					if err := s.poll(ctx); err != nil && ctx.Err() == nil {
+						s.logger.Warn("polling the bucket for what changed before the watch", "err", err)
+					}
+					continue
+				}
 				if err := s.Refresh(ctx, id); err != nil && ctx.Err() == nil {
 					s.logger.Warn("reading a workspace another process changed; the next poll will", "workspace", id, "err", err)
 				}
 			}
 		}
 	})
-	err := s.notifier.Watch(ctx, func(id string) {
+	report := func(id string) {
 		mu.Lock()
 		pending[id] = true
 		mu.Unlock()
@@ -373,9 +384,21 @@ func (s *Store) watch(ctx context.Context) {
 		case wake <- struct{}{}:
 		default:
 		}
-	})
-	if err != nil && ctx.Err() == nil {
-		s.logger.Warn("watching the other processes' workspace changes; polling only", "err", err)
+	}
+	for failures := 0; ; {
+		err := s.notifier.Watch(ctx, report)
+		if ctx.Err() != nil {
+			break
+		}
+		// The watch ended (the notifier's server restarted, or was not up yet): watch
+		// again; meanwhile the poll is the only way changes arrive.
+		if failures++; failures == 1 || failures%60 == 0 {
+			s.logger.Warn("watching the other processes' workspace changes; retrying", "err", err, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.watchRetry):
+		}
 	}
 	wg.Wait()
 }
