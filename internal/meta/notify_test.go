@@ -51,24 +51,28 @@ func (h *hub) watching() int {
 	return len(h.watchers)
 }
 
+// openNotified opens a store, loaded, on the filesystem bucket in dir, polling hourly and
+// hearing of the others' writes through n.
+func openNotified(t *testing.T, dir string, n Notifier) *Store {
+	t.Helper()
+	b, err := bucket.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
+	s.UseNotifier(n)
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // A workspace written by one process is read by the others when it says so, not at
 // their next poll (an hour away here): created, changed, deleted.
 func TestNotifiedWritesAreReadAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	n := &hub{}
-	open := func() *Store {
-		b, err := bucket.NewFilesystem(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := New(Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
-		s.UseNotifier(n)
-		if err := s.Load(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b := open(), open()
+	a, b := openNotified(t, dir, n), openNotified(t, dir, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- b.Run(ctx) }()
@@ -108,20 +112,8 @@ func TestNotifiedWritesAreReadAtOnce(t *testing.T) {
 func TestWatchStartsAgainAndCatchesUp(t *testing.T) {
 	dir := t.TempDir()
 	n := &hub{fail: 3}
-	open := func() *Store {
-		b, err := bucket.NewFilesystem(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := New(Config{PollInterval: time.Hour}, b, nil, prometheus.NewRegistry())
-		s.UseNotifier(n)
-		s.watchRetry = time.Millisecond
-		if err := s.Load(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b := open(), open()
+	a, b := openNotified(t, dir, n), openNotified(t, dir, n)
+	b.watchRetry = time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Written while b watches nothing: nobody hears of it.
