@@ -1,7 +1,8 @@
 # Shared by the benchmark scripts (sourced, from the repository's root).
 
 # bench_work [dir]: builds strata into $work, a new temporary directory removed at exit
-# (or dir, kept), and stops the background jobs at exit.
+# (or dir, kept), and stops the background jobs at exit. STRATA_BIN=path uses that binary
+# instead (to compare two builds, e.g. with and without profile-guided optimization).
 bench_work() {
 	if [ -n "${1:-}" ]; then
 		work=$1
@@ -11,7 +12,11 @@ bench_work() {
 		work=$(mktemp -d)
 		trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 	fi
-	go build -o "$work/strata" ./cmd/strata
+	if [ -n "${STRATA_BIN:-}" ]; then
+		ln -sf "$(realpath "$STRATA_BIN")" "$work/strata"
+	else
+		go build -o "$work/strata" ./cmd/strata
+	fi
 }
 
 # The root key the servers run with, and the credentials curl and the loadgen sign with.
