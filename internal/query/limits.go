@@ -182,17 +182,45 @@ func (q *limitedQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 // limitedSeriesSet stops with a seriesLimitError at the first series over the budget.
 // PromQL expands a selector's series before evaluating it, so a query over the limit
 // stops before it loads samples.
+//
+// It adds its series to the budget budgetBatch at a time, and at once when the last total
+// it saw plus its own would pass the limit: a query's shards read at the same time, and a
+// counter shared by all and bumped for every series makes the CPUs trade its cache line.
+// A set alone stops at exactly the first series over; shards together may read up to
+// budgetBatch series each past it, and fail at their next count.
 type limitedSeriesSet struct {
 	storage.SeriesSet
-	budget *seriesBudget
-	err    error
+	budget  *seriesBudget
+	pending int64 // series returned and not yet added to the budget
+	seen    int64 // the budget's total at the last addition
+	err     error
 }
 
+const budgetBatch = 64
+
 func (s *limitedSeriesSet) Next() bool {
-	if s.err != nil || !s.SeriesSet.Next() {
+	if s.err != nil {
 		return false
 	}
-	if s.budget.read.Add(1) > int64(s.budget.limit) {
+	if !s.SeriesSet.Next() {
+		s.count()
+		return false
+	}
+	s.pending++
+	if s.pending == budgetBatch || s.seen+s.pending > int64(s.budget.limit) {
+		return s.count()
+	}
+	return true
+}
+
+// count adds the pending series to the budget; false when that passes the limit.
+func (s *limitedSeriesSet) count() bool {
+	if s.pending == 0 {
+		return s.err == nil
+	}
+	s.seen = s.budget.read.Add(s.pending)
+	s.pending = 0
+	if s.seen > int64(s.budget.limit) {
 		s.err = &seriesLimitError{limit: s.budget.limit}
 		return false
 	}
@@ -200,7 +228,7 @@ func (s *limitedSeriesSet) Next() bool {
 }
 
 func (s *limitedSeriesSet) Err() error {
-	if s.err != nil {
+	if s.count(); s.err != nil {
 		return s.err
 	}
 	return s.SeriesSet.Err()

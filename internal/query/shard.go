@@ -782,16 +782,22 @@ func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 type shardSeriesSet struct {
 	storage.SeriesSet
 	shard, of uint64
+	at        storage.Series
 }
 
+// Next keeps the series it checked: a TSDB series set makes a new series at each At.
 func (s *shardSeriesSet) Next() bool {
 	for s.SeriesSet.Next() {
-		if labels.StableHash(s.At().Labels())%s.of == s.shard {
+		if at := s.SeriesSet.At(); labels.StableHash(at.Labels())%s.of == s.shard {
+			s.at = at
 			return true
 		}
 	}
+	s.at = nil
 	return false
 }
+
+func (s *shardSeriesSet) At() storage.Series { return s.at }
 
 // sharedQueryable answers the same Select (range, matchers, hints but the function)
 // once for all its queriers: the series are read from q once, and each caller iterates
