@@ -12,6 +12,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/stratametrics/strata/internal/blocks"
 )
@@ -217,7 +218,7 @@ func (sg *StoreGateway) load(ctx context.Context, lb *localBlock) error {
 
 func (sg *StoreGateway) openOrDownload(ctx context.Context, lb *localBlock) (*tsdb.Block, error) {
 	if lb.onDisk {
-		b, err := tsdb.OpenBlock(sg.logger, lb.dir, nil, nil)
+		b, err := tsdb.OpenBlock(sg.logger, lb.dir, chunkAllocator{}, nil)
 		if err == nil {
 			return b, nil
 		}
@@ -261,7 +262,7 @@ func (sg *StoreGateway) openOrDownload(ctx context.Context, lb *localBlock) (*ts
 	sg.m.loads.Inc()
 	sg.m.downloadedSize.Add(float64(size))
 
-	b, err := tsdb.OpenBlock(sg.logger, dir, nil, nil)
+	b, err := tsdb.OpenBlock(sg.logger, dir, chunkAllocator{}, nil)
 	if err != nil {
 		// Left on disk: the next use tries to open it, then downloads it again.
 		sg.m.loadFailures.Inc()
@@ -269,6 +270,17 @@ func (sg *StoreGateway) openOrDownload(ctx context.Context, lb *localBlock) (*ts
 	}
 	return b, nil
 }
+
+// chunkAllocator makes a new chunk for every chunk a query reads. The TSDB's default pool
+// gets them from a sync.Pool, but queries never give them back, so every Get finds it
+// empty after searching the other CPUs' shares, which shards reading at once keep busy.
+type chunkAllocator struct{}
+
+func (chunkAllocator) Get(e chunkenc.Encoding, b []byte) (chunkenc.Chunk, error) {
+	return chunkenc.FromData(e, b)
+}
+
+func (chunkAllocator) Put(chunkenc.Chunk) error { return nil }
 
 func (sg *StoreGateway) forgetDiskLocked(lb *localBlock) {
 	if lb.onDisk {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 )
 
 // seriesHashes keeps the shard hash (labels.StableHash) of every series of an open block,
@@ -62,6 +63,21 @@ func (b hashedBlock) Index() (tsdb.IndexReader, error) {
 	}
 	return hashedIndex{IndexReader: ir, hashes: b.hashes, symbols: b.symbols}, nil
 }
+
+// Tombstones answers without a lock when the block has none, as bucket blocks have (a
+// deletion writes new blocks): the TSDB's tombstones take a read lock for every series,
+// and shards reading at once make the CPUs trade that lock's cache line.
+func (b hashedBlock) Tombstones() (tombstones.Reader, error) {
+	tr, err := b.Block.Tombstones()
+	if err != nil || tr.Total() > 0 {
+		return tr, err
+	}
+	return noTombstones{tr}, nil
+}
+
+type noTombstones struct{ tombstones.Reader }
+
+func (noTombstones) Get(storage.SeriesRef) (tombstones.Intervals, error) { return nil, nil }
 
 type hashedIndex struct {
 	tsdb.IndexReader
