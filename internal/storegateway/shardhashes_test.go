@@ -8,7 +8,22 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/thanos-io/objstore"
 )
+
+// querierOver uploads blocks into workspace ws-1 and opens a store-gateway's querier over
+// them (closed at the end of the test).
+func querierOver(t *testing.T, bkt objstore.Bucket, bs ...fixtureBlock) (*StoreGateway, storage.Querier) {
+	t.Helper()
+	upload(t, bkt, "ws-1", bs...)
+	sg := newSG(t, testConfig(t.TempDir()), bkt)
+	q, err := sg.Querier(context.Background(), "ws-1", 0, 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return sg, q
+}
 
 // A sharded select over bucket blocks returns exactly the series of its shard (by
 // labels.StableHash, as the TSDB shards), from the kept hashes; the shards together are
@@ -19,13 +34,7 @@ func TestShardedSelect(t *testing.T) {
 	f := newFixture(t)
 	a := f.add(t, "a", concat(floats("m", 0, 200, 0, 1000, 100), floats("other", 0, 50, 0, 1000, 100)))
 	b := f.add(t, "b", floats("m", 100, 300, 1000, 2000, 100))
-	upload(t, bkt, "ws-1", a, b)
-	sg := newSG(t, testConfig(t.TempDir()), bkt)
-	q, err := sg.Querier(ctx, "ws-1", 0, 3000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	sg, q := querierOver(t, bkt, a, b)
 	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m")
 	all := selectAll(t, q, m)
 	if len(all) != 300 {
@@ -86,13 +95,7 @@ func TestBlocksKeepTheirTombstones(t *testing.T) {
 	if err := blk.Close(); err != nil {
 		t.Fatal(err)
 	}
-	upload(t, bkt, "ws-1", a, b)
-	sg := newSG(t, testConfig(t.TempDir()), bkt)
-	q, err := sg.Querier(ctx, "ws-1", 0, 3000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	_, q := querierOver(t, bkt, a, b)
 	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m")
 	isDeleted := map[string]bool{}
 	for _, s := range a.series {
