@@ -208,7 +208,14 @@ func testThreeNodes(t *testing.T, layout clusterLayout, natsArgs func(i int) []s
 	bucket := t.TempDir()
 	var addrs, dataDirs [4]string
 	var procs [3]*proc
-	args := func(i int) []string { return clusterNode(layout, i, addrs[i], dataDirs[i], bucket, natsArgs(i)...) }
+	args := func(i int) []string {
+		a := clusterNode(layout, i, addrs[i], dataDirs[i], bucket, natsArgs(i)...)
+		if i == 3 {
+			// The reader shards aggregations: each shard asks the ingesters for its series.
+			a = append(a, "--query.shards", "2")
+		}
+		return a
+	}
 	// Each listens on a port of its choosing (picked ahead, a port could be taken by an
 	// earlier node's own listeners meanwhile); a restarted node takes its port again.
 	for i := range addrs {
@@ -340,6 +347,15 @@ func testThreeNodes(t *testing.T, layout clusterLayout, natsArgs func(i int) []s
 		t.Fatalf("with the partitions shared again the reader answers %d samples, the nodes %d", got, want)
 	}
 	t.Logf("all three nodes hold %d samples, and the reader answers as they do", want)
+	// A sharded aggregation on the reader counts what an unsharded one on a node does.
+	agg := `count(node_cpu_seconds_total{writer=~".+"})`
+	whole, _ := queryAnswer(procs[0].URL, ws, agg, at)
+	if sharded, answer := queryAnswer(reader.URL, ws, agg, at); sharded == "" || sharded != whole {
+		t.Fatalf("the reader's sharded %s answers %q, node 0's unsharded %q\n%s", agg, sharded, whole, answer)
+	}
+	if n := metric(reader, `strata_query_sharded_queries_total{outcome="sharded"}`); n < 1 {
+		t.Fatalf("the reader sharded %v queries (%v ran whole)", n, metric(reader, `strata_query_sharded_queries_total{outcome="whole"}`))
+	}
 	// HA dedup still elects one replica across the nodes, the restarted one included.
 	haPair(t, procs[:], ws, "pair-2", 1, 2)
 }

@@ -3,9 +3,12 @@ package ingesterapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,38 +173,76 @@ func TestSelectAndLabels(t *testing.T) {
 }
 
 // A sharded query's select asks the ingester for its shard's series only: each shard's
-// answer holds the series of that shard, and the shards together all of them.
+// answer holds the series of that shard, and the shards together all of them. An older
+// ingester, which ignores the shard and answers every series, is filtered by the client;
+// a current one's answer says its shard and is read as it is.
 func TestShardedSelect(t *testing.T) {
 	src := newSource(t)
-	c := NewClient(members{{ID: "i1", URL: serve(t, src, testKey)}}, testKey, time.Second, nil)
-	q, err := c.Querier(context.Background(), "ws-1", 0, 10_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	const shards = 2
-	total := 0
-	for shard := range uint64(shards) {
-		n := 0
-		ss := q.Select(context.Background(), true, &storage.SelectHints{Start: 0, End: 10_000, ShardIndex: shard, ShardCount: shards},
-			labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))
-		for ss.Next() {
-			if h := labels.StableHash(ss.At().Labels()); h%shards != shard {
-				t.Errorf("shard %d answered %s, of shard %d", shard, ss.At().Labels(), h%shards)
+	for _, older := range []bool{false, true} {
+		t.Run(fmt.Sprintf("older=%v", older), func(t *testing.T) {
+			h := NewHandler(src, testKey, nil)
+			var (
+				mu   sync.Mutex
+				said []string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if older {
+					r.URL.RawQuery = ""
+				}
+				h.ServeHTTP(headerSeen{w, func(hd http.Header) {
+					mu.Lock()
+					defer mu.Unlock()
+					said = append(said, hd.Get(headerShard))
+				}}, r)
+			}))
+			t.Cleanup(srv.Close)
+			c := NewClient(members{{ID: "i1", URL: srv.URL}}, testKey, time.Second, nil)
+			q, err := c.Querier(context.Background(), "ws-1", 0, 10_000)
+			if err != nil {
+				t.Fatal(err)
 			}
-			n++
-		}
-		if err := ss.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 || n == 5 {
-			t.Errorf("shard %d: %d of 5 series", shard, n)
-		}
-		total += n
+			defer q.Close()
+			const shards = 2
+			total := 0
+			for shard := range uint64(shards) {
+				n := 0
+				ss := q.Select(context.Background(), true, &storage.SelectHints{Start: 0, End: 10_000, ShardIndex: shard, ShardCount: shards},
+					labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))
+				for ss.Next() {
+					if h := labels.StableHash(ss.At().Labels()); h%shards != shard {
+						t.Errorf("shard %d answered %s, of shard %d", shard, ss.At().Labels(), h%shards)
+					}
+					n++
+				}
+				if err := ss.Err(); err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 || n == 5 {
+					t.Errorf("shard %d: %d of 5 series", shard, n)
+				}
+				total += n
+			}
+			if total != 5 {
+				t.Errorf("the shards answered %d series, want 5", total)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := []string{"0/2", "1/2"}; !older && !slices.Equal(said, want) {
+				t.Errorf("the answers said shards %q, want %q", said, want)
+			}
+		})
 	}
-	if total != 5 {
-		t.Errorf("the shards answered %d series, want 5", total)
-	}
+}
+
+// headerSeen calls seen with the headers of the answer as it is sent.
+type headerSeen struct {
+	http.ResponseWriter
+	seen func(http.Header)
+}
+
+func (w headerSeen) WriteHeader(code int) {
+	w.seen(w.Header())
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // An ingester that does not answer is passed over; one that refuses the request (4xx)

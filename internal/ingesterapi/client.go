@@ -348,8 +348,8 @@ func (q *remoteQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	path := PathRead
 	if hints != nil && hints.ShardCount > 0 {
 		// A sharded query's shard: the ingester lists only its series. (prompb's hints
-		// have no shard; an ingester that ignores this answers every series, which the
-		// query's shard filter then drops.)
+		// have no shard; an ingester that ignores this answers every series, and its
+		// answer does not say the shard: below, the others' series are dropped.)
 		path += "?" + url.Values{"shard": {strconv.FormatUint(hints.ShardIndex, 10)}, "of": {strconv.FormatUint(hints.ShardCount, 10)}}.Encode()
 	}
 	resps, err := q.call(ctx, path, "application/x-protobuf", snappy.Encode(nil, raw))
@@ -369,6 +369,9 @@ func (q *remoteQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 		q.bodies = append(q.bodies, resp.Body)
 		body := &trailerChecked{ReadCloser: resp.Body, resp: resp}
 		sets[i] = remote.NewChunkedSeriesSet(remote.NewChunkedReader(body, maxChunkedFrame, nil), body, mint, maxt, func(error) {})
+		if hints != nil && hints.ShardCount > 0 && resp.Header.Get(headerShard) != formatShard(hints.ShardIndex, hints.ShardCount) {
+			sets[i] = &shardFilter{SeriesSet: sets[i], shard: hints.ShardIndex, of: hints.ShardCount}
+		}
 	}
 	if len(sets) == 1 {
 		return sets[0]
@@ -377,6 +380,27 @@ func (q *remoteQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	// before a partition moved): a series in several answers is merged, each sample once.
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
+
+// shardFilter keeps the series of one shard (labels.StableHash % of == shard), the
+// storage contract of a sharded select, of an answer holding every series.
+type shardFilter struct {
+	storage.SeriesSet
+	shard, of uint64
+	at        storage.Series
+}
+
+func (s *shardFilter) Next() bool {
+	for s.SeriesSet.Next() {
+		if at := s.SeriesSet.At(); labels.StableHash(at.Labels())%s.of == s.shard {
+			s.at = at
+			return true
+		}
+	}
+	s.at = nil
+	return false
+}
+
+func (s *shardFilter) At() storage.Series { return s.at }
 
 // trailerChecked turns the end of a stream whose trailer reports an error into that
 // error.

@@ -42,6 +42,10 @@ const (
 	// out of date (one gave a partition up a moment ago) learns it from the answer and
 	// asks another for the rest, rather than miss that partition's newest samples.
 	headerPartitions = "X-Strata-Partitions"
+	// headerShard says, in an answer to a sharded read, which shard it holds
+	// ("index/count"): a querier keeps every series of an answer that says it, and
+	// filters an older ingester's, which answers all series.
+	headerShard = "X-Strata-Shard"
 	// trailerError says why a stream ended early: a chunk stream has no error frame,
 	// and a stream cut short must not pass for a complete answer.
 	trailerError = "X-Strata-Error"
@@ -167,6 +171,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, ws string) {
 			hints = &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs}
 		}
 		hints.ShardIndex, hints.ShardCount = shard, of
+		w.Header().Set(headerShard, formatShard(shard, of))
 	}
 	cq, err := h.src.ChunkQuerier(r.Context(), ws, q.StartTimestampMs, q.EndTimestampMs)
 	if err != nil {
@@ -190,6 +195,10 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, ws string) {
 		h.logger.Warn("streaming series to a querier", "workspace", ws, "err", err)
 		w.Header().Set(trailerError, err.Error())
 	}
+}
+
+func formatShard(shard, of uint64) string {
+	return strconv.FormatUint(shard, 10) + "/" + strconv.FormatUint(of, 10)
 }
 
 type noFlush struct{}

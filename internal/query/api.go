@@ -29,6 +29,9 @@ import (
 // Querier returns a querier over [mint, maxt] (milliseconds, inclusive) that the caller
 // must close. ctx bounds opening the querier and is the request's context; the returned
 // querier must not keep it. Implementations must be safe for concurrent use.
+//
+// A Select whose hints have a ShardCount answers only the series of shard ShardIndex,
+// those whose labels.StableHash % ShardCount is ShardIndex: sharded queries rely on it.
 type Queryables interface {
 	Querier(ctx context.Context, workspace string, mint, maxt int64) (storage.Querier, error)
 }

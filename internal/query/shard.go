@@ -751,9 +751,10 @@ func (s partialSample) Type() chunkenc.ValueType {
 	return chunkenc.ValFloat
 }
 
-// shardQueryable reads the series of one shard of q's: it asks storage for them (the
-// TSDB filters its postings by the hash it keeps) and checks each series' hash itself, for
-// storage that does not shard (the remote ingesters' read API).
+// shardQueryable reads the series of one shard of q's: storage answers a select whose
+// hints name a shard with that shard's series only (the Queryables contract; the TSDB
+// filters its postings by the hash it keeps, the ingesters' read API filters an older
+// ingester's answer).
 func shardQueryable(q storage.Queryable, shard, of int) storage.Queryable {
 	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
 		qr, err := q.Querier(mint, maxt)
@@ -776,28 +777,8 @@ func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 		h = *hints
 	}
 	h.ShardIndex, h.ShardCount = q.shard, q.of
-	return &shardSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, &h, ms...), shard: q.shard, of: q.of}
+	return q.Querier.Select(ctx, sortSeries, &h, ms...)
 }
-
-type shardSeriesSet struct {
-	storage.SeriesSet
-	shard, of uint64
-	at        storage.Series
-}
-
-// Next keeps the series it checked: a TSDB series set makes a new series at each At.
-func (s *shardSeriesSet) Next() bool {
-	for s.SeriesSet.Next() {
-		if at := s.SeriesSet.At(); labels.StableHash(at.Labels())%s.of == s.shard {
-			s.at = at
-			return true
-		}
-	}
-	s.at = nil
-	return false
-}
-
-func (s *shardSeriesSet) At() storage.Series { return s.at }
 
 // sharedQueryable answers the same Select (range, matchers, hints but the function)
 // once for all its queriers: the series are read from q once, and each caller iterates
