@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/stratametrics/strata/internal/app"
+	"github.com/stratametrics/strata/internal/gctuner"
 	"github.com/stratametrics/strata/internal/loadgen"
 	"github.com/stratametrics/strata/internal/migrate"
 	"github.com/stratametrics/strata/internal/sigv4proxy"
@@ -100,6 +101,8 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := app.NewLogger(cfg.Log, os.Stderr)
+	// The collector's settings are the process's, so they are tuned here, once.
+	defer gctuner.Start(cfg.Runtime, logger.With("component", "gctuner")).Stop()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(ctx, cfg, logger)

@@ -22,6 +22,7 @@ import (
 	"github.com/stratametrics/strata/internal/compactor"
 	"github.com/stratametrics/strata/internal/controlplane"
 	"github.com/stratametrics/strata/internal/distributor"
+	"github.com/stratametrics/strata/internal/gctuner"
 	"github.com/stratametrics/strata/internal/importer"
 	"github.com/stratametrics/strata/internal/ingester"
 	"github.com/stratametrics/strata/internal/ingestlog"
@@ -77,6 +78,8 @@ type Config struct {
 	Alertmanager alertmanager.Config `yaml:"alertmanager"`
 	Logs         vendedlogs.Config   `yaml:"logs"`
 	Scraper      scraper.Config      `yaml:"scraper"`
+	// Runtime tunes the Go runtime of the process (cmd/strata starts it, not New).
+	Runtime gctuner.Config `yaml:"runtime"`
 }
 
 // LogConfig configures logging.
@@ -116,6 +119,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Alertmanager.RegisterFlags(f)
 	c.Logs.RegisterFlags(f)
 	c.Scraper.RegisterFlags(f)
+	c.Runtime.RegisterFlags(f)
 }
 
 var (
@@ -146,7 +150,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]interface{ Validate() error }{
 		"server": &c.Server, "auth": &c.Auth, "sts": &c.STS, "bucket": &c.Bucket, "meta": &c.Meta, "controlplane": &c.ControlPlane, "limits": &c.Limits,
 		"distributor": &c.Distributor, "ingest": &c.Ingest, "ingester": &c.Ingester, "query": &c.Query, "querier": &c.Querier, "store_gateway": &c.StoreGateway, "compactor": &c.Compactor, "usage": &c.Usage,
-		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager, "logs": &c.Logs, "scraper": &c.Scraper,
+		"ruler": &c.Ruler, "alertmanager": &c.Alertmanager, "logs": &c.Logs, "scraper": &c.Scraper, "runtime": &c.Runtime,
 	} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
