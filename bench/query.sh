@@ -32,6 +32,8 @@
 # interleaved instead: both run, and each repetition of a query goes to one, then the
 # other, so that whatever else the machine does weighs on both alike (on this 2-CPU VM a
 # process' CPU time for the same work varies by ±10% with the load on the other CPU).
+# STRATA_FLAGS="--flag value ..." adds flags to every Strata server started (split on
+# spaces), e.g. STRATA_FLAGS="--runtime.min-heap-goal 0" for Go's own GC pacing.
 # SHARDS_AB=N (with PHASE=query) measures sharding alone: two Strata servers on copies of
 # the data (dir/strata-data-b, made once), unsharded and --query.shards=2, the instant
 # `sum by (job)` query interleaved between them N times.
@@ -69,7 +71,7 @@ start_strata() {
 	local port=${sport:-18190}
 	"$work/strata" server --listen "127.0.0.1:$port" --internal.listen "127.0.0.1:$((port + 1))" --data-dir "${sdata:-$work/strata-data}" \
 		--server.enable-pprof --import.creation-grace-period 3h --query.max-samples 500000000 \
-		--log.level warn "$@" 2>> "$work/strata.log" &
+		--log.level warn ${STRATA_FLAGS:-} "$@" 2>> "$work/strata.log" &
 	pid=$!
 	wait_ready 18190 3000
 }
