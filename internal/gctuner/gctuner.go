@@ -5,7 +5,9 @@
 // query that uses both CPUs shares them with the collector. Start keeps the goal at
 // least Config.MinHeapGoal, raising GOGC after each collection while the live heap is
 // small; above the floor GOGC is what the environment set, and GOMEMLIMIT still caps
-// the heap.
+// the heap. Under a container's memory limit, and without GOMEMLIMIT, Start also sets
+// Go's memory limit to a fraction of the container's (as Prometheus 3 does), so that the
+// floor gives way before the container runs out.
 //
 // The garbage collector's settings belong to the process: run one Tuner per process
 // (cmd/strata does), not one per component.
@@ -15,9 +17,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -26,20 +32,30 @@ type Config struct {
 	// MinHeapGoal is the least heap, in bytes, the collector lets grow before it
 	// collects. Zero leaves the collector as GOGC sets it.
 	MinHeapGoal int64 `yaml:"min_heap_goal"`
+	// MemoryLimitRatio sets Go's memory limit to this fraction of the container's memory
+	// limit (cgroup) when GOMEMLIMIT is not set. Zero leaves the limit alone.
+	MemoryLimitRatio float64 `yaml:"memory_limit_ratio"`
 }
 
-// DefaultMinHeapGoal is MinHeapGoal's default.
-const DefaultMinHeapGoal = 128 << 20
+// Defaults of Config.
+const (
+	DefaultMinHeapGoal      = 128 << 20
+	DefaultMemoryLimitRatio = 0.9
+)
 
 // RegisterFlags registers the tuner's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MinHeapGoal, "runtime.min-heap-goal", DefaultMinHeapGoal, "Least heap, in bytes, the Go garbage collector lets grow before it collects: GOGC is raised while the live heap is under half of it, so a process with a small heap (a querier reading blocks mapped from disk) does not collect at every query. Above it GOGC applies as set (default 100); GOMEMLIMIT still caps the heap. 0 leaves GOGC alone.")
+	f.Float64Var(&c.MemoryLimitRatio, "runtime.memory-limit-ratio", DefaultMemoryLimitRatio, "When GOMEMLIMIT is not set and the process runs under a container memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes), Go's memory limit is set to this fraction of it: the collector then works harder as the container nears its limit, before --runtime.min-heap-goal or GOGC would let it run out. 0 leaves the limit alone.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.MinHeapGoal < 0 {
 		return fmt.Errorf("min_heap_goal must not be negative, got %d", c.MinHeapGoal)
+	}
+	if c.MemoryLimitRatio < 0 || c.MemoryLimitRatio > 1 {
+		return fmt.Errorf("memory_limit_ratio must be between 0 and 1, got %v", c.MemoryLimitRatio)
 	}
 	return nil
 }
@@ -59,14 +75,16 @@ func Percent(base int, floor, live, roots uint64) int {
 // start).
 const maxPercent = 100_000
 
-// Tuner sets GOGC after each garbage collection. Start it with Start; Stop gives the
-// process back the GOGC it had.
+// Tuner sets GOGC after each garbage collection, and Go's memory limit from the
+// container's. Start it with Start; Stop gives the process back the settings it had.
 type Tuner struct {
-	floor  uint64
+	floor  uint64 // 0: GOGC is not tuned
 	base   int
 	logger *slog.Logger
 	// tuned, when set (tests), is called with each GOGC the tuner decides on.
 	tuned func(int)
+	// prevLimit is Go's memory limit before Start set it; -1 when Start did not.
+	prevLimit int64
 
 	mu      sync.Mutex
 	stopped bool
@@ -75,27 +93,53 @@ type Tuner struct {
 }
 
 // Start starts a tuner, or returns nil when there is nothing to tune: a zero floor, or
-// the collector off (GOGC=off).
+// the collector off (GOGC=off), and no memory limit to set.
 func Start(cfg Config, logger *slog.Logger) *Tuner {
-	return start(cfg, logger, nil)
+	return start(cfg, logger, "/sys/fs/cgroup", os.LookupEnv, nil)
 }
 
-func start(cfg Config, logger *slog.Logger, tuned func(int)) *Tuner {
-	if cfg.MinHeapGoal <= 0 {
-		return nil
-	}
+func start(cfg Config, logger *slog.Logger, cgroupRoot string, env func(string) (string, bool), tuned func(int)) *Tuner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	t := &Tuner{logger: logger, tuned: tuned, prevLimit: -1}
+	if _, set := env("GOMEMLIMIT"); !set && cfg.MemoryLimitRatio > 0 {
+		if limit, ok := ContainerMemoryLimit(cgroupRoot); ok {
+			goal := int64(float64(limit) * cfg.MemoryLimitRatio)
+			t.prevLimit = debug.SetMemoryLimit(goal)
+			logger.Info("go memory limit set from the container's", "container_limit_bytes", limit, "gomemlimit_bytes", goal)
+		}
+	}
 	base := debug.SetGCPercent(100)
 	debug.SetGCPercent(base)
-	if base < 0 {
+	if cfg.MinHeapGoal > 0 && base >= 0 {
+		t.floor, t.base, t.percent = uint64(cfg.MinHeapGoal), base, base
+		t.samples = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
+		t.tune()
+	}
+	if t.floor == 0 && t.prevLimit < 0 {
 		return nil
 	}
-	t := &Tuner{floor: uint64(cfg.MinHeapGoal), base: base, logger: logger, tuned: tuned, percent: base,
-		samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
-	t.tune()
 	return t
+}
+
+// ContainerMemoryLimit reads the memory limit of the process's container from the
+// cgroup file system mounted at root: cgroup v2's memory.max, else cgroup v1's
+// memory/memory.limit_in_bytes. ok is false without a limit ("max", or v1's page-rounded
+// largest value).
+func ContainerMemoryLimit(root string) (limit int64, ok bool) {
+	for _, name := range []string{"memory.max", "memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<62 {
+			return 0, false
+		}
+		return v, true
+	}
+	return 0, false
 }
 
 // arm has t.tune run after the next collection: a cleanup runs once the object it is
@@ -108,7 +152,7 @@ func (t *Tuner) arm() {
 func (t *Tuner) tune() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped {
+	if t.stopped || t.floor == 0 {
 		return
 	}
 	metrics.Read(t.samples)
@@ -132,7 +176,8 @@ func (t *Tuner) tune() {
 	t.arm()
 }
 
-// Stop stops tuning and sets GOGC back to what it was at Start. A nil Tuner is stopped.
+// Stop stops tuning and sets GOGC and the memory limit back to what they were at Start.
+// A nil Tuner is stopped.
 func (t *Tuner) Stop() {
 	if t == nil {
 		return
@@ -140,5 +185,10 @@ func (t *Tuner) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.stopped = true
-	debug.SetGCPercent(t.base)
+	if t.floor > 0 {
+		debug.SetGCPercent(t.base)
+	}
+	if t.prevLimit >= 0 {
+		debug.SetMemoryLimit(t.prevLimit)
+	}
 }
